@@ -1,0 +1,147 @@
+"""Actors of the twin as structures of arrays: one numpy array per attribute, one row per actor.
+
+Rows are kept compact (no gaps); an actor's stable identity is its ``id``. Every behaviour
+parameter is a column, so a persona can set it per actor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class VehicleType:
+    """Dimensions [m] and limits of a class of vehicle."""
+
+    name: str
+    length: float  # [m]
+    width: float  # [m]
+    wheelbase: float  # [m]
+    a_max: float  # [m/s^2] maximum acceleration
+    b_comf: float  # [m/s^2] comfortable deceleration
+    b_max: float  # [m/s^2] maximum (emergency) deceleration
+    v_max: float  # [m/s] top speed
+
+
+VEHICLE_TYPES = (
+    VehicleType("car", 4.5, 1.8, 2.7, 2.0, 2.5, 8.0, 50.0),
+    VehicleType("truck", 12.0, 2.5, 7.0, 1.0, 2.0, 6.0, 25.0),
+    VehicleType("bus", 12.0, 2.55, 6.5, 1.2, 2.0, 6.0, 27.0),
+)
+TYPE_INDEX = {t.name: i for i, t in enumerate(VEHICLE_TYPES)}
+
+HUMAN, META, CONTINUOUS = 0, 1, 2  # who drives a vehicle
+
+APPROACH, WAIT, CROSS, DEPART, HIT = 0, 1, 2, 3, 4  # pedestrian phases
+PHASE_NAMES = ("approach", "wait", "cross", "depart", "hit")
+PEDESTRIAN_RADIUS = 0.3  # [m]
+
+
+class ActorArrays:
+    """Columns named in ``FIELDS`` (name -> (dtype, trailing shape))."""
+
+    FIELDS: dict[str, tuple[type, tuple[int, ...]]] = {}
+
+    def __init__(self) -> None:
+        for name, (dtype, shape) in self.FIELDS.items():
+            setattr(self, name, np.zeros((0, *shape), dtype=dtype))
+
+    def __len__(self) -> int:
+        return len(self.id)
+
+    def append(self, **values) -> int:
+        """Add one actor; columns not given are zero. Returns its row."""
+        unknown = set(values) - set(self.FIELDS)
+        if unknown:
+            raise KeyError(f"unknown actor fields: {sorted(unknown)}")
+        for name, (dtype, shape) in self.FIELDS.items():
+            col = getattr(self, name)
+            row = np.zeros((1, *shape), dtype=dtype)
+            if name in values:
+                row[0] = values[name]
+            setattr(self, name, np.concatenate([col, row]))
+        return len(self) - 1
+
+    def keep(self, mask: np.ndarray) -> None:
+        """Drop the rows where ``mask`` is False."""
+        for name in self.FIELDS:
+            setattr(self, name, getattr(self, name)[mask])
+
+    def row(self, actor_id: int) -> int:
+        """Row of an actor id; KeyError if it is not present."""
+        hits = np.flatnonzero(self.id == actor_id)
+        if not len(hits):
+            raise KeyError(f"no actor with id {actor_id}")
+        return int(hits[0])
+
+
+F, I, B = np.float64, np.int64, np.bool_
+
+
+class Vehicles(ActorArrays):
+    """Vehicles in lane (Frenet) coordinates plus derived world coordinates."""
+
+    FIELDS = {
+        "id": (I, ()),
+        "vtype": (I, ()),
+        "driver": (I, ()),  # HUMAN, META or CONTINUOUS
+        "lane": (I, ()),
+        "target_lane": (I, ()),
+        "s": (F, ()),  # [m] station of the centre along the lane's edge
+        "d": (F, ()),  # [m] lateral offset from the edge's reference curve
+        "psi": (F, ()),  # [rad] heading relative to the reference tangent
+        "v": (F, ()),  # [m/s]
+        "a": (F, ()),  # [m/s^2]
+        "steer": (F, ()),  # [rad]
+        "length": (F, ()),
+        "width": (F, ()),
+        "wheelbase": (F, ()),
+        "a_max": (F, ()),
+        "b_comf": (F, ()),
+        "b_max": (F, ()),
+        "v_max": (F, ()),
+        # behaviour parameters (per driver, persona-settable)
+        "speed_factor": (F, ()),  # desired speed / local limit
+        "headway": (F, ()),  # [s] IDM time headway
+        "min_gap": (F, ()),  # [m] IDM standstill gap
+        "politeness": (F, ()),  # MOBIL politeness factor
+        "reaction_time": (F, ()),  # [s] lag of the acceleration response
+        "compliance": (F, ()),  # probability of obeying a red signal
+        "runs_red": (B, ()),  # drawn from compliance at spawn
+        # commands of RL drivers
+        "cmd_speed": (F, ()),
+        "cmd_accel": (F, ()),
+        "cmd_steer": (F, ()),
+        # state flags and derived values
+        "crashed": (B, ()),
+        "crash_time": (F, ()),
+        "kappa": (F, ()),  # [1/m] reference curvature at s
+        "x": (F, ()),
+        "y": (F, ()),
+        "heading": (F, ()),
+        "odometer": (F, ()),  # [m] distance travelled
+    }
+
+
+class Pedestrians(ActorArrays):
+    """Pedestrians walking a four-point path: sidewalk, curb, far curb, sidewalk."""
+
+    FIELDS = {
+        "id": (I, ()),
+        "path": (F, (4, 2)),  # [m]
+        "cum": (F, (4,)),  # [m] cumulative length at each path point
+        "s": (F, ()),  # [m] distance walked along the path
+        "phase": (I, ()),
+        "crossing": (I, ()),
+        "jaywalker": (B, ()),
+        "speed": (F, ()),  # [m/s] walking speed
+        "critical_gap": (F, ()),  # [s] smallest accepted time gap to approaching vehicles
+        "compliance": (F, ()),  # probability of waiting for the walk signal
+        "ignores_signal": (B, ()),
+        "waited": (F, ()),  # [s] time spent at the curb
+        "x": (F, ()),
+        "y": (F, ()),
+        "heading": (F, ()),
+    }

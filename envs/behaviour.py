@@ -1,0 +1,72 @@
+"""Behaviour models that execute the humans' intents: IDM, MOBIL, lane keeping, gap acceptance.
+
+Pure, vectorised functions over numpy arrays; the world decides whom to apply them to.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+IDM_DELTA = 4.0  # acceleration exponent of IDM
+MOBIL_SAFE_DECEL = 4.0  # [m/s^2] b_safe: the most a new follower may be made to brake
+MOBIL_THRESHOLD = 0.2  # [m/s^2] smallest advantage worth a lane change
+MOBIL_KEEP_RIGHT = 0.15  # [m/s^2] bias toward the right lane
+LATERAL_GAIN = 1.0  # [1/s] lateral offset error -> lateral speed
+MAX_LATERAL_SPEED = 1.2  # [m/s] during a lane change
+HEADING_GAIN = 6.0  # [1/s] heading error -> yaw rate
+MAX_STEER = 0.6  # [rad]
+
+
+def idm(v, v0, headway, min_gap, a_max, b_comf, gap, v_lead):
+    """IDM acceleration [m/s^2] for speed ``v`` behind a leader at bumper gap ``gap`` [m].
+
+    ``gap`` may be ``inf`` for a free road. Arrays broadcast element-wise.
+    """
+    dv = v - v_lead
+    s_star = min_gap + np.maximum(0.0, v * headway + v * dv / (2.0 * np.sqrt(a_max * b_comf)))
+    free = 1.0 - (v / np.maximum(v0, 0.1)) ** IDM_DELTA
+    interaction = (s_star / np.maximum(gap, 0.05)) ** 2
+    return a_max * (free - np.where(np.isfinite(gap), interaction, 0.0))
+
+
+def mobil(
+    a_self_now,
+    a_self_new,
+    a_new_follower_now,
+    a_new_follower_new,
+    a_old_follower_now,
+    a_old_follower_new,
+    politeness,
+    to_right,
+    b_safe: float = MOBIL_SAFE_DECEL,
+):
+    """MOBIL decision: whether a lane change is safe and worth it (element-wise bool).
+
+    Safe: the new follower would brake no harder than ``b_safe`` [m/s^2], nor would the
+    changer itself. Worth it: own gain plus ``politeness`` times the followers' gains
+    beats the threshold, with a bias toward the right lane.
+    """
+    safe = (a_new_follower_new >= -b_safe) & (a_self_new >= -b_safe)
+    gain = (a_self_new - a_self_now) + politeness * (
+        (a_new_follower_new - a_new_follower_now) + (a_old_follower_new - a_old_follower_now)
+    )
+    threshold = MOBIL_THRESHOLD + np.where(to_right, -MOBIL_KEEP_RIGHT, MOBIL_KEEP_RIGHT)
+    return safe & (gain > threshold)
+
+
+def lane_keeping_yaw_rate(d, d_target, psi, v, kappa):
+    """Yaw rate [rad/s] that steers lateral offset ``d`` toward ``d_target`` [m] on a curve."""
+    v_lat = np.clip(-LATERAL_GAIN * (d - d_target), -MAX_LATERAL_SPEED, MAX_LATERAL_SPEED)
+    psi_cmd = np.arcsin(np.clip(v_lat / np.maximum(v, 1.0), -0.5, 0.5))
+    curve = kappa / np.maximum(1.0 - kappa * d, 0.1) * v * np.cos(psi)  # yaw rate that follows the offset curve
+    return HEADING_GAIN * (psi_cmd - psi) + curve
+
+
+def steering_for_yaw_rate(yaw_rate, v, wheelbase):
+    """Front-wheel angle [rad] of a kinematic bicycle that yields ``yaw_rate`` at speed ``v``."""
+    return np.clip(np.arctan(wheelbase * yaw_rate / np.maximum(v, 0.5)), -MAX_STEER, MAX_STEER)
+
+
+def accepts_gap(time_gap, critical_gap):
+    """Gap acceptance: a pedestrian crosses when the time gap [s] is at least its critical gap."""
+    return time_gap >= critical_gap

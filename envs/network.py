@@ -1,0 +1,240 @@
+"""Road network of the twin: edges, lanes, crossings, speed zones and signal plans.
+
+An *edge* is a reference curve; its *lanes* are parallel to it at a lateral offset ``d``
+[m] (positive to the left of the direction of travel) and share its station ``s`` [m].
+Lanes join end-to-start through ``next`` (a turning movement in a junction is a short
+single-lane edge). The network also flattens everything into numpy tables so that the
+world can look up geometry for all actors at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from envs.geometry import Path
+
+GREEN, AMBER, RED = 0, 1, 2  # vehicle signal states
+WALK, FLASH, DONT_WALK = 0, 1, 2  # pedestrian signal states
+
+
+@dataclass
+class Lane:
+    """One lane of an edge, usable between stations ``s_from`` and ``s_to`` [m]."""
+
+    edge: int
+    offset: float  # [m] lateral offset of the lane centre from the edge's reference curve
+    width: float  # [m]
+    speed_limit: float  # [m/s]
+    s_from: float = 0.0  # [m]
+    s_to: float | None = None  # [m]; None means the end of the edge
+    next: int = -1  # lane entered at s_to, or -1 for an exit of the network
+    next_station: float = 0.0  # [m] station on ``next`` where this lane joins it
+    dead_end: bool = False  # the lane stops at s_to (an acceleration lane)
+    lane_change: bool = True  # lane changes to and from this lane are allowed
+    signal_group: int = -1  # signal group controlling the stop line at s_to
+    name: str = ""
+    left: int = -1
+    right: int = -1
+
+
+@dataclass
+class Crossing:
+    """A place where pedestrians cross vehicle lanes (a marked crosswalk or a jaywalk line)."""
+
+    polygon: np.ndarray  # (4, 2) corners [m]
+    signal: int = -1  # index of the pedestrian signal, or -1 when unsignalised
+    name: str = ""
+    zones: list[tuple[int, float, float]] = field(default_factory=list)  # (lane, s_in, s_out)
+
+
+@dataclass
+class SpeedZone:
+    """A reduced speed limit on a lane between two stations (a school zone)."""
+
+    lane: int
+    s_from: float
+    s_to: float
+    limit: float  # [m/s]
+
+
+@dataclass
+class Inlet:
+    """Where traffic enters: ``rate`` [veh/s] shared by ``lanes`` with ``weights``."""
+
+    lanes: list[int]
+    weights: list[float]
+    rate: float
+    name: str = ""
+
+
+@dataclass
+class SidewalkRoute:
+    """A pedestrian trip: walk along side A (a0 -> a1), cross ``crossing`` to b0, walk to b1.
+
+    With ``jaywalk_ok`` a pedestrian may leave side A anywhere and cross straight over.
+    """
+
+    a0: tuple[float, float]
+    a1: tuple[float, float]
+    b0: tuple[float, float]
+    b1: tuple[float, float]
+    crossing: int
+    jaywalk_ok: bool = False
+
+
+@dataclass
+class SignalInterval:
+    """One interval of a signal cycle: states per vehicle group and per pedestrian signal."""
+
+    duration: float  # [s]
+    groups: list[int]
+    crossings: list[int]
+    name: str = ""
+
+
+@dataclass
+class Network:
+    """All static geometry and control of one scenario, with flat lookup tables."""
+
+    edges: list[Path]
+    lanes: list[Lane]
+    crossings: list[Crossing] = field(default_factory=list)
+    speed_zones: list[SpeedZone] = field(default_factory=list)
+    inlets: list[Inlet] = field(default_factory=list)
+    sidewalk_routes: list[SidewalkRoute] = field(default_factory=list)
+    signal_cycle: list[SignalInterval] = field(default_factory=list)
+    signal_groups: int = 0
+    pedestrian_signals: int = 0
+    sidewalks: list[np.ndarray] = field(default_factory=list)  # polylines for rendering
+    sidewalk_width: float = 2.5  # [m]
+    bounds: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)  # xmin, ymin, xmax, ymax
+
+    def __post_init__(self) -> None:
+        self._link_neighbours()
+        self._build_tables()
+        for crossing in self.crossings:
+            crossing.zones = self.conflict_zones(crossing.polygon)
+        self._build_zone_tables()
+        pts = np.concatenate([np.stack([p.x, p.y], 1) for p in self.edges])
+        pad = 15.0
+        self.bounds = (pts[:, 0].min() - pad, pts[:, 1].min() - pad, pts[:, 0].max() + pad, pts[:, 1].max() + pad)
+
+    # ---- construction -------------------------------------------------------------
+    def _link_neighbours(self) -> None:
+        for lane in self.lanes:
+            if lane.s_to is None:
+                lane.s_to = self.edges[lane.edge].length
+        by_edge: dict[int, list[int]] = {}
+        for i, lane in enumerate(self.lanes):
+            by_edge.setdefault(lane.edge, []).append(i)
+        for ids in by_edge.values():
+            ids = sorted(ids, key=lambda i: self.lanes[i].offset)  # right to left
+            for right, left in zip(ids[:-1], ids[1:]):
+                if abs(self.lanes[left].offset - self.lanes[right].offset) < 0.5 * (
+                    self.lanes[left].width + self.lanes[right].width
+                ) + 0.01:
+                    self.lanes[right].left = left
+                    self.lanes[left].right = right
+
+    def _build_tables(self) -> None:
+        lanes = self.lanes
+        self.lane_edge = np.array([ln.edge for ln in lanes], dtype=np.int64)
+        self.lane_offset = np.array([ln.offset for ln in lanes])
+        self.lane_width = np.array([ln.width for ln in lanes])
+        self.lane_speed_limit = np.array([ln.speed_limit for ln in lanes])
+        self.lane_s_from = np.array([ln.s_from for ln in lanes])
+        self.lane_s_to = np.array([ln.s_to for ln in lanes])
+        self.lane_next = np.array([ln.next for ln in lanes], dtype=np.int64)
+        self.lane_next_station = np.array([ln.next_station for ln in lanes])
+        self.lane_dead_end = np.array([ln.dead_end for ln in lanes])
+        self.lane_change_ok = np.array([ln.lane_change for ln in lanes])
+        self.lane_signal_group = np.array([ln.signal_group for ln in lanes], dtype=np.int64)
+        self.lane_left = np.array([ln.left for ln in lanes], dtype=np.int64)
+        self.lane_right = np.array([ln.right for ln in lanes], dtype=np.int64)
+        self.lane_max_curvature = np.array([
+            np.abs(self.edges[ln.edge].curvature[(self.edges[ln.edge].s >= ln.s_from) & (self.edges[ln.edge].s <= ln.s_to)]).max(initial=0.0)
+            / max(1.0 - abs(ln.offset) * np.abs(self.edges[ln.edge].curvature).max(), 0.1)
+            for ln in lanes
+        ])
+        # edge reference curves laid end to end on one "chain" axis, 1 km apart
+        offsets, pieces, pos = [], [], 0.0
+        for path in self.edges:
+            offsets.append(pos)
+            table = np.stack([path.x, path.y, np.cos(path.heading), np.sin(path.heading), path.curvature], 1)
+            pieces.append((path.s + pos, table))
+            pos += path.length + 1000.0
+        self.edge_chain_offset = np.array(offsets)
+        self.edge_length = np.array([p.length for p in self.edges])
+        self.chain_s = np.concatenate([p[0] for p in pieces])
+        self.chain_table = np.concatenate([p[1] for p in pieces])
+
+    def _build_zone_tables(self) -> None:
+        zones = [(lane, s_in, s_out, c) for c, cr in enumerate(self.crossings) for lane, s_in, s_out in cr.zones]
+        arr = np.array(zones, dtype=float).reshape(-1, 4)
+        self.zone_lane = arr[:, 0].astype(np.int64)
+        self.zone_s_in = arr[:, 1]
+        self.zone_s_out = arr[:, 2]
+        self.zone_crossing = arr[:, 3].astype(np.int64)
+        sz = self.speed_zones
+        self.speed_zone_lane = np.array([z.lane for z in sz], dtype=np.int64)
+        self.speed_zone_from = np.array([z.s_from for z in sz])
+        self.speed_zone_to = np.array([z.s_to for z in sz])
+        self.speed_zone_limit = np.array([z.limit for z in sz])
+
+    def add_crossing(self, crossing: Crossing) -> int:
+        """Register a crossing (e.g. a jaywalk line) and its conflict zones; returns its index."""
+        crossing.zones = self.conflict_zones(crossing.polygon)
+        self.crossings.append(crossing)
+        self._build_zone_tables()
+        return len(self.crossings) - 1
+
+    def conflict_zones(self, polygon: np.ndarray, margin: float = 0.5) -> list[tuple[int, float, float]]:
+        """Stations (s_in, s_out) [m] where each lane's centre line passes through ``polygon``."""
+        poly = np.asarray(polygon, float)
+        centre = poly.mean(0)
+        poly = centre + (poly - centre) * (1 + margin / max(np.linalg.norm(poly - centre, axis=1).min(), 1e-6))
+        zones = []
+        for i, lane in enumerate(self.lanes):
+            path = self.edges[lane.edge]
+            ss = np.arange(lane.s_from, lane.s_to, 0.25)
+            h = np.interp(ss, path.s, path.heading)
+            px = np.interp(ss, path.s, path.x) - lane.offset * np.sin(h)
+            py = np.interp(ss, path.s, path.y) + lane.offset * np.cos(h)
+            inside = _inside_convex(poly, px, py)
+            if inside.any():
+                zones.append((i, float(ss[inside].min()), float(ss[inside].max())))
+        return zones
+
+    # ---- lookups -------------------------------------------------------------------
+    def frame(self, edge: np.ndarray, s: np.ndarray) -> np.ndarray:
+        """Reference frame at stations ``s`` of edges: (n, 5) of x, y, cos h, sin h, curvature."""
+        g = self.edge_chain_offset[edge] + np.clip(s, 0.0, self.edge_length[edge])
+        idx = np.clip(np.searchsorted(self.chain_s, g, side="right"), 1, len(self.chain_s) - 1)
+        s0, s1 = self.chain_s[idx - 1], self.chain_s[idx]
+        w = ((g - s0) / np.maximum(s1 - s0, 1e-9))[:, None]
+        t0, t1 = self.chain_table[idx - 1], self.chain_table[idx]
+        return t0 + w * (t1 - t0)
+
+    def lane_polyline(self, lane: int, d: float = 0.0) -> np.ndarray:
+        """(n, 2) points of a lane's centre line shifted by ``d`` [m]."""
+        ln = self.lanes[lane]
+        return self.edges[ln.edge].offset_polyline(ln.offset + d, ln.s_from, ln.s_to)
+
+    def lane_point(self, lane: int, s: float) -> tuple[float, float, float]:
+        """World (x, y, heading) of a lane centre at station ``s``."""
+        ln = self.lanes[lane]
+        path = self.edges[ln.edge]
+        x, y = path.point(s, ln.offset)
+        return x, y, float(np.interp(s, path.s, path.heading))
+
+
+def _inside_convex(poly: np.ndarray, px: np.ndarray, py: np.ndarray) -> np.ndarray:
+    """Whether points lie inside a convex polygon given in either winding order."""
+    signs = []
+    for k in range(len(poly)):
+        a, b = poly[k], poly[(k + 1) % len(poly)]
+        signs.append((b[0] - a[0]) * (py - a[1]) - (b[1] - a[1]) * (px - a[0]))
+    signs = np.array(signs)
+    return np.all(signs >= 0, axis=0) | np.all(signs <= 0, axis=0)

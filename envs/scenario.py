@@ -1,0 +1,283 @@
+"""Typed scenario configuration, loaded from YAML and overridable from code.
+
+A scenario names its road network family (``highway``, ``intersection``, ``crosswalk``),
+the traffic demand, the behaviour distributions of the simulated humans, the controlled
+(ego) vehicles and the two clocks. Unknown fields and out-of-range values are rejected
+with a :class:`ScenarioError` that names the field and the file.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path as FilePath
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+SCENARIO_DIR = FilePath(__file__).resolve().parent.parent / "configs" / "scenarios"
+
+#: keyword shortcuts accepted by ``gym.make`` / ``parallel_env`` and their config paths
+SHORTCUTS = {
+    "vehicles": "demand.vehicles",
+    "pedestrians_per_hour": "demand.pedestrians_per_hour",
+    "vehicles_per_hour": "demand.vehicles_per_hour",
+    "controlled": "ego.controlled",
+    "action": "ego.action",
+}
+
+
+class ScenarioError(ValueError):
+    """A scenario file or override that cannot be used; the message names the field."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Spread(Strict):
+    """A normal distribution, clipped to [low, high] when sampled."""
+
+    mean: float
+    sd: float = Field(0.0, ge=0.0)
+
+
+class HighwayNetwork(Strict):
+    kind: Literal["highway"] = "highway"
+    lanes: int = Field(4, ge=1, le=8)
+    length_m: float = Field(1000.0, ge=300.0, le=20000.0)
+    lane_width_m: float = Field(3.7, ge=2.5, le=5.0)
+    speed_limit_mps: float = Field(30.0, gt=0.0, le=60.0)
+    curve_start_m: float = Field(650.0, ge=0.0, description="where the curved section starts")
+    curve_radius_m: float = Field(900.0, ge=100.0)
+    curve_angle_deg: float = Field(12.0, ge=-90.0, le=90.0)
+    on_ramp: bool = True
+    merge_at_m: float = Field(250.0, ge=50.0, description="station where the acceleration lane starts")
+    accel_lane_m: float = Field(200.0, ge=50.0)
+    ramp_length_m: float = Field(180.0, ge=50.0)
+    ramp_speed_limit_mps: float = Field(22.0, gt=0.0, le=60.0)
+
+    @model_validator(mode="after")
+    def _fits(self) -> "HighwayNetwork":
+        if self.on_ramp and self.merge_at_m + self.accel_lane_m > self.curve_start_m:
+            raise ValueError("merge_at_m + accel_lane_m must not exceed curve_start_m")
+        if self.curve_start_m >= self.length_m:
+            raise ValueError("curve_start_m must be less than length_m")
+        return self
+
+
+class IntersectionNetwork(Strict):
+    kind: Literal["intersection"] = "intersection"
+    arm_length_m: float = Field(150.0, ge=60.0, le=2000.0)
+    lane_width_m: float = Field(3.5, ge=2.5, le=5.0)
+    speed_limit_mps: float = Field(13.9, gt=0.0, le=40.0)
+    crosswalk_width_m: float = Field(4.0, ge=2.0, le=8.0)
+    green_s: float = Field(18.0, ge=5.0, le=120.0, description="green time of each approach")
+    amber_s: float = Field(4.0, ge=2.0, le=8.0)
+    all_red_s: float = Field(2.5, ge=0.0, le=10.0)
+    walk_s: float = Field(8.0, ge=3.0, le=60.0)
+    flash_s: float = Field(16.0, ge=5.0, le=60.0, description="flashing don't-walk clearance")
+
+
+class CrosswalkNetwork(Strict):
+    kind: Literal["crosswalk"] = "crosswalk"
+    length_m: float = Field(400.0, ge=150.0, le=5000.0)
+    lane_width_m: float = Field(3.5, ge=2.5, le=5.0)
+    speed_limit_mps: float = Field(13.9, gt=0.0, le=40.0)
+    crosswalk_at_m: float = Field(200.0, ge=30.0)
+    crosswalk_width_m: float = Field(4.0, ge=2.0, le=8.0)
+    school_zone_from_m: float = Field(110.0, ge=0.0)
+    school_zone_to_m: float = Field(290.0, ge=0.0)
+    school_zone_limit_mps: float = Field(8.3, gt=0.0, le=40.0)
+
+    @model_validator(mode="after")
+    def _fits(self) -> "CrosswalkNetwork":
+        if not (0 <= self.school_zone_from_m <= self.crosswalk_at_m <= self.school_zone_to_m <= self.length_m):
+            raise ValueError("need 0 <= school_zone_from_m <= crosswalk_at_m <= school_zone_to_m <= length_m")
+        return self
+
+
+class VehicleMix(Strict):
+    car: float = Field(0.85, ge=0.0)
+    truck: float = Field(0.10, ge=0.0)
+    bus: float = Field(0.05, ge=0.0)
+
+
+class TurnRatios(Strict):
+    left: float = Field(0.2, ge=0.0)
+    through: float = Field(0.6, ge=0.0)
+    right: float = Field(0.2, ge=0.0)
+
+
+class Demand(Strict):
+    vehicles: int = Field(20, ge=0, le=5000, description="background vehicles placed at reset")
+    vehicles_per_hour: float = Field(600.0, ge=0.0, le=20000.0, description="inflow per entry road [veh/h]")
+    ramp_vehicles_per_hour: float = Field(300.0, ge=0.0, le=5000.0)
+    pedestrians_per_hour: float = Field(0.0, ge=0.0, le=20000.0)
+    jaywalk_fraction: float = Field(0.0, ge=0.0, le=1.0)
+    mix: VehicleMix = VehicleMix()
+    turns: TurnRatios = TurnRatios()
+
+
+class DriverBehaviour(Strict):
+    """Distributions of the per-driver behaviour parameters."""
+
+    desired_speed_factor: Spread = Spread(mean=1.0, sd=0.07)  # times the speed limit
+    time_headway_s: Spread = Spread(mean=1.5, sd=0.2)
+    min_gap_m: Spread = Spread(mean=2.0, sd=0.3)
+    politeness: Spread = Spread(mean=0.3, sd=0.1)
+    reaction_time_s: Spread = Spread(mean=0.4, sd=0.1)
+    signal_compliance: float = Field(1.0, ge=0.0, le=1.0)
+
+
+class PedestrianBehaviour(Strict):
+    walking_speed_mps: Spread = Spread(mean=1.35, sd=0.2)
+    critical_gap_s: Spread = Spread(mean=5.0, sd=1.0)
+    signal_compliance: float = Field(1.0, ge=0.0, le=1.0)
+
+
+class EgoConfig(Strict):
+    controlled: int = Field(1, ge=0, le=64, description="number of RL-controlled vehicles")
+    action: Literal["meta", "continuous"] = "meta"
+    target_speeds_mps: list[float] = Field(default_factory=lambda: [0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0])
+    observed_actors: int = Field(10, ge=1, le=64)
+    observation_range_m: float = Field(100.0, gt=0.0)
+    movement: Literal["left", "through", "right", "random"] = "through"
+
+
+class RewardConfig(Strict):
+    progress: float = 1.0
+    comfort: float = 0.05
+    collision: float = 1.0
+    hazard: float = 0.2
+    time_to_collision_hazard_s: float = Field(1.5, gt=0.0)
+
+
+class RenderConfig(Strict):
+    width_px: int = Field(640, ge=64, le=4096)
+    height_px: int = Field(480, ge=64, le=4096)
+    px_per_m: float | None = Field(None, gt=0.0, description="None fits the whole network")
+    follow_ego: bool = False
+
+
+Network = Annotated[Union[HighwayNetwork, IntersectionNetwork, CrosswalkNetwork], Field(discriminator="kind")]
+
+
+class ScenarioConfig(Strict):
+    """Everything needed to build and run one scenario of the twin."""
+
+    name: str
+    description: str = ""
+    seed: int = 0
+    sim_hz: int = Field(15, ge=1, le=200, description="physics rate [Hz]")
+    policy_hz: int = Field(1, ge=1, le=200, description="decision rate [Hz]")
+    duration_s: float = Field(40.0, gt=0.0, description="episode length [s]")
+    network: Network
+    demand: Demand = Demand()
+    drivers: DriverBehaviour = DriverBehaviour()
+    pedestrians: PedestrianBehaviour = PedestrianBehaviour()
+    ego: EgoConfig = EgoConfig()
+    reward: RewardConfig = RewardConfig()
+    render: RenderConfig = RenderConfig()
+
+    @model_validator(mode="after")
+    def _clocks(self) -> "ScenarioConfig":
+        if self.sim_hz % self.policy_hz:
+            raise ValueError(f"policy_hz ({self.policy_hz}) must divide sim_hz ({self.sim_hz})")
+        return self
+
+    @property
+    def substeps(self) -> int:
+        """Physics steps per policy step."""
+        return self.sim_hz // self.policy_hz
+
+
+def resolve_scenario_path(scenario: str | FilePath) -> FilePath:
+    """A YAML path, or the name of a shipped scenario (``highway`` -> configs/scenarios/highway.yaml)."""
+    path = FilePath(scenario)
+    if path.suffix in (".yaml", ".yml"):
+        if not path.exists():
+            raise ScenarioError(f"{path}: scenario file not found")
+        return path
+    shipped = SCENARIO_DIR / f"{scenario}.yaml"
+    if shipped.exists():
+        return shipped
+    names = sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml"))
+    raise ScenarioError(f"{scenario}: no such scenario file or shipped scenario (shipped: {', '.join(names)})")
+
+
+def load_scenario(scenario: str | FilePath | dict | ScenarioConfig, overrides: dict[str, Any] | None = None) -> ScenarioConfig:
+    """Load and validate a scenario from a path, shipped name, dict or config, then apply overrides.
+
+    ``overrides`` maps dotted field paths (``"network.lanes"``) or the :data:`SHORTCUTS`
+    (``"vehicles"``) to values.
+    """
+    source = "<dict>"
+    if isinstance(scenario, ScenarioConfig):
+        data, source = scenario.model_dump(), f"<scenario {scenario.name}>"
+    elif isinstance(scenario, dict):
+        data = dict(scenario)
+    else:
+        path = resolve_scenario_path(scenario)
+        source = str(path)
+        try:
+            data = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise ScenarioError(f"{source}: not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise ScenarioError(f"{source}: expected a mapping of scenario fields at the top level")
+    for key, value in (overrides or {}).items():
+        _set_path(data, SHORTCUTS.get(key, key), value)
+        source = source + " (with overrides)" if "overrides" not in source else source
+    try:
+        return ScenarioConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ScenarioError(_describe(exc, source)) from None
+
+
+def scenario_overrides(overrides: dict[str, Any] | None, fields: dict[str, Any], **forced: Any) -> dict[str, Any]:
+    """Merge an ``overrides`` dict with keyword fields (``a__b`` means ``a.b``) and forced shortcuts."""
+    merged = dict(overrides or {})
+    merged.update({key.replace("__", "."): value for key, value in fields.items()})
+    merged.update(forced)
+    return merged
+
+
+def _set_path(data: dict, dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = data
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ScenarioError(f"override {dotted!r}: {key!r} is not a section")
+    node[keys[-1]] = value
+
+
+def _describe(exc: ValidationError, source: str) -> str:
+    lines = [f"{source}: invalid scenario ({exc.error_count()} problem{'s' * (exc.error_count() > 1)})"]
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"] if p not in ("highway", "intersection", "crosswalk") or len(err["loc"]) == 1]
+        field = ".".join(loc) or "(top level)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field"
+            hint = _closest(err["loc"])
+            if hint:
+                msg += f" (did you mean {hint!r}?)"
+        lines.append(f"  - {field}: {msg}")
+    return "\n".join(lines)
+
+
+def _closest(loc: tuple) -> str | None:
+    model: Any = ScenarioConfig
+    for part in loc[:-1]:
+        if isinstance(part, str) and part in ("highway", "intersection", "crosswalk"):
+            model = {"highway": HighwayNetwork, "intersection": IntersectionNetwork, "crosswalk": CrosswalkNetwork}[part]
+            continue
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return None
+        model = field.annotation
+    names = list(getattr(model, "model_fields", {}))
+    match = difflib.get_close_matches(str(loc[-1]), names, n=1)
+    return match[0] if match else None

@@ -1,0 +1,726 @@
+"""The twin's world: road network, actors, signals and the vectorised physics step.
+
+``World.step(dt)`` integrates every actor at once (physics clock, ``sim_hz``); humans'
+behaviour models (IDM, MOBIL, gap acceptance) execute their current intents inside it.
+``World.snapshot()`` returns the one structured state every other view is derived from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from envs import behaviour
+from envs.actors import (
+    APPROACH,
+    CONTINUOUS,
+    CROSS,
+    DEPART,
+    HIT,
+    HUMAN,
+    META,
+    PEDESTRIAN_RADIUS,
+    TYPE_INDEX,
+    VEHICLE_TYPES,
+    WAIT,
+    Pedestrians,
+    Vehicles,
+)
+from envs.geometry import box_corners, boxes_overlap, circle_box_overlap
+from envs.layouts import build_network
+from envs.network import AMBER, DONT_WALK, GREEN, RED, WALK, Crossing
+from envs.scenario import ScenarioConfig, Spread
+from envs.state import WorldState
+
+KEY_SCALE = 1.0e5  # [m] lane index multiplier in sort keys (longer than any lane)
+LOOKAHEAD_HOPS = 3  # lanes searched ahead for leaders and conflict zones
+STOP_MARGIN = 1.0  # [m] stopping point before a stop line or crosswalk
+AMBER_STOP_DECEL = 3.5  # [m/s^2] drivers stop at amber if they can within this deceleration
+CRASH_CLEAR_S = 30.0  # [s] a crashed background vehicle is towed after this time
+SPEED_PREVIEW_S = 3.0  # [s] how far ahead drivers look for a lower speed limit
+LATERAL_COMFORT = 2.0  # [m/s^2] lateral acceleration drivers accept in a curve
+CURVE_APPROACH_DECEL = 1.5  # [m/s^2] deceleration drivers plan for before a curve
+META_SPEED_GAIN = 1.0 / 0.6  # [1/s] speed tracking gain of RL meta-action drivers
+DECISION_PERIOD_S = 1.0  # [s] between lane-change decisions of a human driver
+BACKLOG_CAP = 5  # vehicles waiting to enter at an inlet before arrivals are dropped
+
+
+@dataclass
+class WorldEvent:
+    """Something that happened in one physics step: ``collision``, ``off_road`` or ``red_light``."""
+
+    kind: str
+    time: float  # [s]
+    actors: tuple[int, ...]
+    x: float  # [m]
+    y: float  # [m]
+
+
+def _sample(rng: np.random.Generator, spread: Spread, low: float, high: float) -> float:
+    return float(np.clip(rng.normal(spread.mean, spread.sd), low, high))
+
+
+class World:
+    """One running instance of the twin."""
+
+    def __init__(self, config: ScenarioConfig, seed: int | None = None, populate: bool = True) -> None:
+        self.config = config
+        self.network = build_network(config)
+        self.rng = np.random.default_rng(config.seed if seed is None else seed)
+        self.dt = 1.0 / config.sim_hz
+        self.time = 0.0
+        self.vehicles = Vehicles()
+        self.pedestrians = Pedestrians()
+        self.events: list[WorldEvent] = []
+        self._next_id = 0
+        self._backlog = np.zeros(len(self.network.inlets))
+        self._signal_clock = 0.0
+        self._interval = 0
+        self.group_state = np.full(self.network.signal_groups, GREEN, dtype=np.int64)
+        self.crossing_signal = np.full(self.network.pedestrian_signals, DONT_WALK, dtype=np.int64)
+        self._apply_interval()
+        self.occupied = np.zeros(len(self.network.crossings), dtype=bool)
+        self.crossing_gap = np.full(len(self.network.crossings), np.inf)
+        self._perceive()
+        if populate:
+            self.place_controlled(config.ego.controlled, config.ego.action)
+            self.populate(config.demand.vehicles)
+
+    # ---- adding actors ------------------------------------------------------------------
+    def new_id(self) -> int:
+        self._next_id += 1
+        return self._next_id - 1
+
+    def add_vehicle(self, lane: int, s: float, v: float = 0.0, vtype: str = "car", driver: int = HUMAN, **params) -> int:
+        """Add a vehicle on ``lane`` at station ``s`` [m] with speed ``v`` [m/s]; returns its id.
+
+        Behaviour parameters not given are drawn from the scenario's driver distributions.
+        """
+        t = VEHICLE_TYPES[TYPE_INDEX[vtype]]
+        beh = self.config.drivers
+        rng = self.rng
+        values = dict(
+            speed_factor=_sample(rng, beh.desired_speed_factor, 0.5, 1.5),
+            headway=_sample(rng, beh.time_headway_s, 0.6, 3.5),
+            min_gap=_sample(rng, beh.min_gap_m, 1.0, 5.0),
+            politeness=_sample(rng, beh.politeness, 0.0, 1.0),
+            reaction_time=_sample(rng, beh.reaction_time_s, 0.1, 1.5),
+            compliance=beh.signal_compliance,
+        )
+        values.update(params)
+        values["runs_red"] = bool(rng.random() >= values["compliance"])
+        vid = self.new_id()
+        net = self.network
+        self.vehicles.append(
+            id=vid, vtype=TYPE_INDEX[vtype], driver=driver, lane=lane, target_lane=lane, s=s,
+            d=net.lane_offset[lane], v=v, cmd_speed=v, length=t.length, width=t.width, wheelbase=t.wheelbase,
+            a_max=t.a_max, b_comf=t.b_comf, b_max=t.b_max, v_max=t.v_max, **values,
+        )
+        self._refresh_world_coords()
+        self._perceive()
+        return vid
+
+    def add_pedestrian(self, path: np.ndarray, crossing: int, s: float = 0.0, jaywalker: bool = False, **params) -> int:
+        """Add a pedestrian walking the 4-point ``path`` [m] over ``crossing``; returns its id."""
+        beh = self.config.pedestrians
+        rng = self.rng
+        values = dict(
+            speed=_sample(rng, beh.walking_speed_mps, 0.8, 2.5),
+            critical_gap=_sample(rng, beh.critical_gap_s, 2.5, 12.0),
+            compliance=beh.signal_compliance,
+        )
+        values.update(params)
+        values["ignores_signal"] = bool(rng.random() >= values["compliance"])
+        path = np.asarray(path, float)
+        cum = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(path, axis=0).T))])
+        pid = self.new_id()
+        phase = APPROACH if s < cum[1] else WAIT
+        self.pedestrians.append(id=pid, path=path, cum=cum, s=min(s, cum[1]), phase=phase, crossing=crossing,
+                                jaywalker=jaywalker, **values)
+        self._move_pedestrians(0.0)
+        self._decide_pedestrians(0.0)
+        return pid
+
+    def place_controlled(self, count: int, action: str = "meta") -> list[int]:
+        """Place ``count`` RL-driven vehicles near the start of the network's inlets."""
+        driver = META if action == "meta" else CONTINUOUS
+        lanes = self._controlled_lanes()
+        ids = []
+        for k in range(count):
+            for _ in range(200):
+                lane = int(lanes[self.rng.integers(len(lanes))])
+                s = self.network.lane_s_from[lane] + float(self.rng.uniform(20.0, 100.0))
+                v = min(self.network.lane_speed_limit[lane] * 0.8, 15.0)
+                if self._clear(lane, s, 4.5, v, 1.5, 2.0):
+                    ids.append(self.add_vehicle(lane, s, v, driver=driver, speed_factor=1.0))
+                    break
+            else:
+                raise RuntimeError(f"no room to place controlled vehicle {k}")
+        self.controlled_ids = ids
+        return ids
+
+    def _controlled_lanes(self) -> np.ndarray:
+        net = self.network
+        wanted = self.config.ego.movement
+        lanes = []
+        for inlet in net.inlets:
+            for lane in inlet.lanes:
+                name = net.lanes[lane].name
+                if net.lanes[lane].next >= 0 and net.lanes[net.lanes[lane].next].dead_end:
+                    continue  # not the on-ramp
+                if net.lane_signal_group[lane] >= 0 and wanted != "random" and not name.endswith(wanted):
+                    continue
+                lanes.append(lane)
+        return np.array(lanes or [net.inlets[0].lanes[0]])
+
+    def populate(self, count: int) -> None:
+        """Place ``count`` background vehicles on the network's long lanes, safely spaced."""
+        net = self.network
+        length = net.lane_s_to - net.lane_s_from
+        usable = (length >= 60.0) & ~net.lane_dead_end
+        is_connector = np.array([ln.edge >= 0 and net.edge_length[ln.edge] < 60.0 for ln in net.lanes])
+        usable &= ~is_connector
+        # skip the on-ramp: vehicles there would all arrive at the merge together
+        usable &= ~((net.lane_next >= 0) & net.lane_dead_end[np.maximum(net.lane_next, 0)])
+        candidates = np.flatnonzero(usable)
+        weights = length[candidates] / length[candidates].sum()
+        mix = self.config.demand.mix
+        mix_p = np.array([mix.car, mix.truck, mix.bus])
+        mix_p = mix_p / mix_p.sum() if mix_p.sum() > 0 else np.array([1.0, 0.0, 0.0])
+        placed, attempts = 0, 0
+        while placed < count and attempts < 50 * max(count, 1):
+            attempts += 1
+            lane = int(self.rng.choice(candidates, p=weights))
+            s = float(self.rng.uniform(net.lane_s_from[lane] + 10.0, net.lane_s_to[lane] - 25.0))
+            vtype = VEHICLE_TYPES[int(self.rng.choice(3, p=mix_p))]
+            v = net.lane_speed_limit[lane] * float(self.rng.uniform(0.6, 0.9))
+            if net.lane_signal_group[lane] >= 0:  # able to stop comfortably at the line
+                v = min(v, np.sqrt(2.0 * 1.5 * max(net.lane_s_to[lane] - s - 15.0, 0.0)))
+            v = min(v, self._speed_limit_at(lane, s))
+            if self._clear(lane, s, vtype.length, v, 2.0, 3.0):
+                self.add_vehicle(lane, s, v, vtype=vtype.name)
+                placed += 1
+
+    def _clear(self, lane: int, s: float, length: float, v: float, headway: float, min_gap: float) -> bool:
+        """Whether a vehicle fits at (lane, s) with safe gaps to the vehicles around it."""
+        veh = self.vehicles
+        same = (veh.lane == lane) | (veh.target_lane == lane)
+        if not same.any():
+            return True
+        ds = veh.s[same] - s
+        need_ahead = 0.5 * (veh.length[same] + length) + min_gap + v * headway
+        need_behind = 0.5 * (veh.length[same] + length) + min_gap + veh.v[same] * headway
+        ok = np.where(ds >= 0, ds > need_ahead, -ds > need_behind)
+        return bool(ok.all())
+
+    def _speed_limit_at(self, lane: int, s: float) -> float:
+        net = self.network
+        limit = float(net.lane_speed_limit[lane])
+        hit = (net.speed_zone_lane == lane) & (net.speed_zone_from <= s) & (s <= net.speed_zone_to)
+        return float(min(limit, net.speed_zone_limit[hit].min())) if hit.any() else limit
+
+    # ---- physics --------------------------------------------------------------------
+    def step(self, dt: float | None = None) -> list[WorldEvent]:
+        """Advance the world by one physics step of ``dt`` [s]; returns the events it raised."""
+        dt = self.dt if dt is None else dt
+        n_events = len(self.events)
+        self._update_signals(dt)
+        self._perceive()
+        self._decide_pedestrians(dt)
+        self._longitudinal(dt)
+        self._lane_change_decisions(dt)
+        self._integrate_vehicles(dt)
+        self._move_pedestrians(dt)
+        self._refresh_world_coords()
+        self._detect_collisions()
+        self._spawn(dt)
+        self._remove_finished()
+        self.time += dt
+        return self.events[n_events:]
+
+    def advance(self, steps: int) -> list[WorldEvent]:
+        """Run ``steps`` physics steps; returns all events raised."""
+        events: list[WorldEvent] = []
+        for _ in range(steps):
+            events += self.step()
+        return events
+
+    # signals
+    def _apply_interval(self) -> None:
+        cycle = self.network.signal_cycle
+        if cycle:
+            self.group_state[:] = cycle[self._interval].groups
+            self.crossing_signal[:] = cycle[self._interval].crossings
+
+    def _update_signals(self, dt: float) -> None:
+        cycle = self.network.signal_cycle
+        if not cycle:
+            return
+        self._signal_clock += dt
+        while self._signal_clock >= cycle[self._interval].duration:
+            self._signal_clock -= cycle[self._interval].duration
+            self._interval = (self._interval + 1) % len(cycle)
+            self._apply_interval()
+
+    @property
+    def signal_interval(self) -> str:
+        """Name of the current signal interval ('' without signals)."""
+        cycle = self.network.signal_cycle
+        return cycle[self._interval].name if cycle else ""
+
+    def set_signal_interval(self, index: int, elapsed: float = 0.0) -> None:
+        """Jump the signal cycle to interval ``index`` with ``elapsed`` [s] already spent in it."""
+        self._interval, self._signal_clock = index, elapsed
+        self._apply_interval()
+
+    # perception: leaders, stop points, conflict zones
+    def _perceive(self) -> None:
+        veh, net = self.vehicles, self.network
+        n = len(veh)
+        half = 0.5 * veh.length
+        # occupancy entries: every vehicle in its lane, plus the lane it is moving or leaning into
+        side = veh.d - net.lane_offset[veh.lane] if n else np.zeros(0)
+        reach = 0.5 * (net.lane_width[veh.lane] - veh.width) if n else np.zeros(0)
+        lean = np.where(side > reach, net.lane_left[veh.lane], np.where(side < -reach, net.lane_right[veh.lane], -1)) if n else np.zeros(0, np.int64)
+        second = np.where(veh.target_lane != veh.lane, veh.target_lane, lean)
+        has2 = second >= 0
+        ent_lane = np.concatenate([veh.lane, second[has2]])
+        ent_veh = np.concatenate([np.arange(n), np.flatnonzero(has2)])
+        ent_s = veh.s[ent_veh]
+        keys = ent_lane * KEY_SCALE + ent_s
+        order = np.argsort(keys, kind="stable")
+        self._sorted_keys = keys[order]
+        self._sorted_lane = ent_lane[order]
+        self._sorted_veh = ent_veh[order]
+        self._second_lane = second
+
+        # leaders along the lane sequence, up to LOOKAHEAD_HOPS lanes
+        lead = np.full(n, -1)
+        gap = np.full(n, np.inf)
+        lane_h, s_h = veh.lane.copy(), veh.s.copy()
+        hop_lanes, hop_s = [], []
+        alive = np.ones(n, dtype=bool)
+        for _ in range(LOOKAHEAD_HOPS):
+            hop_lanes.append(np.where(alive, lane_h, -1))
+            hop_s.append(s_h.copy())
+            todo = alive & (lead < 0)
+            j = self._query_ahead(lane_h, s_h)
+            found = todo & (j >= 0)
+            jj = np.maximum(j, 0)
+            lead = np.where(found, j, lead)
+            gap = np.where(found, veh.s[jj] - s_h - half - half[jj], gap)
+            nxt = net.lane_next[lane_h]
+            alive &= (nxt >= 0) & ~net.lane_dead_end[lane_h]
+            s_h = np.where(alive, net.lane_next_station[lane_h] + s_h - net.lane_s_to[lane_h], s_h)
+            lane_h = np.where(alive, nxt, lane_h)
+        # a vehicle changing lanes also follows the leader in its target lane
+        changing = veh.target_lane != veh.lane
+        if changing.any():
+            j = self._query_ahead(veh.target_lane, veh.s)
+            jj = np.maximum(j, 0)
+            g2 = np.where(j >= 0, veh.s[jj] - veh.s - half - half[jj], np.inf)
+            closer = changing & (g2 < gap)
+            lead, gap = np.where(closer, j, lead), np.where(closer, g2, gap)
+        self.leader, self.leader_gap = lead, gap
+        self._hop_lanes, self._hop_s = hop_lanes, hop_s
+
+        # conflict zones (crosswalks) ahead: distance of the front bumper to each zone's entry
+        nz = len(net.zone_lane)
+        to_zone = np.full((n, nz), np.inf)
+        past = np.ones((n, nz), dtype=bool)
+        for lane_k, s_k in zip(hop_lanes, hop_s):
+            match = lane_k[:, None] == net.zone_lane[None, :]
+            dist_in = net.zone_s_in[None, :] - s_k[:, None] - half[:, None]
+            dist_out = net.zone_s_out[None, :] - s_k[:, None] + half[:, None]
+            to_zone = np.where(match, dist_in, to_zone)
+            past = np.where(match, dist_out <= 0, past)
+        self._to_zone, self._past_zone = to_zone, past
+        # time gap each crossing offers to a pedestrian: vehicles in it count 0, stopped ones never arrive
+        if nz:
+            tta = np.where(to_zone <= 0, 0.0, to_zone / np.where(veh.v[:, None] > 0.1, veh.v[:, None], np.nan))
+            tta = np.where(past | ~np.isfinite(to_zone), np.inf, np.nan_to_num(tta, nan=np.inf))
+            per_zone = tta.min(axis=0) if n else np.full(nz, np.inf)
+            gap_c = np.full(len(net.crossings), np.inf)
+            np.minimum.at(gap_c, net.zone_crossing, per_zone)
+            self.crossing_gap = gap_c
+
+    def _query_ahead(self, lane: np.ndarray, s: np.ndarray) -> np.ndarray:
+        """Row of the nearest vehicle strictly ahead of station ``s`` on ``lane`` (-1 if none)."""
+        keys = self._sorted_keys
+        if not len(keys):
+            return np.full(len(lane), -1)
+        pos = np.searchsorted(keys, lane * KEY_SCALE + s, side="right")
+        posc = np.minimum(pos, len(keys) - 1)
+        ok = (pos < len(keys)) & (self._sorted_lane[posc] == lane)
+        return np.where(ok, self._sorted_veh[posc], -1)
+
+    def _query_behind(self, lane: np.ndarray, s: np.ndarray) -> np.ndarray:
+        """Row of the nearest vehicle strictly behind station ``s`` on ``lane`` (-1 if none)."""
+        keys = self._sorted_keys
+        if not len(keys):
+            return np.full(len(lane), -1)
+        pos = np.searchsorted(keys, lane * KEY_SCALE + s, side="left") - 1
+        posc = np.maximum(pos, 0)
+        ok = (pos >= 0) & (self._sorted_lane[posc] == lane)
+        return np.where(ok, self._sorted_veh[posc], -1)
+
+    def stop_distance(self) -> np.ndarray:
+        """Per vehicle: distance [m] from the front bumper to where it must stop (inf if nowhere).
+
+        Red (and stoppable amber) signals, dead ends, and crosswalks with a pedestrian on them.
+        """
+        veh, net = self.vehicles, self.network
+        front = veh.s + 0.5 * veh.length
+        stop = np.full(len(veh), np.inf)
+        group = net.lane_signal_group[veh.lane]
+        if len(self.group_state):
+            state = np.where(group >= 0, self.group_state[np.maximum(group, 0)], GREEN)
+            to_line = net.lane_s_to[veh.lane] - STOP_MARGIN - front
+            can_stop = veh.v**2 <= 2.0 * AMBER_STOP_DECEL * np.maximum(to_line, 0.0) + 0.1
+            must = ((state == RED) & ~veh.runs_red) | ((state == AMBER) & can_stop)
+            stop = np.where(must & (to_line > -STOP_MARGIN), to_line, stop)
+        dead = net.lane_dead_end[veh.lane] & (veh.target_lane == veh.lane)  # a merging car leaves the lane
+        stop = np.where(dead, np.minimum(stop, net.lane_s_to[veh.lane] - front), stop)
+        if self._to_zone.shape[1]:
+            occupied = self.occupied[net.zone_crossing][None, :]
+            ahead = np.where(occupied & (self._to_zone >= 0), self._to_zone - STOP_MARGIN, np.inf)
+            stop = np.minimum(stop, ahead.min(axis=1))
+        return stop
+
+    def speed_limit(self) -> np.ndarray:
+        """Per vehicle: the speed [m/s] allowed by limits and curves from here to a few seconds ahead."""
+        veh, net = self.vehicles, self.network
+        curve_speed = np.sqrt(LATERAL_COMFORT / np.maximum(net.lane_max_curvature, 1e-6))
+        nxt = net.lane_next[veh.lane]
+        ahead_curve = np.where(nxt >= 0, curve_speed[np.maximum(nxt, 0)], np.inf)
+        to_end = np.maximum(net.lane_s_to[veh.lane] - veh.s - 0.5 * veh.length, 0.0)
+        limit = np.minimum(net.lane_speed_limit[veh.lane], curve_speed[veh.lane])
+        limit = np.minimum(limit, np.sqrt(ahead_curve**2 + 2.0 * CURVE_APPROACH_DECEL * to_end))
+        if len(net.speed_zone_lane):
+            ahead = veh.s[:, None] + SPEED_PREVIEW_S * veh.v[:, None] + 10.0
+            hit = (net.speed_zone_lane[None, :] == veh.lane[:, None]) & (net.speed_zone_from[None, :] <= ahead) & (
+                veh.s[:, None] <= net.speed_zone_to[None, :]
+            )
+            limit = np.minimum(limit, np.where(hit, net.speed_zone_limit[None, :], np.inf).min(axis=1))
+        return limit
+
+    # pedestrians
+    def _decide_pedestrians(self, dt: float) -> None:
+        ped = self.pedestrians
+        if len(ped):
+            waiting = ped.phase == WAIT
+            ped.waited += np.where(waiting, dt, 0.0)
+            sig = np.array([self.network.crossings[c].signal for c in ped.crossing], dtype=np.int64)
+            walk = np.where(sig >= 0, self.crossing_signal[np.maximum(sig, 0)] == WALK, True) if len(self.crossing_signal) else sig < 0
+            allowed = walk | ped.ignores_signal
+            go = waiting & allowed & behaviour.accepts_gap(self.crossing_gap[ped.crossing], ped.critical_gap)
+            ped.phase = np.where(go, CROSS, ped.phase)
+        occ = np.zeros(len(self.network.crossings), dtype=bool)
+        if len(ped):
+            occ[ped.crossing[ped.phase == CROSS]] = True
+        self.occupied = occ
+
+    def _move_pedestrians(self, dt: float) -> None:
+        ped = self.pedestrians
+        if not len(ped):
+            return
+        moving = (ped.phase == APPROACH) | (ped.phase == CROSS) | (ped.phase == DEPART)
+        ped.s = ped.s + np.where(moving, ped.speed * dt, 0.0)
+        arrive = (ped.phase == APPROACH) & (ped.s >= ped.cum[:, 1])
+        ped.s = np.where(arrive, ped.cum[:, 1], ped.s)
+        ped.phase = np.where(arrive, WAIT, ped.phase)
+        ped.phase = np.where((ped.phase == CROSS) & (ped.s >= ped.cum[:, 2]), DEPART, ped.phase)
+        seg = np.clip((ped.s[:, None] >= ped.cum[:, 1:3]).sum(1), 0, 2)
+        rows = np.arange(len(ped))
+        p0, p1 = ped.path[rows, seg], ped.path[rows, seg + 1]
+        c0, c1 = ped.cum[rows, seg], ped.cum[rows, seg + 1]
+        w = np.clip((ped.s - c0) / np.maximum(c1 - c0, 1e-9), 0.0, 1.0)[:, None]
+        pos = p0 + w * (p1 - p0)
+        ped.x, ped.y = pos[:, 0], pos[:, 1]
+        ped.heading = np.arctan2(p1[:, 1] - p0[:, 1], p1[:, 0] - p0[:, 0])
+
+    # vehicles
+    def _longitudinal(self, dt: float) -> None:
+        veh = self.vehicles
+        if not len(veh):
+            return
+        lead = np.maximum(self.leader, 0)
+        v_lead = np.where(self.leader >= 0, veh.v[lead], 0.0)
+        v0 = np.minimum(veh.speed_factor * self.speed_limit(), veh.v_max)
+        args = (veh.v, v0, veh.headway, veh.min_gap, veh.a_max, veh.b_comf)
+        a_follow = behaviour.idm(*args, self.leader_gap, v_lead)
+        stop = self.stop_distance()
+        a_stop = behaviour.idm(*args, stop + veh.min_gap, 0.0)
+        self._a_idm = np.minimum(a_follow, a_stop)
+        a_cmd = self._a_idm
+        a_cmd = np.where(veh.driver == META, META_SPEED_GAIN * (veh.cmd_speed - veh.v), a_cmd)
+        a_cmd = np.where(veh.driver == CONTINUOUS, veh.cmd_accel, a_cmd)
+        a_cmd = np.clip(a_cmd, -veh.b_max, veh.a_max)
+        lag = np.where(veh.driver == HUMAN, np.minimum(1.0, dt / veh.reaction_time), 1.0)
+        veh.a = np.where(veh.crashed, 0.0, veh.a + lag * (a_cmd - veh.a))
+
+    def _lane_change_decisions(self, dt: float) -> None:
+        veh, net = self.vehicles, self.network
+        # human drivers reconsider their lane together, once per decision period (the slow clock)
+        tick = int((self.time + dt) / DECISION_PERIOD_S + 1e-9) > int(self.time / DECISION_PERIOD_S + 1e-9)
+        if not tick or not len(veh):
+            return
+        due = (veh.driver == HUMAN) & ~veh.crashed & (veh.target_lane == veh.lane)
+        due &= net.lane_change_ok[veh.lane] | net.lane_dead_end[veh.lane]
+        rows = np.flatnonzero(due)
+        if not len(rows):
+            return
+        best_gain = np.full(len(rows), -np.inf)
+        choice = np.full(len(rows), -1)
+        for to_right, table in ((False, net.lane_left), (True, net.lane_right)):
+            tgt = table[veh.lane[rows]]
+            ok = tgt >= 0
+            tg = np.maximum(tgt, 0)
+            s = veh.s[rows]
+            ok &= net.lane_change_ok[tg] & (net.lane_s_from[tg] <= s - 0.5 * veh.length[rows]) & (s + 30.0 <= net.lane_s_to[tg])
+            if not ok.any():
+                continue
+            gain, safe = self._mobil(rows, tg, to_right)
+            take = ok & safe & (gain > best_gain)
+            best_gain = np.where(take, gain, best_gain)
+            choice = np.where(take, tg, choice)
+        changing = choice >= 0
+        rows, choice = rows[changing], choice[changing]
+        if not len(rows):
+            return
+        # two drivers must not claim the same stretch of a lane at once: the rear one waits
+        # (nor may one claim a stretch that a driver already moving in occupies, checked by MOBIL)
+        order = np.lexsort((veh.s[rows], choice))
+        rows, choice = rows[order], choice[order]
+        same = choice[1:] == choice[:-1]
+        spacing = veh.s[rows[1:]] - veh.s[rows[:-1]] - 0.5 * (veh.length[rows[1:]] + veh.length[rows[:-1]])
+        needed = veh.min_gap[rows[:-1]] + veh.v[rows[:-1]] * veh.headway[rows[:-1]]
+        yield_rear = np.concatenate([same & (spacing < needed), [False]])
+        veh.target_lane[rows[~yield_rear]] = choice[~yield_rear]
+
+    def _idm_for(self, rows: np.ndarray, gap: np.ndarray, v_lead: np.ndarray) -> np.ndarray:
+        veh = self.vehicles
+        v0 = np.minimum(veh.speed_factor[rows] * self.network.lane_speed_limit[veh.lane[rows]], veh.v_max[rows])
+        return behaviour.idm(veh.v[rows], v0, veh.headway[rows], veh.min_gap[rows], veh.a_max[rows], veh.b_comf[rows], gap, v_lead)
+
+    def _mobil(self, rows: np.ndarray, target: np.ndarray, to_right: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Gain [m/s^2] and safety of moving vehicles ``rows`` into lanes ``target``."""
+        veh = self.vehicles
+        s = veh.s[rows]
+        inf = np.full(len(rows), np.inf)
+
+        def gap_between(back, front):  # bumper gap from row ``back`` to row ``front`` (inf if either missing)
+            ok = (back >= 0) & (front >= 0)
+            b, f = np.maximum(back, 0), np.maximum(front, 0)
+            return np.where(ok, veh.s[f] - veh.s[b] - 0.5 * (veh.length[f] + veh.length[b]), inf)
+
+        me = rows
+        new_lead = self._query_ahead(target, s)
+        new_follow = self._query_behind(target, s)
+        old_lead = self.leader[rows]
+        old_follow = self._query_behind(veh.lane[rows], s)
+        speed = lambda r: np.where(r >= 0, veh.v[np.maximum(r, 0)], 0.0)  # noqa: E731
+        a_self_now = self._a_idm[rows]
+        a_self_new = self._idm_for(me, gap_between(me, new_lead), speed(new_lead))
+        nf = np.maximum(new_follow, 0)
+        has_nf = new_follow >= 0
+        a_nf_now = np.where(has_nf, self._idm_for(nf, gap_between(new_follow, new_lead), speed(new_lead)), 0.0)
+        a_nf_new = np.where(has_nf, self._idm_for(nf, gap_between(new_follow, me), veh.v[me]), 0.0)
+        of = np.maximum(old_follow, 0)
+        has_of = old_follow >= 0
+        a_of_now = np.where(has_of, self._idm_for(of, gap_between(old_follow, me), veh.v[me]), 0.0)
+        a_of_new = np.where(has_of, self._idm_for(of, gap_between(old_follow, old_lead), speed(old_lead)), 0.0)
+        room = (gap_between(me, new_lead) > veh.min_gap[rows]) & (gap_between(new_follow, me) > 1.0)
+        gain = (a_self_new - a_self_now) + veh.politeness[rows] * ((a_nf_new - a_nf_now) + (a_of_new - a_of_now))
+        accept = behaviour.mobil(a_self_now, a_self_new, a_nf_now, a_nf_new, a_of_now, a_of_new,
+                                 veh.politeness[rows], np.full(len(rows), to_right))
+        return gain, accept & room
+
+    def _integrate_vehicles(self, dt: float) -> None:
+        veh, net = self.vehicles, self.network
+        if not len(veh):
+            return
+        v = veh.v
+        yaw_cmd = behaviour.lane_keeping_yaw_rate(veh.d, net.lane_offset[veh.target_lane], veh.psi, v, veh.kappa)
+        steer = behaviour.steering_for_yaw_rate(yaw_cmd, v, veh.wheelbase)
+        steer = np.where(veh.driver == CONTINUOUS, np.clip(veh.cmd_steer, -behaviour.MAX_STEER, behaviour.MAX_STEER), steer)
+        veh.steer = steer
+        beta = np.arctan(0.5 * np.tan(steer))
+        v_new = np.where(veh.crashed, 0.0, np.maximum(v + veh.a * dt, 0.0))
+        v_mid = 0.5 * (v + v_new)
+        ds = v_mid * np.cos(veh.psi + beta) / np.maximum(1.0 - veh.kappa * veh.d, 0.1) * dt
+        veh.d = veh.d + v_mid * np.sin(veh.psi + beta) * dt
+        veh.psi = veh.psi + (v_mid * np.cos(beta) * np.tan(steer) / veh.wheelbase) * dt - veh.kappa * ds
+        veh.s = veh.s + ds
+        veh.v = v_new
+        veh.odometer += np.abs(ds)
+        veh.a = np.where(v_new <= 0.0, np.maximum(veh.a, 0.0), veh.a)
+        # lateral lane membership within the edge
+        for table in (net.lane_left, net.lane_right):
+            nb = table[veh.lane]
+            nbc = np.maximum(nb, 0)
+            closer = (nb >= 0) & (np.abs(veh.d - net.lane_offset[nbc]) < np.abs(veh.d - net.lane_offset[veh.lane]))
+            closer &= (net.lane_s_from[nbc] <= veh.s) & (veh.s <= net.lane_s_to[nbc])
+            veh.lane = np.where(closer, nb, veh.lane)
+        veh.target_lane = np.where((veh.driver != HUMAN) & (veh.target_lane == veh.lane), veh.lane, veh.target_lane)
+        # longitudinal hand-over to the next lane at a lane's end
+        over = (veh.s > net.lane_s_to[veh.lane]) & (net.lane_next[veh.lane] >= 0)
+        if over.any():
+            for r in np.flatnonzero(over):
+                old = veh.lane[r]
+                if net.lane_signal_group[old] >= 0 and self.group_state[net.lane_signal_group[old]] == RED:
+                    self.events.append(WorldEvent("red_light", self.time, (int(veh.id[r]),), float(veh.x[r]), float(veh.y[r])))
+                new = net.lane_next[old]
+                veh.s[r] = net.lane_next_station[old] + veh.s[r] - net.lane_s_to[old]
+                veh.d[r] = veh.d[r] - net.lane_offset[old] + net.lane_offset[new]
+                if veh.target_lane[r] == old or veh.driver[r] == HUMAN:
+                    veh.target_lane[r] = new
+                veh.lane[r] = new
+
+    def _refresh_world_coords(self) -> None:
+        veh, net = self.vehicles, self.network
+        if not len(veh):
+            return
+        f = net.frame(net.lane_edge[veh.lane], veh.s)
+        veh.x = f[:, 0] - veh.d * f[:, 3]
+        veh.y = f[:, 1] + veh.d * f[:, 2]
+        veh.heading = np.arctan2(f[:, 3], f[:, 2]) + veh.psi
+        veh.kappa = f[:, 4]
+
+    def _detect_collisions(self) -> None:
+        veh, ped = self.vehicles, self.pedestrians
+        n = len(veh)
+        if n >= 2:
+            radius = 0.5 * np.hypot(veh.length, veh.width)
+            dx = veh.x[:, None] - veh.x[None, :]
+            dy = veh.y[:, None] - veh.y[None, :]
+            near = dx**2 + dy**2 < (radius[:, None] + radius[None, :]) ** 2
+            i, j = np.nonzero(np.triu(near, 1))
+            fresh = ~(veh.crashed[i] & veh.crashed[j])
+            i, j = i[fresh], j[fresh]
+            if len(i):
+                hit = boxes_overlap(
+                    box_corners(veh.x[i], veh.y[i], veh.heading[i], veh.length[i], veh.width[i]),
+                    box_corners(veh.x[j], veh.y[j], veh.heading[j], veh.length[j], veh.width[j]),
+                )
+                for a, b in zip(i[hit], j[hit]):
+                    self._crash(int(a))
+                    self._crash(int(b))
+                    self.events.append(WorldEvent("collision", self.time, (int(veh.id[a]), int(veh.id[b])),
+                                                  float(0.5 * (veh.x[a] + veh.x[b])), float(0.5 * (veh.y[a] + veh.y[b]))))
+        if n and len(ped):
+            walking = ped.phase != HIT
+            dx = ped.x[:, None] - veh.x[None, :]
+            dy = ped.y[:, None] - veh.y[None, :]
+            reach = 0.5 * np.hypot(veh.length, veh.width) + PEDESTRIAN_RADIUS
+            p, v = np.nonzero((dx**2 + dy**2 < reach[None, :] ** 2) & walking[:, None])
+            if len(p):
+                hit = circle_box_overlap(ped.x[p], ped.y[p], PEDESTRIAN_RADIUS, veh.x[v], veh.y[v], veh.heading[v],
+                                         veh.length[v], veh.width[v])
+                for a, b in zip(p[hit], v[hit]):
+                    if ped.phase[a] == HIT:
+                        continue
+                    ped.phase[a] = HIT
+                    self._crash(int(b))
+                    self.events.append(WorldEvent("collision", self.time, (int(veh.id[b]), int(ped.id[a])),
+                                                  float(ped.x[a]), float(ped.y[a])))
+        if n:
+            net = self.network
+            off = np.abs(veh.d - net.lane_offset[veh.lane]) > 0.5 * net.lane_width[veh.lane] + 0.5 * veh.width
+            off |= net.lane_dead_end[veh.lane] & (veh.s - 0.5 * veh.length > net.lane_s_to[veh.lane])
+            for r in np.flatnonzero(off & ~veh.crashed):
+                self._crash(int(r))
+                self.events.append(WorldEvent("off_road", self.time, (int(veh.id[r]),), float(veh.x[r]), float(veh.y[r])))
+
+    def _crash(self, row: int) -> None:
+        veh = self.vehicles
+        if not veh.crashed[row]:
+            veh.crashed[row] = True
+            veh.crash_time[row] = self.time
+        veh.v[row] = 0.0
+        veh.a[row] = 0.0
+
+    # demand
+    def _spawn(self, dt: float) -> None:
+        net, demand = self.network, self.config.demand
+        for k, inlet in enumerate(net.inlets):
+            if inlet.rate > 0:
+                self._backlog[k] = min(self._backlog[k] + self.rng.poisson(inlet.rate * dt), BACKLOG_CAP)
+            if self._backlog[k] >= 1 and self._try_enter(inlet):
+                self._backlog[k] -= 1
+        if demand.pedestrians_per_hour > 0 and net.sidewalk_routes:
+            for _ in range(self.rng.poisson(demand.pedestrians_per_hour / 3600.0 * dt)):
+                self._spawn_pedestrian()
+
+    def _try_enter(self, inlet) -> bool:
+        net, veh = self.network, self.vehicles
+        w = np.asarray(inlet.weights, float)
+        if w.sum() <= 0:
+            return False
+        lane = int(self.rng.choice(inlet.lanes, p=w / w.sum()))
+        mix = self.config.demand.mix
+        p = np.array([mix.car, mix.truck, mix.bus])
+        vtype = VEHICLE_TYPES[int(self.rng.choice(3, p=p / p.sum()))] if p.sum() > 0 else VEHICLE_TYPES[0]
+        s0 = net.lane_s_from[lane] + 0.5 * vtype.length
+        v = min(self._speed_limit_at(lane, s0) * 0.9, vtype.v_max)
+        j = self._first_vehicle(lane)
+        if j >= 0:
+            gap = veh.s[j] - 0.5 * veh.length[j] - s0 - 0.5 * vtype.length
+            v = min(v, veh.v[j] + max(gap - 30.0, 0.0) * 0.2)
+            if gap < 3.0 + v * 1.5:
+                v = min(v, veh.v[j])
+                if gap < 3.0 + v * 1.5 or gap < 8.0:
+                    return False
+        self.add_vehicle(lane, s0, v, vtype=vtype.name)
+        return True
+
+    def _first_vehicle(self, lane: int) -> int:
+        veh = self.vehicles
+        on = np.flatnonzero((veh.lane == lane) | (veh.target_lane == lane))
+        return int(on[np.argmin(veh.s[on])]) if len(on) else -1
+
+    def _spawn_pedestrian(self) -> None:
+        net = self.network
+        route = net.sidewalk_routes[int(self.rng.integers(len(net.sidewalk_routes)))]
+        a0, a1, b0, b1 = (np.asarray(p, float) for p in (route.a0, route.a1, route.b0, route.b1))
+        crossing = route.crossing
+        jay = route.jaywalk_ok and self.rng.random() < self.config.demand.jaywalk_fraction
+        if jay:
+            f = float(self.rng.uniform(0.1, 0.8))
+            a1 = a0 + f * (a1 - a0)
+            b0 = a1 + (np.asarray(route.b0) - np.asarray(route.a1))
+            along = (b0 - a1) / np.linalg.norm(b0 - a1)
+            across = np.array([-along[1], along[0]])
+            poly = np.array([a1 - across, a1 + across, b0 + across, b0 - across])
+            crossing = net.add_crossing(Crossing(polygon=poly, name="jaywalk"))
+            self.occupied = np.append(self.occupied, False)
+            self.crossing_gap = np.append(self.crossing_gap, np.inf)
+            self._perceive()
+        path = np.array([a0, a1, b0, b1])
+        start = float(self.rng.uniform(0.0, 0.6)) * np.linalg.norm(a1 - a0)
+        self.add_pedestrian(path, crossing, s=start, jaywalker=jay)
+
+    def _remove_finished(self) -> None:
+        veh, ped, net = self.vehicles, self.pedestrians, self.network
+        if len(veh):
+            exited = (veh.s > net.lane_s_to[veh.lane]) & (net.lane_next[veh.lane] < 0) & ~net.lane_dead_end[veh.lane]
+            exited &= veh.driver == HUMAN
+            towed = veh.crashed & (self.time - veh.crash_time > CRASH_CLEAR_S) & (veh.driver == HUMAN)
+            if (exited | towed).any():
+                veh.keep(~(exited | towed))
+                self._perceive()
+        if len(ped):
+            done = ((ped.phase == DEPART) & (ped.s >= ped.cum[:, 3])) | (ped.phase == HIT)
+            if done.any():
+                for c in set(ped.crossing[done & ped.jaywalker].tolist()):
+                    net.crossings[c].zones = []
+                    net._build_zone_tables()
+                ped.keep(~done)
+                if len(net.zone_lane) != self._to_zone.shape[1]:
+                    self._perceive()
+
+    # ---- views ----------------------------------------------------------------------
+    def snapshot(self) -> WorldState:
+        """The structured state of the world now (copies; safe to keep)."""
+        return WorldState.capture(self)
