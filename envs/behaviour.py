@@ -24,7 +24,7 @@ def idm(v, v0, headway, min_gap, a_max, b_comf, gap, v_lead):
     """
     dv = v - v_lead
     s_star = min_gap + np.maximum(0.0, v * headway + v * dv / (2.0 * np.sqrt(a_max * b_comf)))
-    free = 1.0 - (v / np.maximum(v0, 0.1)) ** IDM_DELTA
+    free = 1.0 - (v / np.maximum(v0, 1e-3)) ** IDM_DELTA
     interaction = (s_star / np.maximum(gap, 0.05)) ** 2
     return a_max * (free - np.where(np.isfinite(gap), interaction, 0.0))
 

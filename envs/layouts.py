@@ -84,9 +84,9 @@ ARMS = {"N": (0.0, 1.0), "E": (1.0, 0.0), "S": (0.0, -1.0), "W": (-1.0, 0.0)}
 def _intersection(net: IntersectionNetwork, config: ScenarioConfig) -> Network:
     w, L, cw = net.lane_width_m, net.arm_length_m, net.crosswalk_width_m
     n_in, n_out = 3, 2  # incoming: left / through / right; outgoing: inner / outer
-    box = n_in * w + 2.0  # [m] half size of the junction box
-    cross_at = box + 0.5 * cw + 0.5  # [m] crosswalk centre from the junction centre
-    stop_at = box + cw + 1.5  # [m] stop line from the junction centre
+    box = n_in * w + 8.0  # [m] half size of the junction box (turns happen inside it)
+    cross_at = box + 0.5 * cw + 1.0  # [m] crosswalk centre from the junction centre
+    stop_at = box + cw + 2.0  # [m] stop line from the junction centre
     speed = net.speed_limit_mps
     edges: list[Path] = []
     lanes: list[Lane] = []
@@ -96,7 +96,7 @@ def _intersection(net: IntersectionNetwork, config: ScenarioConfig) -> Network:
         u = np.array(u)
         edges.append(Path.straight(tuple(u * L), tuple(u * stop_at)))
         e_in = len(edges) - 1
-        edges.append(Path.straight(tuple(u * stop_at), tuple(u * L)))
+        edges.append(Path.straight(tuple(u * box), tuple(u * L)))
         e_out = len(edges) - 1
         approach[name] = []
         for k, move in enumerate(("left", "through", "right")):
@@ -116,7 +116,11 @@ def _intersection(net: IntersectionNetwork, config: ScenarioConfig) -> Network:
             dst = lanes[exit_lanes[dst_arm][dst_k]]
             x0, y0, h0 = _lane_end(edges, src)
             x1, y1, h1 = _lane_start(edges, dst)
-            path = Path.straight((x0, y0), (x1, y1)) if move == "through" else Path.bezier((x0, y0), h0, (x1, y1), h1, 0.5)
+            # straight over the crosswalk to the junction box, then the turn inside the box
+            xb, yb = x0 + (stop_at - box) * np.cos(h0), y0 + (stop_at - box) * np.sin(h0)
+            path = Path.straight((x0, y0), (xb, yb))
+            turn = Path.straight((xb, yb), (x1, y1)) if move == "through" else Path.bezier((xb, yb), h0, (x1, y1), h1, 0.55)
+            path = path.extend(turn)
             edges.append(path)
             lanes.append(Lane(edge=len(edges) - 1, offset=0.0, width=w, speed_limit=speed, lane_change=False,
                               next=exit_lanes[dst_arm][dst_k], name=f"{name}_{move}"))

@@ -22,6 +22,7 @@ SHORTCUTS = {
     "vehicles": "demand.vehicles",
     "pedestrians_per_hour": "demand.pedestrians_per_hour",
     "vehicles_per_hour": "demand.vehicles_per_hour",
+    "ramp_vehicles_per_hour": "demand.ramp_vehicles_per_hour",
     "controlled": "ego.controlled",
     "action": "ego.action",
 }
@@ -228,7 +229,6 @@ def load_scenario(scenario: str | FilePath | dict | ScenarioConfig, overrides: d
             raise ScenarioError(f"{source}: expected a mapping of scenario fields at the top level")
     for key, value in (overrides or {}).items():
         _set_path(data, SHORTCUTS.get(key, key), value)
-        source = source + " (with overrides)" if "overrides" not in source else source
     try:
         return ScenarioConfig.model_validate(data)
     except ValidationError as exc:

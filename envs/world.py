@@ -7,6 +7,7 @@ behaviour models (IDM, MOBIL, gap acceptance) execute their current intents insi
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,6 +75,7 @@ class World:
         self.pedestrians = Pedestrians()
         self.events: list[WorldEvent] = []
         self._next_id = 0
+        self.stats: Counter[str] = Counter()  # vehicles/pedestrians entered, exited, crossed; waits [s]
         self._backlog = np.zeros(len(self.network.inlets))
         self._signal_clock = 0.0
         self._interval = 0
@@ -119,6 +121,7 @@ class World:
         )
         self._refresh_world_coords()
         self._perceive()
+        self.stats["vehicles_entered"] += 1
         return vid
 
     def add_pedestrian(self, path: np.ndarray, crossing: int, s: float = 0.0, jaywalker: bool = False, **params) -> int:
@@ -140,6 +143,7 @@ class World:
                                 jaywalker=jaywalker, **values)
         self._move_pedestrians(0.0)
         self._decide_pedestrians(0.0)
+        self.stats["pedestrians_entered"] += 1
         return pid
 
     def place_controlled(self, count: int, action: str = "meta") -> list[int]:
@@ -430,7 +434,11 @@ class World:
         arrive = (ped.phase == APPROACH) & (ped.s >= ped.cum[:, 1])
         ped.s = np.where(arrive, ped.cum[:, 1], ped.s)
         ped.phase = np.where(arrive, WAIT, ped.phase)
-        ped.phase = np.where((ped.phase == CROSS) & (ped.s >= ped.cum[:, 2]), DEPART, ped.phase)
+        crossed = (ped.phase == CROSS) & (ped.s >= ped.cum[:, 2])
+        if crossed.any():
+            self.stats["pedestrians_crossed"] += int(crossed.sum())
+            self.stats["pedestrian_wait_s"] += float(ped.waited[crossed].sum())
+            ped.phase = np.where(crossed, DEPART, ped.phase)
         seg = np.clip((ped.s[:, None] >= ped.cum[:, 1:3]).sum(1), 0, 2)
         rows = np.arange(len(ped))
         p0, p1 = ped.path[rows, seg], ped.path[rows, seg + 1]
@@ -467,7 +475,7 @@ class World:
         if not tick or not len(veh):
             return
         due = (veh.driver == HUMAN) & ~veh.crashed & (veh.target_lane == veh.lane)
-        due &= net.lane_change_ok[veh.lane] | net.lane_dead_end[veh.lane]
+        due &= (net.lane_change_ok[veh.lane] & (veh.v > 2.0)) | net.lane_dead_end[veh.lane]
         rows = np.flatnonzero(due)
         if not len(rows):
             return
@@ -552,6 +560,13 @@ class World:
         ds = v_mid * np.cos(veh.psi + beta) / np.maximum(1.0 - veh.kappa * veh.d, 0.1) * dt
         veh.d = veh.d + v_mid * np.sin(veh.psi + beta) * dt
         veh.psi = veh.psi + (v_mid * np.cos(beta) * np.tan(steer) / veh.wheelbase) * dt - veh.kappa * ds
+        signalled = net.lane_signal_group[veh.lane]
+        if len(self.group_state) and (signalled >= 0).any():  # front bumper crossing a red stop line
+            front = veh.s + 0.5 * veh.length
+            line = net.lane_s_to[veh.lane]
+            red = self.group_state[np.maximum(signalled, 0)] == RED
+            for r in np.flatnonzero((signalled >= 0) & red & (front <= line) & (front + ds > line)):
+                self.events.append(WorldEvent("red_light", self.time, (int(veh.id[r]),), float(veh.x[r]), float(veh.y[r])))
         veh.s = veh.s + ds
         veh.v = v_new
         veh.odometer += np.abs(ds)
@@ -569,8 +584,6 @@ class World:
         if over.any():
             for r in np.flatnonzero(over):
                 old = veh.lane[r]
-                if net.lane_signal_group[old] >= 0 and self.group_state[net.lane_signal_group[old]] == RED:
-                    self.events.append(WorldEvent("red_light", self.time, (int(veh.id[r]),), float(veh.x[r]), float(veh.y[r])))
                 new = net.lane_next[old]
                 veh.s[r] = net.lane_next_station[old] + veh.s[r] - net.lane_s_to[old]
                 veh.d[r] = veh.d[r] - net.lane_offset[old] + net.lane_offset[new]
@@ -707,6 +720,7 @@ class World:
             exited = (veh.s > net.lane_s_to[veh.lane]) & (net.lane_next[veh.lane] < 0) & ~net.lane_dead_end[veh.lane]
             exited &= veh.driver == HUMAN
             towed = veh.crashed & (self.time - veh.crash_time > CRASH_CLEAR_S) & (veh.driver == HUMAN)
+            self.stats["vehicles_exited"] += int(exited.sum())
             if (exited | towed).any():
                 veh.keep(~(exited | towed))
                 self._perceive()

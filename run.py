@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""The one command of the traffic twin.
+
+    python run.py simulate configs/scenarios/intersection.yaml --minutes 5
+    python run.py bench twin
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+
+EXAMPLES = {
+    "simulate": "example:\n  python run.py simulate configs/scenarios/intersection.yaml --minutes 5 --set demand.pedestrians_per_hour=600",
+    "bench": "example:\n  python run.py bench twin --seconds 20 --vector 2",
+}
+
+
+def _parse_sets(items: list[str]) -> dict:
+    """``key=value`` overrides; values are parsed as YAML (numbers, booleans, lists)."""
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise SystemExit(f"error: --set expects key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from envs.simulation import simulate
+
+    overrides = _parse_sets(args.set)
+    if args.seed is not None:
+        overrides["seed"] = args.seed
+    summary = simulate(args.scenario, minutes=args.minutes, overrides=overrides, out=args.out, gif=args.gif)
+    return 0 if summary["collisions"] == 0 or args.allow_collisions else 1
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from benchmarks.twin import run_twin_benchmark
+
+    if args.target != "twin":
+        raise SystemExit(f"error: unknown benchmark {args.target!r} (available: twin)")
+    run_twin_benchmark(seconds=args.seconds, vector=args.vector, json_path=args.json, peer=not args.no_peer)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="run.py", description="Traffic digital twin with LLM-simulated humans.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    fmt = argparse.RawDescriptionHelpFormatter
+
+    sim = sub.add_parser("simulate", help="run a scenario with rule-based humans and print a summary",
+                         epilog=EXAMPLES["simulate"], formatter_class=fmt)
+    sim.add_argument("scenario", help="scenario YAML path or shipped name (highway, intersection, crosswalk)")
+    sim.add_argument("--minutes", type=float, default=None, help="simulated minutes (default: the scenario's duration)")
+    sim.add_argument("--seed", type=int, default=None)
+    sim.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a scenario field")
+    sim.add_argument("--out", type=Path, default=None, help="run directory (default: runs/<scenario>-<time>)")
+    sim.add_argument("--gif", action="store_true", help="also write an animated GIF of the run")
+    sim.add_argument("--allow-collisions", action="store_true", help="exit 0 even if humans collided")
+    sim.set_defaults(func=cmd_simulate)
+
+    bench = sub.add_parser("bench", help="measure speed (twin vs highway-env)", epilog=EXAMPLES["bench"],
+                           formatter_class=fmt)
+    bench.add_argument("target", choices=["twin"], help="what to benchmark")
+    bench.add_argument("--seconds", type=float, default=20.0, help="wall seconds per measurement")
+    bench.add_argument("--vector", type=int, default=2, help="environments in the batched (vector) measurement")
+    bench.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
+    bench.add_argument("--no-peer", action="store_true", help="skip highway-env even if installed")
+    bench.set_defaults(func=cmd_bench)
+
+    args = parser.parse_args(argv)
+    from envs.scenario import ScenarioError
+
+    try:
+        return args.func(args)
+    except ScenarioError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

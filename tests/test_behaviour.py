@@ -1,0 +1,129 @@
+"""Behaviour models on bare worlds: each test builds the exact situation it checks."""
+
+import numpy as np
+
+from envs.actors import CROSS, WAIT
+from envs.behaviour import MOBIL_SAFE_DECEL, idm
+from tests.conftest import bare_world
+
+
+def test_idm_stops_at_min_gap_behind_stopped_car(lane_named):
+    world = bare_world("highway", **{"network.lanes": 1, "network.on_ramp": False})
+    lane = lane_named(world, "main_0")
+    world.add_vehicle(lane, 400.0, 0.0, speed_factor=0.0)  # a car that stays stopped
+    follower = world.add_vehicle(lane, 150.0, 28.0, min_gap=2.0, headway=1.5, speed_factor=1.0)
+    world.advance(60 * 15)
+    r = world.vehicles.row(follower)
+    assert world.vehicles.v[r] < 0.05
+    assert abs(world.leader_gap[r] - 2.0) < 0.3
+    assert not [e for e in world.events if e.kind == "collision"]
+
+
+def test_mobil_never_forces_new_follower_beyond_safe_braking(lane_named):
+    rng = np.random.default_rng(1)
+    changes = 0
+    for trial in range(40):
+        world = bare_world("highway", seed=trial)
+        lanes = [lane_named(world, f"main_{k}") for k in range(4)]
+        for _ in range(40):
+            lane, s, v = int(rng.choice(lanes)), float(rng.uniform(20, 900)), float(rng.uniform(5, 30))
+            if world._clear(lane, s, 4.5, v, 0.8, 2.0):
+                world.add_vehicle(lane, s, v)
+        before = world.vehicles.target_lane.copy()
+        world.step(1.0 / 15)  # t=0 -> first decision tick happens at t=0 crossing; force one below
+        world.time = 0.999
+        world.step(1.0 / 15)
+        veh = world.vehicles
+        for r in np.flatnonzero(veh.target_lane != veh.lane):
+            if before[r] == veh.target_lane[r]:
+                continue
+            changes += 1
+            behind = world._query_behind(veh.target_lane[r : r + 1], veh.s[r : r + 1])[0]
+            if behind < 0 or behind == r:
+                continue
+            gap = veh.s[r] - veh.s[behind] - 0.5 * (veh.length[r] + veh.length[behind])
+            v0 = veh.speed_factor[behind] * 30.0
+            a = idm(veh.v[behind], v0, veh.headway[behind], veh.min_gap[behind], veh.a_max[behind],
+                    veh.b_comf[behind], gap, veh.v[r])
+            assert a >= -MOBIL_SAFE_DECEL - 0.3, (trial, r, a)
+    assert changes > 10  # the property was exercised
+
+
+def test_mobil_refuses_change_in_front_of_fast_close_follower(lane_named):
+    two_lanes = {"network.lanes": 2, "network.on_ramp": False}
+    world = bare_world("highway", **two_lanes)
+    l0, l1 = lane_named(world, "main_0"), lane_named(world, "main_1")
+    world.add_vehicle(l1, 330.0, 5.0, speed_factor=5.0 / 30.0, politeness=0.0)  # slow leader: reason to leave lane 1
+    me = world.add_vehicle(l1, 300.0, 20.0)
+    world.add_vehicle(l0, 292.0, 30.0)  # fast car right beside-behind in the target lane
+    world.time = 0.99
+    world.step()
+    assert world.vehicles.target_lane[world.vehicles.row(me)] == l1
+    # without the fast follower the same driver changes
+    world = bare_world("highway", **two_lanes)
+    world.add_vehicle(l1, 330.0, 5.0, speed_factor=5.0 / 30.0, politeness=0.0)
+    me = world.add_vehicle(l1, 300.0, 20.0)
+    world.time = 0.99
+    world.step()
+    assert world.vehicles.target_lane[world.vehicles.row(me)] == l0
+
+
+def test_vehicle_stops_at_red_and_goes_on_green(lane_named):
+    world = bare_world("intersection")
+    lane = lane_named(world, "N_in_through")
+    world.set_signal_interval(3)  # E green: north is red
+    vid = world.add_vehicle(lane, 60.0, 12.0)
+    world.advance(15 * 15)
+    r = world.vehicles.row(vid)
+    front = world.vehicles.s[r] + 0.5 * world.vehicles.length[r]
+    line = world.network.lane_s_to[lane]
+    assert world.vehicles.v[r] < 0.05 and 0.0 <= line - front < 3.0
+    world.set_signal_interval(0)  # N green
+    world.advance(15 * 10)
+    assert world.vehicles.lane[world.vehicles.row(vid)] != lane
+    assert not [e for e in world.events if e.kind in ("red_light", "collision")]
+
+
+def _pedestrian_at_curb(world, critical_gap, speed=1.3):
+    route = world.network.sidewalk_routes[0]
+    path = np.array([route.a0, route.a1, route.b0, route.b1])
+    approach = np.linalg.norm(path[1] - path[0])
+    return world.add_pedestrian(path, route.crossing, s=approach, critical_gap=critical_gap, speed=speed)
+
+
+def test_pedestrian_waits_below_critical_gap_and_crosses_above(lane_named):
+    world = bare_world("crosswalk")
+    lane = lane_named(world, "eastbound")
+    zone_in = min(s_in for ln, s_in, _ in world.network.crossings[0].zones if ln == lane)
+    # car arriving in about 3 s at a constant 8 m/s: gap below the 5 s threshold
+    world.add_vehicle(lane, zone_in - 2.25 - 24.0, 8.0, speed_factor=8.0 / 8.3)
+    ped = _pedestrian_at_curb(world, critical_gap=5.0)
+    world.step()
+    assert world.pedestrians.phase[world.pedestrians.row(ped)] == WAIT
+    world = bare_world("crosswalk")
+    world.add_vehicle(lane, zone_in - 2.25 - 64.0, 8.0, speed_factor=8.0 / 8.3)  # about 8 s away
+    ped = _pedestrian_at_curb(world, critical_gap=5.0)
+    world.step()
+    assert world.pedestrians.phase[world.pedestrians.row(ped)] == CROSS
+
+
+def test_vehicles_yield_to_pedestrian_in_crosswalk(lane_named):
+    world = bare_world("crosswalk")
+    lane = lane_named(world, "eastbound")
+    ped = _pedestrian_at_curb(world, critical_gap=2.5, speed=0.9)
+    world.step()
+    assert world.pedestrians.phase[world.pedestrians.row(ped)] == CROSS
+    zone_in = min(s_in for ln, s_in, _ in world.network.crossings[0].zones if ln == lane)
+    vid = world.add_vehicle(lane, zone_in - 30.0, 8.0)
+    stopped_before_zone = False
+    front = 0.0
+    while world.time < 40.0 and front < zone_in + 10.0:
+        world.step()
+        r = world.vehicles.row(vid)
+        front = world.vehicles.s[r] + 2.25
+        if world.occupied[0]:
+            assert front <= zone_in + 0.01, "entered the crosswalk while a pedestrian was on it"
+            stopped_before_zone |= world.vehicles.v[r] < 0.05
+    assert stopped_before_zone
+    assert front >= zone_in + 10.0  # and went on once the pedestrian had crossed
+    assert not [e for e in world.events if e.kind == "collision"]
