@@ -5,7 +5,10 @@ Pure, vectorised functions over numpy arrays; the world decides whom to apply th
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+from numba import njit
 
 IDM_DELTA = 4.0  # acceleration exponent of IDM
 MOBIL_SAFE_DECEL = 4.0  # [m/s^2] b_safe: the most a new follower may be made to brake
@@ -17,16 +20,14 @@ HEADING_GAIN = 6.0  # [1/s] heading error -> yaw rate
 MAX_STEER = 0.6  # [rad]
 
 
+@njit(cache=True)
 def idm(v, v0, headway, min_gap, a_max, b_comf, gap, v_lead):
     """IDM acceleration [m/s^2] for speed ``v`` behind a leader at bumper gap ``gap`` [m].
 
-    ``gap`` may be ``inf`` for a free road. Arrays broadcast element-wise.
+    ``gap`` may be ``inf`` for a free road. Scalars or arrays (element-wise).
     """
-    dv = v - v_lead
-    s_star = min_gap + np.maximum(0.0, v * headway + v * dv / (2.0 * np.sqrt(a_max * b_comf)))
-    free = 1.0 - (v / np.maximum(v0, 1e-3)) ** IDM_DELTA
-    interaction = (s_star / np.maximum(gap, 0.05)) ** 2
-    return a_max * (free - np.where(np.isfinite(gap), interaction, 0.0))
+    s_star = min_gap + np.maximum(0.0, v * headway + v * (v - v_lead) / (2.0 * np.sqrt(a_max * b_comf)))
+    return a_max * (1.0 - (v / np.maximum(v0, 1e-3)) ** IDM_DELTA - (s_star / np.maximum(gap, 0.05)) ** 2)
 
 
 def mobil(
@@ -54,17 +55,19 @@ def mobil(
     return safe & (gain > threshold)
 
 
-def lane_keeping_yaw_rate(d, d_target, psi, v, kappa):
+@njit(cache=True)
+def lane_keeping_yaw_rate(d: float, d_target: float, psi: float, v: float, kappa: float) -> float:
     """Yaw rate [rad/s] that steers lateral offset ``d`` toward ``d_target`` [m] on a curve."""
-    v_lat = np.clip(-LATERAL_GAIN * (d - d_target), -MAX_LATERAL_SPEED, MAX_LATERAL_SPEED)
-    psi_cmd = np.arcsin(np.clip(v_lat / np.maximum(v, 1.0), -0.5, 0.5))
-    curve = kappa / np.maximum(1.0 - kappa * d, 0.1) * v * np.cos(psi)  # yaw rate that follows the offset curve
+    v_lat = min(max(-LATERAL_GAIN * (d - d_target), -MAX_LATERAL_SPEED), MAX_LATERAL_SPEED)
+    psi_cmd = math.asin(min(max(v_lat / max(v, 1.0), -0.5), 0.5))
+    curve = kappa / max(1.0 - kappa * d, 0.1) * v * math.cos(psi)  # yaw rate that follows the offset curve
     return HEADING_GAIN * (psi_cmd - psi) + curve
 
 
-def steering_for_yaw_rate(yaw_rate, v, wheelbase):
+@njit(cache=True)
+def steering_for_yaw_rate(yaw_rate: float, v: float, wheelbase: float) -> float:
     """Front-wheel angle [rad] of a kinematic bicycle that yields ``yaw_rate`` at speed ``v``."""
-    return np.clip(np.arctan(wheelbase * yaw_rate / np.maximum(v, 0.5)), -MAX_STEER, MAX_STEER)
+    return min(max(math.atan(wheelbase * yaw_rate / max(v, 0.5)), -MAX_STEER), MAX_STEER)
 
 
 def accepts_gap(time_gap, critical_gap):

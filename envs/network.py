@@ -9,6 +9,8 @@ world can look up geometry for all actors at once.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -67,6 +69,10 @@ class Inlet:
     weights: list[float]
     rate: float
     name: str = ""
+
+    @property
+    def cumulative_weights(self) -> np.ndarray:
+        return np.cumsum(self.weights)
 
 
 @dataclass
@@ -206,6 +212,12 @@ class Network:
             if inside.any():
                 zones.append((i, float(ss[inside].min()), float(ss[inside].max())))
         return zones
+
+    def copy(self) -> "Network":
+        """A copy that can gain and retire crossings without touching this one."""
+        other = copy.copy(self)
+        other.crossings = [dataclasses.replace(c, zones=list(c.zones)) for c in self.crossings]
+        return other
 
     # ---- lookups -------------------------------------------------------------------
     def frame(self, edge: np.ndarray, s: np.ndarray) -> np.ndarray:

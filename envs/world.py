@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from envs import behaviour
+from envs import behaviour, kernels
 from envs.actors import (
     APPROACH,
     CONTINUOUS,
@@ -28,9 +28,8 @@ from envs.actors import (
     Pedestrians,
     Vehicles,
 )
-from envs.geometry import box_corners, boxes_overlap, circle_box_overlap
 from envs.layouts import build_network
-from envs.network import AMBER, DONT_WALK, GREEN, RED, WALK, Crossing
+from envs.network import AMBER, DONT_WALK, GREEN, RED, WALK, Crossing, Network
 from envs.scenario import ScenarioConfig, Spread
 from envs.state import WorldState
 
@@ -62,14 +61,28 @@ def _sample(rng: np.random.Generator, spread: Spread, low: float, high: float) -
     return float(np.clip(rng.normal(spread.mean, spread.sd), low, high))
 
 
+_NETWORKS: dict[str, Network] = {}
+
+
+def _network_for(config: ScenarioConfig) -> Network:
+    """A private copy of the scenario's network, built once per distinct config."""
+    key = config.network.model_dump_json() + config.demand.model_dump_json()
+    if key not in _NETWORKS:
+        if len(_NETWORKS) > 32:
+            _NETWORKS.clear()
+        _NETWORKS[key] = build_network(config)
+    return _NETWORKS[key].copy()
+
+
 class World:
     """One running instance of the twin."""
 
     def __init__(self, config: ScenarioConfig, seed: int | None = None, populate: bool = True) -> None:
         self.config = config
-        self.network = build_network(config)
+        self.network = _network_for(config)
         self.rng = np.random.default_rng(config.seed if seed is None else seed)
         self.dt = 1.0 / config.sim_hz
+        self._curve_speed = np.sqrt(LATERAL_COMFORT / np.maximum(self.network.lane_max_curvature, 1e-6))
         self.time = 0.0
         self.vehicles = Vehicles()
         self.pedestrians = Pedestrians()
@@ -77,6 +90,13 @@ class World:
         self._next_id = 0
         self.stats: Counter[str] = Counter()  # vehicles/pedestrians entered, exited, crossed; waits [s]
         self._backlog = np.zeros(len(self.network.inlets))
+        rates = [inlet.rate for inlet in self.network.inlets] + [config.demand.pedestrians_per_hour / 3600.0]
+        self._arrival_rates = np.maximum(np.array(rates), 1e-12)  # [1/s] vehicles per inlet, then pedestrians
+        self._next_arrival = self.rng.exponential(1.0 / self._arrival_rates)  # [s]
+        mix = config.demand.mix
+        mix_p = np.array([mix.car, mix.truck, mix.bus])
+        self._mix = mix_p / mix_p.sum() if mix_p.sum() > 0 else np.array([1.0, 0.0, 0.0])
+        self._mix_cumulative = np.cumsum(self._mix)
         self._signal_clock = 0.0
         self._interval = 0
         self.group_state = np.full(self.network.signal_groups, GREEN, dtype=np.int64)
@@ -99,6 +119,12 @@ class World:
 
         Behaviour parameters not given are drawn from the scenario's driver distributions.
         """
+        vid = self._append_vehicle(lane, s, v, vtype, driver, **params)
+        self._refresh_world_coords()
+        self._perceive()
+        return vid
+
+    def _append_vehicle(self, lane: int, s: float, v: float, vtype: str, driver: int, **params) -> int:
         t = VEHICLE_TYPES[TYPE_INDEX[vtype]]
         beh = self.config.drivers
         rng = self.rng
@@ -119,8 +145,6 @@ class World:
             d=net.lane_offset[lane], v=v, cmd_speed=v, length=t.length, width=t.width, wheelbase=t.wheelbase,
             a_max=t.a_max, b_comf=t.b_comf, b_max=t.b_max, v_max=t.v_max, **values,
         )
-        self._refresh_world_coords()
-        self._perceive()
         self.stats["vehicles_entered"] += 1
         return vid
 
@@ -188,23 +212,29 @@ class World:
         # skip the on-ramp: vehicles there would all arrive at the merge together
         usable &= ~((net.lane_next >= 0) & net.lane_dead_end[np.maximum(net.lane_next, 0)])
         candidates = np.flatnonzero(usable)
-        weights = length[candidates] / length[candidates].sum()
-        mix = self.config.demand.mix
-        mix_p = np.array([mix.car, mix.truck, mix.bus])
-        mix_p = mix_p / mix_p.sum() if mix_p.sum() > 0 else np.array([1.0, 0.0, 0.0])
-        placed, attempts = 0, 0
-        while placed < count and attempts < 50 * max(count, 1):
-            attempts += 1
-            lane = int(self.rng.choice(candidates, p=weights))
-            s = float(self.rng.uniform(net.lane_s_from[lane] + 10.0, net.lane_s_to[lane] - 25.0))
-            vtype = VEHICLE_TYPES[int(self.rng.choice(3, p=mix_p))]
-            v = net.lane_speed_limit[lane] * float(self.rng.uniform(0.6, 0.9))
-            if net.lane_signal_group[lane] >= 0:  # able to stop comfortably at the line
-                v = min(v, np.sqrt(2.0 * 1.5 * max(net.lane_s_to[lane] - s - 15.0, 0.0)))
-            v = min(v, self._speed_limit_at(lane, s))
-            if self._clear(lane, s, vtype.length, v, 2.0, 3.0):
-                self.add_vehicle(lane, s, v, vtype=vtype.name)
-                placed += 1
+        if not len(candidates) or count <= 0:
+            return
+        per_lane = self.rng.multinomial(count, length[candidates] / length[candidates].sum())
+        for lane, k in zip(candidates, per_lane):
+            lo, hi = net.lane_s_from[lane] + 10.0, net.lane_s_to[lane] - 25.0
+            spacing = (hi - lo) / max(k, 1)  # [m] mean distance between placed vehicles
+            s, ahead_len = hi - float(self.rng.uniform(0.0, 0.5 * spacing)), 0.0
+            for _ in range(k):  # from the downstream end backwards, each safely behind the last
+                vtype = VEHICLE_TYPES[int(self.rng.choice(3, p=self._mix))]
+                v = net.lane_speed_limit[lane] * float(self.rng.uniform(0.6, 0.9))
+                if net.lane_signal_group[lane] >= 0:  # able to stop comfortably at the line
+                    v = min(v, np.sqrt(2.0 * 1.5 * max(net.lane_s_to[lane] - s - 15.0, 0.0)))
+                v = min(v, self._speed_limit_at(lane, s), max((0.75 * spacing - 9.0) / 2.0, 3.0))  # denser is slower
+                if ahead_len:
+                    s = min(s, s_ahead - 0.5 * (ahead_len + vtype.length) - 3.0 - 2.0 * v)
+                if s < lo:
+                    break
+                if self._clear(lane, s, vtype.length, v, 2.0, 3.0):
+                    self._append_vehicle(int(lane), s, v, vtype.name, HUMAN)
+                    s_ahead, ahead_len = s, vtype.length
+                s -= spacing * float(self.rng.uniform(0.5, 0.9))
+        self._refresh_world_coords()
+        self._perceive()
 
     def _clear(self, lane: int, s: float, length: float, v: float, headway: float, min_gap: float) -> bool:
         """Whether a vehicle fits at (lane, s) with safe gaps to the vehicles around it."""
@@ -281,93 +311,27 @@ class World:
     # perception: leaders, stop points, conflict zones
     def _perceive(self) -> None:
         veh, net = self.vehicles, self.network
-        n = len(veh)
         half = 0.5 * veh.length
-        # occupancy entries: every vehicle in its lane, plus the lane it is moving or leaning into
-        side = veh.d - net.lane_offset[veh.lane] if n else np.zeros(0)
-        reach = 0.5 * (net.lane_width[veh.lane] - veh.width) if n else np.zeros(0)
-        lean = np.where(side > reach, net.lane_left[veh.lane], np.where(side < -reach, net.lane_right[veh.lane], -1)) if n else np.zeros(0, np.int64)
-        second = np.where(veh.target_lane != veh.lane, veh.target_lane, lean)
-        has2 = second >= 0
-        ent_lane = np.concatenate([veh.lane, second[has2]])
-        ent_veh = np.concatenate([np.arange(n), np.flatnonzero(has2)])
-        ent_s = veh.s[ent_veh]
-        keys = ent_lane * KEY_SCALE + ent_s
-        order = np.argsort(keys, kind="stable")
-        self._sorted_keys = keys[order]
-        self._sorted_lane = ent_lane[order]
-        self._sorted_veh = ent_veh[order]
-        self._second_lane = second
-
-        # leaders along the lane sequence, up to LOOKAHEAD_HOPS lanes
-        lead = np.full(n, -1)
-        gap = np.full(n, np.inf)
-        lane_h, s_h = veh.lane.copy(), veh.s.copy()
-        hop_lanes, hop_s = [], []
-        alive = np.ones(n, dtype=bool)
-        for _ in range(LOOKAHEAD_HOPS):
-            hop_lanes.append(np.where(alive, lane_h, -1))
-            hop_s.append(s_h.copy())
-            todo = alive & (lead < 0)
-            j = self._query_ahead(lane_h, s_h)
-            found = todo & (j >= 0)
-            jj = np.maximum(j, 0)
-            lead = np.where(found, j, lead)
-            gap = np.where(found, veh.s[jj] - s_h - half - half[jj], gap)
-            nxt = net.lane_next[lane_h]
-            alive &= (nxt >= 0) & ~net.lane_dead_end[lane_h]
-            s_h = np.where(alive, net.lane_next_station[lane_h] + s_h - net.lane_s_to[lane_h], s_h)
-            lane_h = np.where(alive, nxt, lane_h)
-        # a vehicle changing lanes also follows the leader in its target lane
-        changing = veh.target_lane != veh.lane
-        if changing.any():
-            j = self._query_ahead(veh.target_lane, veh.s)
-            jj = np.maximum(j, 0)
-            g2 = np.where(j >= 0, veh.s[jj] - veh.s - half - half[jj], np.inf)
-            closer = changing & (g2 < gap)
-            lead, gap = np.where(closer, j, lead), np.where(closer, g2, gap)
-        self.leader, self.leader_gap = lead, gap
-        self._hop_lanes, self._hop_s = hop_lanes, hop_s
-
-        # conflict zones (crosswalks) ahead: distance of the front bumper to each zone's entry
-        nz = len(net.zone_lane)
-        to_zone = np.full((n, nz), np.inf)
-        past = np.ones((n, nz), dtype=bool)
-        for lane_k, s_k in zip(hop_lanes, hop_s):
-            match = lane_k[:, None] == net.zone_lane[None, :]
-            dist_in = net.zone_s_in[None, :] - s_k[:, None] - half[:, None]
-            dist_out = net.zone_s_out[None, :] - s_k[:, None] + half[:, None]
-            to_zone = np.where(match, dist_in, to_zone)
-            past = np.where(match, dist_out <= 0, past)
-        self._to_zone, self._past_zone = to_zone, past
-        # time gap each crossing offers to a pedestrian: vehicles in it count 0, stopped ones never arrive
-        if nz:
-            tta = np.where(to_zone <= 0, 0.0, to_zone / np.where(veh.v[:, None] > 0.1, veh.v[:, None], np.nan))
-            tta = np.where(past | ~np.isfinite(to_zone), np.inf, np.nan_to_num(tta, nan=np.inf))
-            per_zone = tta.min(axis=0) if n else np.full(nz, np.inf)
-            gap_c = np.full(len(net.crossings), np.inf)
-            np.minimum.at(gap_c, net.zone_crossing, per_zone)
-            self.crossing_gap = gap_c
+        self._sorted_keys, self._sorted_lane, self._sorted_veh = kernels.occupancy(
+            veh.lane, veh.target_lane, veh.s, veh.d, veh.width, net.lane_offset, net.lane_width, net.lane_left,
+            net.lane_right, KEY_SCALE)
+        # leaders along the lane sequence, and distances to crosswalk conflict zones ahead
+        self.leader, self.leader_gap, hop_lane, hop_s = kernels.leaders(
+            self._sorted_keys, self._sorted_lane, self._sorted_veh, veh.lane, veh.target_lane, veh.s, half,
+            net.lane_next, net.lane_next_station, net.lane_s_to, net.lane_dead_end, LOOKAHEAD_HOPS, KEY_SCALE)
+        self._to_zone, self._past_zone = kernels.zone_distances(
+            hop_lane, hop_s, half, net.zone_lane, net.zone_s_in, net.zone_s_out)
+        # time gap each crossing offers to a pedestrian
+        self.crossing_gap = kernels.crossing_gaps(self._to_zone, self._past_zone, veh.v, net.zone_crossing,
+                                                  len(net.crossings))
 
     def _query_ahead(self, lane: np.ndarray, s: np.ndarray) -> np.ndarray:
         """Row of the nearest vehicle strictly ahead of station ``s`` on ``lane`` (-1 if none)."""
-        keys = self._sorted_keys
-        if not len(keys):
-            return np.full(len(lane), -1)
-        pos = np.searchsorted(keys, lane * KEY_SCALE + s, side="right")
-        posc = np.minimum(pos, len(keys) - 1)
-        ok = (pos < len(keys)) & (self._sorted_lane[posc] == lane)
-        return np.where(ok, self._sorted_veh[posc], -1)
+        return kernels.query(self._sorted_keys, self._sorted_lane, self._sorted_veh, lane, s, KEY_SCALE, True)
 
     def _query_behind(self, lane: np.ndarray, s: np.ndarray) -> np.ndarray:
         """Row of the nearest vehicle strictly behind station ``s`` on ``lane`` (-1 if none)."""
-        keys = self._sorted_keys
-        if not len(keys):
-            return np.full(len(lane), -1)
-        pos = np.searchsorted(keys, lane * KEY_SCALE + s, side="left") - 1
-        posc = np.maximum(pos, 0)
-        ok = (pos >= 0) & (self._sorted_lane[posc] == lane)
-        return np.where(ok, self._sorted_veh[posc], -1)
+        return kernels.query(self._sorted_keys, self._sorted_lane, self._sorted_veh, lane, s, KEY_SCALE, False)
 
     def stop_distance(self) -> np.ndarray:
         """Per vehicle: distance [m] from the front bumper to where it must stop (inf if nowhere).
@@ -375,39 +339,16 @@ class World:
         Red (and stoppable amber) signals, dead ends, and crosswalks with a pedestrian on them.
         """
         veh, net = self.vehicles, self.network
-        front = veh.s + 0.5 * veh.length
-        stop = np.full(len(veh), np.inf)
-        group = net.lane_signal_group[veh.lane]
-        if len(self.group_state):
-            state = np.where(group >= 0, self.group_state[np.maximum(group, 0)], GREEN)
-            to_line = net.lane_s_to[veh.lane] - STOP_MARGIN - front
-            can_stop = veh.v**2 <= 2.0 * AMBER_STOP_DECEL * np.maximum(to_line, 0.0) + 0.1
-            must = ((state == RED) & ~veh.runs_red) | ((state == AMBER) & can_stop)
-            stop = np.where(must & (to_line > -STOP_MARGIN), to_line, stop)
-        dead = net.lane_dead_end[veh.lane] & (veh.target_lane == veh.lane)  # a merging car leaves the lane
-        stop = np.where(dead, np.minimum(stop, net.lane_s_to[veh.lane] - front), stop)
-        if self._to_zone.shape[1]:
-            occupied = self.occupied[net.zone_crossing][None, :]
-            ahead = np.where(occupied & (self._to_zone >= 0), self._to_zone - STOP_MARGIN, np.inf)
-            stop = np.minimum(stop, ahead.min(axis=1))
-        return stop
+        return kernels.stop_distances(veh.lane, veh.target_lane, veh.s, veh.v, veh.length, veh.runs_red,
+                                      net.lane_signal_group, net.lane_s_to, net.lane_dead_end, self.group_state,
+                                      self._to_zone, net.zone_crossing, self.occupied, STOP_MARGIN, AMBER_STOP_DECEL)
 
     def speed_limit(self) -> np.ndarray:
         """Per vehicle: the speed [m/s] allowed by limits and curves from here to a few seconds ahead."""
         veh, net = self.vehicles, self.network
-        curve_speed = np.sqrt(LATERAL_COMFORT / np.maximum(net.lane_max_curvature, 1e-6))
-        nxt = net.lane_next[veh.lane]
-        ahead_curve = np.where(nxt >= 0, curve_speed[np.maximum(nxt, 0)], np.inf)
-        to_end = np.maximum(net.lane_s_to[veh.lane] - veh.s - 0.5 * veh.length, 0.0)
-        limit = np.minimum(net.lane_speed_limit[veh.lane], curve_speed[veh.lane])
-        limit = np.minimum(limit, np.sqrt(ahead_curve**2 + 2.0 * CURVE_APPROACH_DECEL * to_end))
-        if len(net.speed_zone_lane):
-            ahead = veh.s[:, None] + SPEED_PREVIEW_S * veh.v[:, None] + 10.0
-            hit = (net.speed_zone_lane[None, :] == veh.lane[:, None]) & (net.speed_zone_from[None, :] <= ahead) & (
-                veh.s[:, None] <= net.speed_zone_to[None, :]
-            )
-            limit = np.minimum(limit, np.where(hit, net.speed_zone_limit[None, :], np.inf).min(axis=1))
-        return limit
+        return kernels.speed_limits(veh.lane, veh.s, veh.v, veh.length, net.lane_speed_limit, self._curve_speed,
+                                    net.lane_next, net.lane_s_to, net.speed_zone_lane, net.speed_zone_from,
+                                    net.speed_zone_to, net.speed_zone_limit, SPEED_PREVIEW_S, CURVE_APPROACH_DECEL)
 
     # pedestrians
     def _decide_pedestrians(self, dt: float) -> None:
@@ -451,22 +392,11 @@ class World:
     # vehicles
     def _longitudinal(self, dt: float) -> None:
         veh = self.vehicles
-        if not len(veh):
-            return
-        lead = np.maximum(self.leader, 0)
-        v_lead = np.where(self.leader >= 0, veh.v[lead], 0.0)
         v0 = np.minimum(veh.speed_factor * self.speed_limit(), veh.v_max)
-        args = (veh.v, v0, veh.headway, veh.min_gap, veh.a_max, veh.b_comf)
-        a_follow = behaviour.idm(*args, self.leader_gap, v_lead)
-        stop = self.stop_distance()
-        a_stop = behaviour.idm(*args, stop + veh.min_gap, 0.0)
-        self._a_idm = np.minimum(a_follow, a_stop)
-        a_cmd = self._a_idm
-        a_cmd = np.where(veh.driver == META, META_SPEED_GAIN * (veh.cmd_speed - veh.v), a_cmd)
-        a_cmd = np.where(veh.driver == CONTINUOUS, veh.cmd_accel, a_cmd)
-        a_cmd = np.clip(a_cmd, -veh.b_max, veh.a_max)
-        lag = np.where(veh.driver == HUMAN, np.minimum(1.0, dt / veh.reaction_time), 1.0)
-        veh.a = np.where(veh.crashed, 0.0, veh.a + lag * (a_cmd - veh.a))
+        veh.a, self._a_idm = kernels.accelerations(
+            veh.v, veh.a, v0, veh.headway, veh.min_gap, veh.a_max, veh.b_comf, veh.b_max, veh.reaction_time,
+            self.leader, self.leader_gap, self.stop_distance(), veh.driver, veh.cmd_speed, veh.cmd_accel,
+            veh.crashed, dt, META_SPEED_GAIN)
 
     def _lane_change_decisions(self, dt: float) -> None:
         veh, net = self.vehicles, self.network
@@ -547,55 +477,20 @@ class World:
 
     def _integrate_vehicles(self, dt: float) -> None:
         veh, net = self.vehicles, self.network
-        if not len(veh):
-            return
-        v = veh.v
-        yaw_cmd = behaviour.lane_keeping_yaw_rate(veh.d, net.lane_offset[veh.target_lane], veh.psi, v, veh.kappa)
-        steer = behaviour.steering_for_yaw_rate(yaw_cmd, v, veh.wheelbase)
-        steer = np.where(veh.driver == CONTINUOUS, np.clip(veh.cmd_steer, -behaviour.MAX_STEER, behaviour.MAX_STEER), steer)
-        veh.steer = steer
-        beta = np.arctan(0.5 * np.tan(steer))
-        v_new = np.where(veh.crashed, 0.0, np.maximum(v + veh.a * dt, 0.0))
-        v_mid = 0.5 * (v + v_new)
-        ds = v_mid * np.cos(veh.psi + beta) / np.maximum(1.0 - veh.kappa * veh.d, 0.1) * dt
-        veh.d = veh.d + v_mid * np.sin(veh.psi + beta) * dt
-        veh.psi = veh.psi + (v_mid * np.cos(beta) * np.tan(steer) / veh.wheelbase) * dt - veh.kappa * ds
-        signalled = net.lane_signal_group[veh.lane]
-        if len(self.group_state) and (signalled >= 0).any():  # front bumper crossing a red stop line
-            front = veh.s + 0.5 * veh.length
-            line = net.lane_s_to[veh.lane]
-            red = self.group_state[np.maximum(signalled, 0)] == RED
-            for r in np.flatnonzero((signalled >= 0) & red & (front <= line) & (front + ds > line)):
-                self.events.append(WorldEvent("red_light", self.time, (int(veh.id[r]),), float(veh.x[r]), float(veh.y[r])))
-        veh.s = veh.s + ds
-        veh.v = v_new
-        veh.odometer += np.abs(ds)
-        veh.a = np.where(v_new <= 0.0, np.maximum(veh.a, 0.0), veh.a)
-        # lateral lane membership within the edge
-        for table in (net.lane_left, net.lane_right):
-            nb = table[veh.lane]
-            nbc = np.maximum(nb, 0)
-            closer = (nb >= 0) & (np.abs(veh.d - net.lane_offset[nbc]) < np.abs(veh.d - net.lane_offset[veh.lane]))
-            closer &= (net.lane_s_from[nbc] <= veh.s) & (veh.s <= net.lane_s_to[nbc])
-            veh.lane = np.where(closer, nb, veh.lane)
-        veh.target_lane = np.where((veh.driver != HUMAN) & (veh.target_lane == veh.lane), veh.lane, veh.target_lane)
-        # longitudinal hand-over to the next lane at a lane's end
-        over = (veh.s > net.lane_s_to[veh.lane]) & (net.lane_next[veh.lane] >= 0)
-        if over.any():
-            for r in np.flatnonzero(over):
-                old = veh.lane[r]
-                new = net.lane_next[old]
-                veh.s[r] = net.lane_next_station[old] + veh.s[r] - net.lane_s_to[old]
-                veh.d[r] = veh.d[r] - net.lane_offset[old] + net.lane_offset[new]
-                if veh.target_lane[r] == old or veh.driver[r] == HUMAN:
-                    veh.target_lane[r] = new
-                veh.lane[r] = new
+        ran_red = kernels.integrate(
+            dt, veh.lane, veh.target_lane, veh.s, veh.d, veh.psi, veh.v, veh.a, veh.steer, veh.kappa, veh.wheelbase,
+            veh.length, veh.driver, veh.cmd_steer, veh.crashed, veh.odometer, net.lane_offset, net.lane_left,
+            net.lane_right, net.lane_s_from, net.lane_s_to, net.lane_next, net.lane_next_station,
+            net.lane_signal_group, self.group_state)
+        for r in np.flatnonzero(ran_red):
+            self.events.append(WorldEvent("red_light", self.time, (int(veh.id[r]),), float(veh.x[r]), float(veh.y[r])))
 
     def _refresh_world_coords(self) -> None:
         veh, net = self.vehicles, self.network
         if not len(veh):
             return
-        f = net.frame(net.lane_edge[veh.lane], veh.s)
+        f = kernels.frames(net.chain_s, net.chain_table, net.edge_chain_offset, net.edge_length,
+                           net.lane_edge[veh.lane], veh.s)
         veh.x = f[:, 0] - veh.d * f[:, 3]
         veh.y = f[:, 1] + veh.d * f[:, 2]
         veh.heading = np.arctan2(f[:, 3], f[:, 2]) + veh.psi
@@ -604,47 +499,28 @@ class World:
     def _detect_collisions(self) -> None:
         veh, ped = self.vehicles, self.pedestrians
         n = len(veh)
-        if n >= 2:
-            radius = 0.5 * np.hypot(veh.length, veh.width)
-            dx = veh.x[:, None] - veh.x[None, :]
-            dy = veh.y[:, None] - veh.y[None, :]
-            near = dx**2 + dy**2 < (radius[:, None] + radius[None, :]) ** 2
-            i, j = np.nonzero(np.triu(near, 1))
-            fresh = ~(veh.crashed[i] & veh.crashed[j])
-            i, j = i[fresh], j[fresh]
-            if len(i):
-                hit = boxes_overlap(
-                    box_corners(veh.x[i], veh.y[i], veh.heading[i], veh.length[i], veh.width[i]),
-                    box_corners(veh.x[j], veh.y[j], veh.heading[j], veh.length[j], veh.width[j]),
-                )
-                for a, b in zip(i[hit], j[hit]):
-                    self._crash(int(a))
-                    self._crash(int(b))
-                    self.events.append(WorldEvent("collision", self.time, (int(veh.id[a]), int(veh.id[b])),
-                                                  float(0.5 * (veh.x[a] + veh.x[b])), float(0.5 * (veh.y[a] + veh.y[b]))))
+        i, j = kernels.vehicle_collisions(veh.x, veh.y, veh.heading, veh.length, veh.width, veh.crashed)
+        for a, b in zip(i, j):
+            self._crash(int(a))
+            self._crash(int(b))
+            self.events.append(WorldEvent("collision", self.time, (int(veh.id[a]), int(veh.id[b])),
+                                          float(0.5 * (veh.x[a] + veh.x[b])), float(0.5 * (veh.y[a] + veh.y[b]))))
         if n and len(ped):
-            walking = ped.phase != HIT
-            dx = ped.x[:, None] - veh.x[None, :]
-            dy = ped.y[:, None] - veh.y[None, :]
-            reach = 0.5 * np.hypot(veh.length, veh.width) + PEDESTRIAN_RADIUS
-            p, v = np.nonzero((dx**2 + dy**2 < reach[None, :] ** 2) & walking[:, None])
-            if len(p):
-                hit = circle_box_overlap(ped.x[p], ped.y[p], PEDESTRIAN_RADIUS, veh.x[v], veh.y[v], veh.heading[v],
-                                         veh.length[v], veh.width[v])
-                for a, b in zip(p[hit], v[hit]):
-                    if ped.phase[a] == HIT:
-                        continue
-                    ped.phase[a] = HIT
-                    self._crash(int(b))
-                    self.events.append(WorldEvent("collision", self.time, (int(veh.id[b]), int(ped.id[a])),
-                                                  float(ped.x[a]), float(ped.y[a])))
-        if n:
-            net = self.network
-            off = np.abs(veh.d - net.lane_offset[veh.lane]) > 0.5 * net.lane_width[veh.lane] + 0.5 * veh.width
-            off |= net.lane_dead_end[veh.lane] & (veh.s - 0.5 * veh.length > net.lane_s_to[veh.lane])
-            for r in np.flatnonzero(off & ~veh.crashed):
-                self._crash(int(r))
-                self.events.append(WorldEvent("off_road", self.time, (int(veh.id[r]),), float(veh.x[r]), float(veh.y[r])))
+            p, v = kernels.pedestrian_collisions(ped.x, ped.y, PEDESTRIAN_RADIUS, ped.phase != HIT, veh.x, veh.y,
+                                                 veh.heading, veh.length, veh.width)
+            for a, b in zip(p, v):
+                if ped.phase[a] == HIT:
+                    continue
+                ped.phase[a] = HIT
+                self._crash(int(b))
+                self.events.append(WorldEvent("collision", self.time, (int(veh.id[b]), int(ped.id[a])),
+                                              float(ped.x[a]), float(ped.y[a])))
+        net = self.network
+        off = kernels.off_road(veh.lane, veh.s, veh.d, veh.length, veh.width, veh.crashed, net.lane_offset,
+                               net.lane_width, net.lane_dead_end, net.lane_s_to)
+        for r in np.flatnonzero(off):
+            self._crash(int(r))
+            self.events.append(WorldEvent("off_road", self.time, (int(veh.id[r]),), float(veh.x[r]), float(veh.y[r])))
 
     def _crash(self, row: int) -> None:
         veh = self.vehicles
@@ -656,30 +532,37 @@ class World:
 
     # demand
     def _spawn(self, dt: float) -> None:
-        net, demand = self.network, self.config.demand
-        for k, inlet in enumerate(net.inlets):
-            if inlet.rate > 0:
-                self._backlog[k] = min(self._backlog[k] + self.rng.poisson(inlet.rate * dt), BACKLOG_CAP)
-            if self._backlog[k] >= 1 and self._try_enter(inlet):
-                self._backlog[k] -= 1
-        if demand.pedestrians_per_hour > 0 and net.sidewalk_routes:
-            for _ in range(self.rng.poisson(demand.pedestrians_per_hour / 3600.0 * dt)):
+        net = self.network
+        # Poisson arrivals, drawn as exponential gaps; the last slot is the pedestrians'
+        now = self.time + dt
+        arrivals = self._next_arrival
+        while arrivals.min() <= now:
+            k = int(arrivals.argmin())
+            arrivals[k] += self.rng.exponential(1.0 / self._arrival_rates[k])
+            if k < len(net.inlets):
+                self._backlog[k] = min(self._backlog[k] + 1, BACKLOG_CAP)
+            elif net.sidewalk_routes:
                 self._spawn_pedestrian()
+        for k in range(len(net.inlets)):
+            if self._backlog[k] >= 1 and self._try_enter(net.inlets[k]):
+                self._backlog[k] -= 1
 
     def _try_enter(self, inlet) -> bool:
+        """Let one vehicle in at ``inlet`` if its entry is clear; returns whether it entered."""
         net, veh = self.network, self.vehicles
-        w = np.asarray(inlet.weights, float)
-        if w.sum() <= 0:
+        cum = inlet.cumulative_weights
+        if cum[-1] <= 0:
             return False
-        lane = int(self.rng.choice(inlet.lanes, p=w / w.sum()))
-        mix = self.config.demand.mix
-        p = np.array([mix.car, mix.truck, mix.bus])
-        vtype = VEHICLE_TYPES[int(self.rng.choice(3, p=p / p.sum()))] if p.sum() > 0 else VEHICLE_TYPES[0]
+        lane = int(inlet.lanes[min(int(np.searchsorted(cum, self.rng.random() * cum[-1])), len(cum) - 1)])
+        j = self._first_vehicle(lane)
+        room = veh.s[j] - 0.5 * veh.length[j] - net.lane_s_from[lane] if j >= 0 else np.inf
+        if room < 20.0:  # not even a truck fits with a minimal gap
+            return False
+        vtype = VEHICLE_TYPES[min(int(np.searchsorted(self._mix_cumulative, self.rng.random())), 2)]
         s0 = net.lane_s_from[lane] + 0.5 * vtype.length
         v = min(self._speed_limit_at(lane, s0) * 0.9, vtype.v_max)
-        j = self._first_vehicle(lane)
         if j >= 0:
-            gap = veh.s[j] - 0.5 * veh.length[j] - s0 - 0.5 * vtype.length
+            gap = room - vtype.length
             v = min(v, veh.v[j] + max(gap - 30.0, 0.0) * 0.2)
             if gap < 3.0 + v * 1.5:
                 v = min(v, veh.v[j])
@@ -689,9 +572,9 @@ class World:
         return True
 
     def _first_vehicle(self, lane: int) -> int:
-        veh = self.vehicles
-        on = np.flatnonzero((veh.lane == lane) | (veh.target_lane == lane))
-        return int(on[np.argmin(veh.s[on])]) if len(on) else -1
+        """Row of the vehicle nearest the start of ``lane`` (-1 if the lane is empty)."""
+        start = self.network.lane_s_from[lane] - KEY_SCALE / 2
+        return int(self._query_ahead(np.array([lane]), np.array([start]))[0])
 
     def _spawn_pedestrian(self) -> None:
         net = self.network
@@ -717,12 +600,12 @@ class World:
     def _remove_finished(self) -> None:
         veh, ped, net = self.vehicles, self.pedestrians, self.network
         if len(veh):
-            exited = (veh.s > net.lane_s_to[veh.lane]) & (net.lane_next[veh.lane] < 0) & ~net.lane_dead_end[veh.lane]
-            exited &= veh.driver == HUMAN
-            towed = veh.crashed & (self.time - veh.crash_time > CRASH_CLEAR_S) & (veh.driver == HUMAN)
-            self.stats["vehicles_exited"] += int(exited.sum())
-            if (exited | towed).any():
-                veh.keep(~(exited | towed))
+            exited, towed = kernels.departed(veh.lane, veh.s, veh.driver, veh.crashed, veh.crash_time, self.time,
+                                             CRASH_CLEAR_S, net.lane_s_to, net.lane_next, net.lane_dead_end)
+            gone = exited | towed
+            if gone.any():
+                self.stats["vehicles_exited"] += int(exited.sum())
+                veh.keep(~gone)
                 self._perceive()
         if len(ped):
             done = ((ped.phase == DEPART) & (ped.s >= ped.cum[:, 3])) | (ped.phase == HIT)

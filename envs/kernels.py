@@ -1,0 +1,383 @@
+"""Compiled inner loops of the physics step (numba), over all actors at once.
+
+Each kernel is a plain function of numpy arrays; ``envs.world`` owns the state and
+decides what to call. Compiled on first use and cached next to this file.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from envs import behaviour
+
+INF = np.inf
+
+
+@njit(cache=True)
+def _ahead(keys, key_lane, key_veh, lane, s, key_scale):
+    """Row of the nearest occupancy entry strictly ahead of ``s`` on ``lane`` (-1 if none)."""
+    pos = np.searchsorted(keys, lane * key_scale + s, side="right")
+    if pos < keys.shape[0] and key_lane[pos] == lane:
+        return key_veh[pos]
+    return -1
+
+
+@njit(cache=True)
+def _behind(keys, key_lane, key_veh, lane, s, key_scale):
+    """Row of the nearest occupancy entry strictly behind ``s`` on ``lane`` (-1 if none)."""
+    pos = np.searchsorted(keys, lane * key_scale + s, side="left") - 1
+    if pos >= 0 and key_lane[pos] == lane:
+        return key_veh[pos]
+    return -1
+
+
+@njit(cache=True)
+def query(keys, key_lane, key_veh, lanes, s, key_scale, ahead):
+    """Vectorised :func:`_ahead` / :func:`_behind` for many (lane, s) queries."""
+    out = np.empty(lanes.shape[0], dtype=np.int64)
+    for i in range(lanes.shape[0]):
+        if ahead:
+            out[i] = _ahead(keys, key_lane, key_veh, lanes[i], s[i], key_scale)
+        else:
+            out[i] = _behind(keys, key_lane, key_veh, lanes[i], s[i], key_scale)
+    return out
+
+
+@njit(cache=True)
+def leaders(keys, key_lane, key_veh, lane, target_lane, s, half, lane_next, lane_next_station, lane_s_to,
+            lane_dead_end, hops, key_scale):
+    """Leader row and bumper gap [m] of every vehicle, searching up to ``hops`` lanes ahead.
+
+    Also returns the lanes of the look-ahead and the vehicle's station expressed on each
+    (negative before that lane starts), for conflict-zone distances.
+    """
+    n = lane.shape[0]
+    lead = np.full(n, -1, dtype=np.int64)
+    gap = np.full(n, INF)
+    hop_lane = np.full((n, hops), -1, dtype=np.int64)
+    hop_s = np.zeros((n, hops))
+    for i in range(n):
+        ln, si = lane[i], s[i]
+        for h in range(hops):
+            hop_lane[i, h] = ln
+            hop_s[i, h] = si
+            if lead[i] < 0:
+                j = _ahead(keys, key_lane, key_veh, ln, si, key_scale)
+                if j >= 0:
+                    lead[i] = j
+                    gap[i] = s[j] - si - half[i] - half[j]
+            nxt = lane_next[ln]
+            if nxt < 0 or lane_dead_end[ln]:
+                break
+            si = lane_next_station[ln] + si - lane_s_to[ln]
+            ln = nxt
+        if target_lane[i] != lane[i]:  # changing lanes: also follow the target lane's leader
+            j = _ahead(keys, key_lane, key_veh, target_lane[i], s[i], key_scale)
+            if j >= 0:
+                g = s[j] - s[i] - half[i] - half[j]
+                if g < gap[i]:
+                    lead[i] = j
+                    gap[i] = g
+    return lead, gap, hop_lane, hop_s
+
+
+@njit(cache=True)
+def zone_distances(hop_lane, hop_s, half, zone_lane, zone_s_in, zone_s_out):
+    """Front-bumper distance [m] to each conflict zone ahead (inf if not on the path) and
+    whether the vehicle has already left it."""
+    n, hops = hop_lane.shape
+    nz = zone_lane.shape[0]
+    to_zone = np.full((n, nz), INF)
+    past = np.ones((n, nz), dtype=np.bool_)
+    for i in range(n):
+        for h in range(hops):
+            ln = hop_lane[i, h]
+            if ln < 0:
+                break
+            for z in range(nz):
+                if zone_lane[z] == ln:
+                    to_zone[i, z] = zone_s_in[z] - hop_s[i, h] - half[i]
+                    past[i, z] = zone_s_out[z] - hop_s[i, h] + half[i] <= 0.0
+    return to_zone, past
+
+
+@njit(cache=True)
+def frames(chain_s, chain_table, offsets, lengths, edge, s):
+    """Reference frame (x, y, cos h, sin h, curvature) at stations ``s`` [m] of edges."""
+    n = edge.shape[0]
+    out = np.empty((n, 5))
+    m = chain_s.shape[0]
+    for i in range(n):
+        g = offsets[edge[i]] + min(max(s[i], 0.0), lengths[edge[i]])
+        k = np.searchsorted(chain_s, g, side="right")
+        k = min(max(k, 1), m - 1)
+        w = (g - chain_s[k - 1]) / max(chain_s[k] - chain_s[k - 1], 1e-9)
+        for c in range(5):
+            out[i, c] = chain_table[k - 1, c] + w * (chain_table[k, c] - chain_table[k - 1, c])
+    return out
+
+
+@njit(cache=True)
+def _project(cx, cy, ax, ay, wx, wy, nx, ny):
+    """Interval of a box (centre, half-length axis, half-width axis) projected on (nx, ny)."""
+    c = cx * nx + cy * ny
+    r = abs(ax * nx + ay * ny) + abs(wx * nx + wy * ny)
+    return c - r, c + r
+
+
+@njit(cache=True)
+def vehicle_collisions(x, y, heading, length, width, crashed):
+    """Pairs (i, j), i < j, of oriented boxes that overlap, skipping pairs already both crashed."""
+    n = x.shape[0]
+    out_i, out_j = [], []
+    for i in range(n):
+        ri = 0.5 * math.hypot(length[i], width[i])
+        ci, si = math.cos(heading[i]), math.sin(heading[i])
+        for j in range(i + 1, n):
+            if crashed[i] and crashed[j]:
+                continue
+            rj = 0.5 * math.hypot(length[j], width[j])
+            dx, dy = x[j] - x[i], y[j] - y[i]
+            if dx * dx + dy * dy > (ri + rj) ** 2:
+                continue
+            cj, sj = math.cos(heading[j]), math.sin(heading[j])
+            axes = ((ci, si), (-si, ci), (cj, sj), (-sj, cj))
+            separated = False
+            for nx, ny in axes:
+                lo1, hi1 = _project(x[i], y[i], 0.5 * length[i] * ci, 0.5 * length[i] * si,
+                                    -0.5 * width[i] * si, 0.5 * width[i] * ci, nx, ny)
+                lo2, hi2 = _project(x[j], y[j], 0.5 * length[j] * cj, 0.5 * length[j] * sj,
+                                    -0.5 * width[j] * sj, 0.5 * width[j] * cj, nx, ny)
+                if hi1 < lo2 or hi2 < lo1:
+                    separated = True
+                    break
+            if not separated:
+                out_i.append(i)
+                out_j.append(j)
+    return np.array(out_i, dtype=np.int64), np.array(out_j, dtype=np.int64)
+
+
+@njit(cache=True)
+def pedestrian_collisions(px, py, radius, active, x, y, heading, length, width):
+    """Pairs (pedestrian, vehicle) where a circle of ``radius`` [m] touches a vehicle box."""
+    out_p, out_v = [], []
+    for p in range(px.shape[0]):
+        if not active[p]:
+            continue
+        for v in range(x.shape[0]):
+            dx, dy = px[p] - x[v], py[p] - y[v]
+            reach = 0.5 * math.hypot(length[v], width[v]) + radius
+            if dx * dx + dy * dy > reach * reach:
+                continue
+            c, s = math.cos(heading[v]), math.sin(heading[v])
+            lx, ly = dx * c + dy * s, -dx * s + dy * c
+            qx = min(max(lx, -0.5 * length[v]), 0.5 * length[v])
+            qy = min(max(ly, -0.5 * width[v]), 0.5 * width[v])
+            if math.hypot(lx - qx, ly - qy) <= radius:
+                out_p.append(p)
+                out_v.append(v)
+    return np.array(out_p, dtype=np.int64), np.array(out_v, dtype=np.int64)
+
+
+@njit(cache=True)
+def occupancy(lane, target_lane, s, d, width, lane_offset, lane_width, lane_left, lane_right, key_scale):
+    """Lane occupancy entries sorted by (lane, station): every vehicle in its own lane, and
+    again in the lane it is changing into or leaning over into. Returns keys, lanes, rows."""
+    n = lane.shape[0]
+    ent_lane = np.empty(2 * n, dtype=np.int64)
+    ent_veh = np.empty(2 * n, dtype=np.int64)
+    m = 0
+    for i in range(n):
+        ent_lane[m] = lane[i]
+        ent_veh[m] = i
+        m += 1
+        second = target_lane[i]
+        if second == lane[i]:
+            side = d[i] - lane_offset[lane[i]]
+            reach = 0.5 * (lane_width[lane[i]] - width[i])
+            second = lane_left[lane[i]] if side > reach else (lane_right[lane[i]] if side < -reach else -1)
+        if second >= 0:
+            ent_lane[m] = second
+            ent_veh[m] = i
+            m += 1
+    keys = np.empty(m)
+    for k in range(m):
+        keys[k] = ent_lane[k] * key_scale + s[ent_veh[k]]
+    order = np.argsort(keys, kind="mergesort")
+    return keys[order], ent_lane[:m][order], ent_veh[:m][order]
+
+
+@njit(cache=True)
+def crossing_gaps(to_zone, past, v, zone_crossing, n_crossings):
+    """Smallest time [s] until a vehicle reaches each crossing: 0 if one is in it, and
+    stopped vehicles (under 0.1 m/s) never arrive."""
+    gaps = np.full(n_crossings, INF)
+    n, nz = to_zone.shape
+    for i in range(n):
+        for z in range(nz):
+            dist = to_zone[i, z]
+            if past[i, z] or not np.isfinite(dist):
+                continue
+            t = 0.0 if dist <= 0.0 else (dist / v[i] if v[i] > 0.1 else INF)
+            c = zone_crossing[z]
+            if t < gaps[c]:
+                gaps[c] = t
+    return gaps
+
+
+@njit(cache=True)
+def speed_limits(lane, s, v, length, lane_limit, curve_speed, lane_next, lane_s_to, zone_lane, zone_from, zone_to,
+                 zone_limit, preview_s, approach_decel):
+    """Speed [m/s] each driver may drive: limits, curves (slowing before the next lane's
+    curve at ``approach_decel``) and speed zones up to ``preview_s`` seconds ahead."""
+    n = lane.shape[0]
+    out = np.empty(n)
+    for i in range(n):
+        ln = lane[i]
+        lim = min(lane_limit[ln], curve_speed[ln])
+        nxt = lane_next[ln]
+        if nxt >= 0:
+            to_end = max(lane_s_to[ln] - s[i] - 0.5 * length[i], 0.0)
+            lim = min(lim, math.sqrt(curve_speed[nxt] ** 2 + 2.0 * approach_decel * to_end))
+        ahead = s[i] + preview_s * v[i] + 10.0
+        for z in range(zone_lane.shape[0]):
+            if zone_lane[z] == ln and zone_from[z] <= ahead and s[i] <= zone_to[z]:
+                lim = min(lim, zone_limit[z])
+        out[i] = lim
+    return out
+
+
+@njit(cache=True)
+def stop_distances(lane, target_lane, s, v, length, runs_red, lane_group, lane_s_to, lane_dead_end, group_state,
+                   to_zone, zone_crossing, occupied, margin, amber_decel):
+    """Distance [m] from each front bumper to where the vehicle must stop (inf if nowhere):
+    a red or stoppable amber signal, the end of a dead-end lane, an occupied crosswalk."""
+    n = lane.shape[0]
+    out = np.full(n, INF)
+    for i in range(n):
+        ln = lane[i]
+        front = s[i] + 0.5 * length[i]
+        stop = INF
+        g = lane_group[ln]
+        if g >= 0 and group_state.shape[0] > 0:
+            state = group_state[g]
+            to_line = lane_s_to[ln] - margin - front
+            can_stop = v[i] ** 2 <= 2.0 * amber_decel * max(to_line, 0.0) + 0.1
+            if ((state == 2 and not runs_red[i]) or (state == 1 and can_stop)) and to_line > -margin:
+                stop = to_line
+        if lane_dead_end[ln] and target_lane[i] == ln:  # a merging car leaves the lane
+            stop = min(stop, lane_s_to[ln] - front)
+        for z in range(zone_crossing.shape[0]):
+            if occupied[zone_crossing[z]] and to_zone[i, z] >= 0.0:
+                stop = min(stop, to_zone[i, z] - margin)
+        out[i] = stop
+    return out
+
+
+@njit(cache=True)
+def accelerations(v, a, v0, headway, min_gap, a_max, b_comf, b_max, reaction_time, leader, gap, stop, driver,
+                  cmd_speed, cmd_accel, crashed, dt, meta_gain):
+    """New acceleration [m/s^2] of every vehicle, and the IDM acceleration of its driver.
+
+    Humans: IDM behind the leader and before the stopping point, reached with a lag of
+    their reaction time. RL drivers: speed tracking (meta actions) or the commanded value.
+    """
+    n = v.shape[0]
+    a_new = np.empty(n)
+    a_idm = np.empty(n)
+    for i in range(n):
+        v_lead = v[leader[i]] if leader[i] >= 0 else 0.0
+        follow = behaviour.idm(v[i], v0[i], headway[i], min_gap[i], a_max[i], b_comf[i], gap[i], v_lead)
+        halt = behaviour.idm(v[i], v0[i], headway[i], min_gap[i], a_max[i], b_comf[i], stop[i] + min_gap[i], 0.0)
+        a_idm[i] = min(follow, halt)
+        if driver[i] == 1:
+            cmd = meta_gain * (cmd_speed[i] - v[i])
+        elif driver[i] == 2:
+            cmd = cmd_accel[i]
+        else:
+            cmd = a_idm[i]
+        cmd = min(max(cmd, -b_max[i]), a_max[i])
+        lag = min(1.0, dt / reaction_time[i]) if driver[i] == 0 else 1.0
+        a_new[i] = 0.0 if crashed[i] else a[i] + lag * (cmd - a[i])
+    return a_new, a_idm
+
+
+@njit(cache=True)
+def integrate(dt, lane, target_lane, s, d, psi, v, a, steer, kappa, wheelbase, length, driver, cmd_steer, crashed,
+              odometer, lane_offset, lane_left, lane_right, lane_s_from, lane_s_to, lane_next, lane_next_station,
+              lane_group, group_state):
+    """Advance every vehicle by ``dt`` [s] on a kinematic bicycle in lane (Frenet) coordinates,
+    in place; update lane membership and hand over to the next lane at a lane's end.
+
+    Returns a flag per vehicle whose front bumper crossed a red stop line.
+    """
+    n = lane.shape[0]
+    ran_red = np.zeros(n, dtype=np.bool_)
+    for i in range(n):
+        ln = lane[i]
+        if driver[i] == 2:
+            st = min(max(cmd_steer[i], -behaviour.MAX_STEER), behaviour.MAX_STEER)
+        else:
+            yaw = behaviour.lane_keeping_yaw_rate(d[i], lane_offset[target_lane[i]], psi[i], v[i], kappa[i])
+            st = behaviour.steering_for_yaw_rate(yaw, v[i], wheelbase[i])
+        steer[i] = st
+        beta = math.atan(0.5 * math.tan(st))
+        v_new = 0.0 if crashed[i] else max(v[i] + a[i] * dt, 0.0)
+        vm = 0.5 * (v[i] + v_new)
+        ds = vm * math.cos(psi[i] + beta) / max(1.0 - kappa[i] * d[i], 0.1) * dt
+        d[i] += vm * math.sin(psi[i] + beta) * dt
+        psi[i] += vm * math.cos(beta) * math.tan(st) / wheelbase[i] * dt - kappa[i] * ds
+        g = lane_group[ln]
+        if g >= 0 and group_state.shape[0] > 0 and group_state[g] == 2:
+            front = s[i] + 0.5 * length[i]
+            if front <= lane_s_to[ln] < front + ds:
+                ran_red[i] = True
+        s[i] += ds
+        v[i] = v_new
+        odometer[i] += abs(ds)
+        if v_new <= 0.0:
+            a[i] = max(a[i], 0.0)
+        for nb in (lane_left[ln], lane_right[ln]):  # lateral lane membership within the edge
+            if nb >= 0 and abs(d[i] - lane_offset[nb]) < abs(d[i] - lane_offset[ln]) \
+                    and lane_s_from[nb] <= s[i] <= lane_s_to[nb]:
+                ln = nb
+        if s[i] > lane_s_to[ln] and lane_next[ln] >= 0:  # hand over to the next lane
+            nxt = lane_next[ln]
+            s[i] = lane_next_station[ln] + s[i] - lane_s_to[ln]
+            d[i] = d[i] - lane_offset[ln] + lane_offset[nxt]
+            if target_lane[i] == ln or driver[i] == 0:
+                target_lane[i] = nxt
+            ln = nxt
+        lane[i] = ln
+    return ran_red
+
+
+@njit(cache=True)
+def off_road(lane, s, d, length, width, crashed, lane_offset, lane_width, lane_dead_end, lane_s_to):
+    """Vehicles not yet crashed whose body left their lane's paved band or ran off a dead end."""
+    n = lane.shape[0]
+    out = np.zeros(n, dtype=np.bool_)
+    for i in range(n):
+        ln = lane[i]
+        beyond = abs(d[i] - lane_offset[ln]) > 0.5 * lane_width[ln] + 0.5 * width[i]
+        past_end = lane_dead_end[ln] and s[i] - 0.5 * length[i] > lane_s_to[ln]
+        out[i] = (beyond or past_end) and not crashed[i]
+    return out
+
+
+@njit(cache=True)
+def departed(lane, s, driver, crashed, crash_time, now, clear_after, lane_s_to, lane_next, lane_dead_end):
+    """Human-driven vehicles that left the network at an exit, and crashed ones towed away."""
+    n = lane.shape[0]
+    exited = np.zeros(n, dtype=np.bool_)
+    towed = np.zeros(n, dtype=np.bool_)
+    for i in range(n):
+        if driver[i] != 0:
+            continue
+        ln = lane[i]
+        exited[i] = s[i] > lane_s_to[ln] and lane_next[ln] < 0 and not lane_dead_end[ln]
+        towed[i] = crashed[i] and now - crash_time[i] > clear_after
+    return exited, towed
