@@ -252,9 +252,10 @@ def speed_limits(lane, s, v, length, lane_limit, curve_speed, lane_next, lane_s_
 
 @njit(cache=True)
 def stop_distances(lane, target_lane, s, v, length, runs_red, lane_group, lane_s_to, lane_dead_end, group_state,
-                   to_zone, zone_crossing, occupied, margin, amber_decel):
+                   to_zone, zone_crossing, occupied, margin, amber_decel, lane_next, junction_busy):
     """Distance [m] from each front bumper to where the vehicle must stop (inf if nowhere):
-    a red or stoppable amber signal, the end of a dead-end lane, an occupied crosswalk."""
+    a red or stoppable amber signal, a green one whose path through the junction is still
+    used by a crossing vehicle, the end of a dead-end lane, an occupied crosswalk."""
     n = lane.shape[0]
     out = np.full(n, INF)
     for i in range(n):
@@ -266,7 +267,8 @@ def stop_distances(lane, target_lane, s, v, length, runs_red, lane_group, lane_s
             state = group_state[g]
             to_line = lane_s_to[ln] - margin - front
             can_stop = v[i] ** 2 <= 2.0 * amber_decel * max(to_line, 0.0) + 0.1
-            if ((state == 2 and not runs_red[i]) or (state == 1 and can_stop)) and to_line > -margin:
+            busy = lane_next[ln] >= 0 and junction_busy[lane_next[ln]]
+            if ((state == 2 and not runs_red[i]) or ((state == 1 or busy) and can_stop)) and to_line > -margin:
                 stop = to_line
         if lane_dead_end[ln] and target_lane[i] == ln:  # a merging car leaves the lane
             stop = min(stop, lane_s_to[ln] - front)

@@ -123,6 +123,7 @@ class Network:
         for crossing in self.crossings:
             crossing.zones = self.conflict_zones(crossing.polygon)
         self._build_zone_tables()
+        self.lane_conflicts = self._junction_conflicts()
         pts = np.concatenate([np.stack([p.x, p.y], 1) for p in self.edges])
         pad = 15.0
         self.bounds = (pts[:, 0].min() - pad, pts[:, 1].min() - pad, pts[:, 0].max() + pad, pts[:, 1].max() + pad)
@@ -189,6 +190,20 @@ class Network:
         self.speed_zone_to = np.array([z.s_to for z in sz])
         self.speed_zone_limit = np.array([z.limit for z in sz])
 
+    def _junction_conflicts(self, clearance: float = 3.0) -> np.ndarray:
+        """(lanes, lanes) bool: junction lanes (entered from a signalised stop line) whose
+        centre lines come within ``clearance`` [m] of each other."""
+        n = len(self.lanes)
+        conflicts = np.zeros((n, n), dtype=bool)
+        junction = sorted({ln.next for ln in self.lanes if ln.signal_group >= 0 and ln.next >= 0})
+        lines = {j: _resample(self.lane_polyline(j), 0.5) for j in junction}
+        for a in junction:
+            for b in junction:
+                if a < b:
+                    d = np.linalg.norm(lines[a][:, None, :] - lines[b][None, :, :], axis=2)
+                    conflicts[a, b] = conflicts[b, a] = bool(d.min() < clearance)
+        return conflicts
+
     def add_crossing(self, crossing: Crossing) -> int:
         """Register a crossing (e.g. a jaywalk line) and its conflict zones; returns its index."""
         crossing.zones = self.conflict_zones(crossing.polygon)
@@ -250,3 +265,11 @@ def _inside_convex(poly: np.ndarray, px: np.ndarray, py: np.ndarray) -> np.ndarr
         signs.append((b[0] - a[0]) * (py - a[1]) - (b[1] - a[1]) * (px - a[0]))
     signs = np.array(signs)
     return np.all(signs >= 0, axis=0) | np.all(signs <= 0, axis=0)
+
+
+def _resample(points: np.ndarray, step: float) -> np.ndarray:
+    """The polyline ``points`` resampled every ``step`` [m] of arc length."""
+    seg = np.hypot(*np.diff(points, axis=0).T)
+    s = np.concatenate([[0.0], np.cumsum(seg)])
+    ss = np.arange(0.0, s[-1] + step, step)
+    return np.stack([np.interp(ss, s, points[:, 0]), np.interp(ss, s, points[:, 1])], 1)

@@ -82,6 +82,7 @@ class World:
         self.network = _network_for(config)
         self.rng = np.random.default_rng(config.seed if seed is None else seed)
         self.dt = 1.0 / config.sim_hz
+        self._no_lanes = np.zeros(len(self.network.lanes), dtype=bool)
         self._curve_speed = np.sqrt(LATERAL_COMFORT / np.maximum(self.network.lane_max_curvature, 1e-6))
         self.time = 0.0
         self.vehicles = Vehicles()
@@ -341,7 +342,17 @@ class World:
         veh, net = self.vehicles, self.network
         return kernels.stop_distances(veh.lane, veh.target_lane, veh.s, veh.v, veh.length, veh.runs_red,
                                       net.lane_signal_group, net.lane_s_to, net.lane_dead_end, self.group_state,
-                                      self._to_zone, net.zone_crossing, self.occupied, STOP_MARGIN, AMBER_STOP_DECEL)
+                                      self._to_zone, net.zone_crossing, self.occupied, STOP_MARGIN, AMBER_STOP_DECEL,
+                                      net.lane_next, self.junction_busy())
+
+    def junction_busy(self) -> np.ndarray:
+        """Per lane: a junction lane that crosses one a vehicle is on now (drivers wait for it to clear)."""
+        net = self.network
+        if not len(self.group_state):
+            return self._no_lanes
+        used = np.zeros(len(net.lanes), dtype=bool)
+        used[self.vehicles.lane] = True
+        return (net.lane_conflicts & used[None, :]).any(axis=1)
 
     def speed_limit(self) -> np.ndarray:
         """Per vehicle: the speed [m/s] allowed by limits and curves from here to a few seconds ahead."""
@@ -436,6 +447,7 @@ class World:
         needed = veh.min_gap[rows[:-1]] + veh.v[rows[:-1]] * veh.headway[rows[:-1]]
         yield_rear = np.concatenate([same & (spacing < needed), [False]])
         veh.target_lane[rows[~yield_rear]] = choice[~yield_rear]
+        self._perceive()  # the movers now also occupy their target lanes
 
     def _idm_for(self, rows: np.ndarray, gap: np.ndarray, v_lead: np.ndarray) -> np.ndarray:
         veh = self.vehicles
