@@ -18,6 +18,8 @@ LATERAL_GAIN = 1.0  # [1/s] lateral offset error -> lateral speed
 MAX_LATERAL_SPEED = 1.2  # [m/s] during a lane change
 HEADING_GAIN = 6.0  # [1/s] heading error -> yaw rate
 MAX_STEER = 0.6  # [rad]
+MAX_LANE_CHANGE_ANGLE = 0.2  # [rad] largest heading relative to the lane while changing lanes
+MAX_MERGE_ANGLE = 0.5  # [rad] the same when squeezing out of an ending lane at low speed
 
 
 @njit(cache=True)
@@ -56,10 +58,11 @@ def mobil(
 
 
 @njit(cache=True)
-def lane_keeping_yaw_rate(d: float, d_target: float, psi: float, v: float, kappa: float) -> float:
-    """Yaw rate [rad/s] that steers lateral offset ``d`` toward ``d_target`` [m] on a curve."""
+def lane_keeping_yaw_rate(d: float, d_target: float, psi: float, v: float, kappa: float, max_angle: float) -> float:
+    """Yaw rate [rad/s] that steers lateral offset ``d`` toward ``d_target`` [m] on a curve,
+    never heading more than ``max_angle`` [rad] off the lane."""
     v_lat = min(max(-LATERAL_GAIN * (d - d_target), -MAX_LATERAL_SPEED), MAX_LATERAL_SPEED)
-    psi_cmd = math.asin(min(max(v_lat / max(v, 1.0), -0.5), 0.5))
+    psi_cmd = math.asin(min(max(v_lat / max(v, 1.0), -math.sin(max_angle)), math.sin(max_angle)))
     curve = kappa / max(1.0 - kappa * d, 0.1) * v * math.cos(psi)  # yaw rate that follows the offset curve
     return HEADING_GAIN * (psi_cmd - psi) + curve
 

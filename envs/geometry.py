@@ -133,25 +133,3 @@ def box_corners(x, y, heading, length, width) -> np.ndarray:
     aw = np.stack([-s * hw, c * hw], -1)  # half-width axis
     centre = np.stack([x, y], -1)
     return np.stack([centre + ax + aw, centre + ax - aw, centre - ax - aw, centre - ax + aw], -2)
-
-
-def boxes_overlap(corners_a: np.ndarray, corners_b: np.ndarray) -> np.ndarray:
-    """Separating-axis test for pairs of convex quadrilaterals, (n, 4, 2) each -> (n,) bool."""
-    overlap = np.ones(len(corners_a), dtype=bool)
-    for corners in (corners_a, corners_b):
-        for k in (0, 1):
-            edge = corners[:, k + 1] - corners[:, k]  # (n, 2); its normal is a separating candidate
-            pa = corners_a[:, :, 1] * edge[:, None, 0] - corners_a[:, :, 0] * edge[:, None, 1]
-            pb = corners_b[:, :, 1] * edge[:, None, 0] - corners_b[:, :, 0] * edge[:, None, 1]
-            overlap &= (pa.max(1) >= pb.min(1)) & (pb.max(1) >= pa.min(1))
-    return overlap
-
-
-def circle_box_overlap(cx, cy, radius, bx, by, heading, length, width) -> np.ndarray:
-    """Whether circles (centre [m], radius [m]) overlap oriented boxes, element-wise."""
-    dx, dy = np.asarray(cx) - bx, np.asarray(cy) - by
-    c, s = np.cos(heading), np.sin(heading)
-    lx, ly = dx * c + dy * s, -dx * s + dy * c
-    qx = np.clip(lx, -0.5 * np.asarray(length), 0.5 * np.asarray(length))
-    qy = np.clip(ly, -0.5 * np.asarray(width), 0.5 * np.asarray(width))
-    return np.hypot(lx - qx, ly - qy) <= radius

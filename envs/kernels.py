@@ -183,24 +183,28 @@ def pedestrian_collisions(px, py, radius, active, x, y, heading, length, width):
 
 
 @njit(cache=True)
-def occupancy(lane, target_lane, s, d, width, lane_offset, lane_width, lane_left, lane_right, key_scale):
+def occupancy(lane, target_lane, s, d, psi, length, width, lane_offset, lane_width, lane_left, lane_right, key_scale):
     """Lane occupancy entries sorted by (lane, station): every vehicle in its own lane, and
-    again in the lane it is changing into or leaning over into. Returns keys, lanes, rows."""
+    again in the lane it is changing into or its body reaches into. Returns keys, lanes, rows."""
     n = lane.shape[0]
-    ent_lane = np.empty(2 * n, dtype=np.int64)
-    ent_veh = np.empty(2 * n, dtype=np.int64)
+    ent_lane = np.empty(3 * n, dtype=np.int64)
+    ent_veh = np.empty(3 * n, dtype=np.int64)
     m = 0
     for i in range(n):
-        ent_lane[m] = lane[i]
+        ln = lane[i]
+        ent_lane[m] = ln
         ent_veh[m] = i
         m += 1
-        second = target_lane[i]
-        if second == lane[i]:
-            side = d[i] - lane_offset[lane[i]]
-            reach = 0.5 * (lane_width[lane[i]] - width[i])
-            second = lane_left[lane[i]] if side > reach else (lane_right[lane[i]] if side < -reach else -1)
-        if second >= 0:
-            ent_lane[m] = second
+        if target_lane[i] != ln:
+            ent_lane[m] = target_lane[i]
+            ent_veh[m] = i
+            m += 1
+        side = d[i] - lane_offset[ln]
+        half_extent = 0.5 * (length[i] * abs(math.sin(psi[i])) + width[i] * math.cos(psi[i]))
+        reach = 0.5 * lane_width[ln] - half_extent
+        lean = lane_left[ln] if side > reach else (lane_right[ln] if side < -reach else -1)
+        if lean >= 0 and lean != target_lane[i]:
+            ent_lane[m] = lean
             ent_veh[m] = i
             m += 1
     keys = np.empty(m)
@@ -252,7 +256,7 @@ def speed_limits(lane, s, v, length, lane_limit, curve_speed, lane_next, lane_s_
 
 @njit(cache=True)
 def stop_distances(lane, target_lane, s, v, length, runs_red, lane_group, lane_s_to, lane_dead_end, group_state,
-                   to_zone, zone_crossing, occupied, margin, amber_decel, lane_next, junction_busy):
+                   to_zone, zone_crossing, occupied, margin, amber_decel, lane_next, junction_busy, merge_room):
     """Distance [m] from each front bumper to where the vehicle must stop (inf if nowhere):
     a red or stoppable amber signal, a green one whose path through the junction is still
     used by a crossing vehicle, the end of a dead-end lane, an occupied crosswalk."""
@@ -270,8 +274,8 @@ def stop_distances(lane, target_lane, s, v, length, runs_red, lane_group, lane_s
             busy = lane_next[ln] >= 0 and junction_busy[lane_next[ln]]
             if ((state == 2 and not runs_red[i]) or ((state == 1 or busy) and can_stop)) and to_line > -margin:
                 stop = to_line
-        if lane_dead_end[ln] and target_lane[i] == ln:  # a merging car leaves the lane
-            stop = min(stop, lane_s_to[ln] - front)
+        if lane_dead_end[ln]:  # wait short of the end, keeping room to steer out once merging
+            stop = min(stop, lane_s_to[ln] - front - (merge_room if target_lane[i] == ln else 0.0))
         for z in range(zone_crossing.shape[0]):
             if occupied[zone_crossing[z]] and to_zone[i, z] >= 0.0:
                 stop = min(stop, to_zone[i, z] - margin)
@@ -310,7 +314,7 @@ def accelerations(v, a, v0, headway, min_gap, a_max, b_comf, b_max, reaction_tim
 @njit(cache=True)
 def integrate(dt, lane, target_lane, s, d, psi, v, a, steer, kappa, wheelbase, length, driver, cmd_steer, crashed,
               odometer, lane_offset, lane_left, lane_right, lane_s_from, lane_s_to, lane_next, lane_next_station,
-              lane_group, group_state):
+              lane_group, group_state, lane_dead_end):
     """Advance every vehicle by ``dt`` [s] on a kinematic bicycle in lane (Frenet) coordinates,
     in place; update lane membership and hand over to the next lane at a lane's end.
 
@@ -323,7 +327,8 @@ def integrate(dt, lane, target_lane, s, d, psi, v, a, steer, kappa, wheelbase, l
         if driver[i] == 2:
             st = min(max(cmd_steer[i], -behaviour.MAX_STEER), behaviour.MAX_STEER)
         else:
-            yaw = behaviour.lane_keeping_yaw_rate(d[i], lane_offset[target_lane[i]], psi[i], v[i], kappa[i])
+            angle = behaviour.MAX_MERGE_ANGLE if lane_dead_end[ln] else behaviour.MAX_LANE_CHANGE_ANGLE
+            yaw = behaviour.lane_keeping_yaw_rate(d[i], lane_offset[target_lane[i]], psi[i], v[i], kappa[i], angle)
             st = behaviour.steering_for_yaw_rate(yaw, v[i], wheelbase[i])
         steer[i] = st
         beta = math.atan(0.5 * math.tan(st))

@@ -235,15 +235,6 @@ class Network:
         return other
 
     # ---- lookups -------------------------------------------------------------------
-    def frame(self, edge: np.ndarray, s: np.ndarray) -> np.ndarray:
-        """Reference frame at stations ``s`` of edges: (n, 5) of x, y, cos h, sin h, curvature."""
-        g = self.edge_chain_offset[edge] + np.clip(s, 0.0, self.edge_length[edge])
-        idx = np.clip(np.searchsorted(self.chain_s, g, side="right"), 1, len(self.chain_s) - 1)
-        s0, s1 = self.chain_s[idx - 1], self.chain_s[idx]
-        w = ((g - s0) / np.maximum(s1 - s0, 1e-9))[:, None]
-        t0, t1 = self.chain_table[idx - 1], self.chain_table[idx]
-        return t0 + w * (t1 - t0)
-
     def lane_polyline(self, lane: int, d: float = 0.0) -> np.ndarray:
         """(n, 2) points of a lane's centre line shifted by ``d`` [m]."""
         ln = self.lanes[lane]

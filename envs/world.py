@@ -36,6 +36,7 @@ from envs.state import WorldState
 KEY_SCALE = 1.0e5  # [m] lane index multiplier in sort keys (longer than any lane)
 LOOKAHEAD_HOPS = 3  # lanes searched ahead for leaders and conflict zones
 STOP_MARGIN = 1.0  # [m] stopping point before a stop line or crosswalk
+MERGE_ROOM = 15.0  # [m] drivers wait this far before the end of an ending lane for a gap
 AMBER_STOP_DECEL = 3.5  # [m/s^2] drivers stop at amber if they can within this deceleration
 CRASH_CLEAR_S = 30.0  # [s] a crashed background vehicle is towed after this time
 SPEED_PREVIEW_S = 3.0  # [s] how far ahead drivers look for a lower speed limit
@@ -314,16 +315,16 @@ class World:
         veh, net = self.vehicles, self.network
         half = 0.5 * veh.length
         self._sorted_keys, self._sorted_lane, self._sorted_veh = kernels.occupancy(
-            veh.lane, veh.target_lane, veh.s, veh.d, veh.width, net.lane_offset, net.lane_width, net.lane_left,
+            veh.lane, veh.target_lane, veh.s, veh.d, veh.psi, veh.length, veh.width, net.lane_offset, net.lane_width, net.lane_left,
             net.lane_right, KEY_SCALE)
         # leaders along the lane sequence, and distances to crosswalk conflict zones ahead
         self.leader, self.leader_gap, hop_lane, hop_s = kernels.leaders(
             self._sorted_keys, self._sorted_lane, self._sorted_veh, veh.lane, veh.target_lane, veh.s, half,
             net.lane_next, net.lane_next_station, net.lane_s_to, net.lane_dead_end, LOOKAHEAD_HOPS, KEY_SCALE)
-        self._to_zone, self._past_zone = kernels.zone_distances(
+        self._to_zone, past_zone = kernels.zone_distances(
             hop_lane, hop_s, half, net.zone_lane, net.zone_s_in, net.zone_s_out)
         # time gap each crossing offers to a pedestrian
-        self.crossing_gap = kernels.crossing_gaps(self._to_zone, self._past_zone, veh.v, net.zone_crossing,
+        self.crossing_gap = kernels.crossing_gaps(self._to_zone, past_zone, veh.v, net.zone_crossing,
                                                   len(net.crossings))
 
     def _query_ahead(self, lane: np.ndarray, s: np.ndarray) -> np.ndarray:
@@ -343,7 +344,7 @@ class World:
         return kernels.stop_distances(veh.lane, veh.target_lane, veh.s, veh.v, veh.length, veh.runs_red,
                                       net.lane_signal_group, net.lane_s_to, net.lane_dead_end, self.group_state,
                                       self._to_zone, net.zone_crossing, self.occupied, STOP_MARGIN, AMBER_STOP_DECEL,
-                                      net.lane_next, self.junction_busy())
+                                      net.lane_next, self.junction_busy(), MERGE_ROOM)
 
     def junction_busy(self) -> np.ndarray:
         """Per lane: a junction lane that crosses one a vehicle is on now (drivers wait for it to clear)."""
@@ -415,7 +416,8 @@ class World:
         tick = int((self.time + dt) / DECISION_PERIOD_S + 1e-9) > int(self.time / DECISION_PERIOD_S + 1e-9)
         if not tick or not len(veh):
             return
-        due = (veh.driver == HUMAN) & ~veh.crashed & (veh.target_lane == veh.lane)
+        settled = (np.abs(veh.d - net.lane_offset[veh.lane]) < 0.3) & (np.abs(veh.psi) < 0.05)
+        due = (veh.driver == HUMAN) & ~veh.crashed & (veh.target_lane == veh.lane) & settled
         due &= (net.lane_change_ok[veh.lane] & (veh.v > 2.0)) | net.lane_dead_end[veh.lane]
         rows = np.flatnonzero(due)
         if not len(rows):
@@ -493,7 +495,7 @@ class World:
             dt, veh.lane, veh.target_lane, veh.s, veh.d, veh.psi, veh.v, veh.a, veh.steer, veh.kappa, veh.wheelbase,
             veh.length, veh.driver, veh.cmd_steer, veh.crashed, veh.odometer, net.lane_offset, net.lane_left,
             net.lane_right, net.lane_s_from, net.lane_s_to, net.lane_next, net.lane_next_station,
-            net.lane_signal_group, self.group_state)
+            net.lane_signal_group, self.group_state, net.lane_dead_end)
         for r in np.flatnonzero(ran_red):
             self.events.append(WorldEvent("red_light", self.time, (int(veh.id[r]),), float(veh.x[r]), float(veh.y[r])))
 
