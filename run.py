@@ -14,7 +14,9 @@ from pathlib import Path
 import yaml
 
 EXAMPLES = {
-    "simulate": "example:\n  python run.py simulate configs/scenarios/intersection.yaml --minutes 5 --set demand.pedestrians_per_hour=600",
+    "simulate": "examples:\n  python run.py simulate configs/scenarios/intersection.yaml --minutes 5 --set demand.pedestrians_per_hour=600\n"
+                "  python run.py simulate intersection --minutes 2 --out runs/a\n"
+                "  python run.py simulate --replay runs/a --out runs/a-replay   # zero model calls, same trace",
     "bench": "example:\n  python run.py bench twin --seconds 20 --vector 2",
 }
 
@@ -36,7 +38,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     overrides = _parse_sets(args.set)
     if args.seed is not None:
         overrides["seed"] = args.seed
-    summary = simulate(args.scenario, minutes=args.minutes, overrides=overrides, out=args.out, gif=args.gif)
+    if args.scenario is None and args.replay is None:
+        raise SystemExit("error: simulate needs a SCENARIO (or --replay RUN_DIR)")
+    summary = simulate(args.scenario, minutes=args.minutes, overrides=overrides, out=args.out, gif=args.gif,
+                       replay=args.replay)
+    if summary.get("replay_identical") is False:
+        print("replay: the trace differs from the recorded one", file=sys.stderr)
+        return 2
     return 0 if summary["collisions"] == 0 or args.allow_collisions else 1
 
 
@@ -54,14 +62,17 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     fmt = argparse.RawDescriptionHelpFormatter
 
-    sim = sub.add_parser("simulate", help="run a scenario with rule-based humans and print a summary",
+    sim = sub.add_parser("simulate", help="run a scenario with its (LLM) humans and print a summary",
                          epilog=EXAMPLES["simulate"], formatter_class=fmt)
-    sim.add_argument("scenario", help="scenario YAML path or shipped name (highway, intersection, crosswalk)")
+    sim.add_argument("scenario", nargs="?", default=None,
+                     help="scenario YAML path or shipped name (highway, intersection, crosswalk)")
     sim.add_argument("--minutes", type=float, default=None, help="simulated minutes (default: the scenario's duration)")
     sim.add_argument("--seed", type=int, default=None)
     sim.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a scenario field")
     sim.add_argument("--out", type=Path, default=None, help="run directory (default: runs/<scenario>-<time>)")
     sim.add_argument("--gif", action="store_true", help="also write an animated GIF of the run")
+    sim.add_argument("--replay", type=Path, default=None, metavar="RUN_DIR",
+                     help="rerun a recorded run from its scenario and LLM cache, with zero model calls")
     sim.add_argument("--allow-collisions", action="store_true", help="exit 0 even if humans collided")
     sim.set_defaults(func=cmd_simulate)
 
@@ -75,11 +86,13 @@ def main(argv: list[str] | None = None) -> int:
     bench.set_defaults(func=cmd_bench)
 
     args = parser.parse_args(argv)
+    from agents.backend import BackendError
+    from agents.persona import PersonaError
     from envs.scenario import ScenarioError
 
     try:
         return args.func(args)
-    except ScenarioError as exc:
+    except (ScenarioError, PersonaError, BackendError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

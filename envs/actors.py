@@ -110,6 +110,9 @@ class Vehicles(ActorArrays):
         "reaction_time": (F, ()),  # [s] lag of the acceleration response
         "compliance": (F, ()),  # probability of obeying a red signal
         "runs_red": (B, ()),  # drawn from compliance at spawn
+        "amber_decel": (F, ()),  # [m/s^2] stops at amber if it can within this deceleration
+        "wish_left": (F, ()),  # [m/s^2] intent bonus added to the MOBIL gain of a change to the left
+        "wish_right": (F, ()),  # [m/s^2] the same to the right
         # commands of RL drivers
         "cmd_speed": (F, ()),
         "cmd_accel": (F, ()),

@@ -42,19 +42,21 @@ def mobil(
     politeness,
     to_right,
     b_safe: float = MOBIL_SAFE_DECEL,
+    bonus=0.0,
 ):
     """MOBIL decision: whether a lane change is safe and worth it (element-wise bool).
 
     Safe: the new follower would brake no harder than ``b_safe`` [m/s^2], nor would the
     changer itself. Worth it: own gain plus ``politeness`` times the followers' gains
-    beats the threshold, with a bias toward the right lane.
+    beats the threshold, with a bias toward the right lane; ``bonus`` [m/s^2] is the
+    driver's own wish for this side (an intent), which never relaxes the safety criterion.
     """
     safe = (a_new_follower_new >= -b_safe) & (a_self_new >= -b_safe)
     gain = (a_self_new - a_self_now) + politeness * (
         (a_new_follower_new - a_new_follower_now) + (a_old_follower_new - a_old_follower_now)
     )
     threshold = MOBIL_THRESHOLD + np.where(to_right, -MOBIL_KEEP_RIGHT, MOBIL_KEEP_RIGHT)
-    return safe & (gain > threshold)
+    return safe & (gain + bonus > threshold)
 
 
 @njit(cache=True)

@@ -256,10 +256,11 @@ def speed_limits(lane, s, v, length, lane_limit, curve_speed, lane_next, lane_s_
 
 @njit(cache=True)
 def stop_distances(lane, target_lane, s, v, length, runs_red, lane_group, lane_s_to, lane_dead_end, group_state,
-                   to_zone, zone_crossing, occupied, margin, amber_decel, lane_next, junction_busy, merge_room):
+                   to_zone, zone_crossing, occupied, margin, amber_decel, busy_decel, lane_next, junction_busy, merge_room):
     """Distance [m] from each front bumper to where the vehicle must stop (inf if nowhere):
     a red or stoppable amber signal, a green one whose path through the junction is still
-    used by a crossing vehicle, the end of a dead-end lane, an occupied crosswalk."""
+    used by a crossing vehicle, the end of a dead-end lane, an occupied crosswalk.
+    ``amber_decel`` [m/s^2] is per driver; ``busy_decel`` [m/s^2] applies to busy junctions."""
     n = lane.shape[0]
     out = np.full(n, INF)
     for i in range(n):
@@ -270,9 +271,10 @@ def stop_distances(lane, target_lane, s, v, length, runs_red, lane_group, lane_s
         if g >= 0 and group_state.shape[0] > 0:
             state = group_state[g]
             to_line = lane_s_to[ln] - margin - front
-            can_stop = v[i] ** 2 <= 2.0 * amber_decel * max(to_line, 0.0) + 0.1
-            busy = lane_next[ln] >= 0 and junction_busy[lane_next[ln]]
-            if ((state == 2 and not runs_red[i]) or ((state == 1 or busy) and can_stop)) and to_line > -margin:
+            stop_room = 2.0 * max(to_line, 0.0)
+            stops_at_amber = state == 1 and v[i] ** 2 <= amber_decel[i] * stop_room + 0.1
+            busy = lane_next[ln] >= 0 and junction_busy[lane_next[ln]] and v[i] ** 2 <= busy_decel * stop_room + 0.1
+            if ((state == 2 and not runs_red[i]) or stops_at_amber or busy) and to_line > -margin:
                 stop = to_line
         if lane_dead_end[ln]:  # wait short of the end, keeping room to steer out once merging
             stop = min(stop, lane_s_to[ln] - front - (merge_room if target_lane[i] == ln else 0.0))

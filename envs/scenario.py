@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from agents.config import HumansConfig
+
 SCENARIO_DIR = FilePath(__file__).resolve().parent.parent / "configs" / "scenarios"
 
 #: keyword shortcuts accepted by ``gym.make`` / ``parallel_env`` and their config paths
@@ -180,6 +182,7 @@ class ScenarioConfig(Strict):
     ego: EgoConfig = EgoConfig()
     reward: RewardConfig = RewardConfig()
     render: RenderConfig = RenderConfig()
+    humans: HumansConfig = HumansConfig()
 
     @model_validator(mode="after")
     def _clocks(self) -> "ScenarioConfig":

@@ -1,13 +1,20 @@
 """Running a scenario with its humans for a while and summarising what happened.
 
 Used by ``python run.py simulate``. A run directory gets the resolved scenario
-(``scenario.yaml``), every world event (``events.jsonl``), the summary (``summary.json``)
-and, on request, an animation (``run.gif``).
+(``scenario.yaml``), every world event (``events.jsonl``), every decision of an LLM
+human with its prompt, answer, intent and fallback (``decisions.jsonl``), the LLM cache
+(``llm_cache.jsonl``), the humans' memory (``memory/``), the summary (``summary.json``,
+with ``trace_sha256`` over events and decisions) and, on request, an animation (``run.gif``).
+
+``replay=RUN_DIR`` reruns a recorded run from its scenario and LLM cache with zero model
+calls; the trace hash then equals the recorded one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 import time
 from datetime import datetime
 from pathlib import Path
@@ -34,9 +41,23 @@ def simulate(
     out: Path | None = None,
     gif: bool = False,
     console: Console | None = None,
+    replay: Path | None = None,
+    model_client: Any = None,
 ) -> dict[str, Any]:
-    """Simulate ``scenario`` (rule-based humans, no RL vehicles) and return the summary."""
+    """Simulate ``scenario`` (its configured humans, no RL vehicles) and return the summary.
+
+    ``replay`` is a recorded run directory: its scenario, duration and LLM cache are used
+    and no model is called. ``model_client`` replaces the configured backend (tests)."""
     console = console or Console()
+    recorded: dict[str, Any] = {}
+    if replay is not None:
+        replay = Path(replay)
+        if not (replay / "scenario.yaml").exists():
+            raise FileNotFoundError(f"{replay}: not a run directory (no scenario.yaml)")
+        scenario = replay / "scenario.yaml"
+        recorded = json.loads((replay / "summary.json").read_text()) if (replay / "summary.json").exists() else {}
+        if minutes is None and "simulated_s" in recorded:
+            minutes = recorded["simulated_s"] / 60.0
     overrides = {"ego.controlled": 0, **(overrides or {})}
     config = load_scenario(scenario, overrides)
     duration = config.duration_s if minutes is None else 60.0 * minutes
@@ -45,6 +66,8 @@ def simulate(
     (out / "scenario.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
 
     world = World(config)
+    population = _population(world, config, out, replay, model_client, console)
+    decisions_file = (out / "decisions.jsonl").open("w")
     steps = int(round(duration * config.sim_hz))
     speeds, frames = [], []
     renderer = Renderer(world.network, config.render) if gif else None
@@ -56,6 +79,10 @@ def simulate(
         task = progress.add_task(f"simulating {config.name}", total=steps, clock="", actors="")
         for k in range(steps):
             world.step()
+            if population is not None:
+                for record in population.after_step():
+                    decisions_file.write(json.dumps(record) + "\n")
+                decisions_file.flush()
             if k % config.sim_hz == 0:
                 if len(world.vehicles):
                     speeds.append(float(world.vehicles.v.mean()))
@@ -64,6 +91,7 @@ def simulate(
             if renderer is not None and k % frame_every == 0 and len(frames) < GIF_MAX_FRAMES:
                 frames.append(renderer.render(world.snapshot()))
     wall = time.perf_counter() - start
+    decisions_file.close()
 
     with (out / "events.jsonl").open("w") as fh:
         for e in world.events:
@@ -86,8 +114,14 @@ def simulate(
         "collisions": kinds.count("collision"),
         "off_road": kinds.count("off_road"),
         "red_light_violations": kinds.count("red_light"),
-        "run_dir": str(out),
     }
+    if population is not None:
+        summary.update(_human_summary(population, world.time))
+        population.close()
+    summary["trace_sha256"] = _trace_hash(out)
+    if replay is not None and "trace_sha256" in recorded:
+        summary["replay_identical"] = summary["trace_sha256"] == recorded["trace_sha256"]
+    summary["run_dir"] = str(out)
     if frames:
         from PIL import Image
 
@@ -101,7 +135,73 @@ def simulate(
     table.add_column("measure")
     table.add_column("value", justify="right")
     for key, value in summary.items():
-        if key not in ("scenario", "simulated_s", "wall_s", "realtime_factor"):
+        if key not in ("scenario", "simulated_s", "wall_s", "realtime_factor", "trace_sha256"):
             table.add_row(key, str(value))
     console.print(table)
     return summary
+
+
+def _population(world: World, config, out: Path, replay: Path | None, model_client: Any, console: Console):
+    """The scenario's humans (None when it configures none)."""
+    humans = config.humans
+    if not (humans.drivers or humans.pedestrians or humans.operators):
+        return None
+    from agents.backend import ReplayOnlyClient, build_model_client, cached_client
+    from agents.population import Population
+
+    client = None
+    if humans.llm_count:
+        if replay is not None:
+            if (replay / "llm_cache.jsonl").exists() and replay.resolve() != out.resolve():
+                shutil.copyfile(replay / "llm_cache.jsonl", out / "llm_cache.jsonl")
+            client = cached_client(ReplayOnlyClient(), out / "llm_cache.jsonl", read_only=True)
+        else:
+            if model_client is None:
+                with console.status(f"loading the {humans.model.backend} model"):
+                    model_client = build_model_client(humans.model, seed=config.seed)
+            client = cached_client(model_client, out / "llm_cache.jsonl")
+    memory = None
+    if humans.memory.enabled and humans.llm_count:
+        from memory.embedding import HashEmbedding, MiniLMEmbedding
+        from memory.stream import MemoryStore
+
+        path = Path(humans.memory.directory) if humans.memory.persist and humans.memory.directory else out / "memory"
+        if path == out / "memory" and path.exists():
+            shutil.rmtree(path)  # a run's own memory starts empty, so reruns and replays match
+        embedding = MiniLMEmbedding() if humans.memory.embedding == "minilm" else HashEmbedding()
+        memory = MemoryStore(path, embedding=embedding)
+    episode = 0
+    if memory is not None and humans.memory.persist:
+        episode = 1 + max((memory.latest_episode(f"{s.persona}#{k}") for group in (humans.drivers, humans.pedestrians)
+                           for s in group for k in range(s.count)), default=-1)
+    return Population(world, humans, client=client, memory=memory, seed=config.seed, episode=episode)
+
+
+def _human_summary(population, simulated_s: float) -> dict[str, Any]:
+    stats = population.stats
+    lat = np.array(population.latencies) if population.latencies else np.zeros(1)
+    llm_humans = sum(h.llm for h in population.humans)
+    return {
+        "humans": len(population.humans),
+        "llm_humans": llm_humans,
+        "llm_decisions": stats["decisions"],
+        "llm_calls": stats["llm_calls"],
+        "cache_hits": stats["cache_hits"],
+        "fallbacks": stats["fallbacks"],
+        "fallbacks_by_kind": {k.removeprefix("fallback_"): v for k, v in sorted(stats.items()) if k.startswith("fallback_")},
+        "calls_per_agent_minute": round(stats["decisions"] / max(llm_humans * simulated_s / 60.0, 1e-9), 2),
+        "decision_latency_p50_s": round(float(np.percentile(lat, 50)), 3),
+        "decision_latency_p95_s": round(float(np.percentile(lat, 95)), 3),
+        "advisories": stats["advisories"],
+        "reflections": stats["reflections"],
+    }
+
+
+def _trace_hash(out: Path) -> str:
+    """SHA-256 over the events and decisions of a run (what a replay must reproduce)."""
+    digest = hashlib.sha256()
+    for name in ("events.jsonl", "decisions.jsonl"):
+        path = out / name
+        if path.exists():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()

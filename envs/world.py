@@ -44,6 +44,8 @@ LATERAL_COMFORT = 2.0  # [m/s^2] lateral acceleration drivers accept in a curve
 CURVE_APPROACH_DECEL = 1.5  # [m/s^2] deceleration drivers plan for before a curve
 META_SPEED_GAIN = 1.0 / 0.6  # [1/s] speed tracking gain of RL meta-action drivers
 DECISION_PERIOD_S = 1.0  # [s] between lane-change decisions of a human driver
+MIN_GREEN_S = 5.0  # [s] shortest green an operator's retiming may leave
+CLOSED_LANE_WISH = 3.0  # [m/s^2] MOBIL bonus for leaving a closed lane
 BACKLOG_CAP = 5  # vehicles waiting to enter at an inlet before arrivals are dropped
 
 
@@ -101,6 +103,10 @@ class World:
         self._mix_cumulative = np.cumsum(self._mix)
         self._signal_clock = 0.0
         self._interval = 0
+        self.signal_durations = np.array([iv.duration for iv in self.network.signal_cycle])  # [s], retimable
+        self._base_speed_limit = self.network.lane_speed_limit.copy()  # [m/s] before any variable limit
+        self.variable_speed_limit: float | None = None  # [m/s] set by an operator
+        self.lane_closed = np.zeros(len(self.network.lanes), dtype=bool)
         self.group_state = np.full(self.network.signal_groups, GREEN, dtype=np.int64)
         self.crossing_signal = np.full(self.network.pedestrian_signals, DONT_WALK, dtype=np.int64)
         self._apply_interval()
@@ -137,6 +143,7 @@ class World:
             politeness=_sample(rng, beh.politeness, 0.0, 1.0),
             reaction_time=_sample(rng, beh.reaction_time_s, 0.1, 1.5),
             compliance=beh.signal_compliance,
+            amber_decel=AMBER_STOP_DECEL,
         )
         values.update(params)
         values["runs_red"] = bool(rng.random() >= values["compliance"])
@@ -294,8 +301,8 @@ class World:
         if not cycle:
             return
         self._signal_clock += dt
-        while self._signal_clock >= cycle[self._interval].duration:
-            self._signal_clock -= cycle[self._interval].duration
+        while self._signal_clock >= self.signal_durations[self._interval]:
+            self._signal_clock -= self.signal_durations[self._interval]
             self._interval = (self._interval + 1) % len(cycle)
             self._apply_interval()
 
@@ -309,6 +316,58 @@ class World:
         """Jump the signal cycle to interval ``index`` with ``elapsed`` [s] already spent in it."""
         self._interval, self._signal_clock = index, elapsed
         self._apply_interval()
+
+    # ---- operator controls and per-actor intents ------------------------------------
+    VEHICLE_PARAMS = ("speed_factor", "headway", "min_gap", "politeness", "reaction_time", "compliance", "runs_red",
+                      "amber_decel", "wish_left", "wish_right")
+    PEDESTRIAN_PARAMS = ("speed", "critical_gap", "compliance", "ignores_signal")
+
+    def set_vehicle_params(self, vehicle_id: int, **params: float) -> bool:
+        """Set behaviour parameters of one vehicle (names in ``VEHICLE_PARAMS``); False if it has left."""
+        return self._set_params(self.vehicles, self.VEHICLE_PARAMS, vehicle_id, params)
+
+    def set_pedestrian_params(self, pedestrian_id: int, **params: float) -> bool:
+        """Set behaviour parameters of one pedestrian (names in ``PEDESTRIAN_PARAMS``); False if gone."""
+        return self._set_params(self.pedestrians, self.PEDESTRIAN_PARAMS, pedestrian_id, params)
+
+    @staticmethod
+    def _set_params(actors, allowed: tuple[str, ...], actor_id: int, params: dict) -> bool:
+        unknown = set(params) - set(allowed)
+        if unknown:
+            raise KeyError(f"not settable behaviour parameters: {sorted(unknown)} (allowed: {allowed})")
+        hits = np.flatnonzero(actors.id == actor_id)
+        if not len(hits):
+            return False
+        for name, value in params.items():
+            getattr(actors, name)[hits[0]] = value
+        return True
+
+    def retime_signals(self, green_factor: float = 1.0, pedestrian_factor: float = 1.0) -> None:
+        """Scale the green intervals and the pedestrian walk interval of the signal plan
+        (ambers and all-reds keep their safety durations); takes effect from the next interval."""
+        base = np.array([iv.duration for iv in self.network.signal_cycle])
+        names = [iv.name for iv in self.network.signal_cycle]
+        scale = np.array([green_factor if n.endswith(" green") else pedestrian_factor if n == "pedestrians walk"
+                          else 1.0 for n in names])
+        self.signal_durations = np.maximum(base * scale, np.minimum(base, MIN_GREEN_S))
+
+    def set_speed_limit(self, limit_mps: float | None) -> None:
+        """A variable speed limit [m/s] on every lane (``None`` lifts it); never above a lane's own limit."""
+        self.variable_speed_limit = limit_mps
+        limit = np.inf if limit_mps is None else limit_mps
+        self.network.lane_speed_limit = np.minimum(self._base_speed_limit, limit)
+
+    def close_lane(self, lane: int, closed: bool = True) -> bool:
+        """Close a lane to traffic (lane-control signal showing a red cross): no vehicle enters or
+        changes into it, and drivers in it leave as soon as a gap allows. A lane without an open
+        neighbour cannot be closed; returns whether the change was made."""
+        net = self.network
+        if closed:
+            neighbours = [n for n in (net.lane_left[lane], net.lane_right[lane]) if n >= 0 and not self.lane_closed[n]]
+            if not net.lane_change_ok[lane] or not neighbours:
+                return False
+        self.lane_closed[lane] = closed
+        return True
 
     # perception: leaders, stop points, conflict zones
     def _perceive(self) -> None:
@@ -343,8 +402,8 @@ class World:
         veh, net = self.vehicles, self.network
         return kernels.stop_distances(veh.lane, veh.target_lane, veh.s, veh.v, veh.length, veh.runs_red,
                                       net.lane_signal_group, net.lane_s_to, net.lane_dead_end, self.group_state,
-                                      self._to_zone, net.zone_crossing, self.occupied, STOP_MARGIN, AMBER_STOP_DECEL,
-                                      net.lane_next, self.junction_busy(), MERGE_ROOM)
+                                      self._to_zone, net.zone_crossing, self.occupied, STOP_MARGIN, veh.amber_decel,
+                                      AMBER_STOP_DECEL, net.lane_next, self.junction_busy(), MERGE_ROOM)
 
     def junction_busy(self) -> np.ndarray:
         """Per lane: a junction lane that crosses one a vehicle is on now (drivers wait for it to clear)."""
@@ -430,9 +489,12 @@ class World:
             tg = np.maximum(tgt, 0)
             s = veh.s[rows]
             ok &= net.lane_change_ok[tg] & (net.lane_s_from[tg] <= s - 0.5 * veh.length[rows]) & (s + 30.0 <= net.lane_s_to[tg])
+            ok &= ~self.lane_closed[tg]
             if not ok.any():
                 continue
-            gain, safe = self._mobil(rows, tg, to_right)
+            wish = (veh.wish_right[rows] if to_right else veh.wish_left[rows])
+            wish = wish + np.where(self.lane_closed[veh.lane[rows]], CLOSED_LANE_WISH, 0.0)
+            gain, safe = self._mobil(rows, tg, to_right, wish)
             take = ok & safe & (gain > best_gain)
             best_gain = np.where(take, gain, best_gain)
             choice = np.where(take, tg, choice)
@@ -456,8 +518,9 @@ class World:
         v0 = np.minimum(veh.speed_factor[rows] * self.network.lane_speed_limit[veh.lane[rows]], veh.v_max[rows])
         return behaviour.idm(veh.v[rows], v0, veh.headway[rows], veh.min_gap[rows], veh.a_max[rows], veh.b_comf[rows], gap, v_lead)
 
-    def _mobil(self, rows: np.ndarray, target: np.ndarray, to_right: bool) -> tuple[np.ndarray, np.ndarray]:
-        """Gain [m/s^2] and safety of moving vehicles ``rows`` into lanes ``target``."""
+    def _mobil(self, rows: np.ndarray, target: np.ndarray, to_right: bool, wish: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Gain [m/s^2] and acceptance of moving vehicles ``rows`` into lanes ``target``; ``wish``
+        [m/s^2] is the drivers' own preference for that side (intent), added to the incentive only."""
         veh = self.vehicles
         s = veh.s[rows]
         inf = np.full(len(rows), np.inf)
@@ -486,7 +549,8 @@ class World:
         room = (gap_between(me, new_lead) > veh.min_gap[rows]) & (gap_between(new_follow, me) > 1.0)
         gain = (a_self_new - a_self_now) + veh.politeness[rows] * ((a_nf_new - a_nf_now) + (a_of_new - a_of_now))
         accept = behaviour.mobil(a_self_now, a_self_new, a_nf_now, a_nf_new, a_of_now, a_of_new,
-                                 veh.politeness[rows], np.full(len(rows), to_right))
+                                 veh.politeness[rows], np.full(len(rows), to_right), bonus=wish)
+        gain = gain + wish
         return gain, accept & room
 
     def _integrate_vehicles(self, dt: float) -> None:
@@ -565,6 +629,9 @@ class World:
         """Let one vehicle in at ``inlet`` if its entry is clear; returns whether it entered."""
         net, veh = self.network, self.vehicles
         cum = inlet.cumulative_weights
+        closed = self.lane_closed[np.asarray(inlet.lanes)]
+        if closed.any():
+            cum = np.cumsum(np.where(closed, 0.0, np.asarray(inlet.weights, float)))
         if cum[-1] <= 0:
             return False
         lane = int(inlet.lanes[min(int(np.searchsorted(cum, self.rng.random() * cum[-1])), len(cum) - 1)])

