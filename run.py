@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -17,7 +18,9 @@ EXAMPLES = {
     "simulate": "examples:\n  python run.py simulate configs/scenarios/intersection.yaml --minutes 5 --set demand.pedestrians_per_hour=600\n"
                 "  python run.py simulate intersection --minutes 2 --out runs/a\n"
                 "  python run.py simulate --replay runs/a --out runs/a-replay   # zero model calls, same trace",
-    "bench": "example:\n  python run.py bench twin --seconds 20 --vector 2",
+    "bench": "examples:\n  python run.py bench twin --seconds 20 --vector 2\n"
+             "  python run.py bench humans --minutes 3 --separation-minutes 10 --json humans.json\n"
+             "  python run.py bench memory --sizes 10000 100000",
 }
 
 
@@ -49,10 +52,20 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.target == "humans":
+        from benchmarks.humans import run_humans_benchmark
+
+        run_humans_benchmark(minutes=args.minutes, separation_minutes=args.separation_minutes, json_path=args.json)
+        return 0
+    if args.target == "memory":
+        from benchmarks.memory import main as memory_main
+
+        results = memory_main(["--sizes", *map(str, args.sizes), "--embedding", args.embedding])
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=2))
+        return 0
     from benchmarks.twin import run_twin_benchmark
 
-    if args.target != "twin":
-        raise SystemExit(f"error: unknown benchmark {args.target!r} (available: twin)")
     run_twin_benchmark(seconds=args.seconds, vector=args.vector, json_path=args.json, peer=not args.no_peer)
     return 0
 
@@ -78,11 +91,17 @@ def main(argv: list[str] | None = None) -> int:
 
     bench = sub.add_parser("bench", help="measure speed (twin vs highway-env)", epilog=EXAMPLES["bench"],
                            formatter_class=fmt)
-    bench.add_argument("target", choices=["twin"], help="what to benchmark")
+    bench.add_argument("target", choices=["twin", "humans", "memory"],
+                       help="twin: physics vs highway-env; humans: LLM cost and persona separation; memory: recall latency")
     bench.add_argument("--seconds", type=float, default=20.0, help="wall seconds per measurement")
     bench.add_argument("--vector", type=int, default=2, help="environments in the batched (vector) measurement")
     bench.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     bench.add_argument("--no-peer", action="store_true", help="skip highway-env even if installed")
+    bench.add_argument("--minutes", type=float, default=3.0, help="humans: simulated minutes of the cost run")
+    bench.add_argument("--separation-minutes", type=float, default=10.0,
+                       help="humans: simulated minutes of the persona-separation run (0 skips it)")
+    bench.add_argument("--sizes", type=int, nargs="+", default=[10000, 100000], help="memory: store sizes")
+    bench.add_argument("--embedding", choices=["minilm", "hash"], default="minilm", help="memory: embedding")
     bench.set_defaults(func=cmd_bench)
 
     args = parser.parse_args(argv)

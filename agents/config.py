@@ -41,8 +41,8 @@ class MemoryConfig(_Strict):
     enabled: bool = True
     directory: str | None = Field(None, description="memory store; None keeps it in the run directory")
     persist: bool = Field(False, description="a persona identity keeps its memories across episodes (needs directory)")
-    recall: int = Field(4, ge=0, le=20, description="memories put in a prompt at most")
-    prompt_budget_tokens: int = Field(900, ge=200, le=100000, description="persona + scene + memories [tokens]")
+    recall: int = Field(3, ge=0, le=20, description="memories put in a prompt at most")
+    prompt_budget_tokens: int = Field(640, ge=200, le=100000, description="persona + scene + memories [tokens]")
     reflect_importance: float = Field(30.0, gt=0.0, description="summed importance that triggers a reflection")
     reflect_with_llm: bool = Field(False, description="reflections written by the model (else rule-based summaries)")
     embedding: str = Field("minilm", pattern="^(minilm|hash)$", description="minilm: all-MiniLM-L6-v2, offline")

@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-REASON_CHARS = 80  # longest reason kept
+REASON_CHARS = 60  # longest reason kept
 REASON_HINT = "a few words: why"
 ADVISORY_CHARS = 200  # longest advisory broadcast
 

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 CHECK_PERIOD_S = 0.5  # [s] how often due decisions are looked for
 MIN_EVENT_GAP_S = 5.0  # [s] an event triggers a decision at most this often per human
-RECENT_DECISIONS = 3  # own decisions repeated in the prompt
+RECENT_DECISIONS = 2  # own decisions repeated in the prompt
 EVENT_WINDOW_S = 60.0  # [s] the operator's view of recent events
 
 
@@ -211,14 +211,14 @@ class Population:
             h.last_decision_s, h.triggers = now, []
             self._count(decision)
             effects = self._apply(h, decision.intent)
-            h.recent.append(f"t={now:.0f} s: {self._summary(decision.intent)}")
+            h.recent.append(f"{now:.0f} s: {self._summary(decision.intent)}")
             record = {"time_s": round(now, 3), "human": h.identity, "persona": h.persona.id, "role": h.role,
                       "actor": h.actor_id, "trigger": trigger, "prompt": prompt, "answer": decision.answer,
                       "intent": decision.intent.model_dump(), "fallback": decision.fallback,
                       "detail": decision.detail, "clamped": decision.clamped, "memories": used, "effects": effects}
             records.append(record)
             memories.append({"agent": h.identity, "kind": "decision", "time_s": now, "episode": self.episode,
-                             "text": f"At {now:.0f} s ({trigger}) I chose: {self._summary(decision.intent)}."})
+                             "text": f"{now:.0f} s, {trigger.replace('_', ' ')}: I chose {self._summary(decision.intent)}"})
         if self.memory is not None:
             self.memory.add_many(memories)
             self._reflect(now, [h for h, _, _ in due])
@@ -292,7 +292,7 @@ class Population:
             return "\n".join(parts), []
         from memory.budget import count_tokens, fit_prompt
 
-        recalled = self.memory.retrieve(h.identity, scene, now_s=now, k=cfg.recall)
+        recalled = self.memory.retrieve(h.identity, scene, now_s=now, k=cfg.recall, episode=self.episode)
         budget = cfg.prompt_budget_tokens - count_tokens(h.agent.system_message)
         prompt, used = fit_prompt(parts, [quote(m.text) for m in recalled], budget, header="You remember:")
         return prompt, [recalled[i].id for i in used]
@@ -380,12 +380,33 @@ class Population:
             return
         due = [h for h in humans if self.reflector.due(h.identity)]
         if due:
-            self._loop.run_until_complete(_together([self.reflector.reflect(h.identity, now) for h in due]))
+            use_llm = self.config.memory.reflect_with_llm
+            self._loop.run_until_complete(_together([
+                self.reflector.reflect(h.identity, now, self._summariser(h) if use_llm else None, episode=self.episode)
+                for h in due]))
             self.stats["reflections"] += len(due)
+
+    def _summariser(self, h: Human):
+        """An LLM reflection for ``h``: one short insight from its recent memories (as data)."""
+
+        async def summarise(memories) -> str | None:
+            from autogen_core.models import SystemMessage, UserMessage
+
+            text = "\n".join(quote(m.text) for m in memories)
+            messages = [SystemMessage(content=h.agent.system_message.split("\nAnswer with")[0]),
+                        UserMessage(content=f"Your recent memories:\n{text}\nIn one short sentence, what have you "
+                                            "learned about driving or walking here?", source="twin")]
+            async with self._slots or asyncio.Semaphore(1):
+                result = await asyncio.wait_for(
+                    self.client.create(messages, extra_create_args={"max_tokens": 48}),
+                    timeout=self.config.model.timeout_s)
+            return result.content if isinstance(result.content, str) else None
+
+        return summarise
 
     @staticmethod
     def _summary(intent: Intent) -> str:
         data = intent.model_dump()
         reason = data.pop("reason", "")
-        fields = ", ".join(f"{k}={v}" for k, v in data.items() if v not in ("", 0, "keep", "as_usual"))
+        fields = ", ".join(f"{k} {v}" for k, v in data.items() if v not in ("", 0, "keep", "as_usual"))
         return (fields or "as usual") + (f" ({reason})" if reason else "")

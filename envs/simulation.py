@@ -30,6 +30,7 @@ from envs.render import Renderer
 from envs.scenario import load_scenario
 from envs.world import World
 
+NEAR_MISS_TTC_S = 1.5  # [s] time to collision below which an approach counts as a near miss
 GIF_FPS = 4  # GIF frames per second; frames are taken every simulated half second
 GIF_MAX_FRAMES = 600
 
@@ -70,6 +71,7 @@ def simulate(
     decisions_file = (out / "decisions.jsonl").open("w")
     steps = int(round(duration * config.sim_hz))
     speeds, frames = [], []
+    near_misses, closing_in = 0, set()
     renderer = Renderer(world.network, config.render) if gif else None
     frame_every = max(1, config.sim_hz // 2)
     start = time.perf_counter()
@@ -86,6 +88,7 @@ def simulate(
             if k % config.sim_hz == 0:
                 if len(world.vehicles):
                     speeds.append(float(world.vehicles.v.mean()))
+                near_misses, closing_in = _near_misses(world, closing_in, near_misses)
                 progress.update(task, completed=k + 1, clock=f"t={world.time:7.1f} s",
                                 actors=f"{len(world.vehicles)} veh {len(world.pedestrians)} ped")
             if renderer is not None and k % frame_every == 0 and len(frames) < GIF_MAX_FRAMES:
@@ -114,6 +117,7 @@ def simulate(
         "collisions": kinds.count("collision"),
         "off_road": kinds.count("off_road"),
         "red_light_violations": kinds.count("red_light"),
+        "near_misses": near_misses,
     }
     if population is not None:
         summary.update(_human_summary(population, world.time))
@@ -139,6 +143,19 @@ def simulate(
             table.add_row(key, str(value))
     console.print(table)
     return summary
+
+
+def _near_misses(world: World, closing_in: set, count: int) -> tuple[int, set]:
+    """Count vehicles that newly have a time to collision below ``NEAR_MISS_TTC_S`` with their
+    leader (one near miss per approach, not per second)."""
+    veh = world.vehicles
+    now: set = set()
+    if len(veh):
+        has = world.leader >= 0
+        closing = np.where(has, veh.v - veh.v[np.maximum(world.leader, 0)], 0.0)
+        risky = has & (closing > 0.1) & (world.leader_gap < NEAR_MISS_TTC_S * np.maximum(closing, 0.1))
+        now = set(veh.id[risky].tolist())
+    return count + len(now - closing_in), now
 
 
 def _population(world: World, config, out: Path, replay: Path | None, model_client: Any, console: Console):

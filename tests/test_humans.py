@@ -261,3 +261,48 @@ def test_replay_reproduces_the_trace_without_model_calls(tmp_path):
     assert replay["llm_calls"] == 0 and replay["cache_hits"] == first["llm_decisions"] and replay["fallbacks"] == 0
     decisions = [json.loads(line) for line in (tmp_path / "rec" / "decisions.jsonl").read_text().splitlines()]
     assert {d["role"] for d in decisions} >= {"driver", "pedestrian", "operator"}
+
+
+def test_memories_persist_across_episodes_for_a_persona_identity(tmp_path):
+    from memory.embedding import HashEmbedding
+    from memory.stream import MemoryStore
+
+    sections = dict(drivers=[{"persona": "aggressive_young", "count": 1}],
+                    memory={"embedding": "hash", "persist": True, "directory": str(tmp_path)})
+    first = MemoryStore(tmp_path, embedding=HashEmbedding())
+    first.add("aggressive_young#0", "At 42 s I nearly hit a child on the zebra crossing", "near_miss", 42.0)
+    first.close()
+    store = MemoryStore(tmp_path, embedding=HashEmbedding())
+    world, pop, client = _population(store=store, **sections)
+    pop.episode = 1
+    records = _run(world, pop, 5)
+    assert records and "nearly hit a child" in records[0]["prompt"].split("You remember:", 1)[1]
+
+
+def test_reflections_are_stored_when_enough_happened():
+    from memory.embedding import HashEmbedding
+    from memory.stream import MemoryStore
+
+    store = MemoryStore(None, embedding=HashEmbedding())
+    world, pop, client = _population(store=store, drivers=[{"persona": "commuter_late", "count": 2}],
+                                     memory={"embedding": "hash", "reflect_importance": 6.0,
+                                             "reflect_with_llm": True})
+    _run(world, pop, 60)
+    assert pop.stats["reflections"] >= 1
+    reflections = [m for h in pop.humans for m in store.recent(h.identity, 100) if m.kind == "reflection"]
+    assert reflections and all(m.text for m in reflections)
+
+
+def test_openai_compatible_backend_is_a_config_switch(monkeypatch):
+    from autogen_ext.models.openai import OpenAIChatCompletionClient
+
+    from agents.backend import BackendError, build_model_client
+    from agents.config import ModelConfig
+
+    monkeypatch.delenv("TWIN_TEST_KEY", raising=False)
+    with pytest.raises(BackendError, match="TWIN_TEST_KEY"):
+        build_model_client(ModelConfig(backend="openai", model="gpt-4o-mini", api_key_env="TWIN_TEST_KEY"))
+    monkeypatch.setenv("TWIN_TEST_KEY", "sk-test")
+    client = build_model_client(ModelConfig(backend="openai", model="llama3", base_url="http://127.0.0.1:9/v1",
+                                            api_key_env="TWIN_TEST_KEY"))
+    assert isinstance(client, OpenAIChatCompletionClient)

@@ -1,0 +1,165 @@
+"""Cost and character of the LLM humans with the embedded model.
+
+``cost``: the intersection scenario with 10 LLM humans (7 drivers, 2 pedestrians, 1
+operator) for a few simulated minutes: LLM calls per simulated agent-minute, decision
+latency p50/p95 (model time), cache hit rate and fallback rate; then a replay of the
+same run (all answers from the cache, zero model calls) for the hit rate and speed.
+
+``separation``: aggressive vs cautious drivers and child vs elderly pedestrians, all
+LLM-driven, over a long run; the distributions of time headway [s] and speed [m/s] of
+the drivers (sampled every simulated second while following), and of the gaps [s]
+pedestrians accepted when they stepped off the curb; compared with a two-sided
+Mann-Whitney U test (scipy).
+
+    python run.py bench humans [--minutes 3] [--separation-minutes 10] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+COST_HUMANS = {
+    "drivers": [{"persona": p, "count": 1} for p in ("commuter_late", "aggressive_young", "cautious_elderly",
+                                                     "phone_distracted", "learner", "taxi_driver", "tourist")],
+    "pedestrians": [{"persona": "child_to_school", "count": 1}, {"persona": "elderly_pedestrian", "count": 1}],
+    "operators": [{"persona": "tmc_operator", "count": 1}],
+}
+SEPARATION_HUMANS = {
+    "drivers": [{"persona": "aggressive_young", "count": 3}, {"persona": "cautious_elderly", "count": 3}],
+    "pedestrians": [{"persona": "child_to_school", "count": 3}, {"persona": "elderly_pedestrian", "count": 3}],
+    "decision_period_s": {"driver": 15, "pedestrian": 5},
+    "memory": {"enabled": False},
+}
+
+
+def measure_cost(minutes: float, out: Path, console: Console) -> dict[str, Any]:
+    """Record a run with 10 LLM humans, then replay it; returns the figures of both."""
+    from envs.simulation import simulate
+
+    record = simulate("intersection", minutes=minutes, overrides={"humans": COST_HUMANS}, out=out / "record",
+                      console=console)
+    replay = simulate(None, replay=out / "record", out=out / "replay", console=console)
+    decisions = max(record["llm_decisions"], 1)
+    return {
+        "llm_humans": record["llm_humans"],
+        "simulated_s": record["simulated_s"],
+        "calls_per_agent_minute": record["calls_per_agent_minute"],
+        "decision_latency_p50_s": record["decision_latency_p50_s"],
+        "decision_latency_p95_s": record["decision_latency_p95_s"],
+        "cache_hit_rate_record": round(record["cache_hits"] / decisions, 3),
+        "fallback_rate": round(record["fallbacks"] / decisions, 3),
+        "fallbacks_by_kind": record["fallbacks_by_kind"],
+        "record_wall_s": record["wall_s"],
+        "replay_cache_hit_rate": round(replay["cache_hits"] / max(replay["llm_decisions"], 1), 3),
+        "replay_model_calls": replay["llm_calls"],
+        "replay_identical": replay.get("replay_identical"),
+        "replay_wall_s": replay["wall_s"],
+    }
+
+
+def measure_separation(minutes: float, console: Console, seed: int = 1) -> dict[str, Any]:
+    """Headway, speed and accepted-gap samples per persona over ``minutes`` of intersection traffic."""
+    from scipy.stats import mannwhitneyu
+
+    from agents.backend import build_model_client, cached_client
+    from agents.population import Population
+    from envs.actors import CROSS, WAIT
+    from envs.scenario import load_scenario
+    from envs.world import World
+
+    config = load_scenario("intersection", {"ego.controlled": 0, "seed": seed, "humans": SEPARATION_HUMANS,
+                                            "demand.pedestrians_per_hour": 600})
+    world = World(config)
+    with tempfile.TemporaryDirectory() as tmp:
+        client = cached_client(build_model_client(config.humans.model, seed=seed), Path(tmp) / "cache.jsonl")
+        population = Population(world, config.humans, client=client, seed=seed)
+        samples: dict[str, dict[str, list[float]]] = {}
+        last_phase: dict[int, int] = {}
+        steps = int(minutes * 60 * config.sim_hz)
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task("persona separation", total=steps)
+            for k in range(steps):
+                world.step()
+                population.after_step()
+                if k % config.sim_hz == 0:
+                    _sample(world, population, samples, last_phase, WAIT, CROSS)
+                progress.update(task, completed=k + 1)
+        population.close()
+    result: dict[str, Any] = {"simulated_min": minutes, "decisions": population.stats["decisions"],
+                              "fallbacks": population.stats["fallbacks"], "pairs": {}}
+    pairs = [("aggressive_young", "cautious_elderly", "headway_s"), ("aggressive_young", "cautious_elderly", "speed_mps"),
+             ("child_to_school", "elderly_pedestrian", "accepted_gap_s")]
+    for a, b, measure in pairs:
+        xa, xb = samples.get(a, {}).get(measure, []), samples.get(b, {}).get(measure, [])
+        entry = {"n": [len(xa), len(xb)], "median": [_median(xa), _median(xb)]}
+        if len(xa) >= 3 and len(xb) >= 3:
+            entry["mann_whitney_p"] = float(mannwhitneyu(xa, xb, alternative="two-sided").pvalue)
+        result["pairs"][f"{a} vs {b}: {measure}"] = entry
+    return result
+
+
+def _sample(world, population, samples, last_phase, wait: int, cross: int) -> None:
+    veh, ped = world.vehicles, world.pedestrians
+    for h in population.humans:
+        if h.actor_id is None:
+            continue
+        bucket = samples.setdefault(h.persona.id, {})
+        if h.role == "driver":
+            hits = np.flatnonzero(veh.id == h.actor_id)
+            if not len(hits):
+                continue
+            r = int(hits[0])
+            if veh.v[r] > 3.0:
+                bucket.setdefault("speed_mps", []).append(float(veh.v[r]))
+                if world.leader[r] >= 0 and world.leader_gap[r] < 60.0:
+                    bucket.setdefault("headway_s", []).append(float(world.leader_gap[r] / veh.v[r]))
+        else:
+            hits = np.flatnonzero(ped.id == h.actor_id)
+            if not len(hits):
+                continue
+            r = int(hits[0])
+            phase = int(ped.phase[r])
+            if phase == cross and last_phase.get(h.actor_id) == wait:
+                gap = float(world.crossing_gap[ped.crossing[r]])
+                bucket.setdefault("accepted_gap_s", []).append(min(gap, 60.0))
+            last_phase[h.actor_id] = phase
+
+
+def _median(values: list[float]) -> float | None:
+    return round(float(np.median(values)), 2) if values else None
+
+
+def run_humans_benchmark(minutes: float = 3.0, separation_minutes: float = 10.0, json_path: Path | None = None,
+                         out: Path | None = None) -> dict[str, Any]:
+    console = Console()
+    out = out or Path(tempfile.mkdtemp(prefix="bench-humans-"))
+    start = time.perf_counter()
+    figures: dict[str, Any] = {"cost": measure_cost(minutes, out, console)}
+    table = Table(title="LLM humans, embedded SmolLM2-135M, intersection, 10 LLM humans")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for key, value in figures["cost"].items():
+        table.add_row(key, str(value))
+    console.print(table)
+    if separation_minutes > 0:
+        figures["separation"] = measure_separation(separation_minutes, console)
+        sep = Table(title=f"persona separation over {separation_minutes:g} simulated minutes (Mann-Whitney U)")
+        for col in ("pair: measure", "n", "median", "p"):
+            sep.add_column(col)
+        for name, entry in figures["separation"]["pairs"].items():
+            p = entry.get("mann_whitney_p")
+            sep.add_row(name, str(entry["n"]), str(entry["median"]), f"{p:.2g}" if p is not None else "-")
+        console.print(sep)
+    figures["wall_s"] = round(time.perf_counter() - start, 1)
+    if json_path:
+        Path(json_path).write_text(json.dumps(figures, indent=2))
+    return figures
