@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--vector", type=int, default=2, help="environments in the batched (vector) measurement")
     bench.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     bench.add_argument("--no-peer", action="store_true", help="skip highway-env even if installed")
-    bench.add_argument("--minutes", type=float, default=3.0, help="humans: simulated minutes of the cost run")
+    bench.add_argument("--minutes", type=float, default=3.0, help="humans: simulated minutes of the cost run (0 skips it)")
     bench.add_argument("--separation-minutes", type=float, default=10.0,
                        help="humans: simulated minutes of the persona-separation run (0 skips it)")
     bench.add_argument("--sizes", type=int, nargs="+", default=[10000, 100000], help="memory: store sizes")

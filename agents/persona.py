@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+
+from envs.validation import field_problems
 
 PERSONA_DIR = Path(__file__).resolve().parent.parent / "configs" / "personas"
 
@@ -265,28 +267,7 @@ def _load_file(path: Path) -> Persona:
 
 def _describe(exc: ValidationError, source: str) -> str:
     """One line per problem: ``file: dotted.field: message``."""
-    lines = []
-    for err in exc.errors():
-        field = ".".join(str(part) for part in err["loc"]) or "(top level)"
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown field"
-            hint = _closest_field(err["loc"])
-            if hint:
-                msg += f" (did you mean {hint!r}?)"
-        lines.append(f"{source}: {field}: {msg}")
-    return "\n".join(lines)
-
-
-def _closest_field(loc: tuple) -> str | None:
-    model: Any = Persona
-    for part in loc[:-1]:
-        field = getattr(model, "model_fields", {}).get(part)
-        if field is None:
-            return None
-        model = field.annotation
-    match = difflib.get_close_matches(str(loc[-1]), list(getattr(model, "model_fields", {})), n=1)
-    return match[0] if match else None
+    return "\n".join(f"{source}: {field}: {msg}" for field, msg in field_problems(exc, Persona))
 
 
 def _shown(path: Path) -> str:

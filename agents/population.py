@@ -26,7 +26,7 @@ from autogen_core.models import ChatCompletionClient
 from agents.config import HumansConfig
 from agents.human import Decision, HumanAgent, rule_intent
 from agents.intent import SIGNAL_PLANS, DriverIntent, Intent, OperatorIntent, PedestrianIntent, default_operator_intent
-from agents.persona import Persona, get_persona, load_personas
+from agents.persona import Persona, PersonaError, get_persona, load_personas
 from agents.scene import NEAR_MISS_TTC_S, KMH, driver_scene, operator_scene, pedestrian_scene, quote
 from envs.actors import HUMAN, VEHICLE_TYPES, WAIT
 from envs.world import World
@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 CHECK_PERIOD_S = 0.5  # [s] how often due decisions are looked for
 MIN_EVENT_GAP_S = 5.0  # [s] an event triggers a decision at most this often per human
 RECENT_DECISIONS = 2  # own decisions repeated in the prompt
+MIN_ADVISORY_WORDS = 3  # shorter advisories ("no", "none", "ok") are not broadcast
+EVENT_RANGE_M = 60.0  # [m] a new leader or a signal change farther away than this is no event
 EVENT_WINDOW_S = 60.0  # [s] the operator's view of recent events
 
 
@@ -81,10 +83,14 @@ class Population:
         self.humans: list[Human] = []
         for role, slots in (("driver", config.drivers), ("pedestrian", config.pedestrians),
                             ("operator", config.operators)):
-            for slot in slots:
-                persona = get_persona(slot.persona, library)
+            for n, slot in enumerate(slots):
+                where = f"humans.{role}s.{n}.persona"
+                try:
+                    persona = get_persona(slot.persona, library)
+                except PersonaError as exc:
+                    raise PersonaError(f"{where}: {exc}") from None
                 if persona.role != role:
-                    raise ValueError(f"humans.{role}s: persona {slot.persona!r} is a {persona.role}, not a {role}")
+                    raise PersonaError(f"{where}: {slot.persona!r} is a {persona.role}, not a {role}")
                 for _ in range(slot.count):
                     k = sum(h.persona.id == persona.id for h in self.humans)
                     self.humans.append(Human(identity=f"{persona.id}#{k}", persona=persona, llm=slot.llm))
@@ -243,9 +249,12 @@ class Population:
         if trigger is None and h.triggers:
             trigger = h.triggers[0]
         first = h.last_decision_s == -np.inf
-        if trigger is None and not first and leader >= 0 and leader != h.last_leader:
+        lane = int(state.vehicles["lane"][r])
+        near_line = net.lane_s_to[lane] - state.vehicles["s"][r] < EVENT_RANGE_M
+        if trigger is None and not first and leader >= 0 and leader != h.last_leader \
+                and state.leader_gap[r] < EVENT_RANGE_M:
             trigger = "new_leader"
-        if trigger is None and not first and signal != h.last_signal and h.last_signal >= 0:
+        if trigger is None and not first and signal != h.last_signal and h.last_signal >= 0 and near_line:
             trigger = "signal_change"
         h.last_leader, h.last_signal = leader, signal
         if now - h.last_decision_s >= self.config.decision_period_s.driver or first:
@@ -355,9 +364,12 @@ class Population:
                 effects.append(f"lane {name} {'closed' if closed else 'opened'}")
             else:
                 effects.append(f"ignored: lane {name} cannot be closed")
-        if intent.advisory.strip():
-            self.broadcast(intent.advisory.strip(), source=h.identity)
+        advisory = intent.advisory.strip()
+        if len(advisory.split()) >= MIN_ADVISORY_WORDS:
+            self.broadcast(advisory, source=h.identity)
             effects.append("advisory broadcast")
+        elif advisory:
+            effects.append(f"ignored: advisory {advisory[:20]!r} says nothing")
         return effects
 
     def broadcast(self, advisory: str, source: str = "operator") -> None:

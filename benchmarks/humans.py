@@ -12,6 +12,8 @@ pedestrians accepted when they stepped off the curb; compared with a two-sided
 Mann-Whitney U test (scipy).
 
     python run.py bench humans [--minutes 3] [--separation-minutes 10] [--json out.json]
+
+``--minutes 0`` or ``--separation-minutes 0`` skips that part.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ COST_HUMANS = {
 SEPARATION_HUMANS = {
     "drivers": [{"persona": "aggressive_young", "count": 3}, {"persona": "cautious_elderly", "count": 3}],
     "pedestrians": [{"persona": "child_to_school", "count": 3}, {"persona": "elderly_pedestrian", "count": 3}],
-    "decision_period_s": {"driver": 15, "pedestrian": 5},
+    "decision_period_s": {"driver": 20, "pedestrian": 10},
     "memory": {"enabled": False},
 }
 
@@ -143,13 +145,15 @@ def run_humans_benchmark(minutes: float = 3.0, separation_minutes: float = 10.0,
     console = Console()
     out = out or Path(tempfile.mkdtemp(prefix="bench-humans-"))
     start = time.perf_counter()
-    figures: dict[str, Any] = {"cost": measure_cost(minutes, out, console)}
-    table = Table(title="LLM humans, embedded SmolLM2-135M, intersection, 10 LLM humans")
-    table.add_column("measure")
-    table.add_column("value", justify="right")
-    for key, value in figures["cost"].items():
-        table.add_row(key, str(value))
-    console.print(table)
+    figures: dict[str, Any] = {}
+    if minutes > 0:
+        figures["cost"] = measure_cost(minutes, out, console)
+        table = Table(title="LLM humans, embedded SmolLM2-135M, intersection, 10 LLM humans")
+        table.add_column("measure")
+        table.add_column("value", justify="right")
+        for key, value in figures["cost"].items():
+            table.add_row(key, str(value))
+        console.print(table)
     if separation_minutes > 0:
         figures["separation"] = measure_separation(separation_minutes, console)
         sep = Table(title=f"persona separation over {separation_minutes:g} simulated minutes (Mann-Whitney U)")

@@ -8,7 +8,6 @@ with a :class:`ScenarioError` that names the field and the file.
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path as FilePath
 from typing import Annotated, Any, Literal, Union
 
@@ -16,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agents.config import HumansConfig
+from envs.validation import field_problems
 
 SCENARIO_DIR = FilePath(__file__).resolve().parent.parent / "configs" / "scenarios"
 
@@ -196,6 +196,9 @@ class ScenarioConfig(Strict):
         return self.sim_hz // self.policy_hz
 
 
+NETWORK_VARIANTS = {"highway": HighwayNetwork, "intersection": IntersectionNetwork, "crosswalk": CrosswalkNetwork}
+
+
 def resolve_scenario_path(scenario: str | FilePath) -> FilePath:
     """A YAML path, or the name of a shipped scenario (``highway`` -> configs/scenarios/highway.yaml)."""
     path = FilePath(scenario)
@@ -257,30 +260,6 @@ def _set_path(data: dict, dotted: str, value: Any) -> None:
 
 
 def _describe(exc: ValidationError, source: str) -> str:
-    lines = [f"{source}: invalid scenario ({exc.error_count()} problem{'s' * (exc.error_count() > 1)})"]
-    for err in exc.errors():
-        loc = [str(p) for p in err["loc"] if p not in ("highway", "intersection", "crosswalk") or len(err["loc"]) == 1]
-        field = ".".join(loc) or "(top level)"
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown field"
-            hint = _closest(err["loc"])
-            if hint:
-                msg += f" (did you mean {hint!r}?)"
-        lines.append(f"  - {field}: {msg}")
-    return "\n".join(lines)
-
-
-def _closest(loc: tuple) -> str | None:
-    model: Any = ScenarioConfig
-    for part in loc[:-1]:
-        if isinstance(part, str) and part in ("highway", "intersection", "crosswalk"):
-            model = {"highway": HighwayNetwork, "intersection": IntersectionNetwork, "crosswalk": CrosswalkNetwork}[part]
-            continue
-        field = getattr(model, "model_fields", {}).get(part)
-        if field is None:
-            return None
-        model = field.annotation
-    names = list(getattr(model, "model_fields", {}))
-    match = difflib.get_close_matches(str(loc[-1]), names, n=1)
-    return match[0] if match else None
+    problems = field_problems(exc, ScenarioConfig, NETWORK_VARIANTS)
+    lines = [f"{source}: invalid scenario ({len(problems)} problem{'s' * (len(problems) > 1)})"]
+    return "\n".join(lines + [f"  - {field}: {msg}" for field, msg in problems])

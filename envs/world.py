@@ -29,7 +29,7 @@ from envs.actors import (
     Vehicles,
 )
 from envs.layouts import build_network
-from envs.network import AMBER, DONT_WALK, GREEN, RED, WALK, Crossing, Network
+from envs.network import DONT_WALK, GREEN, WALK, Crossing, Network
 from envs.scenario import ScenarioConfig, Spread
 from envs.state import WorldState
 
@@ -227,7 +227,7 @@ class World:
         for lane, k in zip(candidates, per_lane):
             lo, hi = net.lane_s_from[lane] + 10.0, net.lane_s_to[lane] - 25.0
             spacing = (hi - lo) / max(k, 1)  # [m] mean distance between placed vehicles
-            s, ahead_len = hi - float(self.rng.uniform(0.0, 0.5 * spacing)), 0.0
+            s, ahead_len, s_ahead = hi - float(self.rng.uniform(0.0, 0.5 * spacing)), 0.0, 0.0
             for _ in range(k):  # from the downstream end backwards, each safely behind the last
                 vtype = VEHICLE_TYPES[int(self.rng.choice(3, p=self._mix))]
                 v = net.lane_speed_limit[lane] * float(self.rng.uniform(0.6, 0.9))

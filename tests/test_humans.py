@@ -9,7 +9,6 @@ import pytest
 from tests.conftest import bare_world
 from tests.scripted import DRIVER, OPERATOR, ScriptedClient
 
-from agents.config import HumansConfig
 from agents.human import HumanAgent, parse_intent, rule_intent
 from agents.intent import DriverIntent, OperatorIntent, PedestrianIntent
 from agents.persona import load_personas
