@@ -267,10 +267,16 @@ class Population:
         phase = int(state.pedestrians["phase"][r])
         arrived = phase == WAIT and h.last_phase != WAIT
         h.last_phase = phase
+        crossing = state.network.crossings[int(state.pedestrians["crossing"][r])]
+        signal = int(state.crossing_signal[crossing.signal]) if crossing.signal >= 0 else -1
+        changed = signal != h.last_signal and h.last_signal >= 0
+        h.last_signal = signal
         if phase != WAIT:
             return None
         if arrived:
             return "at_curb"
+        if changed and now - h.last_decision_s >= MIN_EVENT_GAP_S:
+            return "signal_change"
         if h.triggers and now - h.last_decision_s >= MIN_EVENT_GAP_S:
             return h.triggers[0]
         if now - h.last_decision_s >= self.config.decision_period_s.pedestrian:
