@@ -61,6 +61,7 @@ class Human:
     last_leader: int = -1
     last_signal: int = -1
     last_phase: int = -1
+    near_miss: bool = False  # closing in on the vehicle ahead with a time to collision below NEAR_MISS_TTC_S
     triggers: list[str] = field(default_factory=list)
     advisories: deque = field(default_factory=lambda: deque(maxlen=3))
     recent: deque = field(default_factory=lambda: deque(maxlen=RECENT_DECISIONS))
@@ -237,15 +238,16 @@ class Population:
         group = int(net.lane_signal_group[state.vehicles["lane"][r]])
         signal = int(state.group_state[group]) if group >= 0 and len(state.group_state) else -1
         trigger = None
-        if state.leader[r] >= 0:
-            closing = state.vehicles["v"][r] - state.vehicles["v"][state.leader[r]]
-            if closing > 0.1 and state.leader_gap[r] / closing < NEAR_MISS_TTC_S:
-                trigger = "near_miss"
-                if self.memory is not None:
-                    notes.append({"agent": h.identity, "kind": "near_miss", "time_s": now, "episode": self.episode,
-                                  "text": f"At {now:.0f} s I nearly hit the vehicle ahead in lane "
-                                          f"'{net.lanes[state.vehicles['lane'][r]].name}' at "
-                                          f"{state.vehicles['v'][r] * KMH:.0f} km/h."})
+        closing = state.vehicles["v"][r] - state.vehicles["v"][state.leader[r]] if state.leader[r] >= 0 else 0.0
+        near_miss = closing > 0.1 and state.leader_gap[r] / closing < NEAR_MISS_TTC_S
+        if near_miss and not h.near_miss:  # one memory and one trigger per near miss
+            trigger = "near_miss"
+            if self.memory is not None:
+                notes.append({"agent": h.identity, "kind": "near_miss", "time_s": now, "episode": self.episode,
+                              "text": f"At {now:.0f} s I nearly hit the vehicle ahead in lane "
+                                      f"'{net.lanes[state.vehicles['lane'][r]].name}' at "
+                                      f"{state.vehicles['v'][r] * KMH:.0f} km/h."})
+        h.near_miss = bool(near_miss)
         if trigger is None and h.triggers:
             trigger = h.triggers[0]
         first = h.last_decision_s == -np.inf
@@ -259,8 +261,8 @@ class Population:
         h.last_leader, h.last_signal = leader, signal
         if now - h.last_decision_s >= self.config.decision_period_s.driver or first:
             return trigger or "periodic"
-        if trigger and now - h.last_decision_s >= MIN_EVENT_GAP_S:
-            return trigger
+        if trigger == "near_miss" or (trigger and now - h.last_decision_s >= MIN_EVENT_GAP_S):
+            return trigger  # a near miss is urgent; other events wait MIN_EVENT_GAP_S after a decision
         return None
 
     def _pedestrian_trigger(self, h: Human, state, r: int, now: float) -> str | None:

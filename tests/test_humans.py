@@ -305,3 +305,21 @@ def test_openai_compatible_backend_is_a_config_switch(monkeypatch):
     client = build_model_client(ModelConfig(backend="openai", model="llama3", base_url="http://127.0.0.1:9/v1",
                                             api_key_env="TWIN_TEST_KEY"))
     assert isinstance(client, OpenAIChatCompletionClient)
+
+
+def test_a_near_miss_triggers_one_decision_and_is_remembered(lane_named):
+    from memory.embedding import HashEmbedding
+    from memory.stream import MemoryStore
+
+    world = bare_world("highway")
+    store = MemoryStore(None, embedding=HashEmbedding())
+    config = load_scenario("highway", {"humans": humans(drivers=[{"persona": "aggressive_young", "count": 1}])})
+    pop = Population(world, config.humans, client=ScriptedClient(), memory=store)
+    lane = lane_named(world, "main_1")
+    me = world.add_vehicle(lane, 100.0, v=30.0)
+    world.add_vehicle(lane, 170.0, v=0.0)  # stopped ahead: time to collision under 1.5 s within a second
+    records = _run(world, pop, 6)
+    assert pop.humans[0].actor_id == me
+    assert [r["trigger"] for r in records].count("near_miss") == 1
+    kinds = [m.kind for m in store.recent("aggressive_young#0", 20)]
+    assert kinds.count("near_miss") == 1
