@@ -138,6 +138,8 @@ class ReplayOnlyClient(ReplayChatCompletionClient):
         raise ReplayMiss("request not in the recorded cache")
 
 
-def cached_client(raw: ChatCompletionClient, cache_path: str | Path, read_only: bool = False) -> ChatCompletionCache:
-    """``raw`` behind autogen-ext's ``ChatCompletionCache`` stored in ``cache_path``."""
-    return ChatCompletionCache(raw, JsonlCacheStore(cache_path, read_only=read_only))
+def cached_client(raw: ChatCompletionClient, cache_path: str | Path | None,
+                  read_only: bool = False) -> ChatCompletionCache:
+    """``raw`` behind autogen-ext's ``ChatCompletionCache`` stored in ``cache_path`` (in memory if None)."""
+    store = JsonlCacheStore(cache_path, read_only=read_only) if cache_path is not None else None
+    return ChatCompletionCache(raw, store)

@@ -76,5 +76,10 @@ class HumansConfig(_Strict):
     memory: MemoryConfig = MemoryConfig()
 
     @property
+    def any(self) -> bool:
+        """Whether any persona slot is configured."""
+        return bool(self.drivers or self.pedestrians or self.operators)
+
+    @property
     def llm_count(self) -> int:
         return sum(s.count for group in (self.drivers, self.pedestrians, self.operators) for s in group if s.llm)

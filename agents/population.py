@@ -41,6 +41,12 @@ EVENT_RANGE_M = 60.0  # [m] a new leader or a signal change farther away than th
 EVENT_WINDOW_S = 60.0  # [s] the operator's view of recent events
 
 
+def rule_only(config: HumansConfig) -> HumansConfig:
+    """The same humans with every persona slot rule-based (persona parameters, no model)."""
+    return config.model_copy(update={group: [slot.model_copy(update={"llm": False}) for slot in getattr(config, group)]
+                                     for group in ("drivers", "pedestrians", "operators")})
+
+
 async def _together(coroutines: list) -> list:
     """Run ``coroutines`` concurrently (the one asyncio boundary of the twin)."""
     return await asyncio.gather(*coroutines)
@@ -118,6 +124,7 @@ class Population:
         self._recent_events: deque = deque()
         self._loop = asyncio.new_event_loop()
         self._slots: asyncio.Semaphore | None = None
+        self._deciders = any(h.llm for h in self.humans)
 
     # ---- the world's side ---------------------------------------------------------------
     def after_step(self) -> list[dict[str, Any]]:
@@ -127,7 +134,17 @@ class Population:
         if self.world.time + 1e-9 < self._next_check:
             return []
         self._next_check = self.world.time + CHECK_PERIOD_S
+        if not self._deciders:
+            self._release_departed()
+            return []
         return self._decide_due()
+
+    def _release_departed(self) -> None:
+        """Free the slots of humans whose actor has left (rule-only populations)."""
+        veh_ids, ped_ids = set(self.world.vehicles.id.tolist()), set(self.world.pedestrians.id.tolist())
+        for h in self.humans:
+            if h.actor_id is not None and h.actor_id not in (veh_ids if h.role == "driver" else ped_ids):
+                h.actor_id = None
 
     def close(self) -> None:
         self._loop.close()

@@ -5,11 +5,12 @@ operator) for a few simulated minutes: LLM calls per simulated agent-minute, dec
 latency p50/p95 (model time), cache hit rate and fallback rate; then a replay of the
 same run (all answers from the cache, zero model calls) for the hit rate and speed.
 
-``separation``: aggressive vs cautious drivers and child vs elderly pedestrians, all
-LLM-driven, over a long run; the distributions of time headway [s] and speed [m/s] of
-the drivers (sampled every simulated second while following), and of the gaps [s]
-pedestrians accepted when they stepped off the curb; compared with a two-sided
-Mann-Whitney U test (scipy).
+``separation``: aggressive vs cautious drivers (6 LLM drivers at the intersection) and
+child vs elderly pedestrians (10 LLM pedestrians at the school-zone zebra crossing); the
+distributions of time headway [s] and speed [m/s] of the drivers (sampled every
+simulated second while moving), and of the gaps [s] and walking speeds [m/s] pedestrians
+chose when they stepped off the curb; compared with a two-sided Mann-Whitney U test
+(scipy).
 
     python run.py bench humans [--minutes 3] [--separation-minutes 10] [--json out.json]
 
@@ -35,12 +36,19 @@ COST_HUMANS = {
     "pedestrians": [{"persona": "child_to_school", "count": 1}, {"persona": "elderly_pedestrian", "count": 1}],
     "operators": [{"persona": "tmc_operator", "count": 1}],
 }
-SEPARATION_HUMANS = {
+SEPARATION_DRIVERS = {  # on the intersection
     "drivers": [{"persona": "aggressive_young", "count": 3}, {"persona": "cautious_elderly", "count": 3}],
-    "pedestrians": [{"persona": "child_to_school", "count": 3}, {"persona": "elderly_pedestrian", "count": 3}],
-    "decision_period_s": {"driver": 20, "pedestrian": 10},
+    "decision_period_s": {"driver": 20},
     "memory": {"enabled": False},
 }
+SEPARATION_PEDESTRIANS = {  # at the school-zone zebra crossing, where crossing is a gap decision
+    "pedestrians": [{"persona": "child_to_school", "count": 5}, {"persona": "elderly_pedestrian", "count": 5}],
+    "decision_period_s": {"pedestrian": 10},
+    "memory": {"enabled": False},
+}
+PAIRS = [("aggressive_young", "cautious_elderly", "headway_s"), ("aggressive_young", "cautious_elderly", "speed_mps"),
+         ("child_to_school", "elderly_pedestrian", "accepted_gap_s"),
+         ("child_to_school", "elderly_pedestrian", "walking_speed_mps")]
 
 
 def measure_cost(minutes: float, out: Path, console: Console) -> dict[str, Any]:
@@ -69,38 +77,19 @@ def measure_cost(minutes: float, out: Path, console: Console) -> dict[str, Any]:
 
 
 def measure_separation(minutes: float, console: Console, seed: int = 1) -> dict[str, Any]:
-    """Headway, speed and accepted-gap samples per persona over ``minutes`` of intersection traffic."""
+    """Samples per persona over ``minutes`` of drivers at the intersection and pedestrians at the
+    crosswalk, compared pairwise with a two-sided Mann-Whitney U test."""
     from scipy.stats import mannwhitneyu
 
-    from agents.backend import build_model_client, cached_client
-    from agents.population import Population
-    from envs.actors import CROSS, WAIT
-    from envs.scenario import load_scenario
-    from envs.world import World
-
-    config = load_scenario("intersection", {"ego.controlled": 0, "seed": seed, "humans": SEPARATION_HUMANS,
-                                            "demand.pedestrians_per_hour": 600})
-    world = World(config)
-    with tempfile.TemporaryDirectory() as tmp:
-        client = cached_client(build_model_client(config.humans.model, seed=seed), Path(tmp) / "cache.jsonl")
-        population = Population(world, config.humans, client=client, seed=seed)
-        samples: dict[str, dict[str, list[float]]] = {}
-        last_phase: dict[int, int] = {}
-        steps = int(minutes * 60 * config.sim_hz)
-        with Progress(console=console, transient=True) as progress:
-            task = progress.add_task("persona separation", total=steps)
-            for k in range(steps):
-                world.step()
-                population.after_step()
-                if k % config.sim_hz == 0:
-                    _sample(world, population, samples, last_phase, WAIT, CROSS)
-                progress.update(task, completed=k + 1)
-        population.close()
-    result: dict[str, Any] = {"simulated_min": minutes, "decisions": population.stats["decisions"],
-                              "fallbacks": population.stats["fallbacks"], "pairs": {}}
-    pairs = [("aggressive_young", "cautious_elderly", "headway_s"), ("aggressive_young", "cautious_elderly", "speed_mps"),
-             ("child_to_school", "elderly_pedestrian", "accepted_gap_s")]
-    for a, b, measure in pairs:
+    samples: dict[str, dict[str, list[float]]] = {}
+    stats = {"decisions": 0, "fallbacks": 0}
+    for scenario, humans, extra in (("intersection", SEPARATION_DRIVERS, {}),
+                                    ("crosswalk", SEPARATION_PEDESTRIANS, {"demand.pedestrians_per_hour": 900})):
+        run_stats = _separation_run(scenario, humans, extra, minutes, console, seed, samples)
+        for key in stats:
+            stats[key] += run_stats[key]
+    result: dict[str, Any] = {"simulated_min_per_scenario": minutes, **stats, "pairs": {}}
+    for a, b, measure in PAIRS:
         xa, xb = samples.get(a, {}).get(measure, []), samples.get(b, {}).get(measure, [])
         entry = {"n": [len(xa), len(xb)], "median": [_median(xa), _median(xb)]}
         if len(xa) >= 3 and len(xb) >= 3:
@@ -109,13 +98,43 @@ def measure_separation(minutes: float, console: Console, seed: int = 1) -> dict[
     return result
 
 
-def _sample(world, population, samples, last_phase, wait: int, cross: int) -> None:
+def _separation_run(scenario: str, humans: dict, extra: dict, minutes: float, console: Console, seed: int,
+                    samples: dict) -> dict[str, int]:
+    from agents.backend import build_model_client, cached_client
+    from agents.population import Population
+    from envs.actors import CROSS, WAIT
+    from envs.scenario import load_scenario
+    from envs.world import World
+
+    config = load_scenario(scenario, {"ego.controlled": 0, "seed": seed, "humans": humans, **extra})
+    world = World(config)
+    with tempfile.TemporaryDirectory() as tmp:
+        client = cached_client(build_model_client(config.humans.model, seed=seed), Path(tmp) / "cache.jsonl")
+        population = Population(world, config.humans, client=client, seed=seed)
+        last_phase: dict[int, int] = {}
+        steps = int(minutes * 60 * config.sim_hz)
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task(f"persona separation: {scenario}", total=steps)
+            for k in range(steps):
+                world.step()
+                population.after_step()
+                _sample(world, population, samples, last_phase, WAIT, CROSS, every_second=k % config.sim_hz == 0)
+                progress.update(task, completed=k + 1)
+        population.close()
+    return {"decisions": population.stats["decisions"], "fallbacks": population.stats["fallbacks"]}
+
+
+def _sample(world, population, samples, last_phase, wait: int, cross: int, every_second: bool) -> None:
+    """Driver speed and time headway once a second while moving; a pedestrian's accepted gap
+    and walking speed at the step off the curb."""
     veh, ped = world.vehicles, world.pedestrians
     for h in population.humans:
         if h.actor_id is None:
             continue
         bucket = samples.setdefault(h.persona.id, {})
         if h.role == "driver":
+            if not every_second:
+                continue
             hits = np.flatnonzero(veh.id == h.actor_id)
             if not len(hits):
                 continue
@@ -133,6 +152,7 @@ def _sample(world, population, samples, last_phase, wait: int, cross: int) -> No
             if phase == cross and last_phase.get(h.actor_id) == wait:
                 gap = float(world.crossing_gap[ped.crossing[r]])
                 bucket.setdefault("accepted_gap_s", []).append(min(gap, 60.0))
+                bucket.setdefault("walking_speed_mps", []).append(float(ped.speed[r]))
             last_phase[h.actor_id] = phase
 
 

@@ -17,7 +17,7 @@ from envs.world import World
 class TwinParallelEnv(ParallelEnv):
     """Controlled vehicles ``ego_0 .. ego_{n-1}`` among the humans; an agent leaves when it
     arrives or crashes. Overrides work as in :class:`envs.single_agent.TwinEnv`;
-    ``controlled`` sets the number of agents (default 2)."""
+    ``controlled`` sets the number of agents (default 2); ``humans`` and ``llm_cache`` as in TwinEnv."""
 
     metadata = {"render_modes": ["rgb_array"], "name": "twin_parallel_v0", "is_parallelizable": True}
 
@@ -26,6 +26,8 @@ class TwinParallelEnv(ParallelEnv):
         scenario: str | ScenarioConfig = "highway",
         render_mode: str | None = None,
         overrides: dict[str, Any] | None = None,
+        humans: str = "rule",
+        llm_cache: str | None = None,
         **fields: Any,
     ) -> None:
         if render_mode not in (None, "rgb_array"):
@@ -33,6 +35,9 @@ class TwinParallelEnv(ParallelEnv):
         fields.setdefault("controlled", 2)
         self.config = load_scenario(scenario, scenario_overrides(overrides, fields))
         self.render_mode = render_mode
+        from agents.env_humans import EnvHumans  # here: agents imports envs
+
+        self.humans = EnvHumans(self.config, humans, llm_cache)
         self.ego = EgoInterface(self.config)
         self.possible_agents = [f"ego_{k}" for k in range(self.config.ego.controlled)]
         self.agents: list[str] = []
@@ -55,6 +60,7 @@ class TwinParallelEnv(ParallelEnv):
         self.agents = list(self.possible_agents)
         self._ids = dict(zip(self.agents, self.world.controlled_ids))
         self.ego.start(self.world, list(self._ids.values()))
+        self.humans.start(self.world)
         state = self.world.snapshot()
         observations = {a: self.ego.observe(state, self._ids[a]) for a in self.agents}
         infos = {a: {"time_s": 0.0, "vehicle_id": self._ids[a]} for a in self.agents}
@@ -66,7 +72,7 @@ class TwinParallelEnv(ParallelEnv):
         for agent, action in actions.items():
             if agent in self.agents:
                 self.ego.apply(self.world, self._ids[agent], action)
-        events = self.world.advance(self.config.substeps)
+        events = self.humans.advance(self.world, self.config.substeps)
         state = self.world.snapshot()
         out_of_time = self.world.time >= self.config.duration_s - 1e-9
         obs, rewards, terms, truncs, infos = {}, {}, {}, {}, {}
@@ -86,4 +92,5 @@ class TwinParallelEnv(ParallelEnv):
         return self._renderer.render(self.world.snapshot())
 
     def close(self) -> None:
+        self.humans.close()
         self.world = None

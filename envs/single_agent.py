@@ -19,6 +19,9 @@ class TwinEnv(gym.Env):
     Keyword arguments override scenario fields: shortcuts such as ``vehicles``, top-level
     fields such as ``sim_hz`` / ``policy_hz`` / ``duration_s``, and nested fields written
     with ``__`` (``network__lanes=3``) or passed in ``overrides={"network.lanes": 3}``.
+    ``humans`` is ``"rule"`` (persona slots of the scenario with their parameters, no
+    model; the default), ``"llm"`` (they decide with the scenario's model; answers cached
+    in memory or in the ``llm_cache`` JSON-lines file) or ``"off"``.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 15}
@@ -28,12 +31,17 @@ class TwinEnv(gym.Env):
         scenario: str | ScenarioConfig = "highway",
         render_mode: str | None = None,
         overrides: dict[str, Any] | None = None,
+        humans: str = "rule",
+        llm_cache: str | None = None,
         **fields: Any,
     ) -> None:
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', not {render_mode!r}")
         self.config = load_scenario(scenario, scenario_overrides(overrides, fields, controlled=1))
         self.render_mode = render_mode
+        from agents.env_humans import EnvHumans  # here: agents imports envs
+
+        self.humans = EnvHumans(self.config, humans, llm_cache)
         self.metadata = dict(self.metadata, render_fps=self.config.policy_hz)
         self.ego = EgoInterface(self.config)
         self.observation_space = self.ego.observation_space
@@ -46,6 +54,7 @@ class TwinEnv(gym.Env):
         self.world = World(self.config, seed=int(self.np_random.integers(2**31 - 1)))
         self.ego_id = self.world.controlled_ids[0]
         self.ego.start(self.world, [self.ego_id])
+        self.humans.start(self.world)
         state = self.world.snapshot()
         return self.ego.observe(state, self.ego_id), {"time_s": 0.0, "ego_id": self.ego_id}
 
@@ -53,7 +62,7 @@ class TwinEnv(gym.Env):
         if self.world is None:
             raise RuntimeError("call reset() before step()")
         self.ego.apply(self.world, self.ego_id, action)
-        events = self.world.advance(self.config.substeps)
+        events = self.humans.advance(self.world, self.config.substeps)
         state = self.world.snapshot()
         reward, terminated, info = self.ego.outcome(self.world, state, self.ego_id, events)
         truncated = not terminated and self.world.time >= self.config.duration_s - 1e-9
@@ -65,3 +74,7 @@ class TwinEnv(gym.Env):
         if self._renderer is None or self._renderer.network is not self.world.network:
             self._renderer = Renderer(self.world.network, self.config.render)
         return self._renderer.render(self.world.snapshot(), follow=self.ego_id)
+
+    def close(self) -> None:
+        self.humans.close()
+        self.world = None

@@ -323,3 +323,30 @@ def test_a_near_miss_triggers_one_decision_and_is_remembered(lane_named):
     assert [r["trigger"] for r in records].count("near_miss") == 1
     kinds = [m.kind for m in store.recent("aggressive_young#0", 20)]
     assert kinds.count("near_miss") == 1
+
+
+def test_gymnasium_env_carries_the_humans():
+    import gymnasium as gym
+
+    import envs  # noqa: F401
+    from agents.backend import cached_client
+
+    env = gym.make("twin/Intersection-v0", duration_s=30)  # humans="rule": personas, no model
+    env.reset(seed=3)
+    for _ in range(10):
+        env.step(env.action_space.sample())
+    population = env.unwrapped.humans.population
+    embodied = [h for h in population.humans if h.actor_id is not None and h.role == "driver"]
+    assert embodied and not any(h.llm for h in population.humans)
+    world = env.unwrapped.world
+    for h in embodied:
+        assert world.vehicles.headway[world.vehicles.row(h.actor_id)] == pytest.approx(h.prior["headway"])
+    env.close()
+
+    env = gym.make("twin/Intersection-v0", duration_s=30, humans="llm", humans__memory__enabled=False)
+    env.unwrapped.humans._client = cached_client(ScriptedClient(), None)
+    env.reset(seed=3)
+    for _ in range(10):
+        env.step(env.action_space.sample())
+    assert env.unwrapped.humans.decisions > 0
+    env.close()
