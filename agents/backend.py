@@ -14,8 +14,10 @@ model: a request that is not in the cache is refused (and the human falls back).
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
+import logging
 import os
 import threading
 from pathlib import Path
@@ -32,6 +34,26 @@ SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 PROMPT_CACHE_BYTES = 1 << 30  # [bytes] llama.cpp states kept so a persona's system prompt is evaluated once
 MODEL_INFO = ModelInfo(vision=False, function_calling=False, json_output=True, family=ModelFamily.UNKNOWN,
                        structured_output=True)
+
+
+log = logging.getLogger(__name__)
+
+
+def request_key(system: str, prompt: str) -> str:
+    """A key for a request's text (failures are recorded under it)."""
+    return "failure:" + hashlib.sha256(json.dumps([system, prompt]).encode()).hexdigest()
+
+
+def failure_log(client: Any) -> "JsonlCacheStore | None":
+    """The JSON-lines store under a cached client, where failures are recorded too."""
+    store = getattr(client, "store", None)
+    return store if isinstance(store, JsonlCacheStore) else None
+
+
+def model_busy(client: Any) -> bool:
+    """Whether the embedded model is still generating (e.g. an answer abandoned after a timeout)."""
+    lock = getattr(getattr(getattr(client, "client", client), "llm", None), "twin_lock", None)
+    return bool(lock is not None and lock.locked())
 
 
 class BackendError(RuntimeError):
@@ -79,6 +101,7 @@ def _serialise(llm: Any) -> None:
     """llama.cpp runs one request at a time: autogen runs each call in a worker thread, and a
     call abandoned after its timeout must not overlap the next one."""
     lock = threading.Lock()
+    llm.twin_lock = lock
     create = llm.create_chat_completion
 
     def locked(*args: Any, **kwargs: Any) -> Any:
@@ -97,11 +120,20 @@ class JsonlCacheStore(CacheStore[CHAT_CACHE_VALUE_TYPE]):
     def __init__(self, path: str | Path, read_only: bool = False) -> None:
         self.path, self.read_only = Path(path), read_only
         self._data: dict[str, Any] = {}
+        self._failures: dict[str, tuple[str, str]] = {}
         if self.path.exists():
-            for line in self.path.read_text().splitlines():
-                if line.strip():
-                    rec = json.loads(line)
-                    self._data[rec["key"]] = rec["value"]
+            for n, line in enumerate(self.path.read_text().splitlines()):
+                try:
+                    rec = json.loads(line) if line.strip() else None
+                except json.JSONDecodeError:  # a run killed mid-write leaves a partial last line
+                    log.warning("%s:%d: unreadable cache line skipped", self.path, n + 1)
+                    continue
+                if rec is None:
+                    continue
+                if "failure" in rec:
+                    self._failures.setdefault(rec["key"], tuple(rec["failure"]))
+                else:
+                    self._data.setdefault(rec["key"], rec["value"])  # the first answer to a request wins
 
     @property
     def size(self) -> int:
@@ -115,13 +147,28 @@ class JsonlCacheStore(CacheStore[CHAT_CACHE_VALUE_TYPE]):
         return CreateResult.model_validate(value) if isinstance(value, dict) else value
 
     def set(self, key: str, value: CHAT_CACHE_VALUE_TYPE) -> None:
+        if key in self._data:
+            return
         dumped = value.model_dump(mode="json") if isinstance(value, CreateResult) else \
             [v.model_dump(mode="json") if isinstance(v, CreateResult) else v for v in value]
         self._data[key] = dumped
+        self._append({"key": key, "value": dumped})
+
+    def failure(self, key: str) -> tuple[str, str] | None:
+        """A recorded failure (kind, detail) of the request ``key``, so a replay repeats it."""
+        return self._failures.get(key)
+
+    def record_failure(self, key: str, kind: str, detail: str) -> None:
+        """Remember that the request ``key`` timed out or failed (no answer to cache)."""
+        if key not in self._failures:
+            self._failures[key] = (kind, detail)
+            self._append({"key": key, "failure": [kind, detail]})
+
+    def _append(self, record: dict) -> None:
         if not self.read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("a") as f:
-                f.write(json.dumps({"key": key, "value": dumped}) + "\n")
+                f.write(json.dumps(record) + "\n")
 
 
 class ReplayMiss(RuntimeError):

@@ -9,6 +9,7 @@ per env, reused across episodes, answers cached in memory or in ``llm_cache``).
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +29,12 @@ class EnvHumans:
         self.population: Population | None = None
         self.decisions = 0  # LLM decisions made in this env so far
         self._client = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # one loop for the env's client
         self._personas = load_personas() if mode != "off" and config.humans.any else {}
 
     def start(self, world: Any) -> None:
         """Embody the humans in a new episode's ``world``."""
-        self.close()
+        self.end_episode()
         humans = self.config.humans
         if self.mode == "off" or not humans.any:
             return
@@ -43,6 +45,8 @@ class EnvHumans:
 
         if self._client is None:
             self._client = cached_client(build_model_client(humans.model, seed=self.config.seed), self.llm_cache)
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
         memory = None
         if humans.memory.enabled:
             from memory.embedding import HashEmbedding, MiniLMEmbedding
@@ -51,7 +55,7 @@ class EnvHumans:
             memory = MemoryStore(None, embedding=MiniLMEmbedding() if humans.memory.embedding == "minilm"
                                  else HashEmbedding())
         self.population = Population(world, humans, client=self._client, memory=memory, personas=self._personas,
-                                     seed=self.config.seed)
+                                     seed=self.config.seed, loop=self._loop)
 
     def advance(self, world: Any, steps: int) -> list:
         """Run ``steps`` physics steps of ``world`` with the humans deciding; returns the world's events."""
@@ -63,6 +67,14 @@ class EnvHumans:
         return events
 
     def close(self) -> None:
+        """End the episode and release the env's event loop."""
+        self.end_episode()
+        if self._loop is not None:
+            self._loop.close()
+            self._loop = None
+
+    def end_episode(self) -> None:
+        """End the episode's population (the env's model client and loop stay for the next)."""
         if self.population is not None:
             self.population.close()
             if self.population.memory is not None:

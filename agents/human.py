@@ -25,6 +25,7 @@ from autogen_core import CancellationToken
 from autogen_core.models import ChatCompletionClient, SystemMessage, UserMessage
 from pydantic import ValidationError
 
+from agents.backend import failure_log, request_key
 from agents.intent import INTENTS, DriverIntent, Intent, OperatorIntent, PedestrianIntent, default_operator_intent
 from agents.persona import Persona
 
@@ -73,7 +74,15 @@ def answer_format(intent_type: type[Intent]) -> str:
 
 
 def parse_intent(text: str, intent_type: type[Intent]) -> tuple[Intent | None, str | None, str, list[str]]:
-    """Parse a model answer into an intent: (intent, fallback kind, detail, clamped fields)."""
+    """Parse a model answer into an intent: (intent, fallback kind, detail, clamped fields).
+    Never raises: anything unparseable is ``malformed``."""
+    try:
+        return _parse(text, intent_type)
+    except Exception as exc:  # noqa: BLE001 - e.g. RecursionError on absurdly nested JSON
+        return None, "malformed", f"{type(exc).__name__}", []
+
+
+def _parse(text: str, intent_type: type[Intent]) -> tuple[Intent | None, str | None, str, list[str]]:
     if not text or not text.strip():
         return None, "empty", "no text", []
     try:
@@ -131,8 +140,16 @@ class HumanAgent(BaseChatAgent):
         return [SystemMessage(content=self.system_message), UserMessage(content=prompt, source="twin")]
 
     async def decide(self, prompt: str, fallback: Intent) -> Decision:
-        """Ask the model for an intent given ``prompt``; ``fallback`` is used on any failure."""
+        """Ask the model for an intent given ``prompt``; ``fallback`` is used on any failure.
+
+        Timeouts and backend errors are recorded in the cache file (when there is one), so a
+        replay repeats them instead of missing the cache."""
         start = time.perf_counter()
+        failures = failure_log(self.model_client)
+        key = request_key(self.system_message, prompt)
+        recorded = failures.failure(key) if failures is not None else None
+        if recorded is not None:
+            return self._fallback(fallback, recorded[0], recorded[1], start)
         try:
             result = await asyncio.wait_for(
                 self.model_client.create(self.request(prompt), json_output=self.intent_type,
@@ -140,10 +157,16 @@ class HumanAgent(BaseChatAgent):
                                                             "temperature": self.temperature}),
                 timeout=self.timeout_s)
         except asyncio.TimeoutError:
-            return self._fallback(fallback, "timeout", f"no answer within {self.timeout_s} s", start)
+            kind, detail = "timeout", f"no answer within {self.timeout_s} s"
         except Exception as exc:  # noqa: BLE001 - any backend failure falls back, and is logged
             kind = "replay_miss" if type(exc).__name__ == "ReplayMiss" else "error"
-            return self._fallback(fallback, kind, f"{type(exc).__name__}: {exc}"[:200], start)
+            detail = f"{type(exc).__name__}: {exc}"[:200]
+        else:
+            kind = ""
+        if kind:
+            if failures is not None and kind != "replay_miss":
+                failures.record_failure(key, kind, detail)
+            return self._fallback(fallback, kind, detail, start)
         text = result.content if isinstance(result.content, str) else ""
         intent, kind, detail, clamped = parse_intent(text, self.intent_type)
         latency = time.perf_counter() - start

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 REASON_CHARS = 60  # longest reason kept
 REASON_HINT = "a few words: why"
 ADVISORY_CHARS = 200  # longest advisory broadcast
+LANE_NAME_CHARS = 40  # longest lane name an operator may give
 
 # intent -> behaviour parameter factors (relative to the persona's prior)
 SPEED_FACTORS = {"slower": 0.85, "as_usual": 1.0, "faster": 1.12}
@@ -101,15 +102,16 @@ class OperatorIntent(Intent):
 
     signal_plan: Literal["keep", "longer_pedestrian_phase", "shorter_cycle", "longer_cycle", "default"]
     speed_limit_kmh: int = Field(description="variable speed limit in km/h, 0 for no change, -1 to lift it")
-    close_lane: str = Field(description="name of a lane to close, or empty", max_length=40)
-    open_lane: str = Field(description="name of a closed lane to reopen, or empty", max_length=40)
+    close_lane: str = Field(description="name of a lane to close, or empty", max_length=LANE_NAME_CHARS)
+    open_lane: str = Field(description="name of a closed lane to reopen, or empty", max_length=LANE_NAME_CHARS)
     advisory: str = Field(description="short message broadcast to drivers, or empty", max_length=ADVISORY_CHARS)
     reason: str = Field(description=REASON_HINT, max_length=REASON_CHARS)
 
     @field_validator("advisory", "close_lane", "open_lane", mode="before")
     @classmethod
-    def _short_text(cls, value: object) -> str:
-        return str(value if value is not None else "")[:ADVISORY_CHARS]
+    def _short_text(cls, value: object, info: ValidationInfo) -> str:
+        limit = ADVISORY_CHARS if info.field_name == "advisory" else LANE_NAME_CHARS
+        return str(value if value is not None else "")[:limit]
 
     @field_validator("speed_limit_kmh", mode="after")
     @classmethod

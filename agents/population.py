@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from autogen_core.models import ChatCompletionClient
 
+from agents.backend import model_busy
 from agents.config import HumansConfig
 from agents.human import Decision, HumanAgent, rule_intent
 from agents.intent import SIGNAL_PLANS, DriverIntent, Intent, OperatorIntent, PedestrianIntent, default_operator_intent
@@ -82,7 +83,7 @@ class Population:
 
     def __init__(self, world: World, config: HumansConfig, client: ChatCompletionClient | None = None,
                  memory: Any = None, personas: dict[str, Persona] | None = None, seed: int = 0,
-                 episode: int = 0) -> None:
+                 episode: int = 0, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.world, self.config, self.client, self.memory = world, config, client, memory
         self.episode = episode
         self.rng = np.random.default_rng(seed + 7919)  # own stream: does not disturb the world's
@@ -122,7 +123,8 @@ class Population:
         self._next_check = 0.0
         self._events_seen = 0
         self._recent_events: deque = deque()
-        self._loop = asyncio.new_event_loop()
+        self._own_loop = loop is None  # a client shared across populations needs one shared loop
+        self._loop = loop or asyncio.new_event_loop()
         self._slots: asyncio.Semaphore | None = None
         self._deciders = any(h.llm for h in self.humans)
 
@@ -147,7 +149,8 @@ class Population:
                 h.actor_id = None
 
     def close(self) -> None:
-        self._loop.close()
+        if self._own_loop:
+            self._loop.close()
 
     def _embody_new_actors(self) -> None:
         world = self.world
@@ -171,7 +174,8 @@ class Population:
 
     def _embody(self, h: Human, actor_id: int) -> None:
         world = self.world
-        h.actor_id, h.triggers, h.last_decision_s = actor_id, [], -np.inf
+        h.actor_id, h.triggers, h.last_decision_s, h.near_miss = actor_id, [], -np.inf, False
+        h.advisories.clear()  # a new trip: earlier advisories are in memory, not news
         h.last_leader = h.last_signal = h.last_phase = -1
         if h.role == "driver":
             prior = h.persona.driver_parameters()
@@ -227,8 +231,7 @@ class Population:
         if not due:
             return []
         prompts = [self._prompt(h, scene, now) for h, _, scene in due]
-        decisions = self._loop.run_until_complete(_together(
-            [self._decide(h, prompt) for (h, _, _), (prompt, _) in zip(due, prompts)]))
+        decisions = self._ask(due, prompts)
         records = []
         memories = []
         for (h, trigger, _), (prompt, used), decision in zip(due, prompts, decisions):
@@ -328,14 +331,28 @@ class Population:
 
         recalled = self.memory.retrieve(h.identity, scene, now_s=now, k=cfg.recall, episode=self.episode)
         budget = cfg.prompt_budget_tokens - count_tokens(h.agent.system_message)
+        budget = max(budget, count_tokens("\n\n".join(parts)))  # memories are what gives way, never the scene
         prompt, used = fit_prompt(parts, [quote(m.text) for m in recalled], budget, header="You remember:")
         return prompt, [recalled[i].id for i in used]
+
+    def _ask(self, due: list, prompts: list) -> list[Decision]:
+        """Decisions for ``due`` humans, sent concurrently; identical requests (same persona,
+        same prompt) are asked once: one answer, one cache entry, the same decision."""
+        firsts: dict[tuple[str, str], int] = {}
+        for i, ((h, _, _), (prompt, _)) in enumerate(zip(due, prompts)):
+            firsts.setdefault((h.agent.system_message, prompt), i)
+        answers = self._loop.run_until_complete(_together(
+            [self._decide(due[i][0], prompts[i][0]) for i in firsts.values()]))
+        by_key = dict(zip(firsts, answers))
+        return [by_key[(h.agent.system_message, prompt)] for (h, _, _), (prompt, _) in zip(due, prompts)]
 
     async def _decide(self, h: Human, prompt: str) -> Decision:
         """One decision; waits for a free model slot first, so its timeout counts model time only."""
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.config.model.max_in_flight)
         async with self._slots:
+            while model_busy(self.client):  # an answer abandoned after a timeout is still generating
+                await asyncio.sleep(0.05)
             return await h.agent.decide(prompt, self._fallback(h))
 
     def _fallback(self, h: Human) -> Intent:
@@ -403,7 +420,7 @@ class Population:
         now = self.world.time
         notes = []
         for h in self.humans:
-            if h.role == "driver" and h.actor_id is not None:
+            if h.role == "driver" and h.llm and h.actor_id is not None:
                 h.advisories.append(advisory)
                 h.triggers.append("advisory")
                 notes.append({"agent": h.identity, "kind": "advisory", "time_s": now, "episode": self.episode,

@@ -77,24 +77,30 @@ def simulate(
     start = time.perf_counter()
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[clock]}"),
                TextColumn("{task.fields[actors]}"), TimeRemainingColumn()]
-    with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task(f"simulating {config.name}", total=steps, clock="", actors="")
-        for k in range(steps):
-            world.step()
-            if population is not None:
-                for record in population.after_step():
-                    decisions_file.write(json.dumps(record) + "\n")
-                decisions_file.flush()
-            if k % config.sim_hz == 0:
-                if len(world.vehicles):
-                    speeds.append(float(world.vehicles.v.mean()))
-                near_misses, closing_in = _near_misses(world, closing_in, near_misses)
-                progress.update(task, completed=k + 1, clock=f"t={world.time:7.1f} s",
-                                actors=f"{len(world.vehicles)} veh {len(world.pedestrians)} ped")
-            if renderer is not None and k % frame_every == 0 and len(frames) < GIF_MAX_FRAMES:
-                frames.append(renderer.render(world.snapshot()))
+    try:
+        with Progress(*columns, console=console, transient=True) as progress:
+            task = progress.add_task(f"simulating {config.name}", total=steps, clock="", actors="")
+            for k in range(steps):
+                world.step()
+                if population is not None:
+                    for record in population.after_step():
+                        decisions_file.write(json.dumps(record) + "\n")
+                    decisions_file.flush()
+                if k % config.sim_hz == 0:
+                    if len(world.vehicles):
+                        speeds.append(float(world.vehicles.v.mean()))
+                    near_misses, closing_in = _near_misses(world, closing_in, near_misses)
+                    progress.update(task, completed=k + 1, clock=f"t={world.time:7.1f} s",
+                                    actors=f"{len(world.vehicles)} veh {len(world.pedestrians)} ped")
+                if renderer is not None and k % frame_every == 0 and len(frames) < GIF_MAX_FRAMES:
+                    frames.append(renderer.render(world.snapshot()))
+    finally:  # an interrupted run keeps its decisions so far and releases the model and memory
+        decisions_file.close()
+        if population is not None:
+            population.close()
+            if population.memory is not None:
+                population.memory.close()
     wall = time.perf_counter() - start
-    decisions_file.close()
 
     with (out / "events.jsonl").open("w") as fh:
         for e in world.events:
@@ -121,7 +127,6 @@ def simulate(
     }
     if population is not None:
         summary.update(_human_summary(population, world.time))
-        population.close()
     summary["trace_sha256"] = _trace_hash(out)
     if replay is not None and "trace_sha256" in recorded:
         summary["replay_identical"] = summary["trace_sha256"] == recorded["trace_sha256"]
@@ -177,21 +182,24 @@ def _population(world: World, config, out: Path, replay: Path | None, model_clie
                 with console.status(f"loading the {humans.model.backend} model"):
                     model_client = build_model_client(humans.model, seed=config.seed)
             client = cached_client(model_client, out / "llm_cache.jsonl")
-    memory = None
+    memory, persist = None, False
     if humans.memory.enabled and humans.llm_count:
         from memory.embedding import HashEmbedding, MiniLMEmbedding
         from memory.stream import MemoryStore
 
-        path = Path(humans.memory.directory) if humans.memory.persist and humans.memory.directory else out / "memory"
+        persist = bool(humans.memory.persist and humans.memory.directory and replay is None)
+        path = Path(humans.memory.directory) if persist else out / "memory"
         if path == out / "memory" and path.exists():
             shutil.rmtree(path)  # a run's own memory starts empty, so reruns and replays match
         embedding = MiniLMEmbedding() if humans.memory.embedding == "minilm" else HashEmbedding()
         memory = MemoryStore(path, embedding=embedding)
-    episode = 0
-    if memory is not None and humans.memory.persist:
-        episode = 1 + max((memory.latest_episode(f"{s.persona}#{k}") for group in (humans.drivers, humans.pedestrians)
-                           for s in group for k in range(s.count)), default=-1)
-    return Population(world, humans, client=client, memory=memory, seed=config.seed, episode=episode)
+    population = Population(world, humans, client=client, memory=memory, seed=config.seed)
+    if memory is not None and persist:  # the next episode of persona identities that remember
+        population.episode = 1 + max(memory.latest_episode(h.identity) if memory.count(h.identity) else -1
+                                     for h in population.humans)
+    elif replay is not None and (replay / "summary.json").exists():
+        population.episode = json.loads((replay / "summary.json").read_text()).get("episode", 0)
+    return population
 
 
 def _human_summary(population, simulated_s: float) -> dict[str, Any]:
@@ -209,6 +217,7 @@ def _human_summary(population, simulated_s: float) -> dict[str, Any]:
         "calls_per_agent_minute": round(stats["decisions"] / max(llm_humans * simulated_s / 60.0, 1e-9), 2),
         "decision_latency_p50_s": round(float(np.percentile(lat, 50)), 3),
         "decision_latency_p95_s": round(float(np.percentile(lat, 95)), 3),
+        "episode": population.episode,
         "advisories": stats["advisories"],
         "reflections": stats["reflections"],
     }

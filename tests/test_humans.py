@@ -350,3 +350,28 @@ def test_gymnasium_env_carries_the_humans():
         env.step(env.action_space.sample())
     assert env.unwrapped.humans.decisions > 0
     env.close()
+
+
+def test_replay_repeats_timeouts_and_errors(tmp_path):
+    def script(system, prompt):
+        if "operator in a traffic" in system:
+            raise ConnectionError("server went away")
+        return DRIVER
+
+    overrides = {"humans": humans(drivers=[{"persona": "commuter_late", "count": 2}],
+                                  operators=[{"persona": "tmc_operator", "count": 1}])}
+    first = simulate("intersection", minutes=1.0, overrides=overrides, out=tmp_path / "rec",
+                     model_client=ScriptedClient(script))
+    assert first["fallbacks_by_kind"] == {"error": 1}
+    replay = simulate(None, replay=tmp_path / "rec", out=tmp_path / "replay")
+    assert replay["replay_identical"] is True and replay["fallbacks_by_kind"] == {"error": 1}
+
+
+def test_identical_requests_in_one_check_are_asked_once():
+    world, pop, client = _population(drivers=[{"persona": "learner", "count": 2}, {"persona": "tourist", "count": 1}],
+                                     memory={"enabled": False}, model={"concurrency": 8})
+    a, b, c = pop.humans
+    due = [(a, "periodic", ""), (b, "periodic", ""), (c, "periodic", "")]
+    decisions = pop._ask(due, [("same scene", []), ("same scene", []), ("same scene", [])])
+    assert len(client.requests) == 2  # the two learners share one request; the tourist has its own
+    assert decisions[0] is decisions[1] and decisions[2] is not decisions[0]
