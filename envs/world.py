@@ -344,7 +344,8 @@ class World:
 
     def retime_signals(self, green_factor: float = 1.0, pedestrian_factor: float = 1.0) -> None:
         """Scale the green intervals and the pedestrian walk interval of the signal plan
-        (ambers and all-reds keep their safety durations); takes effect from the next interval."""
+        (ambers and all-reds keep their safety durations). Applies at once: a running interval
+        that is already longer than its new duration ends at the next step."""
         base = np.array([iv.duration for iv in self.network.signal_cycle])
         names = [iv.name for iv in self.network.signal_cycle]
         scale = np.array([green_factor if n.endswith(" green") else pedestrian_factor if n == "pedestrians walk"
