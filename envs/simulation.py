@@ -3,8 +3,9 @@
 Used by ``python run.py simulate``. A run directory gets the resolved scenario
 (``scenario.yaml``), every world event (``events.jsonl``), every decision of an LLM
 human with its prompt, answer, intent and fallback (``decisions.jsonl``), the LLM cache
-(``llm_cache.jsonl``), the humans' memory (``memory/``), the summary (``summary.json``,
-with ``trace_sha256`` over events and decisions) and, on request, an animation (``run.gif``).
+(``llm_cache.jsonl``), the humans' memory (``memory/``), hazard events from surrogate
+safety measures (``hazards.jsonl``), the summary (``summary.json``, with ``trace_sha256``
+over events, decisions and hazards) and, on request, an animation (``run.gif``).
 
 ``replay=RUN_DIR`` reruns a recorded run from its scenario and LLM cache with zero model
 calls; the trace hash then equals the recorded one.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 import shutil
 import time
 from datetime import datetime
@@ -30,6 +32,7 @@ from envs.render import Renderer
 from envs.scenario import load_scenario
 from envs.world import World
 
+HAZARD_EVERY = 3  # physics steps between hazard checks (5 Hz at 15 Hz physics)
 NEAR_MISS_TTC_S = 1.5  # [s] time to collision below which an approach counts as a near miss
 GIF_FPS = 4  # GIF frames per second; frames are taken every simulated half second
 GIF_MAX_FRAMES = 600
@@ -72,6 +75,9 @@ def simulate(
     steps = int(round(duration * config.sim_hz))
     speeds, frames = [], []
     near_misses, closing_in = 0, set()
+    from agents.hazards import HazardTracker
+
+    tracker = HazardTracker()
     renderer = Renderer(world.network, config.render) if gif else None
     frame_every = max(1, config.sim_hz // 2)
     start = time.perf_counter()
@@ -106,6 +112,10 @@ def simulate(
         for e in world.events:
             fh.write(json.dumps({"kind": e.kind, "time_s": round(e.time, 3), "actors": list(e.actors),
                                  "x_m": round(e.x, 2), "y_m": round(e.y, 2)}) + "\n")
+    with (out / "hazards.jsonl").open("w") as fh:
+        for h in sorted(tracker.events, key=lambda h: (h.start_s, h.kind, h.actors)):
+            fh.write(json.dumps(h.to_dict()) + "\n")
+    hazards = Counter(f"{h.kind}/{h.severity}" for h in tracker.events if h.kind in ("ttc", "drac", "headway"))
     kinds = [e.kind for e in world.events]
     summary = {
         "scenario": config.name,
@@ -124,6 +134,7 @@ def simulate(
         "off_road": kinds.count("off_road"),
         "red_light_violations": kinds.count("red_light"),
         "near_misses": near_misses,
+        "hazards": dict(sorted(hazards.items())),
     }
     if population is not None:
         summary.update(_human_summary(population, world.time))
@@ -226,7 +237,7 @@ def _human_summary(population, simulated_s: float) -> dict[str, Any]:
 def _trace_hash(out: Path) -> str:
     """SHA-256 over the events and decisions of a run (what a replay must reproduce)."""
     digest = hashlib.sha256()
-    for name in ("events.jsonl", "decisions.jsonl"):
+    for name in ("events.jsonl", "decisions.jsonl", "hazards.jsonl"):
         path = out / name
         if path.exists():
             digest.update(path.read_bytes())
