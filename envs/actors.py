@@ -125,6 +125,11 @@ class Vehicles(ActorArrays):
         "y": (F, ()),
         "heading": (F, ()),
         "odometer": (F, ()),  # [m] distance travelled
+        # injected faults (envs/faults.py); nominal values are set when a vehicle is added
+        "brake_limit": (F, ()),  # [m/s^2] hardest deceleration the brakes deliver (inf: sound)
+        "sensor_dropout": (B, ()),  # the forward sensor reports no leader
+        "gap_noise_sd": (F, ()),  # [m] noise on the sensed leader gap
+        "forced_accel": (F, ()),  # [m/s^2] scripted acceleration overriding the driver (nan: none)
     }
 
 
@@ -144,6 +149,7 @@ class Pedestrians(ActorArrays):
         "compliance": (F, ()),  # probability of waiting for the walk signal
         "ignores_signal": (B, ()),
         "waited": (F, ()),  # [s] time spent at the curb
+        "halted": (B, ()),  # injected fault: stands still wherever it is
         "x": (F, ()),
         "y": (F, ()),
         "heading": (F, ()),

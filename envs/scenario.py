@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agents.config import HumansConfig
+from envs.faults import Fault
 from envs.validation import field_problems
 
 SCENARIO_DIR = FilePath(__file__).resolve().parent.parent / "configs" / "scenarios"
@@ -183,6 +184,7 @@ class ScenarioConfig(Strict):
     reward: RewardConfig = RewardConfig()
     render: RenderConfig = RenderConfig()
     humans: HumansConfig = HumansConfig()
+    faults: list[Fault] = Field(default_factory=list, description="injected faults (envs/faults.py)")
 
     @model_validator(mode="after")
     def _clocks(self) -> "ScenarioConfig":

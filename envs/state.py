@@ -82,6 +82,13 @@ class WorldState:
     crossing_gap: np.ndarray
     signal_interval: str
     events: list = field(default_factory=list)
+    expected_accel: np.ndarray = field(default_factory=lambda: np.zeros(0))  # [m/s^2] behaviour model, given the truth
+    sensed_gap: np.ndarray = field(default_factory=lambda: np.zeros(0))  # [m] leader gap each vehicle's sensor reports
+    speed_limit: np.ndarray = field(default_factory=lambda: np.zeros(0))  # [m/s] posted limit where each vehicle is
+    to_zone: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # [m] front bumper to each crossing zone
+    past_zone: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=bool))  # already left that zone
+    signal_elapsed_s: float = 0.0  # [s] time in the current signal interval
+    signal_planned_s: float = float("inf")  # [s] its planned duration
 
     VEHICLE_COLUMNS = ("id", "vtype", "driver", "lane", "target_lane", "s", "d", "psi", "v", "a", "length", "width", "x",
                        "y", "heading", "crashed", "odometer", "steer")
@@ -104,6 +111,13 @@ class WorldState:
             crossing_gap=world.crossing_gap.copy(),
             signal_interval=world.signal_interval,
             events=list(world.events),
+            expected_accel=np.array(world.expected_accel if len(world.expected_accel) == len(veh) else veh.a),
+            sensed_gap=np.array(world.perceived_gap),
+            speed_limit=world.legal_speed_limit(),
+            to_zone=world._to_zone.copy(),
+            past_zone=world._past_zone.copy(),
+            signal_elapsed_s=world.signal_elapsed[0],
+            signal_planned_s=world.signal_elapsed[1],
         )
 
     def actors(self) -> list[ActorState]:

@@ -28,6 +28,7 @@ from envs.actors import (
     Pedestrians,
     Vehicles,
 )
+from envs.faults import FaultInjector
 from envs.layouts import build_network
 from envs.network import DONT_WALK, GREEN, WALK, Crossing, Network
 from envs.scenario import ScenarioConfig, Spread
@@ -107,11 +108,17 @@ class World:
         self._base_speed_limit = self.network.lane_speed_limit.copy()  # [m/s] before any variable limit
         self.variable_speed_limit: float | None = None  # [m/s] set by an operator
         self.lane_closed = np.zeros(len(self.network.lanes), dtype=bool)
+        self.signal_stuck = False  # injected fault: the controller no longer advances the plan
+        self.signal_dark = False  # injected fault: the heads are dark; drivers treat the junction as unsignalised
         self.group_state = np.full(self.network.signal_groups, GREEN, dtype=np.int64)
         self.crossing_signal = np.full(self.network.pedestrian_signals, DONT_WALK, dtype=np.int64)
         self._apply_interval()
         self.occupied = np.zeros(len(self.network.crossings), dtype=bool)
         self.crossing_gap = np.full(len(self.network.crossings), np.inf)
+        self.expected_accel = np.zeros(0)  # [m/s^2] per vehicle: what the behaviour model commands given the truth
+        self.perceived_gap = np.zeros(0)  # [m] per vehicle: the leader gap its own sensor reports
+        self._sensor_rng = np.random.default_rng([config.seed if seed is None else seed, 104729])
+        self.faults = FaultInjector(config.faults, self)
         self._perceive()
         if populate:
             self.place_controlled(config.ego.controlled, config.ego.action)
@@ -152,7 +159,8 @@ class World:
         self.vehicles.append(
             id=vid, vtype=TYPE_INDEX[vtype], driver=driver, lane=lane, target_lane=lane, s=s,
             d=net.lane_offset[lane], v=v, cmd_speed=v, length=t.length, width=t.width, wheelbase=t.wheelbase,
-            a_max=t.a_max, b_comf=t.b_comf, b_max=t.b_max, v_max=t.v_max, **values,
+            a_max=t.a_max, b_comf=t.b_comf, b_max=t.b_max, v_max=t.v_max, brake_limit=np.inf, forced_accel=np.nan,
+            **values,
         )
         self.stats["vehicles_entered"] += 1
         return vid
@@ -257,6 +265,15 @@ class World:
         ok = np.where(ds >= 0, ds > need_ahead, -ds > need_behind)
         return bool(ok.all())
 
+    def legal_speed_limit(self) -> np.ndarray:
+        """Per vehicle: the posted limit [m/s] where it is (lane limit, variable limit, speed zones)."""
+        veh, net = self.vehicles, self.network
+        limit = net.lane_speed_limit[veh.lane].copy()
+        for k in range(len(net.speed_zone_lane)):
+            inside = (veh.lane == net.speed_zone_lane[k]) & (veh.s >= net.speed_zone_from[k]) & (veh.s <= net.speed_zone_to[k])
+            limit = np.where(inside, np.minimum(limit, net.speed_zone_limit[k]), limit)
+        return limit
+
     def _speed_limit_at(self, lane: int, s: float) -> float:
         net = self.network
         limit = float(net.lane_speed_limit[lane])
@@ -268,6 +285,7 @@ class World:
         """Advance the world by one physics step of ``dt`` [s]; returns the events it raised."""
         dt = self.dt if dt is None else dt
         n_events = len(self.events)
+        self.faults.apply(self.time)
         self._update_signals(dt)
         self._perceive()
         self._decide_pedestrians(dt)
@@ -293,15 +311,22 @@ class World:
     def _apply_interval(self) -> None:
         cycle = self.network.signal_cycle
         if cycle:
-            self.group_state[:] = cycle[self._interval].groups
-            self.crossing_signal[:] = cycle[self._interval].crossings
+            self.group_state[:] = GREEN if self.signal_dark else cycle[self._interval].groups
+            self.crossing_signal[:] = DONT_WALK if self.signal_dark else cycle[self._interval].crossings
+
+    @property
+    def signal_elapsed(self) -> tuple[float, float]:
+        """Time [s] spent in the current signal interval, and its planned duration [s] (0, inf without signals)."""
+        if not self.network.signal_cycle:
+            return 0.0, float("inf")
+        return float(self._signal_clock), float(self.signal_durations[self._interval])
 
     def _update_signals(self, dt: float) -> None:
         cycle = self.network.signal_cycle
         if not cycle:
             return
         self._signal_clock += dt
-        while self._signal_clock >= self.signal_durations[self._interval]:
+        while not self.signal_stuck and self._signal_clock >= self.signal_durations[self._interval]:
             self._signal_clock -= self.signal_durations[self._interval]
             self._interval = (self._interval + 1) % len(cycle)
             self._apply_interval()
@@ -386,6 +411,18 @@ class World:
         # time gap each crossing offers to a pedestrian
         self.crossing_gap = kernels.crossing_gaps(self._to_zone, past_zone, veh.v, net.zone_crossing,
                                                   len(net.crossings))
+        self._past_zone = past_zone
+        self.perceived_gap = self._sense_gaps()
+
+    def _sense_gaps(self) -> np.ndarray:
+        """The leader gap [m] each vehicle's forward sensor reports: the truth (the same array)
+        unless a sensor fault is injected (dropout reports no leader, noise adds N(0, sd))."""
+        veh = self.vehicles
+        if not (veh.sensor_dropout.any() or veh.gap_noise_sd.any()):
+            return self.leader_gap
+        noise = self._sensor_rng.normal(0.0, 1.0, len(veh)) * veh.gap_noise_sd
+        sensed = np.where(np.isfinite(self.leader_gap), np.maximum(self.leader_gap + noise, 0.0), self.leader_gap)
+        return np.where(veh.sensor_dropout, np.inf, sensed)
 
     def _query_ahead(self, lane: np.ndarray, s: np.ndarray) -> np.ndarray:
         """Row of the nearest vehicle strictly ahead of station ``s`` on ``lane`` (-1 if none)."""
@@ -442,7 +479,7 @@ class World:
         ped = self.pedestrians
         if not len(ped):
             return
-        moving = (ped.phase == APPROACH) | (ped.phase == CROSS) | (ped.phase == DEPART)
+        moving = ((ped.phase == APPROACH) | (ped.phase == CROSS) | (ped.phase == DEPART)) & ~ped.halted
         ped.s = ped.s + np.where(moving, ped.speed * dt, 0.0)
         arrive = (ped.phase == APPROACH) & (ped.s >= ped.cum[:, 1])
         ped.s = np.where(arrive, ped.cum[:, 1], ped.s)
@@ -463,12 +500,24 @@ class World:
 
     # vehicles
     def _longitudinal(self, dt: float) -> None:
+        """New accelerations: what each driver's behaviour model commands given the true
+        surroundings (kept as ``expected_accel``), then what injected faults make of it."""
         veh = self.vehicles
         v0 = np.minimum(veh.speed_factor * self.speed_limit(), veh.v_max)
-        veh.a, self._a_idm = kernels.accelerations(
-            veh.v, veh.a, v0, veh.headway, veh.min_gap, veh.a_max, veh.b_comf, veh.b_max, veh.reaction_time,
-            self.leader, self.leader_gap, self.stop_distance(), veh.driver, veh.cmd_speed, veh.cmd_accel,
-            veh.crashed, dt, META_SPEED_GAIN)
+        stop = self.stop_distance()
+
+        def command(gap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            return kernels.accelerations(
+                veh.v, veh.a, v0, veh.headway, veh.min_gap, veh.a_max, veh.b_comf, veh.b_max, veh.reaction_time,
+                self.leader, gap, stop, veh.driver, veh.cmd_speed, veh.cmd_accel, veh.crashed, dt, META_SPEED_GAIN)
+
+        veh.a, self._a_idm = command(self.leader_gap)
+        self.expected_accel = veh.a.copy()
+        if self.perceived_gap is not self.leader_gap:
+            veh.a, self._a_idm = command(self.perceived_gap)
+        forced = ~np.isnan(veh.forced_accel) & ~veh.crashed
+        veh.a = np.where(forced, veh.forced_accel, veh.a)
+        veh.a = np.maximum(veh.a, -veh.brake_limit)
 
     def _lane_change_decisions(self, dt: float) -> None:
         veh, net = self.vehicles, self.network

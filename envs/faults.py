@@ -1,0 +1,214 @@
+"""Fault injection: planned failures of vehicles, sensors, signals and pedestrians.
+
+A scenario's ``faults:`` list names each fault's ``kind``, when it starts (``at_s``), how
+long it lasts (``duration_s``, default to the end) and, for actor faults, on whom: an
+actor ``id`` or a selection rule applied at onset:
+
+- ``closest_follower``: the moving vehicle with the shortest time headway to its leader
+- ``approaching_stop``: the moving vehicle nearest a point where it must stop (a red
+  signal, a queue's stopping point) that can still stop comfortably
+- ``fastest``: the fastest vehicle
+- ``crossing``: a pedestrian on the carriageway (for ``pedestrian_stop``)
+
+A fault whose actor is not there yet (or whose rule matches nobody) starts at the first
+step after ``at_s`` when one is.
+
+Kinds: ``brake_failure`` (brakes deliver at most ``max_decel_mps2``), ``sensor_dropout``
+(the forward sensor reports no leader), ``sensor_noise`` (N(0, ``sd_m``) on the sensed leader
+gap), ``erratic_driver`` (scripted brake checks: ``brake_mps2`` for ``brake_s`` every
+``period_s``), ``pedestrian_stop`` (stands still in the road), ``signal_stuck`` (the plan
+stops advancing), ``signal_dark`` (heads dark: drivers treat the junction as unsignalised
+and yield only to vehicles already in it; pedestrians see don't walk).
+
+What actually happened (actor ids, onset and end times) is kept in ``FaultInjector.log``:
+these are the ground-truth labels the supervisor is evaluated against.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Literal, Union
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from envs.actors import CROSS, HUMAN
+
+if TYPE_CHECKING:
+    from envs.world import World
+
+Selector = Union[int, Literal["closest_follower", "approaching_stop", "fastest", "crossing"]]
+
+
+class _Fault(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    at_s: float = Field(..., ge=0.0, description="onset [s]")
+    duration_s: float | None = Field(None, gt=0.0, description="how long it lasts [s]; None: to the end")
+
+
+class _VehicleFault(_Fault):
+    actor: Selector = "closest_follower"
+
+
+class BrakeFailure(_VehicleFault):
+    kind: Literal["brake_failure"] = "brake_failure"
+    max_decel_mps2: float = Field(0.5, ge=0.0, le=10.0, description="deceleration the brakes still deliver")
+
+
+class SensorDropout(_VehicleFault):
+    kind: Literal["sensor_dropout"] = "sensor_dropout"
+
+
+class SensorNoise(_VehicleFault):
+    kind: Literal["sensor_noise"] = "sensor_noise"
+    sd_m: float = Field(8.0, gt=0.0, le=100.0, description="standard deviation of the gap noise [m]")
+
+
+class ErraticDriver(_VehicleFault):
+    kind: Literal["erratic_driver"] = "erratic_driver"
+    brake_mps2: float = Field(6.0, gt=0.0, le=10.0, description="deceleration of each brake check")
+    brake_s: float = Field(1.5, gt=0.0, description="length of each brake check [s]")
+    period_s: float = Field(6.0, gt=0.0, description="time between brake checks [s]")
+
+
+class PedestrianStop(_Fault):
+    kind: Literal["pedestrian_stop"] = "pedestrian_stop"
+    actor: Selector = "crossing"
+
+
+class SignalStuck(_Fault):
+    kind: Literal["signal_stuck"] = "signal_stuck"
+
+
+class SignalDark(_Fault):
+    kind: Literal["signal_dark"] = "signal_dark"
+
+
+Fault = Annotated[Union[BrakeFailure, SensorDropout, SensorNoise, ErraticDriver, PedestrianStop, SignalStuck, SignalDark],
+                  Field(discriminator="kind")]
+FAULT_KINDS = ("brake_failure", "sensor_dropout", "sensor_noise", "erratic_driver", "pedestrian_stop", "signal_stuck",
+               "signal_dark")
+RECOVER_ACCEL = 1.0  # [m/s^2] an erratic driver's acceleration right after a brake check
+RECOVER_S = 1.0  # [s] how long it lasts
+
+
+class FaultInjector:
+    """Applies a scenario's faults to a world at the start of each physics step."""
+
+    def __init__(self, faults: list, world: "World") -> None:
+        self.faults = sorted(faults, key=lambda f: f.at_s)
+        self.world = world
+        self.log: list[dict] = []  # one entry per fault that started: kind, actors, start_s, end_s
+        self._active: list[tuple[object, dict]] = []
+        self._pending = list(self.faults)
+
+    def apply(self, now: float) -> None:
+        """Start the faults due by ``now`` [s], drive the scripted ones and end the expired ones."""
+        for fault in [f for f in self._pending if f.at_s <= now + 1e-9]:
+            entry = self._start(fault, now)
+            if entry is None:
+                continue  # nobody matches its selection yet: try again next step
+            self._pending.remove(fault)
+            self.log.append(entry)
+            self._active.append((fault, entry))
+        for fault, entry in list(self._active):
+            ends = fault.duration_s is not None and now >= entry["start_s"] + fault.duration_s - 1e-9
+            if ends or not self._present(fault, entry):
+                self._stop(fault, entry)
+                entry["end_s"] = round(now, 3)
+                self._active.remove((fault, entry))
+            elif isinstance(fault, ErraticDriver):
+                self._brake_check(fault, entry, now)
+
+    # ---- onset and end ----------------------------------------------------------------------
+    def _start(self, fault, now: float) -> dict | None:
+        w = self.world
+        entry = {"kind": fault.kind, "actors": [], "start_s": round(now, 3), "end_s": None}
+        if isinstance(fault, (SignalStuck, SignalDark)):
+            if isinstance(fault, SignalStuck):
+                w.signal_stuck = True
+            else:
+                w.signal_dark = True
+                w._apply_interval()
+            return entry
+        actor = self._select(fault)
+        if actor is None:
+            return None
+        entry["actors"] = [actor]
+        self._set(fault, actor, on=True)
+        return entry
+
+    def _stop(self, fault, entry: dict) -> None:
+        w = self.world
+        if isinstance(fault, SignalStuck):
+            w.signal_stuck = False
+        elif isinstance(fault, SignalDark):
+            w.signal_dark = False
+            w._apply_interval()
+        elif entry["actors"]:
+            self._set(fault, entry["actors"][0], on=False)
+
+    def _present(self, fault, entry: dict) -> bool:
+        if isinstance(fault, (SignalStuck, SignalDark)):
+            return True
+        if not entry["actors"]:
+            return False
+        pool = self.world.pedestrians if isinstance(fault, PedestrianStop) else self.world.vehicles
+        return bool((pool.id == entry["actors"][0]).any())
+
+    def _set(self, fault, actor: int, on: bool) -> None:
+        w = self.world
+        if isinstance(fault, PedestrianStop):
+            rows = np.flatnonzero(w.pedestrians.id == actor)
+            w.pedestrians.halted[rows] = on
+            return
+        veh = w.vehicles
+        rows = np.flatnonzero(veh.id == actor)
+        if isinstance(fault, BrakeFailure):
+            veh.brake_limit[rows] = fault.max_decel_mps2 if on else np.inf
+        elif isinstance(fault, SensorDropout):
+            veh.sensor_dropout[rows] = on
+        elif isinstance(fault, SensorNoise):
+            veh.gap_noise_sd[rows] = fault.sd_m if on else 0.0
+        elif isinstance(fault, ErraticDriver):
+            veh.forced_accel[rows] = np.nan
+        w._perceive()
+
+    def _brake_check(self, fault: ErraticDriver, entry: dict, now: float) -> None:
+        veh = self.world.vehicles
+        rows = np.flatnonzero(veh.id == entry["actors"][0])
+        phase = (now - entry["start_s"]) % fault.period_s
+        if phase < fault.brake_s:
+            veh.forced_accel[rows] = -fault.brake_mps2
+        elif phase < fault.brake_s + RECOVER_S:
+            veh.forced_accel[rows] = RECOVER_ACCEL
+        else:
+            veh.forced_accel[rows] = np.nan
+
+    # ---- selection ----------------------------------------------------------------------------
+    def _select(self, fault) -> int | None:
+        w = self.world
+        if isinstance(fault.actor, int):
+            pool = w.pedestrians if isinstance(fault, PedestrianStop) else w.vehicles
+            return fault.actor if (pool.id == fault.actor).any() else None
+        if fault.actor == "crossing":
+            ped = w.pedestrians
+            rows = np.flatnonzero((ped.phase == CROSS) & ~ped.halted)
+            if not len(rows):
+                return None
+            # the one furthest into the road: least walked share of the crossing left behind it
+            share = (ped.s[rows] - ped.cum[rows, 1]) / np.maximum(ped.cum[rows, 2] - ped.cum[rows, 1], 1e-9)
+            return int(ped.id[rows[np.argmin(np.abs(share - 0.5))]])
+        veh = w.vehicles
+        ok = (veh.driver == HUMAN) & ~veh.crashed & (veh.v > 3.0) & np.isinf(veh.brake_limit)
+        if fault.actor == "closest_follower":
+            score = np.where(ok & (w.leader >= 0), w.leader_gap / np.maximum(veh.v, 0.1), np.inf)
+        elif fault.actor == "approaching_stop":
+            stop = w.stop_distance()
+            comfortable = veh.v ** 2 / (2.0 * veh.b_comf) + 5.0
+            score = np.where(ok & np.isfinite(stop) & (stop > comfortable), stop, np.inf)
+        else:  # fastest
+            score = np.where(ok, -veh.v, np.inf)
+        if not len(score) or not np.isfinite(score.min()):
+            return None
+        return int(veh.id[int(np.argmin(score))])
