@@ -57,11 +57,14 @@ class EnvHumans:
         self.population = Population(world, humans, client=self._client, memory=memory, personas=self._personas,
                                      seed=self.config.seed, loop=self._loop)
 
-    def advance(self, world: Any, steps: int) -> list:
-        """Run ``steps`` physics steps of ``world`` with the humans deciding; returns the world's events."""
+    def advance(self, world: Any, steps: int, supervisor: Any = None) -> list:
+        """Run ``steps`` physics steps of ``world`` with the humans deciding (and the
+        ``supervisor`` watching, when given); returns the world's events."""
         events: list = []
         for _ in range(steps):
             events += world.step()
+            if supervisor is not None:
+                supervisor.after_step(world)
             if self.population is not None:
                 self.decisions += len(self.population.after_step())
         return events

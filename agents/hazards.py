@@ -1,10 +1,29 @@
-"""Hazard events from surrogate safety measures and world events, merged over time.
+"""Hazard events from surrogate safety measures, rule checks and world events, merged over time.
 
-Every physics step (or decision tick) ``HazardTracker.update`` looks at the state's
-leader/follower measures and the world's new events. A hazard for one pair of actors and
-one kind is one event from its first to its last flagged step (gaps shorter than
-``merge_gap_s`` are bridged), with its worst value and the highest severity reached.
-Collisions, off-road and red-light events of the twin pass through as hazards.
+``HazardTracker.update(state)`` runs every physics step (or every few) on a ``WorldState``
+and raises *flags*; a flag for one kind and one set of actors that repeats within
+``merge_gap_s`` extends the same ``HazardEvent`` (one near miss is one event, not 40), which
+keeps its first and last time, its worst value and the highest severity reached.
+
+Categories and kinds (``worst`` is in the unit named):
+
+- hazard: ``ttc`` time to collision behind the leader [s] with both keeping their current
+  accelerations (the "modified TTC": a follower already braking enough raises nothing, a
+  braking leader is seen at once), ``drac`` deceleration to avoid the collision [m/s^2],
+  ``headway`` [s] while not falling back, ``crossing_conflict`` time
+  until two vehicles on conflicting paths through a junction are both in it [s],
+  ``pedestrian_conflict`` time until a vehicle that cannot stop comfortably reaches a
+  crosswalk with a pedestrian on it [s], ``pet`` post-encroachment time at a crosswalk or a
+  junction conflict area [s]
+- violation: ``red_light``, ``speeding`` (speed over the posted limit, as a ratio - 1),
+  ``fail_to_yield`` (a moving vehicle in a crosswalk a pedestrian is on), ``jaywalking``,
+  ``unsafe_lane_change`` (the new follower's time headway [s])
+- incident: ``collision``, ``off_road`` (from the twin's own events)
+- anomaly: flags from ``agents.anomaly.AnomalyDetector``, merged here the same way
+
+Conflict areas are whole crosswalks and whole junction lanes, which is conservative (a
+larger area gives a smaller PET: a pedestrian stepping on just behind a car in the far
+lane counts), so by default PET events are graded low only.
 """
 
 from __future__ import annotations
@@ -20,6 +39,13 @@ from envs.state import WorldState
 
 Severity = Literal["low", "medium", "high"]
 SEVERITIES = ("low", "medium", "high")
+CATEGORY = {
+    "ttc": "hazard", "drac": "hazard", "headway": "hazard", "crossing_conflict": "hazard",
+    "pedestrian_conflict": "hazard", "pet": "hazard",
+    "red_light": "violation", "speeding": "violation", "fail_to_yield": "violation", "jaywalking": "violation",
+    "unsafe_lane_change": "violation",
+    "collision": "incident", "off_road": "incident",
+}
 
 
 class HazardThresholds(BaseModel):
@@ -30,28 +56,55 @@ class HazardThresholds(BaseModel):
     ttc_s: tuple[float, float, float] = Field((3.0, 2.0, 1.0), description="time to collision below [s]")
     drac_mps2: tuple[float, float, float] = Field((2.0, 3.4, 6.0), description="deceleration to avoid collision above")
     headway_s: tuple[float, float, float] = Field((0.8, 0.5, 0.3), description="time headway below [s], when moving")
+    conflict_s: tuple[float, float, float] = Field((3.0, 2.0, 1.0), description="time to a junction conflict below [s]")
+    pet_s: tuple[float, float, float] = Field((1.0, 0.0, 0.0), description="post-encroachment time below [s]; "
+                                              "low only by default: conflict areas are whole crossings and lanes")
+    speeding: tuple[float, float, float] = Field((0.1, 0.2, 0.3), description="speed over the limit above, as a ratio")
+    lane_change_headway_s: tuple[float, float, float] = Field((0.6, 0.4, 0.2),
+                                                             description="new follower's headway below [s]")
+    comfortable_decel_mps2: float = Field(3.4, gt=0.0, description="a driver who needs more cannot stop comfortably")
+    conflict_horizon_s: float = Field(4.0, gt=0.0, description="junction conflicts looked for this far ahead [s]")
     merge_gap_s: float = Field(1.0, ge=0.0, description="flags closer than this in time are one event [s]")
-    min_speed_mps: float = Field(2.0, ge=0.0, description="headway is judged only above this speed")
+    min_speed_mps: float = Field(2.0, ge=0.0, description="headway and speeding are judged only above this speed")
+
+
+@dataclass
+class Flag:
+    """One check that fired at one instant; ``level`` 1..3 is low..high."""
+
+    kind: str
+    actors: tuple[int, ...]
+    value: float
+    level: int
+    x_m: float = 0.0
+    y_m: float = 0.0
+    worse_is_lower: bool = True
+    category: str = ""
 
 
 @dataclass
 class HazardEvent:
-    """One hazard: ``kind`` among ttc / drac / headway / collision / off_road / red_light."""
+    """One hazard, violation, incident or anomaly over time (kinds: module docstring)."""
 
     kind: str
     actors: tuple[int, ...]
     start_s: float
     end_s: float
-    worst: float  # the worst value of the measure [s or m/s^2]; nan for pass-through events
+    worst: float  # the worst value of the measure; nan for pass-through events
     severity: Severity
     x_m: float = 0.0
     y_m: float = 0.0
     steps: int = 1
+    category: str = "hazard"
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "actors": list(self.actors), "start_s": round(self.start_s, 3),
-                "end_s": round(self.end_s, 3), "worst": None if np.isnan(self.worst) else round(float(self.worst), 3),
+        return {"kind": self.kind, "category": self.category, "actors": list(self.actors),
+                "start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3),
+                "worst": None if np.isnan(self.worst) else round(float(self.worst), 3),
                 "severity": self.severity, "x_m": round(self.x_m, 2), "y_m": round(self.y_m, 2)}
+
+    def at_least(self, severity: Severity) -> bool:
+        return SEVERITIES.index(self.severity) >= SEVERITIES.index(severity)
 
 
 @dataclass
@@ -62,53 +115,201 @@ class HazardTracker:
     open: dict[tuple, HazardEvent] = field(default_factory=dict)
     closed: list[HazardEvent] = field(default_factory=list)
     _events_seen: int = 0
+    _crossing_ped_s: dict[int, float] = field(default_factory=dict)  # crossing -> last time a pedestrian was on it
+    _crossing_veh: dict[int, tuple[float, int]] = field(default_factory=dict)  # crossing -> (last time, vehicle id)
+    _lane_veh: dict[int, tuple[float, int]] = field(default_factory=dict)  # junction lane -> (last time, vehicle id)
+    _on_lane: set = field(default_factory=set)  # (vehicle id, junction lane) at the last update
+    _in_crossing: set = field(default_factory=set)  # (vehicle id, crossing) at the last update
+    _ped_on: set = field(default_factory=set)  # (pedestrian id, crossing) at the last update
+    _seen_crossing: set = field(default_factory=set)  # pedestrians already judged for jaywalking
 
     @property
     def events(self) -> list[HazardEvent]:
         """Every event so far, closed ones first."""
         return self.closed + list(self.open.values())
 
-    def update(self, state: WorldState) -> list[HazardEvent]:
-        """Flag hazards in ``state``; returns the events that started now."""
-        th, now = self.thresholds, state.time
-        started: list[HazardEvent] = []
-        m = leader_measures(state)
-        moving = state.vehicles["v"][m.row] > th.min_speed_mps
-        everyone = np.ones(len(m.row), dtype=bool)
-        for kind, values, limits, worse_is_lower, mask in (
-            ("ttc", m.ttc_s, th.ttc_s, True, everyone),
-            ("drac", m.drac_mps2, th.drac_mps2, False, everyone),
-            ("headway", m.headway_s, th.headway_s, True, moving),
-        ):
-            level = _levels(values, limits, worse_is_lower) * mask
-            for k in np.flatnonzero(level > 0):
-                actors = (int(m.follower[k]), int(m.leader[k]))
-                r = m.row[k]
-                xy = (float(state.vehicles["x"][r]), float(state.vehicles["y"][r]))
-                ev = self._flag(kind, actors, now, float(values[k]), SEVERITIES[level[k] - 1], worse_is_lower, xy)
-                if ev is not None:
-                    started.append(ev)
+    def update(self, state: WorldState, extra: list[Flag] = ()) -> list[HazardEvent]:
+        """Flag hazards in ``state`` (plus ``extra`` flags, e.g. anomalies); returns the events that started now."""
+        flags = self.leader_flags(state) + self.junction_flags(state) + self.crosswalk_flags(state)
+        flags += self.rule_flags(state) + list(extra)
+        started = [ev for f in flags if (ev := self._merge(f, state.time)) is not None]
         for e in state.events[self._events_seen:]:
-            ev = HazardEvent(e.kind, tuple(e.actors), e.time, e.time, float("nan"), "high", e.x, e.y)
+            ev = HazardEvent(e.kind, tuple(e.actors), e.time, e.time, float("nan"), "high", e.x, e.y,
+                             category=CATEGORY.get(e.kind, "incident"))
             self.closed.append(ev)
             started.append(ev)
         self._events_seen = len(state.events)
-        for key in [k for k, ev in self.open.items() if now - ev.end_s > th.merge_gap_s]:
+        for key in [k for k, ev in self.open.items() if state.time - ev.end_s > self.thresholds.merge_gap_s]:
             self.closed.append(self.open.pop(key))
         return started
 
-    def _flag(self, kind, actors, now, value, severity, worse_is_lower, xy) -> HazardEvent | None:
-        key = (kind, actors)
+    # ---- checks -----------------------------------------------------------------------------
+    def leader_flags(self, state: WorldState) -> list[Flag]:
+        """TTC, DRAC, headway and unsafe lane changes between each vehicle and its leader."""
+        th, veh = self.thresholds, state.vehicles
+        m = leader_measures(state)
+        if not len(m.row):
+            return []
+        lead_rows = state.leader[m.row]
+        ttc = m.ttc_accel_s
+        moving = veh["v"][m.row] > th.min_speed_mps
+        closing = veh["v"][m.row] > veh["v"][lead_rows] - 0.5
+        cut_in = (veh["target_lane"][lead_rows] != veh["lane"][lead_rows]) & (
+            veh["lane"][m.row] == veh["target_lane"][lead_rows])
+        flags = []
+        for kind, values, limits, lower, mask, pair in (
+            ("ttc", ttc, th.ttc_s, True, None, False),
+            ("drac", m.drac_mps2, th.drac_mps2, False, None, False),
+            ("headway", m.headway_s, th.headway_s, True, moving & closing, False),
+            ("unsafe_lane_change", m.headway_s, th.lane_change_headway_s, True, moving & closing & cut_in, True),
+        ):
+            level = _levels(values, limits, lower)
+            if mask is not None:
+                level = level * mask
+            for k in np.flatnonzero(level > 0):
+                r = m.row[k]
+                actors = (int(m.leader[k]), int(m.follower[k])) if pair else (int(m.follower[k]), int(m.leader[k]))
+                flags.append(Flag(kind, actors, float(values[k]), int(level[k]), float(veh["x"][r]), float(veh["y"][r]),
+                                  lower))
+        return flags
+
+    def junction_flags(self, state: WorldState) -> list[Flag]:
+        """Vehicles on conflicting paths through a junction that will both be in it within the
+        horizon (``crossing_conflict``), and PET when one enters a junction lane that a vehicle
+        on a conflicting lane left a moment ago."""
+        th, veh, net = self.thresholds, state.vehicles, state.network
+        if not len(veh["id"]) or not net.lane_conflicts.any():
+            return []
+        junction = net.lane_conflicts.any(axis=1)
+        lane, s, v, half = veh["lane"], veh["s"], np.maximum(veh["v"], 0.1), 0.5 * veh["length"]
+        on = junction[lane]
+        nxt = net.lane_next[lane]
+        approaching = ~on & (nxt >= 0) & junction[np.maximum(nxt, 0)]
+        path = np.where(on, lane, np.where(approaching, nxt, -1))
+        to_entry = np.where(on, 0.0, net.lane_s_to[lane] - (s + half))
+        stops = state.stop_distance < to_entry + 0.5  # will stop before entering
+        t_in = np.where(on, 0.0, to_entry / v)
+        length = np.where(path >= 0, net.lane_s_to[np.maximum(path, 0)] - net.lane_s_from[np.maximum(path, 0)], 0.0)
+        t_out = np.where(on, (net.lane_s_to[lane] - s + half) / v, t_in + (length + 2 * half) / v)
+        cand = np.flatnonzero((path >= 0) & ~stops & (t_in < th.conflict_horizon_s) & ~veh["crashed"])
+        flags: list[Flag] = []
+        if len(cand) > 1:
+            p = path[cand]
+            conflict = net.lane_conflicts[p[:, None], p[None, :]]
+            overlap = (t_in[cand][:, None] < t_out[cand][None, :] + 1.0) & (t_in[cand][None, :] < t_out[cand][:, None] + 1.0)
+            both_in = np.maximum(t_in[cand][:, None], t_in[cand][None, :])
+            hit = np.triu(conflict & overlap, 1)
+            for a, b in zip(*np.nonzero(hit)):
+                value = float(both_in[a, b])
+                level = int(_levels(np.array([value]), th.conflict_s, True)[0])
+                if level:
+                    i, j = cand[a], cand[b]
+                    actors = tuple(sorted((int(veh["id"][i]), int(veh["id"][j]))))
+                    flags.append(Flag("crossing_conflict", actors, value, level, float(veh["x"][i]), float(veh["y"][i])))
+        # PET at junction lanes: entering a lane whose conflicting lanes were used a moment ago
+        now = state.time
+        for r in np.flatnonzero(on):
+            ln, vid = int(lane[r]), int(veh["id"][r])
+            if (vid, ln) not in self._on_lane:
+                for other in np.flatnonzero(net.lane_conflicts[ln]):
+                    seen = self._lane_veh.get(int(other))
+                    if seen is not None and seen[1] != vid:
+                        flags += self._pet_flag(now - seen[0], (seen[1], vid), veh["x"][r], veh["y"][r])
+        for r in np.flatnonzero(on):
+            self._lane_veh[int(lane[r])] = (now, int(veh["id"][r]))
+        self._on_lane = {(int(veh["id"][r]), int(lane[r])) for r in np.flatnonzero(on)}
+        return flags
+
+    def crosswalk_flags(self, state: WorldState) -> list[Flag]:
+        """Pedestrian conflicts, failures to yield and PET at crosswalks."""
+        th, veh, ped, net = self.thresholds, state.vehicles, state.pedestrians, state.network
+        now, flags = state.time, []
+        if not len(net.zone_lane) or state.to_zone.shape != (len(veh["id"]), len(net.zone_lane)):
+            return []
+        crossing_peds: dict[int, list[int]] = {}
+        for k in np.flatnonzero(ped["phase"] == 2):  # CROSS
+            crossing_peds.setdefault(int(ped["crossing"][k]), []).append(int(ped["id"][k]))
+        for c in crossing_peds:
+            self._crossing_ped_s[c] = now
+        dist, past = state.to_zone, state.past_zone
+        inside = np.isfinite(dist) & (dist <= 0.0) & ~past
+        ahead = np.isfinite(dist) & (dist > 0.0) & ~past
+        v = veh["v"]
+        entered_now: set = set()
+        for r, z in zip(*np.nonzero(inside | ahead)):
+            c = int(net.zone_crossing[z])
+            vid = int(veh["id"][r])
+            peds = crossing_peds.get(c, [])
+            xy = (float(veh["x"][r]), float(veh["y"][r]))
+            if inside[r, z]:
+                entered_now.add((vid, c))
+                if peds and v[r] > 1.0:
+                    flags.append(Flag("fail_to_yield", (vid, *peds), float(v[r]), 3, *xy, worse_is_lower=False))
+                    flags.append(Flag("pedestrian_conflict", (vid, *peds), 0.0, 3, *xy))
+                elif (vid, c) not in self._in_crossing and c in self._crossing_ped_s and not peds:
+                    seen_ped = self._crossing_ped_s[c]
+                    flags += self._pet_flag(now - seen_ped, (vid,), *xy)
+                self._crossing_veh[c] = (now, vid)
+            elif peds and v[r] > 0.5:  # needs more than a comfortable stop, and is not braking that hard
+                need = v[r] ** 2 / (2.0 * max(dist[r, z], 0.1))
+                if need > th.comfortable_decel_mps2 and need > 0.5 - veh["a"][r]:
+                    t = float(dist[r, z] / v[r])
+                    level = max(int(_levels(np.array([t]), th.ttc_s, True)[0]), 1)
+                    flags.append(Flag("pedestrian_conflict", (vid, *peds), t, level, *xy))
+        # a pedestrian stepping on just after a vehicle left the crossing
+        for c, peds in crossing_peds.items():
+            seen = self._crossing_veh.get(c)
+            if seen is not None and seen[0] < now and not any(k[1] == c for k in entered_now):
+                for pid in peds:
+                    if (pid, c) not in self._ped_on:
+                        flags += self._pet_flag(now - seen[0], (seen[1], pid), 0.0, 0.0)
+        self._in_crossing = entered_now
+        self._ped_on = {(pid, c) for c, peds in crossing_peds.items() for pid in peds}
+        return flags
+
+    def rule_flags(self, state: WorldState) -> list[Flag]:
+        """Speeding against the local limit and jaywalking (red-light running comes from the twin)."""
+        th, veh, ped = self.thresholds, state.vehicles, state.pedestrians
+        flags = []
+        if len(veh["id"]) and len(state.speed_limit) == len(veh["id"]):
+            over = veh["v"] / np.maximum(state.speed_limit, 0.1) - 1.0
+            level = _levels(over, th.speeding, False) * (veh["v"] > th.min_speed_mps) * (veh["driver"] == 0)
+            for r in np.flatnonzero(level > 0):
+                flags.append(Flag("speeding", (int(veh["id"][r]),), float(over[r]), int(level[r]), float(veh["x"][r]),
+                                  float(veh["y"][r]), worse_is_lower=False))
+        walking = (ped["phase"] == 2) if len(ped["id"]) else np.zeros(0, bool)
+        for k in np.flatnonzero(walking):
+            cr = state.network.crossings[int(ped["crossing"][k])]
+            against = cr.signal >= 0 and len(state.crossing_signal) and state.crossing_signal[cr.signal] != 0
+            pid = int(ped["id"][k])
+            if pid in self._seen_crossing:
+                continue  # judged once, when the pedestrian stepped on
+            self._seen_crossing.add(pid)
+            if bool(ped["jaywalker"][k]) or against:
+                flags.append(Flag("jaywalking", (pid,), float("nan"), 1, float(ped["x"][k]), float(ped["y"][k])))
+        return flags
+
+    def _pet_flag(self, pet: float, actors: tuple[int, ...], x: float, y: float) -> list[Flag]:
+        level = int(_levels(np.array([pet]), self.thresholds.pet_s, True)[0])
+        return [Flag("pet", tuple(actors), float(pet), level, float(x), float(y))] if level else []
+
+    # ---- merging ------------------------------------------------------------------------------
+    def _merge(self, f: Flag, now: float) -> HazardEvent | None:
+        key = (f.kind, f.actors)
+        severity = SEVERITIES[f.level - 1]
         ev = self.open.get(key)
         if ev is not None and now - ev.end_s <= self.thresholds.merge_gap_s:
             ev.end_s, ev.steps = now, ev.steps + 1
-            ev.worst = min(ev.worst, value) if worse_is_lower else max(ev.worst, value)
-            if SEVERITIES.index(severity) > SEVERITIES.index(ev.severity):
+            if not np.isnan(f.value):
+                ev.worst = f.value if np.isnan(ev.worst) else (min(ev.worst, f.value) if f.worse_is_lower
+                                                                  else max(ev.worst, f.value))
+            if f.level - 1 > SEVERITIES.index(ev.severity):
                 ev.severity = severity
             return None
         if ev is not None:
             self.closed.append(self.open.pop(key))
-        ev = HazardEvent(kind, actors, now, now, value, severity, *xy)
+        ev = HazardEvent(f.kind, f.actors, now, now, f.value, severity, f.x_m, f.y_m,
+                         category=f.category or CATEGORY.get(f.kind, "anomaly"))
         self.open[key] = ev
         return ev
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from envs.state import WorldState
 
@@ -28,6 +29,8 @@ RSS_ACCEL_MAX = 2.0  # [m/s^2] worst-case acceleration of the follower during rh
 RSS_BRAKE_MIN = 4.0  # [m/s^2] least braking the follower applies after rho
 RSS_BRAKE_MAX = 8.0  # [m/s^2] hardest braking the leader may apply
 CLOSING_EPS = 0.05  # [m/s] closing speeds below this count as not closing
+TTC_HORIZON_S = 10.0  # [s] time to collision with accelerations is searched this far ahead
+TTC_STEP_S = 0.05  # [s] and to this resolution
 
 
 @dataclass
@@ -55,39 +58,61 @@ def leader_measures(state: WorldState) -> LeaderMeasures:
     rows = np.flatnonzero(state.leader >= 0)
     lead = state.leader[rows]
     gap = np.maximum(state.leader_gap[rows], 0.0)
-    vf, vl = v["v"][rows], v["v"][lead]
-    af, al = v["a"][rows], v["a"][lead]
-    closing = vf - vl
-    ttc = np.where(closing > CLOSING_EPS, gap / np.maximum(closing, CLOSING_EPS), np.inf)
-    return LeaderMeasures(
-        row=rows, follower=v["id"][rows], leader=v["id"][lead], gap_m=gap, ttc_s=ttc,
-        ttc_accel_s=ttc_with_accelerations(gap, vf, vl, af, al),
-        headway_s=np.where(vf > 0.1, gap / np.maximum(vf, 0.1), np.inf),
-        drac_mps2=np.where(closing > CLOSING_EPS, closing ** 2 / (2.0 * np.maximum(gap, 0.05)), 0.0),
-        rss_distance_m=rss_distance(vf, vl),
-    )
+    ttc, ttc_accel, headway, drac, rss = _pair_measures(gap, v["v"][rows], v["v"][lead], v["a"][rows], v["a"][lead])
+    return LeaderMeasures(row=rows, follower=v["id"][rows], leader=v["id"][lead], gap_m=gap, ttc_s=ttc,
+                          ttc_accel_s=ttc_accel, headway_s=headway, drac_mps2=drac, rss_distance_m=rss)
+
+
+@njit(cache=True)
+def _pair_measures(gap, vf, vl, af, al):
+    """All measures of the module docstring for each pair, in one pass."""
+    n = gap.shape[0]
+    ttc, ttc_a, hw, drac, rss = np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n)
+    for i in range(n):
+        closing = vf[i] - vl[i]
+        ttc[i] = gap[i] / max(closing, CLOSING_EPS) if closing > CLOSING_EPS else np.inf
+        hw[i] = gap[i] / max(vf[i], 0.1) if vf[i] > 0.1 else np.inf
+        drac[i] = closing * closing / (2.0 * max(gap[i], 0.05)) if closing > CLOSING_EPS else 0.0
+        rss[i] = _rss(vf[i], vl[i])
+        ttc_a[i] = _first_contact(gap[i], vf[i], vl[i], af[i], al[i], TTC_HORIZON_S, TTC_STEP_S)
+    return ttc, ttc_a, hw, drac, rss
+
+
+@njit(cache=True)
+def _rss(vf, vl):
+    rho, acc = RSS_RESPONSE_S, RSS_ACCEL_MAX
+    d = vf * rho + 0.5 * acc * rho * rho + (vf + acc * rho) ** 2 / (2.0 * RSS_BRAKE_MIN) - vl * vl / (2.0 * RSS_BRAKE_MAX)
+    return max(d, 0.0)
+
+
+@njit(cache=True)
+def _first_contact(gap, vf, vl, af, al, horizon_s, step_s):
+    """Smallest sampled t > 0 [s] at which the gap closes at constant accelerations (inf if none)."""
+    if gap > max(vf - vl, 0.0) * horizon_s + 0.5 * max(af - al, 0.0) * horizon_s * horizon_s:
+        return np.inf  # cannot close within the horizon
+    k = 1
+    while k * step_s <= horizon_s + 1e-9:
+        t = k * step_s
+        if gap + _travel_at(vl, al, t) - _travel_at(vf, af, t) <= 0.0:
+            return t
+        k += 1
+    return np.inf
+
+
+@njit(cache=True)
+def _travel_at(v0, a, t):
+    tt = min(t, v0 / -a) if a < 0.0 else t
+    return v0 * tt + 0.5 * a * tt * tt
 
 
 def rss_distance(v_follower: np.ndarray, v_leader: np.ndarray) -> np.ndarray:
     """RSS minimum safe longitudinal distance [m] (constants in the module docstring)."""
-    rho, acc = RSS_RESPONSE_S, RSS_ACCEL_MAX
-    d = (v_follower * rho + 0.5 * acc * rho ** 2 + (v_follower + acc * rho) ** 2 / (2.0 * RSS_BRAKE_MIN)
-         - v_leader ** 2 / (2.0 * RSS_BRAKE_MAX))
-    return np.maximum(d, 0.0)
+    vf, vl = np.asarray(v_follower, float), np.asarray(v_leader, float)
+    return np.array([_rss(a, b) for a, b in zip(vf, vl)])
 
 
-def ttc_with_accelerations(gap, vf, vl, af, al, horizon_s: float = 10.0, step_s: float = 0.05) -> np.ndarray:
+def ttc_with_accelerations(gap, vf, vl, af, al, horizon_s: float = TTC_HORIZON_S,
+                           step_s: float = TTC_STEP_S) -> np.ndarray:
     """Smallest t > 0 [s] at which the gap closes if both keep their accelerations (inf if
     none within ``horizon_s``), to ``step_s``. A braking vehicle stops and stays stopped."""
-    gap, vf, vl, af, al = (np.asarray(x, float)[:, None] for x in (gap, vf, vl, af, al))
-    t = np.arange(step_s, horizon_s + 1e-9, step_s)[None, :]
-    closes = gap + _travel(vl, al, t) - _travel(vf, af, t) <= 0.0
-    first = np.argmax(closes, axis=1)
-    return np.where(closes.any(axis=1), t[0, first], np.inf)
-
-
-def _travel(v0: np.ndarray, a: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Distance [m] covered by time ``t`` from speed ``v0`` at constant acceleration ``a``, never reversing."""
-    t_stop = np.where(a < 0.0, v0 / np.maximum(-a, 1e-9), np.inf)
-    tt = np.minimum(t, t_stop)
-    return v0 * tt + 0.5 * a * tt ** 2
+    return np.array([_first_contact(*map(float, x), horizon_s, step_s) for x in zip(gap, vf, vl, af, al)])

@@ -308,6 +308,8 @@ class Population:
     def _operator_trigger(self, h: Human, now: float, new_events: list) -> str | None:
         if now - h.last_decision_s >= self.config.decision_period_s.operator:
             return "periodic"
+        if h.triggers and now - h.last_decision_s >= MIN_EVENT_GAP_S:
+            return h.triggers[0]
         if any(e.kind == "collision" for e in new_events) and now - h.last_decision_s >= MIN_EVENT_GAP_S:
             return "collision"
         return None
@@ -413,6 +415,26 @@ class Population:
         elif advisory:
             effects.append(f"ignored: advisory {advisory[:20]!r} says nothing")
         return effects
+
+    def alert_operators(self, text: str) -> int:
+        """A supervisor's alert for the operators: it enters their next prompt (as data) and
+        triggers a decision; returns how many operators received it."""
+        operators = [h for h in self.humans if h.role == "operator"]
+        for h in operators:
+            h.advisories.append(f"Supervisor alert at {self.world.time:.0f} s: {text}")
+            h.triggers.append("supervisor_alert")
+        self.stats["supervisor_alerts"] += len(operators)
+        return len(operators)
+
+    def describe(self, actor_id: int) -> dict[str, str]:
+        """Who embodies ``actor_id`` (persona identity) and what they currently intend, if anyone."""
+        for h in self.humans:
+            if h.actor_id == actor_id:
+                out = {"persona": h.identity}
+                if h.intent is not None:
+                    out["intent"] = self._summary(h.intent)
+                return out
+        return {}
 
     def broadcast(self, advisory: str, source: str = "operator") -> None:
         """Send an advisory to every driver on the road: it enters their next prompt (as data),

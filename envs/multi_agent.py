@@ -11,6 +11,7 @@ from pettingzoo import ParallelEnv
 from envs.ego import EgoInterface
 from envs.render import Renderer
 from envs.scenario import ScenarioConfig, load_scenario, scenario_overrides
+from envs.single_agent import new_supervisor
 from envs.world import World
 
 
@@ -43,6 +44,7 @@ class TwinParallelEnv(ParallelEnv):
         self.agents: list[str] = []
         self._rng = np.random.default_rng(self.config.seed)
         self.world: World | None = None
+        self.supervisor = None
         self._renderer: Renderer | None = None
 
     @functools.lru_cache(maxsize=None)
@@ -61,6 +63,7 @@ class TwinParallelEnv(ParallelEnv):
         self._ids = dict(zip(self.agents, self.world.controlled_ids))
         self.ego.start(self.world, list(self._ids.values()))
         self.humans.start(self.world)
+        self.supervisor = new_supervisor(self.config, self.humans)
         state = self.world.snapshot()
         observations = {a: self.ego.observe(state, self._ids[a]) for a in self.agents}
         infos = {a: {"time_s": 0.0, "vehicle_id": self._ids[a]} for a in self.agents}
@@ -72,13 +75,18 @@ class TwinParallelEnv(ParallelEnv):
         for agent, action in actions.items():
             if agent in self.agents:
                 self.ego.apply(self.world, self._ids[agent], action)
-        events = self.humans.advance(self.world, self.config.substeps)
+        since = self.world.time
+        events = self.humans.advance(self.world, self.config.substeps, self.supervisor)
+        window = self.supervisor.take_window() if self.supervisor is not None else []
         state = self.world.snapshot()
         out_of_time = self.world.time >= self.config.duration_s - 1e-9
         obs, rewards, terms, truncs, infos = {}, {}, {}, {}, {}
         for agent in self.agents:
             vid = self._ids[agent]
             rewards[agent], terms[agent], infos[agent] = self.ego.outcome(self.world, state, vid, events)
+            if self.supervisor is not None:
+                infos[agent]["supervisor"] = self.supervisor.step_info(window, vid, since)
+                infos[agent]["cost"] = infos[agent]["supervisor"]["cost"]
             truncs[agent] = out_of_time and not terms[agent]
             obs[agent] = self.ego.observe(state, vid)
         self.agents = [a for a in self.agents if not (terms[a] or truncs[a])]

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agents.config import HumansConfig
+from agents.supervisor import SupervisorConfig
 from envs.faults import Fault
 from envs.validation import field_problems
 
@@ -185,6 +186,7 @@ class ScenarioConfig(Strict):
     render: RenderConfig = RenderConfig()
     humans: HumansConfig = HumansConfig()
     faults: list[Fault] = Field(default_factory=list, description="injected faults (envs/faults.py)")
+    supervisor: SupervisorConfig = SupervisorConfig()
 
     @model_validator(mode="after")
     def _clocks(self) -> "ScenarioConfig":

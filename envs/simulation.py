@@ -3,9 +3,10 @@
 Used by ``python run.py simulate``. A run directory gets the resolved scenario
 (``scenario.yaml``), every world event (``events.jsonl``), every decision of an LLM
 human with its prompt, answer, intent and fallback (``decisions.jsonl``), the LLM cache
-(``llm_cache.jsonl``), the humans' memory (``memory/``), hazard events from surrogate
-safety measures (``hazards.jsonl``), the summary (``summary.json``, with ``trace_sha256``
-over events, decisions and hazards) and, on request, an animation (``run.gif``).
+(``llm_cache.jsonl``), the humans' memory (``memory/``), the supervisor's hazard, violation
+and anomaly events (``hazards.jsonl``) and its triaged alerts (``alerts.jsonl``), the
+summary (``summary.json``, with the injected faults and ``trace_sha256`` over events,
+decisions, hazards and alerts) and, on request, an animation (``run.gif``).
 
 ``replay=RUN_DIR`` reruns a recorded run from its scenario and LLM cache with zero model
 calls; the trace hash then equals the recorded one.
@@ -32,7 +33,6 @@ from envs.render import Renderer
 from envs.scenario import load_scenario
 from envs.world import World
 
-HAZARD_EVERY = 3  # physics steps between hazard checks (5 Hz at 15 Hz physics)
 NEAR_MISS_TTC_S = 1.5  # [s] time to collision below which an approach counts as a near miss
 GIF_FPS = 4  # GIF frames per second; frames are taken every simulated half second
 GIF_MAX_FRAMES = 600
@@ -75,9 +75,7 @@ def simulate(
     steps = int(round(duration * config.sim_hz))
     speeds, frames = [], []
     near_misses, closing_in = 0, set()
-    from agents.hazards import HazardTracker
-
-    tracker = HazardTracker()
+    supervisor = _supervisor(config, population, out, replay, model_client, console)
     renderer = Renderer(world.network, config.render) if gif else None
     frame_every = max(1, config.sim_hz // 2)
     start = time.perf_counter()
@@ -88,6 +86,7 @@ def simulate(
             task = progress.add_task(f"simulating {config.name}", total=steps, clock="", actors="")
             for k in range(steps):
                 world.step()
+                supervisor.after_step(world)
                 if population is not None:
                     for record in population.after_step():
                         decisions_file.write(json.dumps(record) + "\n")
@@ -102,6 +101,8 @@ def simulate(
                     frames.append(renderer.render(world.snapshot()))
     finally:  # an interrupted run keeps its decisions so far and releases the model and memory
         decisions_file.close()
+        if supervisor.agent is not None:
+            supervisor.agent.close()
         if population is not None:
             population.close()
             if population.memory is not None:
@@ -113,9 +114,12 @@ def simulate(
             fh.write(json.dumps({"kind": e.kind, "time_s": round(e.time, 3), "actors": list(e.actors),
                                  "x_m": round(e.x, 2), "y_m": round(e.y, 2)}) + "\n")
     with (out / "hazards.jsonl").open("w") as fh:
-        for h in sorted(tracker.events, key=lambda h: (h.start_s, h.kind, h.actors)):
+        for h in sorted(supervisor.events, key=lambda h: (h.start_s, h.kind, h.actors)):
             fh.write(json.dumps(h.to_dict()) + "\n")
-    hazards = Counter(f"{h.kind}/{h.severity}" for h in tracker.events if h.kind in ("ttc", "drac", "headway"))
+    with (out / "alerts.jsonl").open("w") as fh:
+        for alert in supervisor.alerts:
+            fh.write(json.dumps(alert) + "\n")
+    hazards = Counter(f"{h.kind}/{h.severity}" for h in supervisor.events if h.category == "hazard")
     kinds = [e.kind for e in world.events]
     summary = {
         "scenario": config.name,
@@ -135,6 +139,11 @@ def simulate(
         "red_light_violations": kinds.count("red_light"),
         "near_misses": near_misses,
         "hazards": dict(sorted(hazards.items())),
+        "violations": dict(sorted(Counter(h.kind for h in supervisor.events if h.category == "violation").items())),
+        "anomalies": dict(sorted(Counter(h.kind for h in supervisor.events if h.category == "anomaly").items())),
+        "alerts": len(supervisor.alerts),
+        "supervisor_s": round(supervisor.seconds, 2),
+        "faults": world.faults.log,
     }
     if population is not None:
         summary.update(_human_summary(population, world.time))
@@ -213,6 +222,26 @@ def _population(world: World, config, out: Path, replay: Path | None, model_clie
     return population
 
 
+def _supervisor(config, population, out: Path, replay: Path | None, model_client: Any, console: Console):
+    """The scenario's supervisor; LLM triage shares the humans' model client and cache."""
+    from agents.supervisor import build_supervisor
+
+    client, loop = None, None
+    if population is not None:
+        client, loop = population.client, population._loop
+    if config.supervisor.triage == "llm" and client is None:
+        from agents.backend import ReplayOnlyClient, build_model_client, cached_client
+
+        if replay is not None:
+            client = cached_client(ReplayOnlyClient(), out / "llm_cache.jsonl", read_only=True)
+        else:
+            if model_client is None:
+                with console.status(f"loading the {config.humans.model.backend} model"):
+                    model_client = build_model_client(config.humans.model, seed=config.seed)
+            client = cached_client(model_client, out / "llm_cache.jsonl")
+    return build_supervisor(config, population, client, loop)
+
+
 def _human_summary(population, simulated_s: float) -> dict[str, Any]:
     stats = population.stats
     lat = np.array(population.latencies) if population.latencies else np.zeros(1)
@@ -237,7 +266,7 @@ def _human_summary(population, simulated_s: float) -> dict[str, Any]:
 def _trace_hash(out: Path) -> str:
     """SHA-256 over the events and decisions of a run (what a replay must reproduce)."""
     digest = hashlib.sha256()
-    for name in ("events.jsonl", "decisions.jsonl", "hazards.jsonl"):
+    for name in ("events.jsonl", "decisions.jsonl", "hazards.jsonl", "alerts.jsonl"):
         path = out / name
         if path.exists():
             digest.update(path.read_bytes())

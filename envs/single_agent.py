@@ -13,6 +13,16 @@ from envs.scenario import ScenarioConfig, load_scenario, scenario_overrides
 from envs.world import World
 
 
+def new_supervisor(config: ScenarioConfig, humans):
+    """A fresh supervisor for an episode (None when the scenario disables it)."""
+    if not config.supervisor.enabled:
+        return None
+    from agents.supervisor import build_supervisor  # here: agents imports envs
+
+    population = humans.population
+    return build_supervisor(config, population, humans._client, humans._loop)
+
+
 class TwinEnv(gym.Env):
     """One controlled vehicle in a scenario of the twin.
 
@@ -22,6 +32,10 @@ class TwinEnv(gym.Env):
     ``humans`` is ``"rule"`` (persona slots of the scenario with their parameters, no
     model; the default), ``"llm"`` (they decide with the scenario's model; answers cached
     in memory or in the ``llm_cache`` JSON-lines file) or ``"off"``.
+
+    The scenario's supervisor watches every episode (``supervisor.enabled``): ``info["supervisor"]``
+    holds the hazard, violation and anomaly events of the step that involve the ego vehicle,
+    alerts about it and its safety cost, which is also ``info["cost"]`` (for safe RL).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 15}
@@ -47,6 +61,7 @@ class TwinEnv(gym.Env):
         self.observation_space = self.ego.observation_space
         self.action_space = self.ego.action_space
         self.world: World | None = None
+        self.supervisor = None
         self._renderer: Renderer | None = None
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -55,6 +70,7 @@ class TwinEnv(gym.Env):
         self.ego_id = self.world.controlled_ids[0]
         self.ego.start(self.world, [self.ego_id])
         self.humans.start(self.world)
+        self.supervisor = new_supervisor(self.config, self.humans)
         state = self.world.snapshot()
         return self.ego.observe(state, self.ego_id), {"time_s": 0.0, "ego_id": self.ego_id}
 
@@ -62,9 +78,13 @@ class TwinEnv(gym.Env):
         if self.world is None:
             raise RuntimeError("call reset() before step()")
         self.ego.apply(self.world, self.ego_id, action)
-        events = self.humans.advance(self.world, self.config.substeps)
+        since = self.world.time
+        events = self.humans.advance(self.world, self.config.substeps, self.supervisor)
         state = self.world.snapshot()
         reward, terminated, info = self.ego.outcome(self.world, state, self.ego_id, events)
+        if self.supervisor is not None:
+            info["supervisor"] = self.supervisor.step_info(self.supervisor.take_window(), self.ego_id, since)
+            info["cost"] = info["supervisor"]["cost"]
         truncated = not terminated and self.world.time >= self.config.duration_s - 1e-9
         return self.ego.observe(state, self.ego_id), reward, terminated, truncated, info
 

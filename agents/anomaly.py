@@ -1,0 +1,171 @@
+"""Label-free anomaly detection: behaviour the twin does not expect, and inconsistent signals and sensors.
+
+Each check turns a residual per actor into a one-sided CUSUM score,
+``S <- max(0, S + (residual - slack) * dt)``, so a single odd step raises nothing and a
+persistent outlier grows until ``S / alarm`` passes 1 (low), 2 (medium) and 4 (high):
+
+- ``behaviour``: human-driven vehicles whose acceleration differs from what the twin's
+  behaviour model (IDM toward the leader and the next stopping point, with the driver's
+  own parameters and reaction lag) commands given the true surroundings [m/s^2]
+- ``pedestrian_stopped``: pedestrians on the carriageway moving slower than their walking
+  speed [m/s], from their displacement between updates
+- ``sensor``: vehicles whose forward sensor reports a leader gap that disagrees with the
+  twin's [m] (a dropout counts as ``dropout_residual_m``)
+- ``signal_stuck``: the current signal interval has run longer than its planned duration [s]
+- ``signal_conflict``: two signal groups whose paths through the junction cross are not both
+  red (a conflict monitor); raised at once as high
+
+No check needs labels or knows which faults were injected; the thresholds are in
+``AnomalyThresholds`` (scenario YAML ``supervisor.anomaly``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from agents.hazards import Flag
+from envs.actors import CROSS, HUMAN
+from envs.network import RED, Network
+from envs.state import WorldState
+
+
+class AnomalyThresholds(BaseModel):
+    """Slack (residual tolerated for ever) and alarm (CUSUM level of score 1) per check."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    accel_slack_mps2: float = Field(0.5, ge=0.0)
+    accel_alarm_mps: float = Field(1.0, gt=0.0, description="[m/s^2 * s]")
+    walk_slack_mps: float = Field(0.4, ge=0.0)
+    walk_alarm_m: float = Field(1.5, gt=0.0, description="[m/s * s]")
+    gap_slack_m: float = Field(1.0, ge=0.0)
+    gap_alarm_ms: float = Field(5.0, gt=0.0, description="[m * s]")
+    dropout_residual_m: float = Field(20.0, gt=0.0, description="residual of a gap reported missing [m]")
+    signal_overrun_s: float = Field(3.0, gt=0.0, description="an interval this much over its plan scores 1 [s]")
+
+
+@dataclass
+class Cusum:
+    """One-sided CUSUM per actor id (ids kept sorted, with their sums)."""
+
+    slack: float
+    alarm: float
+    ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    sums: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def update(self, ids: np.ndarray, residual: np.ndarray, dt: float) -> np.ndarray:
+        """Add ``residual`` for ``ids`` over ``dt`` [s]; forget absent ids; returns S / alarm aligned with ``ids``."""
+        ids = np.asarray(ids, np.int64)
+        prev = np.zeros(len(ids))
+        if len(self.ids) and len(ids):
+            pos = np.minimum(np.searchsorted(self.ids, ids), len(self.ids) - 1)
+            prev = np.where(self.ids[pos] == ids, self.sums[pos], 0.0)
+        new = np.maximum(0.0, prev + (np.asarray(residual, float) - self.slack) * dt)
+        order = np.argsort(ids)
+        self.ids, self.sums = ids[order], new[order]
+        return new / self.alarm
+
+    def score(self, actor_id: int) -> float:
+        """The current S / alarm of one id (0 if unknown)."""
+        hit = np.flatnonzero(self.ids == actor_id)
+        return float(self.sums[hit[0]] / self.alarm) if len(hit) else 0.0
+
+
+def conflicting_groups(network: Network) -> np.ndarray:
+    """(groups, groups) bool: signal groups with a pair of crossing paths through the junction."""
+    n = network.signal_groups
+    out = np.zeros((n, n), dtype=bool)
+    group_of_path = {ln.next: ln.signal_group for ln in network.lanes if ln.signal_group >= 0 and ln.next >= 0}
+    for a, ga in group_of_path.items():
+        for b, gb in group_of_path.items():
+            if ga != gb and network.lane_conflicts[a, b]:
+                out[ga, gb] = True
+    return out
+
+
+@dataclass
+class AnomalyDetector:
+    """Raises anomaly flags from consecutive world states (see the module docstring)."""
+
+    thresholds: AnomalyThresholds = field(default_factory=AnomalyThresholds)
+    _last_time: float | None = None
+    _last_ped: dict[int, tuple[float, float]] = field(default_factory=dict)
+    _conflicts: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        th = self.thresholds
+        self.accel = Cusum(th.accel_slack_mps2, th.accel_alarm_mps)
+        self.walk = Cusum(th.walk_slack_mps, th.walk_alarm_m)
+        self.gap = Cusum(th.gap_slack_m, th.gap_alarm_ms)
+
+    def update(self, state: WorldState) -> list[Flag]:
+        """Flags for ``state``; the first call only primes the detector."""
+        dt = 0.0 if self._last_time is None else state.time - self._last_time
+        self._last_time = state.time
+        flags = self._vehicles(state, dt) + self._pedestrians(state, dt) + self._signals(state)
+        return flags
+
+    def _vehicles(self, state: WorldState, dt: float) -> list[Flag]:
+        veh, th = state.vehicles, self.thresholds
+        flags: list[Flag] = []
+        if not len(veh["id"]) or len(state.expected_accel) != len(veh["id"]):
+            self.accel.update(np.zeros(0, int), np.zeros(0), dt)
+            return flags
+        judged = (veh["driver"] == HUMAN) & ~veh["crashed"]
+        rows = np.flatnonzero(judged)
+        residual = np.abs(veh["a"][rows] - state.expected_accel[rows])
+        flags += self._flags("behaviour", self.accel.update(veh["id"][rows], residual, dt), veh, rows)
+        truth, sensed = state.leader_gap, state.sensed_gap
+        if len(sensed) == len(truth):
+            both = np.isfinite(truth) & np.isfinite(sensed)
+            diff = np.abs(np.where(both, sensed, 0.0) - np.where(both, truth, 0.0))
+            gap_res = np.where(both, diff, np.where(np.isfinite(truth) != np.isfinite(sensed), th.dropout_residual_m, 0.0))
+            flags += self._flags("sensor", self.gap.update(veh["id"], gap_res, dt), veh, np.arange(len(veh["id"])))
+        return flags
+
+    def _pedestrians(self, state: WorldState, dt: float) -> list[Flag]:
+        ped = state.pedestrians
+        rows = np.flatnonzero(ped["phase"] == CROSS)
+        ids = ped["id"][rows]
+        residual = np.zeros(len(rows))
+        for k, (r, pid) in enumerate(zip(rows.tolist(), ids.tolist())):
+            last = self._last_ped.get(pid)
+            if last is not None and dt > 0:
+                moved = np.hypot(ped["x"][r] - last[0], ped["y"][r] - last[1]) / dt
+                residual[k] = max(float(ped["speed"][r]) - moved, 0.0)
+        self._last_ped = {int(pid): (float(ped["x"][r]), float(ped["y"][r])) for r, pid in zip(rows, ids)}
+        return self._flags("pedestrian_stopped", self.walk.update(ids, residual, dt), ped, rows)
+
+    def _signals(self, state: WorldState) -> list[Flag]:
+        flags = []
+        overrun = state.signal_elapsed_s - state.signal_planned_s
+        if np.isfinite(overrun) and overrun > 0:
+            score = overrun / self.thresholds.signal_overrun_s
+            if score >= 1.0:
+                flags.append(Flag("signal_stuck", (), score, _level(score), worse_is_lower=False, category="anomaly"))
+        if len(state.group_state) > 1:
+            if self._conflicts is None or self._conflicts.shape[0] != len(state.group_state):
+                self._conflicts = conflicting_groups(state.network)
+            live = state.group_state != RED
+            clash = self._conflicts & live[:, None] & live[None, :]
+            if clash.any():
+                flags.append(Flag("signal_conflict", (), float(clash.sum() // 2), 3, worse_is_lower=False,
+                                  category="anomaly"))
+        return flags
+
+    @staticmethod
+    def _flags(kind: str, scores: np.ndarray, cols: dict, rows: np.ndarray) -> list[Flag]:
+        """Flags for the actors in ``rows`` whose score (aligned with ``rows``) reached 1."""
+        out = []
+        for k in np.flatnonzero(scores >= 1.0):
+            r, score = rows[k], float(scores[k])
+            out.append(Flag(kind, (int(cols["id"][r]),), score, _level(score), float(cols["x"][r]), float(cols["y"][r]),
+                            worse_is_lower=False, category="anomaly"))
+        return out
+
+
+def _level(score: float) -> int:
+    return 3 if score >= 4.0 else 2 if score >= 2.0 else 1

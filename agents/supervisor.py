@@ -1,0 +1,206 @@
+"""The supervisor: watches the twin, flags hazards and anomalies, explains and escalates alerts.
+
+Detection is deterministic and never needs a model: every ``every_steps`` physics steps the
+supervisor takes a ``WorldState``, runs the anomaly detector (``agents.anomaly``) and the
+hazard tracker (``agents.hazards``), and merges both into events. An event becomes an
+*alert* the moment its severity reaches ``alert_severity``; each alert gets a triage
+(``agents.triage``): a template explanation, or the model's when ``triage: llm`` is set
+(it sees flagged events and the involved actors, never the raw step stream). With
+``alert_operator: true`` alerts that warrant it reach the scenario's operator agents.
+
+The same object serves ``run.py simulate`` (trace: ``hazards.jsonl``, ``alerts.jsonl``), the
+Gymnasium and PettingZoo views (``info["supervisor"]`` and a safety cost per vehicle) and
+``run.py evaluate supervisor``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any, Callable, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agents.anomaly import AnomalyDetector, AnomalyThresholds
+from agents.hazards import SEVERITIES, HazardEvent, HazardThresholds, HazardTracker, Severity
+from envs.state import WorldState
+
+COST_WEIGHTS = {"low": 0.1, "medium": 0.5, "high": 1.0}  # safety cost per active event, by severity
+
+
+class SupervisorConfig(BaseModel):
+    """The scenario's ``supervisor:`` section."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    every_steps: int = Field(3, ge=1, le=100, description="physics steps between checks (3: 5 Hz at 15 Hz)")
+    alert_severity: Severity = Field("medium", description="events reaching this severity are alerts")
+    alert_categories: list[Literal["hazard", "violation", "incident", "anomaly"]] = Field(
+        default_factory=lambda: ["hazard", "incident", "anomaly"],
+        description="categories that raise alerts (violations are recorded, not alerted, by default)")
+    triage: Literal["template", "llm"] = Field("template", description="who explains alerts: rules or the model")
+    alert_operator: bool = Field(False, description="alerts that warrant it reach the operator agents")
+    hazards: HazardThresholds = HazardThresholds()
+    anomaly: AnomalyThresholds = AnomalyThresholds()
+
+
+class Supervisor:
+    """One episode's supervisor (see the module docstring)."""
+
+    def __init__(self, config: SupervisorConfig | None = None, agent: Any = None,
+                 describe_actor: Callable[[int], dict] | None = None,
+                 on_alert: Callable[[list[HazardEvent], Any], None] | None = None) -> None:
+        self.config = config or SupervisorConfig()
+        self.tracker = HazardTracker(self.config.hazards)
+        self.detector = AnomalyDetector(self.config.anomaly)
+        self.agent = agent  # an agents.triage.SupervisorAgent, or None for template triage
+        self.describe_actor = describe_actor
+        self.on_alert = on_alert
+        self.alerts: list[dict] = []  # one per alert: the event when alerted, and its triage
+        self.started: list[HazardEvent] = []  # events that started at the last check
+        self.log: list[HazardEvent] = []  # every event in the order it started
+        self.seconds = 0.0  # [s] wall time spent checking (overhead)
+        self.checks = 0
+        self._alerted: set[int] = set()
+        self._window: dict[int, HazardEvent] = {}  # events active at any check since take_window()
+        self._steps = 0
+        self._now = 0.0
+
+    @property
+    def events(self) -> list[HazardEvent]:
+        return self.tracker.events
+
+    def after_step(self, world: Any) -> list[HazardEvent]:
+        """Call after every physics step of ``world``; checks every ``every_steps`` steps."""
+        self._steps += 1
+        if not self.config.enabled or self._steps % self.config.every_steps:
+            return []
+        return self.observe(world.snapshot())
+
+    def observe(self, state: WorldState) -> list[HazardEvent]:
+        """Check one state; returns the events that started now (alerts are triaged inside)."""
+        t0 = time.perf_counter()
+        flags = self.detector.update(state)
+        self.started = self.tracker.update(state, flags)
+        self.log += self.started
+        self._now = state.time
+        self.checks += 1
+        current = self._current()
+        self._window.update((id(ev), ev) for ev in current)
+        new_alerts = [ev for ev in current
+                      if id(ev) not in self._alerted and ev.at_least(self.config.alert_severity)
+                      and ev.category in self.config.alert_categories]
+        self.seconds += time.perf_counter() - t0
+        if new_alerts:
+            self._alert(new_alerts, state)
+        return self.started
+
+    def _alert(self, events: list[HazardEvent], state: WorldState) -> None:
+        from agents.triage import template_triage
+
+        self._alerted.update(id(ev) for ev in events)
+        dicts = [ev.to_dict() for ev in events]
+        context = self._context(events, state)
+        if self.agent is not None and self.config.triage == "llm":
+            triage = self.agent.triage_sync(dicts, context)
+        else:
+            triage = template_triage(dicts, context, fallback="llm_off")
+        self.alerts.append({"time_s": round(state.time, 3), "events": dicts, "triage": triage.model_dump()})
+        if self.on_alert is not None and self.config.alert_operator and triage.alert_operator:
+            self.on_alert(events, triage)
+
+    def _context(self, events: list[HazardEvent], state: WorldState) -> dict:
+        actors: dict[str, dict] = {}
+        v, p = state.vehicles, state.pedestrians
+        for aid in sorted({a for ev in events for a in ev.actors}):
+            r = state.row_of(aid)
+            if r >= 0:
+                info = {"kind": ("car", "truck", "bus")[int(v["vtype"][r])], "speed_mps": round(float(v["v"][r]), 1)}
+            elif aid in set(p["id"].tolist()):
+                info = {"kind": "pedestrian"}
+            else:
+                info = {"kind": "gone"}
+            if self.describe_actor is not None:
+                info.update(self.describe_actor(aid))
+            actors[str(aid)] = info
+        return {"actors": actors, "signal_interval": state.signal_interval, "time_s": round(state.time, 1)}
+
+    # ---- views for RL and the trace -------------------------------------------------------------
+    def cost(self, actor_id: int | None = None) -> float:
+        """Safety cost now: severity-weighted count of events active at the last check that involve
+        ``actor_id`` (every event when None). Anomalies of signals involve no actor and count for all."""
+        total = 0.0
+        for ev in self._current():
+            if actor_id is None or actor_id in ev.actors or not ev.actors:
+                total += COST_WEIGHTS[ev.severity]
+        return total
+
+    def _current(self) -> list[HazardEvent]:
+        """Events flagged at the last check: the open ones seen now and the pass-through ones."""
+        now = self._now - 1e-9
+        current = [ev for ev in self.tracker.open.values() if ev.end_s >= now]
+        return current + [ev for ev in self.started if ev.end_s >= now and ev not in current]
+
+    def take_window(self) -> list[HazardEvent]:
+        """Events active at any check since the last call (an RL step's worth), then forgotten."""
+        window = list(self._window.values())
+        self._window.clear()
+        return window
+
+    def step_info(self, window: list[HazardEvent], actor_id: int, since_s: float) -> dict:
+        """An RL agent's view of one step: the ``window`` events that involve ``actor_id`` (or no
+        actor, such as signal faults), alerts about it after ``since_s`` [s], and the safety cost:
+        severity-weighted count of those events (``COST_WEIGHTS``)."""
+        mine = [ev for ev in window if actor_id in ev.actors or not ev.actors]
+        alerts = [a for a in self.alerts[-20:] if a["time_s"] > since_s
+                  and any(actor_id in e["actors"] for e in a["events"])]
+        return {"events": [ev.to_dict() for ev in mine], "alerts": alerts,
+                "cost": float(sum(COST_WEIGHTS[ev.severity] for ev in mine))}
+
+    def info(self, actor_id: int | None = None, since_s: float = -1.0) -> dict:
+        """Events that started after ``since_s`` [s] (involving ``actor_id`` when given), the alerts
+        among them, and the safety cost now."""
+        recent = []
+        for ev in reversed(self.log):
+            if ev.start_s <= since_s:
+                break
+            recent.append(ev)
+        mine = [ev.to_dict() for ev in reversed(recent) if actor_id is None or actor_id in ev.actors]
+        alerts = [a for a in self.alerts[-20:] if a["time_s"] > since_s
+                  and (actor_id is None or any(actor_id in e["actors"] for e in a["events"]))]
+        return {"events": mine, "alerts": alerts, "cost": self.cost(actor_id)}
+
+    def summary(self) -> dict:
+        """Counts of events by kind/severity and category, alerts, and the supervisor's wall time."""
+        events = self.tracker.events
+        return {
+            "events": dict(sorted(Counter(f"{e.kind}/{e.severity}" for e in events).items())),
+            "by_category": dict(sorted(Counter(e.category for e in events).items())),
+            "alerts": len(self.alerts),
+            "checks": self.checks,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def severity_at_least(severity: str, floor: str) -> bool:
+    return SEVERITIES.index(severity) >= SEVERITIES.index(floor)
+
+
+def build_supervisor(config: Any, population: Any = None, client: Any = None, loop: Any = None) -> Supervisor:
+    """The supervisor a scenario ``config`` asks for: persona-aware context when a ``population``
+    is given, LLM triage on ``client`` when ``supervisor.triage`` is ``llm``, operator alerts when
+    ``supervisor.alert_operator`` is set."""
+    cfg = config.supervisor
+    agent = None
+    if cfg.triage == "llm":
+        if client is None:
+            raise ValueError("supervisor.triage: 'llm' needs a model client (the scenario's humans.model)")
+        from agents.triage import SupervisorAgent
+
+        agent = SupervisorAgent(client, timeout_s=config.humans.model.timeout_s, loop=loop)
+    on_alert = None
+    if population is not None and cfg.alert_operator:
+        def on_alert(events: list[HazardEvent], triage: Any) -> None:
+            population.alert_operators(f"{triage.explanation} Recommended: {triage.mitigation}.")
+    return Supervisor(cfg, agent, population.describe if population is not None else None, on_alert)
