@@ -2,6 +2,7 @@
 """The one command of the traffic twin.
 
     python run.py simulate configs/scenarios/intersection.yaml --minutes 5
+    python run.py evaluate supervisor
     python run.py bench twin
 """
 
@@ -18,6 +19,9 @@ EXAMPLES = {
     "simulate": "examples:\n  python run.py simulate configs/scenarios/intersection.yaml --minutes 5 --set demand.pedestrians_per_hour=600\n"
                 "  python run.py simulate intersection --minutes 2 --out runs/a\n"
                 "  python run.py simulate --replay runs/a --out runs/a-replay   # zero model calls, same trace",
+    "evaluate": "examples:\n  python run.py evaluate supervisor                 # the shipped labelled suite\n"
+                "  python run.py evaluate supervisor --quick --json supervisor.json\n"
+                "  python run.py evaluate supervisor --suite my_suite.yaml --seeds 0 1",
     "bench": "examples:\n  python run.py bench twin --seconds 20 --vector 2\n"
              "  python run.py bench humans --minutes 3 --separation-minutes 10 --json humans.json\n"
              "  python run.py bench memory --sizes 10000 100000",
@@ -49,6 +53,16 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         print("replay: the trace differs from the recorded one", file=sys.stderr)
         return 2
     return 0 if summary["collisions"] == 0 or args.allow_collisions else 1
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from agents.supervisor_suite import SUITE_PATH, evaluate
+
+    result = evaluate(args.suite or SUITE_PATH, seeds=args.seeds, workers=args.workers, json_path=args.json,
+                      quick=args.quick)
+    if args.print_json:
+        print(json.dumps(result, indent=2))
+    return 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -88,6 +102,17 @@ def main(argv: list[str] | None = None) -> int:
                      help="rerun a recorded run from its scenario and LLM cache, with zero model calls")
     sim.add_argument("--allow-collisions", action="store_true", help="exit 0 even if humans collided")
     sim.set_defaults(func=cmd_simulate)
+
+    ev = sub.add_parser("evaluate", help="score the supervisor on a labelled suite (precision, recall, lead time)",
+                        epilog=EXAMPLES["evaluate"], formatter_class=fmt)
+    ev.add_argument("target", choices=["supervisor"], help="what to evaluate")
+    ev.add_argument("--suite", type=Path, default=None, help="suite YAML (default: configs/suites/supervisor.yaml)")
+    ev.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds for every case (default: the suite's)")
+    ev.add_argument("--workers", type=int, default=None, help="processes (default: one per core)")
+    ev.add_argument("--quick", action="store_true", help="nominal cases run 3 simulated minutes instead of 30")
+    ev.add_argument("--json", type=Path, default=None, help="also write the scores to this JSON file")
+    ev.add_argument("--print-json", action="store_true", help="also print the scores as JSON")
+    ev.set_defaults(func=cmd_evaluate)
 
     bench = sub.add_parser("bench", help="measure speed (twin vs highway-env)", epilog=EXAMPLES["bench"],
                            formatter_class=fmt)

@@ -8,7 +8,7 @@ persistent outlier grows until ``S / alarm`` passes 1 (low), 2 (medium) and 4 (h
   behaviour model (IDM toward the leader and the next stopping point, with the driver's
   own parameters and reaction lag) commands given the true surroundings [m/s^2]
 - ``pedestrian_stopped``: pedestrians on the carriageway moving slower than their walking
-  speed [m/s], from their displacement between updates
+  speed (the share of it lost), from their displacement between updates
 - ``sensor``: vehicles whose forward sensor reports a leader gap that disagrees with the
   twin's [m] (a dropout counts as ``dropout_residual_m``)
 - ``signal_stuck``: the current signal interval has run longer than its planned duration [s]
@@ -39,8 +39,8 @@ class AnomalyThresholds(BaseModel):
 
     accel_slack_mps2: float = Field(0.5, ge=0.0)
     accel_alarm_mps: float = Field(1.0, gt=0.0, description="[m/s^2 * s]")
-    walk_slack_mps: float = Field(0.4, ge=0.0)
-    walk_alarm_m: float = Field(1.5, gt=0.0, description="[m/s * s]")
+    walk_slack: float = Field(0.3, ge=0.0, description="share of the walking speed lost")
+    walk_alarm_s: float = Field(1.0, gt=0.0, description="[share * s]")
     gap_slack_m: float = Field(1.0, ge=0.0)
     gap_alarm_ms: float = Field(5.0, gt=0.0, description="[m * s]")
     dropout_residual_m: float = Field(20.0, gt=0.0, description="residual of a gap reported missing [m]")
@@ -98,7 +98,7 @@ class AnomalyDetector:
     def __post_init__(self) -> None:
         th = self.thresholds
         self.accel = Cusum(th.accel_slack_mps2, th.accel_alarm_mps)
-        self.walk = Cusum(th.walk_slack_mps, th.walk_alarm_m)
+        self.walk = Cusum(th.walk_slack, th.walk_alarm_s)
         self.gap = Cusum(th.gap_slack_m, th.gap_alarm_ms)
 
     def update(self, state: WorldState) -> list[Flag]:
@@ -135,7 +135,7 @@ class AnomalyDetector:
             last = self._last_ped.get(pid)
             if last is not None and dt > 0:
                 moved = np.hypot(ped["x"][r] - last[0], ped["y"][r] - last[1]) / dt
-                residual[k] = max(float(ped["speed"][r]) - moved, 0.0)
+                residual[k] = max(1.0 - moved / max(float(ped["speed"][r]), 0.1), 0.0)
         self._last_ped = {int(pid): (float(ped["x"][r]), float(ped["y"][r])) for r, pid in zip(rows, ids)}
         return self._flags("pedestrian_stopped", self.walk.update(ids, residual, dt), ped, rows)
 

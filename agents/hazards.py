@@ -115,7 +115,7 @@ class HazardTracker:
     open: dict[tuple, HazardEvent] = field(default_factory=dict)
     closed: list[HazardEvent] = field(default_factory=list)
     _events_seen: int = 0
-    _crossing_ped_s: dict[int, float] = field(default_factory=dict)  # crossing -> last time a pedestrian was on it
+    _crossing_ped_s: dict[int, tuple[float, int]] = field(default_factory=dict)  # crossing -> (last time, pedestrian)
     _crossing_veh: dict[int, tuple[float, int]] = field(default_factory=dict)  # crossing -> (last time, vehicle id)
     _lane_veh: dict[int, tuple[float, int]] = field(default_factory=dict)  # junction lane -> (last time, vehicle id)
     _on_lane: set = field(default_factory=set)  # (vehicle id, junction lane) at the last update
@@ -178,9 +178,9 @@ class HazardTracker:
         horizon (``crossing_conflict``), and PET when one enters a junction lane that a vehicle
         on a conflicting lane left a moment ago."""
         th, veh, net = self.thresholds, state.vehicles, state.network
-        if not len(veh["id"]) or not net.lane_conflicts.any():
+        junction = self._junction_lanes(net)
+        if not len(veh["id"]) or junction is None:
             return []
-        junction = net.lane_conflicts.any(axis=1)
         lane, s, v, half = veh["lane"], veh["s"], np.maximum(veh["v"], 0.1), 0.5 * veh["length"]
         on = junction[lane]
         nxt = net.lane_next[lane]
@@ -220,6 +220,14 @@ class HazardTracker:
         self._on_lane = {(int(veh["id"][r]), int(lane[r])) for r in np.flatnonzero(on)}
         return flags
 
+    def _junction_lanes(self, net) -> np.ndarray | None:
+        """Per lane: whether it is a junction lane with conflicts (None when the network has none)."""
+        if getattr(self, "_junction_for", None) is not net:
+            self._junction_for = net
+            mask = net.lane_conflicts.any(axis=1)
+            self._junction = mask if mask.any() else None
+        return self._junction
+
     def crosswalk_flags(self, state: WorldState) -> list[Flag]:
         """Pedestrian conflicts, failures to yield and PET at crosswalks."""
         th, veh, ped, net = self.thresholds, state.vehicles, state.pedestrians, state.network
@@ -229,14 +237,17 @@ class HazardTracker:
         crossing_peds: dict[int, list[int]] = {}
         for k in np.flatnonzero(ped["phase"] == 2):  # CROSS
             crossing_peds.setdefault(int(ped["crossing"][k]), []).append(int(ped["id"][k]))
-        for c in crossing_peds:
-            self._crossing_ped_s[c] = now
+        for c, peds in crossing_peds.items():
+            self._crossing_ped_s[c] = (now, peds[0])
         dist, past = state.to_zone, state.past_zone
-        inside = np.isfinite(dist) & (dist <= 0.0) & ~past
-        ahead = np.isfinite(dist) & (dist > 0.0) & ~past
+        inside = (dist <= 0.0) & ~past
         v = veh["v"]
         entered_now: set = set()
-        for r, z in zip(*np.nonzero(inside | ahead)):
+        relevant = inside
+        if crossing_peds:  # vehicles approaching a crossing a pedestrian is on
+            busy = np.isin(net.zone_crossing, list(crossing_peds))
+            relevant = inside | ((dist > 0.0) & np.isfinite(dist) & ~past & busy[None, :])
+        for r, z in zip(*np.nonzero(relevant)):
             c = int(net.zone_crossing[z])
             vid = int(veh["id"][r])
             peds = crossing_peds.get(c, [])
@@ -247,8 +258,8 @@ class HazardTracker:
                     flags.append(Flag("fail_to_yield", (vid, *peds), float(v[r]), 3, *xy, worse_is_lower=False))
                     flags.append(Flag("pedestrian_conflict", (vid, *peds), 0.0, 3, *xy))
                 elif (vid, c) not in self._in_crossing and c in self._crossing_ped_s and not peds:
-                    seen_ped = self._crossing_ped_s[c]
-                    flags += self._pet_flag(now - seen_ped, (vid,), *xy)
+                    seen_s, pid = self._crossing_ped_s[c]
+                    flags += self._pet_flag(now - seen_s, (vid, pid), *xy)
                 self._crossing_veh[c] = (now, vid)
             elif peds and v[r] > 0.5:  # needs more than a comfortable stop, and is not braking that hard
                 need = v[r] ** 2 / (2.0 * max(dist[r, z], 0.1))
@@ -317,6 +328,7 @@ class HazardTracker:
 def _levels(values: np.ndarray, limits: tuple[float, float, float], lower_is_worse: bool) -> np.ndarray:
     """0 (no hazard) to 3 (high) per value."""
     values = np.asarray(values, float)
+    a, b, c = limits
     if lower_is_worse:
-        return sum((values < lim).astype(int) for lim in limits)
-    return sum((values > lim).astype(int) for lim in limits)
+        return (values < a).astype(np.int64) + (values < b) + (values < c)
+    return (values > a).astype(np.int64) + (values > b) + (values > c)

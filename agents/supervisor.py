@@ -76,7 +76,10 @@ class Supervisor:
         self._steps += 1
         if not self.config.enabled or self._steps % self.config.every_steps:
             return []
-        return self.observe(world.snapshot())
+        t0 = time.perf_counter()
+        state = world.snapshot()
+        self.seconds += time.perf_counter() - t0  # the snapshot is the supervisor's cost too
+        return self.observe(state)
 
     def observe(self, state: WorldState) -> list[HazardEvent]:
         """Check one state; returns the events that started now (alerts are triaged inside)."""
@@ -140,7 +143,7 @@ class Supervisor:
         """Events flagged at the last check: the open ones seen now and the pass-through ones."""
         now = self._now - 1e-9
         current = [ev for ev in self.tracker.open.values() if ev.end_s >= now]
-        return current + [ev for ev in self.started if ev.end_s >= now and ev not in current]
+        return current + [ev for ev in self.started if ev not in current]  # pass-through events: just now
 
     def take_window(self) -> list[HazardEvent]:
         """Events active at any check since the last call (an RL step's worth), then forgotten."""

@@ -130,6 +130,7 @@ class Vehicles(ActorArrays):
         "sensor_dropout": (B, ()),  # the forward sensor reports no leader
         "gap_noise_sd": (F, ()),  # [m] noise on the sensed leader gap
         "forced_accel": (F, ()),  # [m/s^2] scripted acceleration overriding the driver (nan: none)
+        "a_model": (F, ()),  # [m/s^2] the acceleration the behaviour model alone would have now
     }
 
 

@@ -500,21 +500,27 @@ class World:
 
     # vehicles
     def _longitudinal(self, dt: float) -> None:
-        """New accelerations: what each driver's behaviour model commands given the true
-        surroundings (kept as ``expected_accel``), then what injected faults make of it."""
+        """New accelerations: what each driver's behaviour model alone would do given the true
+        surroundings (``expected_accel``, carried forward in ``a_model`` with the driver's
+        reaction lag), then what the driver does with injected faults."""
         veh = self.vehicles
         v0 = np.minimum(veh.speed_factor * self.speed_limit(), veh.v_max)
         stop = self.stop_distance()
 
-        def command(gap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        def command(a: np.ndarray, gap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             return kernels.accelerations(
-                veh.v, veh.a, v0, veh.headway, veh.min_gap, veh.a_max, veh.b_comf, veh.b_max, veh.reaction_time,
+                veh.v, a, v0, veh.headway, veh.min_gap, veh.a_max, veh.b_comf, veh.b_max, veh.reaction_time,
                 self.leader, gap, stop, veh.driver, veh.cmd_speed, veh.cmd_accel, veh.crashed, dt, META_SPEED_GAIN)
 
-        veh.a, self._a_idm = command(self.leader_gap)
-        self.expected_accel = veh.a.copy()
-        if self.perceived_gap is not self.leader_gap:
-            veh.a, self._a_idm = command(self.perceived_gap)
+        faulty = (self.perceived_gap is not self.leader_gap or np.isfinite(veh.brake_limit).any()
+                  or not np.isnan(veh.forced_accel).all() or not np.array_equal(veh.a_model, veh.a))
+        expected, self._a_idm = command(veh.a_model, self.leader_gap)
+        self.expected_accel = expected
+        veh.a_model = expected.copy()
+        if not faulty:
+            veh.a = expected.copy()
+            return
+        veh.a, self._a_idm = command(veh.a, self.perceived_gap)
         forced = ~np.isnan(veh.forced_accel) & ~veh.crashed
         veh.a = np.where(forced, veh.forced_accel, veh.a)
         veh.a = np.maximum(veh.a, -veh.brake_limit)
@@ -657,6 +663,7 @@ class World:
             veh.crash_time[row] = self.time
         veh.v[row] = 0.0
         veh.a[row] = 0.0
+        veh.a_model[row] = 0.0
 
     # demand
     def _spawn(self, dt: float) -> None:
