@@ -24,7 +24,8 @@ EXAMPLES = {
                 "  python run.py evaluate supervisor --suite my_suite.yaml --seeds 0 1",
     "bench": "examples:\n  python run.py bench twin --seconds 20 --vector 2\n"
              "  python run.py bench humans --minutes 3 --separation-minutes 10 --json humans.json\n"
-             "  python run.py bench memory --sizes 10000 100000",
+             "  python run.py bench memory --sizes 10000 100000\n"
+             "  python run.py bench supervisor --minutes 5",
 }
 
 
@@ -71,6 +72,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
         run_humans_benchmark(minutes=args.minutes, separation_minutes=args.separation_minutes, json_path=args.json)
         return 0
+    if args.target == "supervisor":
+        from benchmarks.supervisor import run_supervisor_benchmark
+
+        run_supervisor_benchmark(minutes=args.minutes, json_path=args.json)
+        return 0
     if args.target == "memory":
         from benchmarks.memory import main as memory_main
 
@@ -116,13 +122,15 @@ def main(argv: list[str] | None = None) -> int:
 
     bench = sub.add_parser("bench", help="measure speed (twin vs highway-env)", epilog=EXAMPLES["bench"],
                            formatter_class=fmt)
-    bench.add_argument("target", choices=["twin", "humans", "memory"],
-                       help="twin: physics vs highway-env; humans: LLM cost and persona separation; memory: recall latency")
+    bench.add_argument("target", choices=["twin", "humans", "memory", "supervisor"],
+                       help="twin: physics vs highway-env; humans: LLM cost and persona separation; memory: recall "
+                            "latency; supervisor: its share of the physics step")
     bench.add_argument("--seconds", type=float, default=20.0, help="wall seconds per measurement")
     bench.add_argument("--vector", type=int, default=2, help="environments in the batched (vector) measurement")
     bench.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     bench.add_argument("--no-peer", action="store_true", help="skip highway-env even if installed")
-    bench.add_argument("--minutes", type=float, default=3.0, help="humans: simulated minutes of the cost run (0 skips it)")
+    bench.add_argument("--minutes", type=float, default=3.0,
+                       help="humans: simulated minutes of the cost run (0 skips it); supervisor: per row")
     bench.add_argument("--separation-minutes", type=float, default=10.0,
                        help="humans: simulated minutes of the persona-separation run (0 skips it)")
     bench.add_argument("--sizes", type=int, nargs="+", default=[10000, 100000], help="memory: store sizes")

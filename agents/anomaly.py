@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from numba import njit
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents.hazards import Flag
@@ -59,19 +60,55 @@ class Cusum:
     def update(self, ids: np.ndarray, residual: np.ndarray, dt: float) -> np.ndarray:
         """Add ``residual`` for ``ids`` over ``dt`` [s]; forget absent ids; returns S / alarm aligned with ``ids``."""
         ids = np.asarray(ids, np.int64)
-        prev = np.zeros(len(ids))
-        if len(self.ids) and len(ids):
-            pos = np.minimum(np.searchsorted(self.ids, ids), len(self.ids) - 1)
-            prev = np.where(self.ids[pos] == ids, self.sums[pos], 0.0)
-        new = np.maximum(0.0, prev + (np.asarray(residual, float) - self.slack) * dt)
-        order = np.argsort(ids)
-        self.ids, self.sums = ids[order], new[order]
+        new, ascending = _cusum_step(self.ids, self.sums, ids, np.asarray(residual, float), self.slack, dt)
+        if ascending:  # actor ids are ascending in the world's columns: no sort needed
+            self.ids, self.sums = ids, new
+        else:
+            order = np.argsort(ids)
+            self.ids, self.sums = ids[order], new[order]
         return new / self.alarm
 
     def score(self, actor_id: int) -> float:
         """The current S / alarm of one id (0 if unknown)."""
         hit = np.flatnonzero(self.ids == actor_id)
         return float(self.sums[hit[0]] / self.alarm) if len(hit) else 0.0
+
+
+@njit(cache=True)
+def _cusum_step(prev_ids, prev_sums, ids, residual, slack, dt):
+    """New CUSUM sums for ``ids`` (previous sums looked up in the sorted ``prev_ids``), and
+    whether ``ids`` is ascending."""
+    n = ids.shape[0]
+    out = np.empty(n)
+    ascending = True
+    m = prev_ids.shape[0]
+    for i in range(n):
+        prev = 0.0
+        if m:
+            j = np.searchsorted(prev_ids, ids[i])
+            if j < m and prev_ids[j] == ids[i]:
+                prev = prev_sums[j]
+        out[i] = max(0.0, prev + (residual[i] - slack) * dt)
+        if i and ids[i] <= ids[i - 1]:
+            ascending = False
+    return out, ascending
+
+
+@njit(cache=True)
+def _vehicle_residuals(driver, crashed, a, expected, truth_gap, sensed_gap, dropout_residual):
+    """Per vehicle: |acceleration - behaviour model's| [m/s^2] (0 for RL-driven and crashed
+    vehicles) and |sensed - true leader gap| [m] (``dropout_residual`` when one side sees no leader)."""
+    n = a.shape[0]
+    accel, gap = np.zeros(n), np.zeros(n)
+    for i in range(n):
+        if driver[i] == HUMAN and not crashed[i]:
+            accel[i] = abs(a[i] - expected[i])
+        t_ok, s_ok = np.isfinite(truth_gap[i]), np.isfinite(sensed_gap[i])
+        if t_ok and s_ok:
+            gap[i] = abs(sensed_gap[i] - truth_gap[i])
+        elif t_ok != s_ok:
+            gap[i] = dropout_residual
+    return accel, gap
 
 
 def conflicting_groups(network: Network) -> np.ndarray:
@@ -110,21 +147,14 @@ class AnomalyDetector:
 
     def _vehicles(self, state: WorldState, dt: float) -> list[Flag]:
         veh, th = state.vehicles, self.thresholds
-        flags: list[Flag] = []
-        if not len(veh["id"]) or len(state.expected_accel) != len(veh["id"]):
-            self.accel.update(np.zeros(0, int), np.zeros(0), dt)
-            return flags
-        judged = (veh["driver"] == HUMAN) & ~veh["crashed"]
-        rows = np.flatnonzero(judged)
-        residual = np.abs(veh["a"][rows] - state.expected_accel[rows])
-        flags += self._flags("behaviour", self.accel.update(veh["id"][rows], residual, dt), veh, rows)
-        truth, sensed = state.leader_gap, state.sensed_gap
-        if len(sensed) == len(truth):
-            both = np.isfinite(truth) & np.isfinite(sensed)
-            diff = np.abs(np.where(both, sensed, 0.0) - np.where(both, truth, 0.0))
-            gap_res = np.where(both, diff, np.where(np.isfinite(truth) != np.isfinite(sensed), th.dropout_residual_m, 0.0))
-            flags += self._flags("sensor", self.gap.update(veh["id"], gap_res, dt), veh, np.arange(len(veh["id"])))
-        return flags
+        ids = veh["id"]
+        if not len(ids) or len(state.expected_accel) != len(ids) or len(state.sensed_gap) != len(ids):
+            return []
+        accel, gap = _vehicle_residuals(veh["driver"], veh["crashed"], veh["a"], state.expected_accel, state.leader_gap,
+                                        state.sensed_gap, th.dropout_residual_m)
+        rows = np.arange(len(ids))
+        return (self._flags("behaviour", self.accel.update(ids, accel, dt), veh, rows)
+                + self._flags("sensor", self.gap.update(ids, gap, dt), veh, rows))
 
     def _pedestrians(self, state: WorldState, dt: float) -> list[Flag]:
         ped = state.pedestrians

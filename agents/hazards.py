@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+from numba import njit
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents.measures import leader_measures
@@ -150,28 +151,22 @@ class HazardTracker:
         m = leader_measures(state)
         if not len(m.row):
             return []
-        lead_rows = state.leader[m.row]
-        ttc = m.ttc_accel_s
-        moving = veh["v"][m.row] > th.min_speed_mps
-        closing = veh["v"][m.row] > veh["v"][lead_rows] - 0.5
-        cut_in = (veh["target_lane"][lead_rows] != veh["lane"][lead_rows]) & (
-            veh["lane"][m.row] == veh["target_lane"][lead_rows])
+        levels = _leader_levels(m.ttc_accel_s, m.drac_mps2, m.headway_s, veh["v"], veh["lane"], veh["target_lane"],
+                                m.row, state.leader[m.row], self._limits, th.min_speed_mps)
         flags = []
-        for kind, values, limits, lower, mask, pair in (
-            ("ttc", ttc, th.ttc_s, True, None, False),
-            ("drac", m.drac_mps2, th.drac_mps2, False, None, False),
-            ("headway", m.headway_s, th.headway_s, True, moving & closing, False),
-            ("unsafe_lane_change", m.headway_s, th.lane_change_headway_s, True, moving & closing & cut_in, True),
-        ):
-            level = _levels(values, limits, lower)
-            if mask is not None:
-                level = level * mask
-            for k in np.flatnonzero(level > 0):
-                r = m.row[k]
-                actors = (int(m.leader[k]), int(m.follower[k])) if pair else (int(m.follower[k]), int(m.leader[k]))
-                flags.append(Flag(kind, actors, float(values[k]), int(level[k]), float(veh["x"][r]), float(veh["y"][r]),
-                                  lower))
+        for k, j in zip(*np.nonzero(levels)):
+            kind, lower, pair = LEADER_KINDS[j]
+            value = (m.ttc_accel_s, m.drac_mps2, m.headway_s, m.headway_s)[j][k]
+            r = m.row[k]
+            actors = (int(m.leader[k]), int(m.follower[k])) if pair else (int(m.follower[k]), int(m.leader[k]))
+            flags.append(Flag(kind, actors, float(value), int(levels[k, j]), float(veh["x"][r]), float(veh["y"][r]),
+                              lower))
         return flags
+
+    @property
+    def _limits(self) -> np.ndarray:
+        th = self.thresholds
+        return np.array([th.ttc_s, th.drac_mps2, th.headway_s, th.lane_change_headway_s], float)
 
     def junction_flags(self, state: WorldState) -> list[Flag]:
         """Vehicles on conflicting paths through a junction that will both be in it within the
@@ -181,31 +176,15 @@ class HazardTracker:
         junction = self._junction_lanes(net)
         if not len(veh["id"]) or junction is None:
             return []
-        lane, s, v, half = veh["lane"], veh["s"], np.maximum(veh["v"], 0.1), 0.5 * veh["length"]
+        lane = veh["lane"]
         on = junction[lane]
-        nxt = net.lane_next[lane]
-        approaching = ~on & (nxt >= 0) & junction[np.maximum(nxt, 0)]
-        path = np.where(on, lane, np.where(approaching, nxt, -1))
-        to_entry = np.where(on, 0.0, net.lane_s_to[lane] - (s + half))
-        stops = state.stop_distance < to_entry + 0.5  # will stop before entering
-        t_in = np.where(on, 0.0, to_entry / v)
-        length = np.where(path >= 0, net.lane_s_to[np.maximum(path, 0)] - net.lane_s_from[np.maximum(path, 0)], 0.0)
-        t_out = np.where(on, (net.lane_s_to[lane] - s + half) / v, t_in + (length + 2 * half) / v)
-        cand = np.flatnonzero((path >= 0) & ~stops & (t_in < th.conflict_horizon_s) & ~veh["crashed"])
         flags: list[Flag] = []
-        if len(cand) > 1:
-            p = path[cand]
-            conflict = net.lane_conflicts[p[:, None], p[None, :]]
-            overlap = (t_in[cand][:, None] < t_out[cand][None, :] + 1.0) & (t_in[cand][None, :] < t_out[cand][:, None] + 1.0)
-            both_in = np.maximum(t_in[cand][:, None], t_in[cand][None, :])
-            hit = np.triu(conflict & overlap, 1)
-            for a, b in zip(*np.nonzero(hit)):
-                value = float(both_in[a, b])
-                level = int(_levels(np.array([value]), th.conflict_s, True)[0])
-                if level:
-                    i, j = cand[a], cand[b]
-                    actors = tuple(sorted((int(veh["id"][i]), int(veh["id"][j]))))
-                    flags.append(Flag("crossing_conflict", actors, value, level, float(veh["x"][i]), float(veh["y"][i])))
+        pairs = _junction_conflicts(lane, veh["s"], veh["v"], 0.5 * veh["length"], veh["crashed"], state.stop_distance,
+                                    junction, net.lane_next, net.lane_s_from, net.lane_s_to, net.lane_conflicts,
+                                    th.conflict_horizon_s, np.array(th.conflict_s, float))
+        for i, j, value, level in pairs:
+            actors = tuple(sorted((int(veh["id"][i]), int(veh["id"][j]))))
+            flags.append(Flag("crossing_conflict", actors, value, level, float(veh["x"][i]), float(veh["y"][i])))
         # PET at junction lanes: entering a lane whose conflicting lanes were used a moment ago
         now = state.time
         for r in np.flatnonzero(on):
@@ -323,6 +302,68 @@ class HazardTracker:
                          category=f.category or CATEGORY.get(f.kind, "anomaly"))
         self.open[key] = ev
         return ev
+
+
+@njit(cache=True)
+def _junction_conflicts(lane, s, v, half, crashed, stop, junction, lane_next, lane_s_from, lane_s_to, conflicts,
+                       horizon, limits):
+    """(row, row, time until both are in the junction [s], level) for vehicles on crossing paths
+    through a junction whose occupancy times overlap (1 s margin) within ``horizon`` [s]."""
+    n = lane.shape[0]
+    path = np.full(n, -1)
+    t_in = np.zeros(n)
+    t_out = np.zeros(n)
+    for i in range(n):
+        vi = max(v[i], 0.1)
+        if junction[lane[i]]:
+            path[i], t_in[i] = lane[i], 0.0
+            t_out[i] = (lane_s_to[lane[i]] - s[i] + half[i]) / vi
+        elif lane_next[lane[i]] >= 0 and junction[lane_next[lane[i]]]:
+            to_entry = lane_s_to[lane[i]] - (s[i] + half[i])
+            if stop[i] < to_entry + 0.5 or to_entry / vi >= horizon:
+                continue  # it will stop before entering, or is too far
+            nxt = lane_next[lane[i]]
+            path[i], t_in[i] = nxt, to_entry / vi
+            t_out[i] = t_in[i] + (lane_s_to[nxt] - lane_s_from[nxt] + 2 * half[i]) / vi
+        if crashed[i]:
+            path[i] = -1
+    out = []
+    for i in range(n):
+        if path[i] < 0:
+            continue
+        for j in range(i + 1, n):
+            if path[j] < 0 or not conflicts[path[i], path[j]]:
+                continue
+            if t_in[i] < t_out[j] + 1.0 and t_in[j] < t_out[i] + 1.0:
+                both = max(t_in[i], t_in[j])
+                level = (both < limits[0]) + (both < limits[1]) + (both < limits[2])
+                if level:
+                    out.append((i, j, both, level))
+    return out
+
+
+LEADER_KINDS = (("ttc", True, False), ("drac", False, False), ("headway", True, False),
+                ("unsafe_lane_change", True, True))  # kind, lower is worse, actors as (leader, follower)
+
+
+@njit(cache=True)
+def _leader_levels(ttc, drac, headway, v, lane, target_lane, rows, lead_rows, limits, min_speed):
+    """(pairs, 4) severity levels 0..3 of ttc, drac, headway (moving, not falling back) and unsafe
+    lane change (the leader is cutting into the follower's lane)."""
+    n = rows.shape[0]
+    out = np.zeros((n, 4), dtype=np.int64)
+    for k in range(n):
+        f, ld = rows[k], lead_rows[k]
+        watch = v[f] > min_speed and v[f] > v[ld] - 0.5
+        cut_in = target_lane[ld] != lane[ld] and lane[f] == target_lane[ld]
+        for c in range(3):
+            out[k, 0] += ttc[k] < limits[0, c]
+            out[k, 1] += drac[k] > limits[1, c]
+            if watch:
+                out[k, 2] += headway[k] < limits[2, c]
+                if cut_in:
+                    out[k, 3] += headway[k] < limits[3, c]
+    return out
 
 
 def _levels(values: np.ndarray, limits: tuple[float, float, float], lower_is_worse: bool) -> np.ndarray:
