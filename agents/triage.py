@@ -44,7 +44,7 @@ SEVERITIES: tuple[Severity, ...] = ("low", "medium", "high")
 # when several events call for different mitigations, the first of these wins
 MITIGATION_PRIORITY: tuple[Mitigation, ...] = ("dispatch_responder", "signal_maintenance", "close_lane",
                                                "extend_all_red", "lower_speed_limit", "speed_advisory", "none")
-FALLBACK_KINDS = ("llm_off", "no_events", "empty", "malformed", "out_of_range", "refused", "invented_actor",
+FALLBACK_KINDS = ("llm_off", "no_events", "empty", "malformed", "out_of_range", "refused", "invented_actor", "ungrounded",
                   "timeout", "error", "replay_miss")
 COLLISION_KINDS = frozenset({"collision"})  # always "high": no answer may rate them lower
 EXPLANATION_CHARS = 600  # longest explanation kept
@@ -398,6 +398,16 @@ def invented_actors(explanation: str, events: Sequence[dict], context: dict | No
     return sorted({m.group(1) for m in NAMED_ACTOR.finditer(explanation)} - allowed, key=int)
 
 
+def grounded(explanation: str, events: Sequence[dict]) -> bool:
+    """Whether an explanation is about these events: it names one of their actors ('car 3'), or,
+    for events without actors, says what kind of thing failed (e.g. 'signal')."""
+    ids = {str(a) for e in events for a in normalise(e).actors}
+    if ids:
+        return bool(ids & {m.group(1) for m in NAMED_ACTOR.finditer(explanation)})
+    words = {w for e in events for w in normalise(e).kind.split("_")}
+    return any(w in explanation.lower() for w in words)
+
+
 # ---- the agent ---------------------------------------------------------------------------
 class SupervisorAgent(BaseChatAgent):
     """The traffic safety supervisor: explains flagged events with a language model, or with
@@ -483,10 +493,14 @@ class SupervisorAgent(BaseChatAgent):
         invented = invented_actors(answer.explanation, events, context)
         if invented:
             return self._fallback(events, context, "invented_actor", f"names actors not in the events: {invented}")
+        if not grounded(answer.explanation, events):
+            return self._fallback(events, context, "ungrounded", f"names none of the events' actors: "
+                                                                   f"{answer.explanation[:80]!r}")
         return self._count(self._checked(answer, events))
 
     def _checked(self, answer: TriageAnswer, events: Sequence[dict]) -> Triage:
-        """The model's answer as a triage, a collision never rated below high nor left unalerted."""
+        """The model's answer as a triage, a collision never rated below high, left unalerted or
+        left without a mitigation."""
         triage = Triage(**answer.model_dump(), source="llm")
         if any(normalise(e).kind in COLLISION_KINDS for e in events):
             changed = []
@@ -494,6 +508,9 @@ class SupervisorAgent(BaseChatAgent):
                 changed.append(f"severity {triage.severity} -> high")
             if not triage.alert_operator:
                 changed.append("alert_operator false -> true")
+            if triage.mitigation == "none":
+                changed.append("mitigation none -> dispatch_responder")
+                triage = triage.model_copy(update={"mitigation": "dispatch_responder"})
             if changed:
                 detail = "collision: " + ", ".join(changed)
                 log.warning("%s: %s (a collision is always high)", self.name, detail)

@@ -216,6 +216,23 @@ def test_explanation_naming_unknown_actors_is_rejected_but_context_actors_are_fi
     assert run(agent, [TTC]).source == "llm"  # 12 is in the context
 
 
+def test_explanation_about_nothing_in_the_events_is_rejected():
+    # what the embedded 135M model wrote for a rear-end hazard: fluent, and about nothing flagged
+    rambling = GOOD | {"explanation": "The event marked the start of a new phase of the traffic safety twin."}
+    agent = SupervisorAgent(ScriptedClient(answering(rambling)))
+    triage = run(agent, [TTC])
+    assert triage.source == "template" and triage.fallback == "ungrounded" and "car 3" in triage.explanation
+    stuck = {"kind": "signal_stuck", "actors": [], "worst": 3.0, "severity": "high"}
+    about_signal = SupervisorAgent(ScriptedClient(answering(GOOD | {"explanation": "The signal has not changed."})))
+    assert run(about_signal, [stuck]).source == "llm"
+
+
+def test_a_collision_always_gets_a_mitigation():
+    answer = GOOD | {"explanation": "car 3 hit pedestrian 12.", "mitigation": "none"}
+    triage = run(SupervisorAgent(ScriptedClient(answering(answer))), [COLLISION])
+    assert triage.source == "llm" and triage.mitigation == "dispatch_responder"
+
+
 # ---- boundaries ------------------------------------------------------------------------------
 def test_triage_sync_reuses_one_loop_and_autogen_entry_point_works():
     agent = SupervisorAgent(ScriptedClient(answering(GOOD)), name="supervisor_1")
