@@ -2,6 +2,7 @@
 """The one command of the traffic twin.
 
     python run.py simulate configs/scenarios/intersection.yaml --minutes 5
+    python run.py train ppo_highway
     python run.py evaluate supervisor
     python run.py bench twin
 """
@@ -19,6 +20,10 @@ EXAMPLES = {
     "simulate": "examples:\n  python run.py simulate configs/scenarios/intersection.yaml --minutes 5 --set demand.pedestrians_per_hour=600\n"
                 "  python run.py simulate intersection --minutes 2 --out runs/a\n"
                 "  python run.py simulate --replay runs/a --out runs/a-replay   # zero model calls, same trace",
+    "train": "examples:\n  python run.py train ppo_highway                      # configs/training/ppo_highway.yaml\n"
+             "  python run.py train ppo_highway --resume             # continue after an interruption\n"
+             "  python run.py train dqn_highway --set timesteps=20000 --out runs/train/dqn-short\n"
+             "  tensorboard --logdir runs/train",
     "evaluate": "examples:\n  python run.py evaluate supervisor                 # the shipped labelled suite\n"
                 "  python run.py evaluate supervisor --quick --json supervisor.json\n"
                 "  python run.py evaluate supervisor --suite my_suite.yaml --seeds 0 1",
@@ -54,6 +59,15 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         print("replay: the trace differs from the recorded one", file=sys.stderr)
         return 2
     return 0 if summary["collisions"] == 0 or args.allow_collisions else 1
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from agents.training import load_training, train
+
+    config = load_training(args.config, _parse_sets(args.set))
+    summary = train(config, out=args.out, resume=args.resume, progress=not args.no_progress)
+    print(json.dumps(summary, indent=2))
+    return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -109,6 +123,15 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--allow-collisions", action="store_true", help="exit 0 even if humans collided")
     sim.set_defaults(func=cmd_simulate)
 
+    tr = sub.add_parser("train", help="train an RL controller with stable-baselines3 (YAML training config)",
+                        epilog=EXAMPLES["train"], formatter_class=fmt)
+    tr.add_argument("config", help="training YAML path or shipped name (ppo_highway, dqn_highway)")
+    tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a training field")
+    tr.add_argument("--out", type=Path, default=None, help="run directory (default: runs/train/<name>)")
+    tr.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    tr.add_argument("--no-progress", action="store_true", help="no progress bar")
+    tr.set_defaults(func=cmd_train)
+
     ev = sub.add_parser("evaluate", help="score the supervisor on a labelled suite (precision, recall, lead time)",
                         epilog=EXAMPLES["evaluate"], formatter_class=fmt)
     ev.add_argument("target", choices=["supervisor"], help="what to evaluate")
@@ -140,11 +163,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from agents.backend import BackendError
     from agents.persona import PersonaError
+    from agents.training import TrainingError
     from envs.scenario import ScenarioError
 
     try:
         return args.func(args)
-    except (ScenarioError, PersonaError, BackendError, FileNotFoundError) as exc:
+    except (ScenarioError, PersonaError, BackendError, TrainingError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
