@@ -25,6 +25,8 @@ EXAMPLES = {
              "  python run.py train dqn_highway --set timesteps=20000 --out runs/train/dqn-short\n"
              "  tensorboard --logdir runs/train",
     "evaluate": "examples:\n  python run.py evaluate supervisor                 # the shipped labelled suite\n"
+                "  python run.py evaluate policy runs/train/ppo_highway --episodes 20\n"
+                "  python run.py evaluate policy runs/train/ppo_highway --set vehicles=60 --humans llm --episodes 3\n"
                 "  python run.py evaluate supervisor --quick --json supervisor.json\n"
                 "  python run.py evaluate supervisor --suite my_suite.yaml --seeds 0 1",
     "bench": "examples:\n  python run.py bench twin --seconds 20 --vector 2\n"
@@ -71,6 +73,20 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    if args.target == "policy":
+        from agents.policy_eval import evaluate_policy
+
+        if args.checkpoint is None:
+            raise SystemExit("error: evaluate policy needs a CHECKPOINT (a training run directory or model .zip)")
+        out = Path(args.checkpoint)
+        out = out if out.is_dir() else out.parent
+        result = evaluate_policy(args.checkpoint, episodes=args.episodes, seed=args.seed, env_kwargs=_parse_sets(args.set),
+                                 humans=args.humans, json_path=args.json or out / "evaluation.json",
+                                 png_path=args.png or out / "evaluation.png")
+        print(f"wrote {args.json or out / 'evaluation.json'} and {args.png or out / 'evaluation.png'}")
+        if args.print_json:
+            print(json.dumps({k: v for k, v in result.items() if k != "episodes"}, indent=2))
+        return 0
     from agents.supervisor_suite import SUITE_PATH, evaluate
 
     result = evaluate(args.suite or SUITE_PATH, seeds=args.seeds, workers=args.workers, json_path=args.json,
@@ -134,7 +150,15 @@ def main(argv: list[str] | None = None) -> int:
 
     ev = sub.add_parser("evaluate", help="score the supervisor on a labelled suite (precision, recall, lead time)",
                         epilog=EXAMPLES["evaluate"], formatter_class=fmt)
-    ev.add_argument("target", choices=["supervisor"], help="what to evaluate")
+    ev.add_argument("target", choices=["supervisor", "policy"], help="what to evaluate")
+    ev.add_argument("checkpoint", nargs="?", default=None, help="policy: a training run directory or model .zip")
+    ev.add_argument("--episodes", type=int, default=20, help="policy: seeded episodes per driver")
+    ev.add_argument("--seed", type=int, default=1000, help="policy: first episode seed")
+    ev.add_argument("--humans", choices=["off", "rule", "llm"], default=None,
+                    help="policy: humans in the env (default: as trained; llm = live LLM humans)")
+    ev.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="policy: env keyword override (e.g. vehicles=60)")
+    ev.add_argument("--png", type=Path, default=None, help="policy: bar chart path (default: RUN/evaluation.png)")
     ev.add_argument("--suite", type=Path, default=None, help="suite YAML (default: configs/suites/supervisor.yaml)")
     ev.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds for every case (default: the suite's)")
     ev.add_argument("--workers", type=int, default=None, help="processes (default: one per core)")

@@ -57,14 +57,16 @@ class EnvHumans:
         self.population = Population(world, humans, client=self._client, memory=memory, personas=self._personas,
                                      seed=self.config.seed, loop=self._loop)
 
-    def advance(self, world: Any, steps: int, supervisor: Any = None) -> list:
-        """Run ``steps`` physics steps of ``world`` with the humans deciding (and the
-        ``supervisor`` watching, when given); returns the world's events."""
+    def advance(self, world: Any, steps: int, *observers: Any) -> list:
+        """Run ``steps`` physics steps of ``world`` with the humans deciding; each of
+        ``observers`` (the supervisor, a signal controller; None is skipped) has its
+        ``after_step(world)`` called after every step. Returns the world's events."""
         events: list = []
         for _ in range(steps):
             events += world.step()
-            if supervisor is not None:
-                supervisor.after_step(world)
+            for observer in observers:
+                if observer is not None:
+                    observer.after_step(world)
             if self.population is not None:
                 self.decisions += len(self.population.after_step())
         return events

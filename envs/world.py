@@ -48,6 +48,7 @@ DECISION_PERIOD_S = 1.0  # [s] between lane-change decisions of a human driver
 MIN_GREEN_S = 5.0  # [s] shortest green an operator's retiming may leave
 CLOSED_LANE_WISH = 3.0  # [m/s^2] MOBIL bonus for leaving a closed lane
 BACKLOG_CAP = 5  # vehicles waiting to enter at an inlet before arrivals are dropped
+PHASE_SUFFIXES = (" green", "pedestrians walk")  # signal intervals that are phases (the rest are clearances)
 
 
 @dataclass
@@ -110,6 +111,7 @@ class World:
         self.lane_closed = np.zeros(len(self.network.lanes), dtype=bool)
         self.signal_stuck = False  # injected fault: the controller no longer advances the plan
         self.signal_dark = False  # injected fault: the heads are dark; drivers treat the junction as unsignalised
+        self.signal_manual = False  # an external controller (RL) sets the intervals; the plan does not advance
         self.group_state = np.full(self.network.signal_groups, GREEN, dtype=np.int64)
         self.crossing_signal = np.full(self.network.pedestrian_signals, DONT_WALK, dtype=np.int64)
         self._apply_interval()
@@ -319,6 +321,8 @@ class World:
         """Time [s] spent in the current signal interval, and its planned duration [s] (0, inf without signals)."""
         if not self.network.signal_cycle:
             return 0.0, float("inf")
+        if self.signal_manual and self.network.signal_cycle[self._interval].name.endswith(PHASE_SUFFIXES):
+            return float(self._signal_clock), float("inf")  # a controller's phase lasts as long as it decides
         return float(self._signal_clock), float(self.signal_durations[self._interval])
 
     def _update_signals(self, dt: float) -> None:
@@ -326,7 +330,7 @@ class World:
         if not cycle:
             return
         self._signal_clock += dt
-        while not self.signal_stuck and self._signal_clock >= self.signal_durations[self._interval]:
+        while not (self.signal_stuck or self.signal_manual) and self._signal_clock >= self.signal_durations[self._interval]:
             self._signal_clock -= self.signal_durations[self._interval]
             self._interval = (self._interval + 1) % len(cycle)
             self._apply_interval()

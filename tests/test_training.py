@@ -1,6 +1,7 @@
 """Training with stable-baselines3: config errors, learning something real, kill -9 and resume."""
 
 import csv
+import io
 import json
 import os
 import signal
@@ -65,6 +66,17 @@ def test_a_short_ppo_run_learns_to_beat_a_random_policy(tmp_path):
     trained_return = _mean_return(lambda obs: model.predict(obs, deterministic=True)[0])
     assert trained_return > 1.4 * random_return, (trained_return, random_return)
     assert (tmp_path / "run" / "tb").exists()  # tensorboard logs
+    # evaluate policy: the same seeded episodes for the policy, the rule-based ego and random actions
+    from rich.console import Console
+
+    from agents.policy_eval import evaluate_policy
+
+    result = evaluate_policy(tmp_path / "run", episodes=2, json_path=tmp_path / "e.json", png_path=tmp_path / "e.png",
+                             console=Console(file=io.StringIO()))
+    assert json.loads((tmp_path / "e.json").read_text())["policy"]["episodes"] == 2
+    assert (tmp_path / "e.png").read_bytes()[:4] == b"\x89PNG"
+    assert result["policy"]["mean_speed_mps"] > result["random"]["mean_speed_mps"]
+    assert result["rule"]["collision_rate"] == 0.0 and result["rule"]["mean_speed_mps"] > 20.0
 
 
 def test_a_run_killed_with_sigkill_resumes_with_the_same_step_count(tmp_path):
