@@ -32,7 +32,8 @@ EXAMPLES = {
     "bench": "examples:\n  python run.py bench twin --seconds 20 --vector 2\n"
              "  python run.py bench humans --minutes 3 --separation-minutes 10 --json humans.json\n"
              "  python run.py bench memory --sizes 10000 100000\n"
-             "  python run.py bench supervisor --minutes 5",
+             "  python run.py bench supervisor --minutes 5\n"
+             "  python run.py bench rl --minutes 10 --threshold 0.9",
 }
 
 
@@ -102,6 +103,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
         run_humans_benchmark(minutes=args.minutes, separation_minutes=args.separation_minutes, json_path=args.json)
         return 0
+    if args.target == "rl":
+        from benchmarks.rl import run_rl_benchmark
+
+        run_rl_benchmark(minutes=args.minutes, threshold=args.threshold, json_path=args.json)
+        return 0
     if args.target == "supervisor":
         from benchmarks.supervisor import run_supervisor_benchmark
 
@@ -169,15 +175,18 @@ def main(argv: list[str] | None = None) -> int:
 
     bench = sub.add_parser("bench", help="measure speed (twin vs highway-env)", epilog=EXAMPLES["bench"],
                            formatter_class=fmt)
-    bench.add_argument("target", choices=["twin", "humans", "memory", "supervisor"],
+    bench.add_argument("target", choices=["twin", "humans", "memory", "supervisor", "rl"],
                        help="twin: physics vs highway-env; humans: LLM cost and persona separation; memory: recall "
-                            "latency; supervisor: its share of the physics step")
+                            "latency; supervisor: its share of the physics step; rl: PPO wall-clock to a success "
+                            "rate vs highway-fast-v0")
+    bench.add_argument("--threshold", type=float, default=0.9, help="rl: success rate to reach")
     bench.add_argument("--seconds", type=float, default=20.0, help="wall seconds per measurement")
     bench.add_argument("--vector", type=int, default=2, help="environments in the batched (vector) measurement")
     bench.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     bench.add_argument("--no-peer", action="store_true", help="skip highway-env even if installed")
     bench.add_argument("--minutes", type=float, default=3.0,
-                       help="humans: simulated minutes of the cost run (0 skips it); supervisor: per row")
+                       help="humans: simulated minutes of the cost run (0 skips it); supervisor: per row; "
+                            "rl: training minutes per env at most")
     bench.add_argument("--separation-minutes", type=float, default=10.0,
                        help="humans: simulated minutes of the persona-separation run (0 skips it)")
     bench.add_argument("--sizes", type=int, nargs="+", default=[10000, 100000], help="memory: store sizes")

@@ -225,7 +225,11 @@ def _callbacks(config: TrainingConfig, out: Path, resumed_at: int):
 
     callbacks = [SafetyLog(), Checkpoints(), Steps()]
     if config.eval.every_steps:
+        import warnings
+
         from stable_baselines3.common.callbacks import EvalCallback
+
+        warnings.filterwarnings("ignore", message="Training and eval env are not of the same type")
 
         eval_env = make_vec_env(config.model_copy(update={"n_envs": 1, "vec_env": "dummy", "seed": config.seed + 10_000}))
         callbacks.append(EvalCallback(eval_env, n_eval_episodes=config.eval.episodes,

@@ -620,6 +620,10 @@ class World:
             veh.length, veh.driver, veh.cmd_steer, veh.crashed, veh.odometer, net.lane_offset, net.lane_left,
             net.lane_right, net.lane_s_from, net.lane_s_to, net.lane_next, net.lane_next_station,
             net.lane_signal_group, self.group_state, net.lane_dead_end)
+        stopped = veh.v <= 0.0  # a standing vehicle does not keep decelerating: neither does its model
+        veh.a_model = np.where(stopped, np.maximum(veh.a_model, 0.0), veh.a_model)
+        if len(self.expected_accel) == len(veh):
+            self.expected_accel = np.where(stopped, np.maximum(self.expected_accel, 0.0), self.expected_accel)
         for r in np.flatnonzero(ran_red):
             self.events.append(WorldEvent("red_light", self.time, (int(veh.id[r]),), float(veh.x[r]), float(veh.y[r])))
 

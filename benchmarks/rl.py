@@ -1,0 +1,105 @@
+"""Wall-clock for SB3 PPO to reach a success rate: the twin against highway-env's highway-fast-v0.
+
+Both sides train PPO with the settings of highway-env's own SB3 PPO script (MlpPolicy
+[256, 256], learning rate 5e-4, batch 64, 10 epochs, gamma 0.8, ``n_steps`` = 64 * 12 /
+envs) on ``envs`` ``SubprocVecEnv`` workers, in the same run. The twin runs
+``twin/Highway-v0`` shaped like highway-fast-v0: 3 lanes, 20 vehicles, 30 s episodes, 1 Hz
+policy, rule-based persona humans and the supervisor on. Every ``eval_every`` steps the
+policy drives ``eval_episodes`` deterministic episodes on fresh seeds; success means no
+collision until the episode ends at a mean speed of at least ``SUCCESS_SPEED_MPS`` (both
+envs reward speeds up to 30 m/s; an untrained policy that crawls along does not count). Reported: training wall-clock (evaluation excluded) and
+steps until the success rate first reaches ``threshold``, and training steps/s.
+
+    python run.py bench rl [--minutes 10] [--threshold 0.9] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import gymnasium as gym
+from rich.console import Console
+from rich.table import Table
+
+TWIN_KWARGS = {"network__lanes": 3, "vehicles": 20, "duration_s": 30, "humans": "rule"}
+SUCCESS_SPEED_MPS = 25.0  # [m/s] mean speed an episode needs to count as a success
+PPO_KWARGS = {"learning_rate": 5e-4, "batch_size": 64, "n_epochs": 10, "gamma": 0.8,
+              "policy_kwargs": {"net_arch": dict(pi=[256, 256], vf=[256, 256])}}
+
+
+def _make(env_id: str, seed: int):
+    def build():
+        import envs  # noqa: F401
+
+        if env_id.startswith("twin/"):
+            env = gym.make(env_id, **TWIN_KWARGS)
+        else:
+            import highway_env  # noqa: F401
+
+            env = gym.make(env_id)
+        env.reset(seed=seed)
+        return env
+
+    return build
+
+
+def success_rate(model, env_id: str, episodes: int, seed: int) -> float:
+    env = _make(env_id, seed)()
+    wins = 0
+    for k in range(episodes):
+        obs, _ = env.reset(seed=seed + k)
+        done, crashed, speeds = False, False, []
+        while not done:
+            obs, _, terminated, truncated, info = env.step(model.predict(obs, deterministic=True)[0])
+            crashed = crashed or bool(info.get("crashed", False))
+            speeds.append(float(info.get("speed_mps", info.get("speed", 0.0))))
+            done = terminated or truncated
+        wins += not crashed and sum(speeds) / max(len(speeds), 1) >= SUCCESS_SPEED_MPS
+    env.close()
+    return wins / episodes
+
+
+def time_to_success(env_id: str, minutes: float, threshold: float, n_envs: int = 2, eval_every: int = 2048,
+                    eval_episodes: int = 10, seed: int = 0) -> dict:
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.vec_env import SubprocVecEnv
+
+    vec = SubprocVecEnv([_make(env_id, seed + k) for k in range(n_envs)])
+    model = PPO("MlpPolicy", vec, n_steps=64 * 12 // n_envs, seed=seed, verbose=0, device="cpu", **PPO_KWARGS)
+    train_s, curve, reached = 0.0, [], None
+    while train_s < 60.0 * minutes:
+        t0 = time.perf_counter()
+        model.learn(eval_every, reset_num_timesteps=False)
+        train_s += time.perf_counter() - t0
+        rate = success_rate(model, env_id, eval_episodes, seed=10_000 + len(curve) * eval_episodes)
+        curve.append({"steps": int(model.num_timesteps), "train_s": round(train_s, 1), "success": rate})
+        if rate >= threshold and reached is None:
+            reached = curve[-1]
+            break
+    vec.close()
+    return {"env": env_id, "reached": reached, "curve": curve, "steps": int(model.num_timesteps),
+            "train_s": round(train_s, 1), "steps_per_s": round(model.num_timesteps / max(train_s, 1e-9), 1)}
+
+
+def run_rl_benchmark(minutes: float = 10.0, threshold: float = 0.9, json_path: Path | None = None) -> list[dict]:
+    console = Console()
+    rows = []
+    for env_id in ("twin/Highway-v0", "highway-fast-v0"):
+        with console.status(f"PPO on {env_id} (up to {minutes:g} min of training)"):
+            rows.append(time_to_success(env_id, minutes, threshold))
+    table = Table(title=f"SB3 PPO: training wall-clock to {threshold:.0%} success (no collision, mean speed "
+                        f">= {SUCCESS_SPEED_MPS:g} m/s)")
+    for col in ("env", "reached at [s]", "steps then", "training steps/s", "best success"):
+        table.add_column(col, justify="left" if col == "env" else "right")
+    for r in rows:
+        hit = r["reached"]
+        table.add_row(r["env"], str(hit["train_s"]) if hit else f"not in {r['train_s']}",
+                      str(hit["steps"]) if hit else "-", str(r["steps_per_s"]),
+                      f"{max(c['success'] for c in r['curve']):.2f}" if r["curve"] else "-")
+    console.print(table)
+    if json_path is not None:
+        Path(json_path).write_text(json.dumps(rows, indent=2))
+    return rows
+
