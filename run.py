@@ -106,7 +106,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.target == "rl":
         from benchmarks.rl import run_rl_benchmark
 
-        run_rl_benchmark(minutes=args.minutes, threshold=args.threshold, json_path=args.json)
+        run_rl_benchmark(minutes=args.minutes, threshold=args.threshold, json_path=args.json,
+                         humans_seconds=args.humans_seconds)
         return 0
     if args.target == "supervisor":
         from benchmarks.supervisor import run_supervisor_benchmark
@@ -180,6 +181,9 @@ def main(argv: list[str] | None = None) -> int:
                             "latency; supervisor: its share of the physics step; rl: PPO wall-clock to a success "
                             "rate vs highway-fast-v0")
     bench.add_argument("--threshold", type=float, default=0.9, help="rl: success rate to reach")
+    bench.add_argument("--humans-seconds", type=float, default=0.0,
+                       help="rl: also time env steps/s with humans off / rule / live LLM, this many s each "
+                            "(--minutes 0 skips the PPO race)")
     bench.add_argument("--seconds", type=float, default=20.0, help="wall seconds per measurement")
     bench.add_argument("--vector", type=int, default=2, help="environments in the batched (vector) measurement")
     bench.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")

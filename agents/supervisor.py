@@ -81,6 +81,15 @@ class Supervisor:
         self.seconds += time.perf_counter() - t0  # the snapshot is the supervisor's cost too
         return self.observe(state)
 
+    def check_now(self, world: Any) -> None:
+        """Check ``world`` unless the last check was at this very time (an env step that ends
+        between two scheduled checks still gets its events and cost)."""
+        if self.config.enabled and (self.checks == 0 or abs(world.time - self._now) > 1e-9):
+            t0 = time.perf_counter()
+            state = world.snapshot()
+            self.seconds += time.perf_counter() - t0
+            self.observe(state)
+
     def observe(self, state: WorldState) -> list[HazardEvent]:
         """Check one state; returns the events that started now (alerts are triaged inside)."""
         t0 = time.perf_counter()

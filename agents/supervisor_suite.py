@@ -101,6 +101,7 @@ def run_case(case: SuiteCase, seed: int, duration_s: float) -> dict:
         "collisions": [{"time_s": e.time, "actors": list(e.actors)} for e in world.events if e.kind == "collision"],
         "red_light": [{"time_s": e.time, "actors": list(e.actors)} for e in world.events if e.kind == "red_light"],
         "faults": world.faults.log,
+        "unstarted": [f.kind for f in world.faults._pending],  # no actor ever matched: counted as missed
         "alerts": [{"time_s": a["time_s"], **{k: e[k] for k in ("kind", "category", "actors", "severity")}}
                    for a in supervisor.alerts for e in a["events"]],
         "events": len(supervisor.events),
@@ -131,6 +132,8 @@ def score(runs: list[dict], suite: Suite) -> dict:
                      and onset - 1e-6 <= a["time_s"] <= onset + suite.detect_window_s
                      and (set(a["actors"]) & set(f["actors"]) if f["actors"] else a["kind"].startswith("signal_"))]
             labels[f["kind"]].append(min(found) - onset if found else None)
+        for kind in run.get("unstarted", []):
+            labels[kind].append(None)
         for a in alerts:
             alert_hits[a["kind"]].append(any(_explains(tr, a) for tr in trouble))
         if not run["faults"] and not run["collisions"] and not run["red_light"]:

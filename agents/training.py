@@ -10,7 +10,8 @@ only).
 A run directory holds ``config.yaml``, ``checkpoints/`` (model, replay buffer for
 off-policy algorithms, ``state.json`` with the step count; written atomically),
 ``episodes.csv`` (per episode: return, length, collisions, cost and supervisor events by
-kind), ``tb/`` (tensorboard), ``eval.csv`` and ``final.zip``. ``--resume`` continues from
+kind), ``tb/`` (tensorboard), ``eval/evaluations.npz`` and ``best/`` (with ``eval``), and
+``final.zip``. ``--resume`` continues from
 the last checkpoint after any interruption (``kill -9`` included): same step count, the
 episode log cut back to the checkpoint, nothing lost beyond one checkpoint interval.
 """
@@ -155,6 +156,7 @@ def _callbacks(config: TrainingConfig, out: Path, resumed_at: int):
         def _on_training_start(self) -> None:
             n = self.training_env.num_envs
             self.ret, self.length, self.cost = np.zeros(n), np.zeros(n, int), np.zeros(n)
+            self.collisions = np.zeros(n, int)
             self.kinds = [Counter() for _ in range(n)]
             self.seen: list[set] = [set() for _ in range(n)]
             path = out / "episodes.csv"
@@ -170,13 +172,14 @@ def _callbacks(config: TrainingConfig, out: Path, resumed_at: int):
                 self.ret[k] += rewards[k]
                 self.length[k] += 1
                 self.cost[k] += float(info.get("cost", 0.0))
+                self.collisions[k] += int(info.get("collisions", 0))  # signal control counts them per step
                 for e in info.get("supervisor", {}).get("events", []):
                     key = (e["kind"], tuple(e["actors"]), e["start_s"])
                     if key not in self.seen[k]:
                         self.seen[k].add(key)
                         self.kinds[k][e["kind"]] += 1
                 if dones[k]:
-                    collisions = int(info.get("crashed", False))
+                    collisions = int(self.collisions[k]) + int(info.get("crashed", False))
                     row = {"timesteps": self.num_timesteps, "env": k, "return": round(float(self.ret[k]), 4),
                            "length": int(self.length[k]), "collisions": collisions,
                            "cost": round(float(self.cost[k]), 3), "arrived": int(info.get("arrived", False)),
@@ -186,9 +189,15 @@ def _callbacks(config: TrainingConfig, out: Path, resumed_at: int):
                     self.logger.record_mean("safety/cost", row["cost"])
                     for kind, count in self.kinds[k].items():
                         self.logger.record_mean(f"safety/{kind}", count)
-                    self.ret[k], self.length[k], self.cost[k] = 0.0, 0, 0.0
+                    self.ret[k], self.length[k], self.cost[k], self.collisions[k] = 0.0, 0, 0.0, 0
                     self.kinds[k], self.seen[k] = Counter(), set()
             return True
+
+        def sync(self) -> None:
+            if getattr(self, "file", None) is None or self.file.closed:
+                return
+            self.file.flush()
+            os.fsync(self.file.fileno())
 
         def _on_rollout_end(self) -> None:
             self.file.flush()
@@ -205,6 +214,7 @@ def _callbacks(config: TrainingConfig, out: Path, resumed_at: int):
 
         def _on_step(self) -> bool:
             if self.num_timesteps >= self.next_at:
+                safety.sync()  # the episodes up to now reach the disk before the checkpoint
                 save_checkpoint(self.model, out, self.num_timesteps)
                 self.next_at += config.checkpoint_every
             return True
@@ -223,7 +233,8 @@ def _callbacks(config: TrainingConfig, out: Path, resumed_at: int):
         def _on_step(self) -> bool:
             return True
 
-    callbacks = [SafetyLog(), Checkpoints(), Steps()]
+    safety = SafetyLog()
+    callbacks = [safety, Checkpoints(), Steps()]
     if config.eval.every_steps:
         import warnings
 
@@ -240,17 +251,35 @@ def _callbacks(config: TrainingConfig, out: Path, resumed_at: int):
 
 
 # ---- checkpoints --------------------------------------------------------------------------
-def save_checkpoint(model, out: Path, timesteps: int) -> Path:
-    """Write ``checkpoints/`` atomically: a temporary directory renamed into place."""
+def _complete(d: Path) -> bool:
+    return (d / "state.json").exists() and (d / "model.zip").exists()  # state.json is written last
+
+
+def _promote(out: Path) -> None:
+    """Make ``checkpoints/`` the newest complete checkpoint, whatever moment a kill interrupted
+    a save at (``checkpoints.tmp`` is newer than ``checkpoints.old``)."""
     final = out / "checkpoints"
-    tmp = out / "checkpoints.tmp"
+    if _complete(final):
+        return
+    for name in ("checkpoints.tmp", "checkpoints.old"):
+        candidate = out / name
+        if _complete(candidate):
+            shutil.rmtree(final, ignore_errors=True)
+            candidate.rename(final)
+            return
+
+
+def save_checkpoint(model, out: Path, timesteps: int) -> Path:
+    """Write ``checkpoints/`` so that a kill at any moment leaves a complete checkpoint: the new
+    one is written to ``checkpoints.tmp`` (state.json last) and renamed into place."""
+    final, tmp, old = out / "checkpoints", out / "checkpoints.tmp", out / "checkpoints.old"
+    _promote(out)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     model.save(tmp / "model.zip")
     if hasattr(model, "replay_buffer") and model.replay_buffer is not None:
         model.save_replay_buffer(tmp / "replay_buffer.pkl")
     (tmp / "state.json").write_text(json.dumps({"timesteps": int(timesteps), "time": time.time()}))
-    old = out / "checkpoints.old"
     shutil.rmtree(old, ignore_errors=True)
     if final.exists():
         final.rename(old)
@@ -260,12 +289,10 @@ def save_checkpoint(model, out: Path, timesteps: int) -> Path:
 
 
 def _latest_checkpoint(out: Path) -> Path | None:
-    """The newest complete checkpoint (a kill during a save leaves the previous one, maybe renamed)."""
-    for name in ("checkpoints", "checkpoints.old"):
-        d = out / name
-        if (d / "state.json").exists() and (d / "model.zip").exists():
-            return d
-    return None
+    """The newest complete checkpoint, whichever moment of a save a kill interrupted."""
+    _promote(out)
+    final = out / "checkpoints"
+    return final if _complete(final) else None
 
 
 def _truncate_episodes(out: Path, timesteps: int) -> None:
@@ -273,12 +300,15 @@ def _truncate_episodes(out: Path, timesteps: int) -> None:
     path = out / "episodes.csv"
     if not path.exists():
         return
-    with path.open(newline="") as fh:
-        rows = [r for r in csv.DictReader(fh) if int(r["timesteps"]) <= timesteps]
-    with path.open("w", newline="") as fh:
+    with path.open(newline="") as fh:  # a row cut short by a kill has empty fields: dropped
+        rows = [r for r in csv.DictReader(fh) if None not in r.values() and r.get("events")
+                and r["timesteps"].isdigit() and int(r["timesteps"]) <= timesteps]
+    tmp = path.with_suffix(".csv.tmp")
+    with tmp.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=EPISODE_FIELDS)
         writer.writeheader()
         writer.writerows(rows)
+    os.replace(tmp, path)
 
 
 # ---- training -------------------------------------------------------------------------------
@@ -341,6 +371,7 @@ def episode_stats(out: Path, last: int = 50) -> dict:
     tail = rows[-last:]
     if not tail:
         return {"episodes": 0}
+    rows = [r for r in rows if None not in r.values()]
     return {"episodes": len(rows),
             "mean_return_last": round(float(np.mean([float(r["return"]) for r in tail])), 3),
             "collision_rate_last": round(float(np.mean([int(r["collisions"]) for r in tail])), 3),

@@ -11,6 +11,10 @@ envs reward speeds up to 30 m/s; an untrained policy that crawls along does not 
 steps until the success rate first reaches ``threshold``, and training steps/s.
 
     python run.py bench rl [--minutes 10] [--threshold 0.9] [--json out.json]
+
+``humans_speed`` (``run.py bench rl --humans-seconds S``) measures training-time steps/s of
+``twin/Intersection-v0`` with random ego actions and the scenario's persona slots off,
+rule-based, and deciding live with the embedded LLM.
 """
 
 from __future__ import annotations
@@ -83,8 +87,45 @@ def time_to_success(env_id: str, minutes: float, threshold: float, n_envs: int =
             "train_s": round(train_s, 1), "steps_per_s": round(model.num_timesteps / max(train_s, 1e-9), 1)}
 
 
-def run_rl_benchmark(minutes: float = 10.0, threshold: float = 0.9, json_path: Path | None = None) -> list[dict]:
+def humans_speed(seconds: float = 60.0, seed: int = 0) -> list[dict]:
+    """Policy steps/s of the intersection env with each humans mode, ``seconds`` of wall time each."""
+    import envs  # noqa: F401
+
+    rows = []
+    for mode in ("off", "rule", "llm"):
+        env = gym.make("twin/Intersection-v0", humans=mode)
+        env.reset(seed=seed)
+        env.action_space.seed(seed)
+        steps, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+            steps += 1
+            if terminated or truncated:
+                env.reset()
+        wall = time.perf_counter() - start
+        decisions = env.unwrapped.humans.decisions
+        env.close()
+        rows.append({"humans": mode, "policy_steps": steps, "wall_s": round(wall, 1),
+                     "steps_per_s": round(steps / wall, 2), "llm_decisions": decisions})
+    return rows
+
+
+def run_rl_benchmark(minutes: float = 10.0, threshold: float = 0.9, json_path: Path | None = None,
+                     humans_seconds: float = 0.0) -> list[dict]:
     console = Console()
+    if humans_seconds > 0:
+        with console.status("training steps/s with each kind of humans"):
+            speed = humans_speed(humans_seconds)
+        table = Table(title="twin/Intersection-v0 steps/s by humans (random ego actions)")
+        for col in ("humans", "policy steps/s", "steps", "LLM decisions"):
+            table.add_column(col, justify="left" if col == "humans" else "right")
+        for r in speed:
+            table.add_row(r["humans"], str(r["steps_per_s"]), str(r["policy_steps"]), str(r["llm_decisions"]))
+        console.print(table)
+        if minutes <= 0:
+            if json_path is not None:
+                Path(json_path).write_text(json.dumps(speed, indent=2))
+            return speed
     rows = []
     for env_id in ("twin/Highway-v0", "highway-fast-v0"):
         with console.status(f"PPO on {env_id} (up to {minutes:g} min of training)"):

@@ -131,6 +131,7 @@ class Vehicles(ActorArrays):
         "gap_noise_sd": (F, ()),  # [m] noise on the sensed leader gap
         "forced_accel": (F, ()),  # [m/s^2] scripted acceleration overriding the driver (nan: none)
         "a_model": (F, ()),  # [m/s^2] the acceleration the behaviour model alone would have now
+        "a_expected": (F, ()),  # [m/s^2] what the behaviour model commanded this step, given the truth
     }
 
 

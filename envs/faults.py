@@ -36,7 +36,8 @@ from envs.actors import CROSS, HUMAN
 if TYPE_CHECKING:
     from envs.world import World
 
-Selector = Union[int, Literal["closest_follower", "approaching_stop", "fastest", "crossing"]]
+VehicleSelector = Union[int, Literal["closest_follower", "approaching_stop", "fastest"]]
+PedestrianSelector = Union[int, Literal["crossing"]]
 
 
 class _Fault(BaseModel):
@@ -47,7 +48,7 @@ class _Fault(BaseModel):
 
 
 class _VehicleFault(_Fault):
-    actor: Selector = "closest_follower"
+    actor: VehicleSelector = "closest_follower"
 
 
 class BrakeFailure(_VehicleFault):
@@ -73,7 +74,7 @@ class ErraticDriver(_VehicleFault):
 
 class PedestrianStop(_Fault):
     kind: Literal["pedestrian_stop"] = "pedestrian_stop"
-    actor: Selector = "crossing"
+    actor: PedestrianSelector = "crossing"
 
 
 class SignalStuck(_Fault):

@@ -77,6 +77,8 @@ class TwinParallelEnv(ParallelEnv):
                 self.ego.apply(self.world, self._ids[agent], action)
         since = self.world.time
         events = self.humans.advance(self.world, self.config.substeps, self.supervisor)
+        if self.supervisor is not None:
+            self.supervisor.check_now(self.world)
         window = self.supervisor.take_window() if self.supervisor is not None else []
         state = self.world.snapshot()
         out_of_time = self.world.time >= self.config.duration_s - 1e-9

@@ -75,6 +75,8 @@ class SignalController:
             self.world.set_signal_interval(self.phase)
 
     def after_step(self, world: World) -> None:
+        if world.signal_stuck:  # an injected controller fault holds whatever is showing
+            return
         if world._interval != self.phase or self._queue:
             elapsed = world._signal_clock
             if elapsed >= world.signal_durations[world._interval] - 1e-9:
@@ -132,6 +134,7 @@ class SignalControlEnv(gym.Env):
                 "exited": world.stats["vehicles_exited"] - exited0,
                 "collisions": sum(e.kind == "collision" for e in world.events if e.time >= since)}
         if self.supervisor is not None:
+            self.supervisor.check_now(world)
             window = self.supervisor.take_window()
             events = [e.to_dict() for e in window]
             info["supervisor"] = {"events": events, "alerts": [a for a in self.supervisor.alerts if a["time_s"] > since]}

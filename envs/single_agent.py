@@ -83,6 +83,7 @@ class TwinEnv(gym.Env):
         state = self.world.snapshot()
         reward, terminated, info = self.ego.outcome(self.world, state, self.ego_id, events)
         if self.supervisor is not None:
+            self.supervisor.check_now(self.world)
             info["supervisor"] = self.supervisor.step_info(self.supervisor.take_window(), self.ego_id, since)
             info["cost"] = info["supervisor"]["cost"]
         truncated = not terminated and self.world.time >= self.config.duration_s - 1e-9

@@ -111,7 +111,7 @@ class WorldState:
             crossing_gap=world.crossing_gap.copy(),
             signal_interval=world.signal_interval,
             events=list(world.events),
-            expected_accel=np.array(world.expected_accel if len(world.expected_accel) == len(veh) else veh.a),
+            expected_accel=veh.a_expected.copy(),
             sensed_gap=np.array(world.perceived_gap),
             speed_limit=world.legal_speed_limit(),
             to_zone=world._to_zone.copy(),

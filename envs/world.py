@@ -117,7 +117,6 @@ class World:
         self._apply_interval()
         self.occupied = np.zeros(len(self.network.crossings), dtype=bool)
         self.crossing_gap = np.full(len(self.network.crossings), np.inf)
-        self.expected_accel = np.zeros(0)  # [m/s^2] per vehicle: what the behaviour model commands given the truth
         self.perceived_gap = np.zeros(0)  # [m] per vehicle: the leader gap its own sensor reports
         self._sensor_rng = np.random.default_rng([config.seed if seed is None else seed, 104729])
         self.faults = FaultInjector(config.faults, self)
@@ -330,8 +329,11 @@ class World:
         if not cycle:
             return
         self._signal_clock += dt
-        while not (self.signal_stuck or self.signal_manual) and self._signal_clock >= self.signal_durations[self._interval]:
-            self._signal_clock -= self.signal_durations[self._interval]
+        # at most one interval per step: after a stuck controller recovers or a retiming, the
+        # plan resumes with the next interval in full (an amber or all-red is never skipped)
+        if not (self.signal_stuck or self.signal_manual) and self._signal_clock >= self.signal_durations[self._interval]:
+            left = self._signal_clock - self.signal_durations[self._interval]
+            self._signal_clock = left if left < dt else 0.0
             self._interval = (self._interval + 1) % len(cycle)
             self._apply_interval()
 
@@ -519,7 +521,7 @@ class World:
         faulty = (self.perceived_gap is not self.leader_gap or np.isfinite(veh.brake_limit).any()
                   or not np.isnan(veh.forced_accel).all() or not np.array_equal(veh.a_model, veh.a))
         expected, self._a_idm = command(veh.a_model, self.leader_gap)
-        self.expected_accel = expected
+        veh.a_expected = expected
         veh.a_model = expected.copy()
         if not faulty:
             veh.a = expected.copy()
@@ -622,8 +624,7 @@ class World:
             net.lane_signal_group, self.group_state, net.lane_dead_end)
         stopped = veh.v <= 0.0  # a standing vehicle does not keep decelerating: neither does its model
         veh.a_model = np.where(stopped, np.maximum(veh.a_model, 0.0), veh.a_model)
-        if len(self.expected_accel) == len(veh):
-            self.expected_accel = np.where(stopped, np.maximum(self.expected_accel, 0.0), self.expected_accel)
+        veh.a_expected = np.where(stopped, np.maximum(veh.a_expected, 0.0), veh.a_expected)
         for r in np.flatnonzero(ran_red):
             self.events.append(WorldEvent("red_light", self.time, (int(veh.id[r]),), float(veh.x[r]), float(veh.y[r])))
 

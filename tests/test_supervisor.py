@@ -186,3 +186,19 @@ def test_shipped_suite_loads_and_a_case_runs():
     run = run_case(case, seed=0, duration_s=20.0)
     result = score([run], suite)
     assert result["labels"]["signal_dark"]["recall"] == 1.0
+
+
+def test_a_recovered_stuck_signal_still_runs_its_amber_and_all_red():
+    world = _faulty_world("intersection", [{"kind": "signal_stuck", "at_s": 5, "duration_s": 40}],
+                          **{"demand.vehicles": 0})
+    cycle, runs = world.network.signal_cycle, []
+    for _ in range(90 * world.config.sim_hz):
+        world.step()
+        name = cycle[world._interval].name
+        if runs and runs[-1][0] == name:
+            runs[-1][1] += world.dt
+        else:
+            runs.append([name, world.dt])
+    after = runs[1:4]  # the stuck green, then the plan resumes
+    assert runs[0][1] > 40 and after[0][0].endswith("amber") and after[0][1] >= 4.0 - 1e-6
+    assert after[1][0] == "all red" and after[1][1] >= 2.5 - 1e-6

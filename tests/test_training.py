@@ -105,3 +105,21 @@ def test_a_run_killed_with_sigkill_resumes_with_the_same_step_count(tmp_path):
     assert steps == sorted(steps) and steps[-1] <= 2048  # the log was cut back to the checkpoint, then continued
     with pytest.raises(TrainingError, match="exists"):
         train(load_training(yaml.safe_load(path.read_text())), out=out, progress=False)  # never overwrite a run
+
+
+def test_a_save_interrupted_at_any_moment_leaves_a_checkpoint(tmp_path):
+    from agents.training import _latest_checkpoint
+
+    def complete(name: str, steps: int) -> None:
+        d = tmp_path / name
+        d.mkdir()
+        (d / "model.zip").write_bytes(b"zip")
+        (d / "state.json").write_text(json.dumps({"timesteps": steps}))
+
+    complete("checkpoints.old", 100)  # killed after moving the last checkpoint aside ...
+    complete("checkpoints.tmp", 200)  # ... with the new one complete but not yet in place
+    latest = _latest_checkpoint(tmp_path)
+    assert latest == tmp_path / "checkpoints" and json.loads((latest / "state.json").read_text())["timesteps"] == 200
+    (tmp_path / "checkpoints.tmp").mkdir()
+    (tmp_path / "checkpoints.tmp" / "model.zip").write_bytes(b"half")  # killed while writing: no state.json
+    assert json.loads((_latest_checkpoint(tmp_path) / "state.json").read_text())["timesteps"] == 200
