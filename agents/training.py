@@ -326,8 +326,9 @@ def train(config: TrainingConfig, out: Path | None = None, resume: bool = False,
     out.mkdir(parents=True, exist_ok=True)
     if resume and (out / "config.yaml").exists():
         saved = TrainingConfig.model_validate(yaml.safe_load((out / "config.yaml").read_text()))
-        if saved.model_dump() != config.model_dump():
-            raise TrainingError(f"{out}: --resume with a different config than the run was started with")
+        if saved.model_dump(exclude={"timesteps"}) != config.model_dump(exclude={"timesteps"}):
+            raise TrainingError(f"{out}: --resume with a different config than the run was started with "
+                                "(only timesteps may change, to extend a run)")
     (out / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
     env = make_vec_env(config)
     done = 0
