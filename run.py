@@ -73,6 +73,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_distill(args: argparse.Namespace) -> int:
+    from agents.surrogate import distill
+
+    try:
+        report = distill(args.runs, args.out, holdout=args.holdout, seed=args.seed)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(report, indent=2))
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.target == "policy":
         from agents.policy_eval import evaluate_policy
@@ -107,7 +119,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from benchmarks.rl import run_rl_benchmark
 
         run_rl_benchmark(minutes=args.minutes, threshold=args.threshold, json_path=args.json,
-                         humans_seconds=args.humans_seconds)
+                         humans_seconds=args.humans_seconds, surrogate=args.surrogate)
         return 0
     if args.target == "supervisor":
         from benchmarks.supervisor import run_supervisor_benchmark
@@ -155,6 +167,13 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
     tr.set_defaults(func=cmd_train)
 
+    ds = sub.add_parser("distill", help="fit fast surrogate humans on recorded LLM decisions; report agreement")
+    ds.add_argument("runs", nargs="+", type=Path, help="run directories (or decisions.jsonl files) with LLM humans")
+    ds.add_argument("--out", type=Path, default=Path("surrogate.pkl"), help="where to save the surrogate")
+    ds.add_argument("--holdout", type=float, default=0.2, help="share of decisions held out for the agreement")
+    ds.add_argument("--seed", type=int, default=0)
+    ds.set_defaults(func=cmd_distill)
+
     ev = sub.add_parser("evaluate", help="score the supervisor on a labelled suite (precision, recall, lead time)",
                         epilog=EXAMPLES["evaluate"], formatter_class=fmt)
     ev.add_argument("target", choices=["supervisor", "policy"], help="what to evaluate")
@@ -184,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--humans-seconds", type=float, default=0.0,
                        help="rl: also time env steps/s with humans off / rule / live LLM, this many s each "
                             "(--minutes 0 skips the PPO race)")
+    bench.add_argument("--surrogate", type=Path, default=None,
+                       help="rl: with --humans-seconds, also time the LLM slots on this distilled surrogate")
     bench.add_argument("--seconds", type=float, default=20.0, help="wall seconds per measurement")
     bench.add_argument("--vector", type=int, default=2, help="environments in the batched (vector) measurement")
     bench.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")

@@ -64,6 +64,13 @@ class PersonaSlot(_Strict):
     llm: bool = True
 
 
+class SurrogateConfig(_Strict):
+    """Surrogate humans distilled from recorded LLM decisions (``python run.py distill``)."""
+
+    path: str | None = Field(None, description="a surrogate.pkl; None: every LLM decision is live")
+    live_fraction: float = Field(0.1, ge=0.0, le=1.0, description="share of decisions still asked of the LLM")
+
+
 class HumansConfig(_Strict):
     """The simulated humans of a scenario. Vehicles and pedestrians beyond the slots here
     are rule-based with the scenario's behaviour distributions."""
@@ -74,6 +81,7 @@ class HumansConfig(_Strict):
     decision_period_s: DecisionPeriods = DecisionPeriods()
     model: ModelConfig = ModelConfig()
     memory: MemoryConfig = MemoryConfig()
+    surrogate: SurrogateConfig = SurrogateConfig()
 
     @property
     def any(self) -> bool:

@@ -18,6 +18,7 @@ import asyncio
 import logging
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,9 +27,18 @@ from autogen_core.models import ChatCompletionClient
 from agents.backend import model_busy
 from agents.config import HumansConfig
 from agents.human import Decision, HumanAgent, rule_intent
-from agents.intent import SIGNAL_PLANS, DriverIntent, Intent, OperatorIntent, PedestrianIntent, default_operator_intent
+from agents.intent import (
+    INTENTS,
+    SIGNAL_PLANS,
+    DriverIntent,
+    Intent,
+    OperatorIntent,
+    PedestrianIntent,
+    default_operator_intent,
+)
 from agents.persona import Persona, PersonaError, get_persona, load_personas
 from agents.scene import NEAR_MISS_TTC_S, KMH, driver_scene, operator_scene, pedestrian_scene, quote
+from agents.surrogate import driver_features, pedestrian_features
 from envs.actors import HUMAN, VEHICLE_TYPES, WAIT
 from envs.world import World
 
@@ -102,7 +112,17 @@ class Population:
                 for _ in range(slot.count):
                     k = sum(h.persona.id == persona.id for h in self.humans)
                     self.humans.append(Human(identity=f"{persona.id}#{k}", persona=persona, llm=slot.llm))
-        if any(h.llm for h in self.humans) and client is None:
+        self.surrogate = None
+        if config.surrogate.path:
+            from agents.surrogate import Surrogate
+
+            if not Path(config.surrogate.path).exists():
+                raise FileNotFoundError(f"humans.surrogate.path: {config.surrogate.path}: no such file "
+                                        "(make one with python run.py distill RUN_DIR)")
+            self.surrogate = Surrogate.load(Path(config.surrogate.path))
+        self._surrogate_rng = np.random.default_rng(seed + 104723)
+        all_stand_in = self.surrogate is not None and config.surrogate.live_fraction == 0.0
+        if any(h.llm for h in self.humans) and client is None and not all_stand_in:
             raise ValueError("LLM humans need a model client")
         model = config.model
         for h in self.humans:
@@ -201,6 +221,7 @@ class Population:
         while self._recent_events and self._recent_events[0][0] < now - EVENT_WINDOW_S:
             self._recent_events.popleft()
         due: list[tuple[Human, str, str]] = []  # human, trigger, scene
+        features: dict[str, list[float]] = {}  # the same situation as numbers, for distillation
         notes: list[dict[str, Any]] = []  # memories to store
         for h in self.humans:
             if h.role == "operator":
@@ -217,6 +238,8 @@ class Population:
                     continue
                 trigger = self._driver_trigger(h, state, r, now, notes)
                 scene = driver_scene(state, h.actor_id) if trigger else None
+                if trigger and h.llm:
+                    features[h.identity] = driver_features(state, r, trigger)
             else:
                 hits = np.flatnonzero(state.pedestrians["id"] == h.actor_id)
                 if not len(hits):
@@ -224,25 +247,42 @@ class Population:
                     continue
                 trigger = self._pedestrian_trigger(h, state, int(hits[0]), now)
                 scene = pedestrian_scene(state, h.actor_id, h.prior["critical_gap"]) if trigger else None
+                if trigger and h.llm:
+                    features[h.identity] = pedestrian_features(state, int(hits[0]), trigger)
             if trigger and h.llm and scene:
                 due.append((h, trigger, scene))
         if notes and self.memory is not None:
             self.memory.add_many(notes)
         if not due:
             return []
-        prompts = [self._prompt(h, scene, now) for h, _, scene in due]
-        decisions = self._ask(due, prompts)
+        stand_in = [self._stands_in(h, features.get(h.identity)) for h, _, _ in due]
+        live = [item for item, s in zip(due, stand_in) if not s]
+        prompts_live = [self._prompt(h, scene, now) for h, _, scene in live]
+        answers = iter(self._ask(live, prompts_live) if live else [])
+        prompts_iter = iter(prompts_live)
+        decisions, prompts = [], []
+        for (h, _, _), s in zip(due, stand_in):
+            if s:
+                decisions.append(self._surrogate_decision(h, features[h.identity]))
+                prompts.append(("", []))
+            else:
+                decisions.append(next(answers))
+                prompts.append(next(prompts_iter))
         records = []
         memories = []
-        for (h, trigger, _), (prompt, used), decision in zip(due, prompts, decisions):
+        for (h, trigger, _), (prompt, used), decision, by_surrogate in zip(due, prompts, decisions, stand_in):
             h.last_decision_s, h.triggers = now, []
-            self._count(decision)
+            if by_surrogate:
+                self.stats["surrogate_decisions"] += 1
+            else:
+                self._count(decision)
             effects = self._apply(h, decision.intent)
             h.recent.append(f"{now:.0f} s: {self._summary(decision.intent)}")
             record = {"time_s": round(now, 3), "human": h.identity, "persona": h.persona.id, "role": h.role,
                       "actor": h.actor_id, "trigger": trigger, "prompt": prompt, "answer": decision.answer,
                       "intent": decision.intent.model_dump(), "fallback": decision.fallback,
-                      "detail": decision.detail, "clamped": decision.clamped, "memories": used, "effects": effects}
+                      "detail": decision.detail, "clamped": decision.clamped, "memories": used, "effects": effects,
+                      "features": features.get(h.identity), "source": "surrogate" if by_surrogate else "llm"}
             records.append(record)
             memories.append({"agent": h.identity, "kind": "decision", "time_s": now, "episode": self.episode,
                              "text": f"{now:.0f} s, {trigger.replace('_', ' ')}: I chose {self._summary(decision.intent)}"})
@@ -336,6 +376,17 @@ class Population:
         budget = max(budget, count_tokens("\n\n".join(parts)))  # memories are what gives way, never the scene
         prompt, used = fit_prompt(parts, [quote(m.text) for m in recalled], budget, header="You remember:")
         return prompt, [recalled[i].id for i in used]
+
+    def _stands_in(self, h: Human, features: list[float] | None) -> bool:
+        """Whether the surrogate decides for ``h`` this time (``humans.surrogate.live_fraction``
+        of the decisions stay with the LLM)."""
+        if self.surrogate is None or features is None or h.role not in self.surrogate.roles:
+            return False
+        return bool(self._surrogate_rng.random() >= self.config.surrogate.live_fraction)
+
+    def _surrogate_decision(self, h: Human, features: list[float]) -> Decision:
+        fields = self.surrogate.predict(h.role, h.persona.id, features)
+        return Decision(intent=INTENTS[h.role](**fields, reason="surrogate"), answer="")
 
     def _ask(self, due: list, prompts: list) -> list[Decision]:
         """Decisions for ``due`` humans, sent concurrently; identical requests (same persona,

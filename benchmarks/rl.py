@@ -87,13 +87,19 @@ def time_to_success(env_id: str, minutes: float, threshold: float, n_envs: int =
             "train_s": round(train_s, 1), "steps_per_s": round(model.num_timesteps / max(train_s, 1e-9), 1)}
 
 
-def humans_speed(seconds: float = 60.0, seed: int = 0) -> list[dict]:
-    """Policy steps/s of the intersection env with each humans mode, ``seconds`` of wall time each."""
+def humans_speed(seconds: float = 60.0, seed: int = 0, surrogate: Path | None = None,
+                 live_fraction: float = 0.1) -> list[dict]:
+    """Policy steps/s of the intersection env with each humans mode, ``seconds`` of wall time
+    each; with a ``surrogate`` file also the LLM slots on it (``live_fraction`` still live)."""
     import envs  # noqa: F401
 
+    modes: list[tuple[str, str, dict]] = [("off", "off", {}), ("rule", "rule", {}), ("llm", "llm", {})]
+    if surrogate is not None:
+        modes.append((f"surrogate ({live_fraction:.0%} live)", "llm",
+                      {"humans.surrogate.path": str(surrogate), "humans.surrogate.live_fraction": live_fraction}))
     rows = []
-    for mode in ("off", "rule", "llm"):
-        env = gym.make("twin/Intersection-v0", humans=mode)
+    for label, mode, overrides in modes:
+        env = gym.make("twin/Intersection-v0", humans=mode, overrides=overrides)
         env.reset(seed=seed)
         env.action_space.seed(seed)
         steps, start = 0, time.perf_counter()
@@ -105,17 +111,17 @@ def humans_speed(seconds: float = 60.0, seed: int = 0) -> list[dict]:
         wall = time.perf_counter() - start
         decisions = env.unwrapped.humans.decisions
         env.close()
-        rows.append({"humans": mode, "policy_steps": steps, "wall_s": round(wall, 1),
+        rows.append({"humans": label, "policy_steps": steps, "wall_s": round(wall, 1),
                      "steps_per_s": round(steps / wall, 2), "llm_decisions": decisions})
     return rows
 
 
 def run_rl_benchmark(minutes: float = 10.0, threshold: float = 0.9, json_path: Path | None = None,
-                     humans_seconds: float = 0.0) -> list[dict]:
+                     humans_seconds: float = 0.0, surrogate: Path | None = None) -> list[dict]:
     console = Console()
     if humans_seconds > 0:
         with console.status("training steps/s with each kind of humans"):
-            speed = humans_speed(humans_seconds)
+            speed = humans_speed(humans_seconds, surrogate=surrogate)
         table = Table(title="twin/Intersection-v0 steps/s by humans (random ego actions)")
         for col in ("humans", "policy steps/s", "steps", "LLM decisions"):
             table.add_column(col, justify="left" if col == "humans" else "right")

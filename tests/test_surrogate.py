@@ -1,0 +1,88 @@
+"""Distilling recorded LLM decisions into surrogate humans."""
+
+import json
+
+import pytest
+
+from agents.population import Population
+from agents.surrogate import TRIGGERS, Surrogate, distill
+from envs.scenario import load_scenario
+from envs.world import World
+from tests.scripted import DRIVER, ScriptedClient, by_role
+
+
+def red_means_slower(system: str, prompt: str) -> str:
+    """A model whose speed choice depends on the situation: slower before a red signal."""
+    if "You are a driver" in system:
+        answer = json.loads(DRIVER)
+        answer["speed"] = "slower" if "Signal ahead: red" in prompt else "faster"
+        return json.dumps(answer)
+    return by_role(system, prompt)
+
+
+def _record(tmp_path, seconds: float = 150.0):
+    slots = [{"persona": p, "count": 3} for p in ("commuter_late", "cautious_elderly")]
+    config = load_scenario("intersection", {"ego.controlled": 0, "humans": {
+        "drivers": slots, "decision_period_s": {"driver": 5.0}, "memory": {"enabled": False}}})
+    world = World(config)
+    pop = Population(world, config.humans, client=ScriptedClient(red_means_slower), seed=0)
+    records = []
+    for _ in range(int(seconds * config.sim_hz)):
+        world.step()
+        records += pop.after_step()
+    path = tmp_path / "decisions.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return records, path
+
+
+def test_decisions_carry_features_and_a_surrogate_learns_the_models_choices(tmp_path):
+    records, path = _record(tmp_path)
+    drivers = [r for r in records if r["role"] == "driver"]
+    assert len(drivers) > 40
+    assert all(len(r["features"]) == 14 + len(TRIGGERS) for r in drivers)
+    assert {r["intent"]["speed"] for r in drivers} == {"slower", "faster"}  # both situations occurred
+    report = distill([path], tmp_path / "s.pkl", holdout=0.3)
+    agree = report["agreement"]["driver"]
+    assert agree["speed"] >= 0.95 and agree["all_fields"] >= 0.95
+    assert agree["speed"] > report["majority_baseline"]["driver"]["speed"]
+    surrogate = Surrogate.load(tmp_path / "s.pkl")
+    red = next(r for r in drivers if r["intent"]["speed"] == "slower")
+    assert surrogate.predict("driver", red["persona"], red["features"])["speed"] == "slower"
+
+
+def test_distill_needs_enough_recorded_decisions(tmp_path):
+    (tmp_path / "decisions.jsonl").write_text("")
+    with pytest.raises(ValueError, match="usable LLM decisions"):
+        distill([tmp_path], tmp_path / "s.pkl")
+
+
+def test_a_population_on_the_surrogate_asks_the_model_only_for_its_live_share(tmp_path):
+    _, path = _record(tmp_path, seconds=90.0)
+    distill([path], tmp_path / "s.pkl")
+    slots = [{"persona": p, "count": 3} for p in ("commuter_late", "cautious_elderly")]
+    for live, client in ((0.0, None), (0.3, ScriptedClient(red_means_slower))):
+        config = load_scenario("intersection", {"ego.controlled": 0, "seed": 5, "humans": {
+            "drivers": slots, "decision_period_s": {"driver": 5.0}, "memory": {"enabled": False},
+            "surrogate": {"path": str(tmp_path / "s.pkl"), "live_fraction": live}}})
+        world = World(config)
+        pop = Population(world, config.humans, client=client, seed=5)
+        records = []
+        for _ in range(60 * config.sim_hz):
+            world.step()
+            records += pop.after_step()
+        by_surrogate = [r for r in records if r["source"] == "surrogate"]
+        assert by_surrogate and all(r["intent"]["reason"] == "surrogate" for r in by_surrogate)
+        if live == 0.0:
+            assert len(by_surrogate) == len(records) and pop.stats["llm_calls"] == 0
+        else:
+            share = 1 - len(by_surrogate) / len(records)
+            assert 0.1 < share < 0.6 and len(client.requests) == len(records) - len(by_surrogate)
+        # the surrogate executes what the model would: slower before red, faster otherwise
+        assert all((r["intent"]["speed"] == "slower") == bool(r["features"][10]) for r in by_surrogate)
+
+
+def test_a_missing_surrogate_file_names_the_field(tmp_path):
+    config = load_scenario("intersection", {"ego.controlled": 0, "humans": {
+        "drivers": [{"persona": "commuter_late", "count": 1}], "surrogate": {"path": str(tmp_path / "none.pkl")}}})
+    with pytest.raises(FileNotFoundError, match="humans.surrogate.path"):
+        Population(World(config), config.humans, client=ScriptedClient(), seed=0)
