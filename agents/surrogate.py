@@ -87,6 +87,7 @@ class Surrogate:
 
     roles: dict[str, RoleModel] = field(default_factory=dict)
     max_depth: int = 8
+    min_leaf: int = 5  # decisions per leaf at least: small recordings must not be memorised
 
     def fit(self, records: list[dict]) -> "Surrogate":
         from sklearn.tree import DecisionTreeClassifier
@@ -98,7 +99,7 @@ class Surrogate:
             model = RoleModel(personas=sorted({r["persona"] for r in rows}))
             x = model.inputs([r["persona"] for r in rows], np.array([r["features"] for r in rows]))
             for name in names:
-                tree = DecisionTreeClassifier(max_depth=self.max_depth, min_samples_leaf=2, random_state=0)
+                tree = DecisionTreeClassifier(max_depth=self.max_depth, min_samples_leaf=self.min_leaf, random_state=0)
                 model.trees[name] = tree.fit(x, [r["intent"][name] for r in rows])
             self.roles[role] = model
         return self
