@@ -68,11 +68,6 @@ class Cusum:
             self.ids, self.sums = ids[order], new[order]
         return new / self.alarm
 
-    def score(self, actor_id: int) -> float:
-        """The current S / alarm of one id (0 if unknown)."""
-        hit = np.flatnonzero(self.ids == actor_id)
-        return float(self.sums[hit[0]] / self.alarm) if len(hit) else 0.0
-
 
 @njit(cache=True)
 def _cusum_step(prev_ids, prev_sums, ids, residual, slack, dt):

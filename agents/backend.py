@@ -14,6 +14,7 @@ model: a request that is not in the cache is refused (and the human falls back).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import importlib.util
 import json
@@ -54,6 +55,34 @@ def model_busy(client: Any) -> bool:
     """Whether the embedded model is still generating (e.g. an answer abandoned after a timeout)."""
     lock = getattr(getattr(getattr(client, "client", client), "llm", None), "twin_lock", None)
     return bool(lock is not None and lock.locked())
+
+
+async def ask_model(client: Any, messages: list, json_output: Any, system: str, prompt: str, max_tokens: int,
+                    temperature: float, timeout_s: float) -> tuple[CreateResult | None, str, str]:
+    """One structured request with a timeout: ``(result, "", "")``, or ``(None, kind, detail)``
+    with kind ``timeout``, ``error`` or ``replay_miss``. Timeouts and errors are recorded in the
+    client's cache file under :func:`request_key`, and a recorded one is repeated without
+    calling the model, so a replay reproduces them."""
+    failures = failure_log(client)
+    key = request_key(system, prompt)
+    recorded = failures.failure(key) if failures is not None else None
+    if recorded is not None:
+        return None, recorded[0], recorded[1]
+    try:
+        result = await asyncio.wait_for(
+            client.create(messages, json_output=json_output,
+                          extra_create_args={"max_tokens": max_tokens, "temperature": temperature}),
+            timeout=timeout_s)
+    except asyncio.TimeoutError:
+        kind, detail = "timeout", f"no answer within {timeout_s} s"
+    except Exception as exc:  # noqa: BLE001 - any backend failure falls back, and is logged
+        kind = "replay_miss" if type(exc).__name__ == "ReplayMiss" else "error"
+        detail = f"{type(exc).__name__}: {exc}"[:200]
+    else:
+        return result, "", ""
+    if failures is not None and kind != "replay_miss":
+        failures.record_failure(key, kind, detail)
+    return None, kind, detail
 
 
 class BackendError(RuntimeError):

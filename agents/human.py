@@ -10,7 +10,6 @@ an answer says is executed: it can only select among the schema's options.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
@@ -25,7 +24,7 @@ from autogen_core import CancellationToken
 from autogen_core.models import ChatCompletionClient, SystemMessage, UserMessage
 from pydantic import ValidationError
 
-from agents.backend import failure_log, request_key
+from agents.backend import ask_model
 from agents.intent import INTENTS, DriverIntent, Intent, OperatorIntent, PedestrianIntent, default_operator_intent
 from agents.persona import Persona
 
@@ -145,27 +144,10 @@ class HumanAgent(BaseChatAgent):
         Timeouts and backend errors are recorded in the cache file (when there is one), so a
         replay repeats them instead of missing the cache."""
         start = time.perf_counter()
-        failures = failure_log(self.model_client)
-        key = request_key(self.system_message, prompt)
-        recorded = failures.failure(key) if failures is not None else None
-        if recorded is not None:
-            return self._fallback(fallback, recorded[0], recorded[1], start)
-        try:
-            result = await asyncio.wait_for(
-                self.model_client.create(self.request(prompt), json_output=self.intent_type,
-                                         extra_create_args={"max_tokens": self.max_tokens,
-                                                            "temperature": self.temperature}),
-                timeout=self.timeout_s)
-        except asyncio.TimeoutError:
-            kind, detail = "timeout", f"no answer within {self.timeout_s} s"
-        except Exception as exc:  # noqa: BLE001 - any backend failure falls back, and is logged
-            kind = "replay_miss" if type(exc).__name__ == "ReplayMiss" else "error"
-            detail = f"{type(exc).__name__}: {exc}"[:200]
-        else:
-            kind = ""
-        if kind:
-            if failures is not None and kind != "replay_miss":
-                failures.record_failure(key, kind, detail)
+        result, kind, detail = await ask_model(self.model_client, self.request(prompt), self.intent_type,
+                                               self.system_message, prompt, self.max_tokens, self.temperature,
+                                               self.timeout_s)
+        if result is None:
             return self._fallback(fallback, kind, detail, start)
         text = result.content if isinstance(result.content, str) else ""
         intent, kind, detail, clamped = parse_intent(text, self.intent_type)

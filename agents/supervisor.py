@@ -22,7 +22,7 @@ from typing import Any, Callable, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents.anomaly import AnomalyDetector, AnomalyThresholds
-from agents.hazards import SEVERITIES, HazardEvent, HazardThresholds, HazardTracker, Severity
+from agents.hazards import HazardEvent, HazardThresholds, HazardTracker, Severity
 from envs.state import WorldState
 
 COST_WEIGHTS = {"low": 0.1, "medium": 0.5, "high": 1.0}  # safety cost per active event, by severity
@@ -59,7 +59,6 @@ class Supervisor:
         self.on_alert = on_alert
         self.alerts: list[dict] = []  # one per alert: the event when alerted, and its triage
         self.started: list[HazardEvent] = []  # events that started at the last check
-        self.log: list[HazardEvent] = []  # every event in the order it started
         self.seconds = 0.0  # [s] wall time spent checking (overhead)
         self.checks = 0
         self._alerted: set[int] = set()
@@ -76,26 +75,25 @@ class Supervisor:
         self._steps += 1
         if not self.config.enabled or self._steps % self.config.every_steps:
             return []
-        t0 = time.perf_counter()
-        state = world.snapshot()
-        self.seconds += time.perf_counter() - t0  # the snapshot is the supervisor's cost too
-        return self.observe(state)
+        return self._check(world)
 
     def check_now(self, world: Any) -> None:
         """Check ``world`` unless the last check was at this very time (an env step that ends
         between two scheduled checks still gets its events and cost)."""
         if self.config.enabled and (self.checks == 0 or abs(world.time - self._now) > 1e-9):
-            t0 = time.perf_counter()
-            state = world.snapshot()
-            self.seconds += time.perf_counter() - t0
-            self.observe(state)
+            self._check(world)
+
+    def _check(self, world: Any) -> list[HazardEvent]:
+        t0 = time.perf_counter()
+        state = world.snapshot()
+        self.seconds += time.perf_counter() - t0  # the snapshot is the supervisor's cost too
+        return self.observe(state)
 
     def observe(self, state: WorldState) -> list[HazardEvent]:
         """Check one state; returns the events that started now (alerts are triaged inside)."""
         t0 = time.perf_counter()
         flags = self.detector.update(state)
         self.started = self.tracker.update(state, flags)
-        self.log += self.started
         self._now = state.time
         self.checks += 1
         current = self._current()
@@ -139,15 +137,6 @@ class Supervisor:
         return {"actors": actors, "signal_interval": state.signal_interval, "time_s": round(state.time, 1)}
 
     # ---- views for RL and the trace -------------------------------------------------------------
-    def cost(self, actor_id: int | None = None) -> float:
-        """Safety cost now: severity-weighted count of events active at the last check that involve
-        ``actor_id`` (every event when None). Anomalies of signals involve no actor and count for all."""
-        total = 0.0
-        for ev in self._current():
-            if actor_id is None or actor_id in ev.actors or not ev.actors:
-                total += COST_WEIGHTS[ev.severity]
-        return total
-
     def _current(self) -> list[HazardEvent]:
         """Events flagged at the last check: the open ones seen now and the pass-through ones."""
         now = self._now - 1e-9
@@ -160,28 +149,16 @@ class Supervisor:
         self._window.clear()
         return window
 
-    def step_info(self, window: list[HazardEvent], actor_id: int, since_s: float) -> dict:
+    def step_info(self, window: list[HazardEvent], actor_id: int | None, since_s: float) -> dict:
         """An RL agent's view of one step: the ``window`` events that involve ``actor_id`` (or no
-        actor, such as signal faults), alerts about it after ``since_s`` [s], and the safety cost:
-        severity-weighted count of those events (``COST_WEIGHTS``)."""
-        mine = [ev for ev in window if actor_id in ev.actors or not ev.actors]
-        alerts = [a for a in self.alerts[-20:] if a["time_s"] > since_s
-                  and any(actor_id in e["actors"] for e in a["events"])]
-        return {"events": [ev.to_dict() for ev in mine], "alerts": alerts,
-                "cost": float(sum(COST_WEIGHTS[ev.severity] for ev in mine))}
-
-    def info(self, actor_id: int | None = None, since_s: float = -1.0) -> dict:
-        """Events that started after ``since_s`` [s] (involving ``actor_id`` when given), the alerts
-        among them, and the safety cost now."""
-        recent = []
-        for ev in reversed(self.log):
-            if ev.start_s <= since_s:
-                break
-            recent.append(ev)
-        mine = [ev.to_dict() for ev in reversed(recent) if actor_id is None or actor_id in ev.actors]
+        actor, such as signal faults; every event when ``actor_id`` is None), alerts about it
+        after ``since_s`` [s], and the safety cost: severity-weighted count of those events
+        (``COST_WEIGHTS``)."""
+        mine = [ev for ev in window if actor_id is None or actor_id in ev.actors or not ev.actors]
         alerts = [a for a in self.alerts[-20:] if a["time_s"] > since_s
                   and (actor_id is None or any(actor_id in e["actors"] for e in a["events"]))]
-        return {"events": mine, "alerts": alerts, "cost": self.cost(actor_id)}
+        return {"events": [ev.to_dict() for ev in mine], "alerts": alerts,
+                "cost": float(sum(COST_WEIGHTS[ev.severity] for ev in mine))}
 
     def summary(self) -> dict:
         """Counts of events by kind/severity and category, alerts, and the supervisor's wall time."""
@@ -193,10 +170,6 @@ class Supervisor:
             "checks": self.checks,
             "seconds": round(self.seconds, 3),
         }
-
-
-def severity_at_least(severity: str, floor: str) -> bool:
-    return SEVERITIES.index(severity) >= SEVERITIES.index(floor)
 
 
 def build_supervisor(config: Any, population: Any = None, client: Any = None, loop: Any = None) -> Supervisor:

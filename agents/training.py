@@ -32,6 +32,8 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from envs.scenario import set_dotted
+
 TRAINING_DIR = Path(__file__).resolve().parent.parent / "configs" / "training"
 EPISODE_FIELDS = ("timesteps", "env", "return", "length", "collisions", "cost", "arrived", "events")
 
@@ -90,11 +92,7 @@ def load_training(source: str | Path | dict, overrides: dict[str, Any] | None = 
         if not isinstance(data, dict):
             raise TrainingError(f"{name}: expected a mapping of training fields")
     for key, value in (overrides or {}).items():
-        node = data
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = value
+        set_dotted(data, key, value)
     try:
         config = TrainingConfig.model_validate(data)
     except ValidationError as exc:

@@ -31,7 +31,7 @@ from autogen_core import CancellationToken
 from autogen_core.models import ChatCompletionClient, SystemMessage, UserMessage
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from agents.backend import failure_log, model_busy, request_key
+from agents.backend import ask_model, model_busy
 from agents.human import answer_format, parse_intent
 from agents.scene import KMH, quote
 
@@ -456,29 +456,12 @@ class SupervisorAgent(BaseChatAgent):
         except Exception as exc:  # noqa: BLE001 - the template copes with anything the prompt cannot
             return self._fallback(events, context, "malformed", f"events unreadable: {type(exc).__name__}")
         start = time.perf_counter()
-        failures = failure_log(self.model_client)
-        key = request_key(self.system_message, prompt)
-        recorded = failures.failure(key) if failures is not None else None
-        if recorded is not None:  # a replay repeats a recorded timeout or error
-            return self._fallback(events, context, recorded[0], recorded[1])
         while model_busy(self.model_client):  # an answer abandoned after a timeout is still generating
             await asyncio.sleep(0.05)
-        try:
-            result = await asyncio.wait_for(
-                self.model_client.create(self.request(prompt), json_output=TriageAnswer,
-                                         extra_create_args={"max_tokens": self.max_tokens,
-                                                            "temperature": self.temperature}),
-                timeout=self.timeout_s)
-        except asyncio.TimeoutError:
-            kind, detail = "timeout", f"no answer within {self.timeout_s} s"
-        except Exception as exc:  # noqa: BLE001 - any backend failure falls back, and is logged
-            kind = "replay_miss" if type(exc).__name__ == "ReplayMiss" else "error"
-            detail = f"{type(exc).__name__}: {exc}"[:200]
-        else:
-            kind, detail = "", ""
-        if kind:
-            if failures is not None and kind != "replay_miss":
-                failures.record_failure(key, kind, detail)
+        result, kind, detail = await ask_model(self.model_client, self.request(prompt), TriageAnswer,
+                                               self.system_message, prompt, self.max_tokens, self.temperature,
+                                               self.timeout_s)
+        if result is None:
             return self._fallback(events, context, kind, detail)
         self.stats["cache_hits" if result.cached else "llm_calls"] += 1
         if not result.cached:

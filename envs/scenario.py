@@ -238,7 +238,7 @@ def load_scenario(scenario: str | FilePath | dict | ScenarioConfig, overrides: d
         if not isinstance(data, dict):
             raise ScenarioError(f"{source}: expected a mapping of scenario fields at the top level")
     for key, value in (overrides or {}).items():
-        _set_path(data, SHORTCUTS.get(key, key), value)
+        set_dotted(data, SHORTCUTS.get(key, key), value)
     try:
         return ScenarioConfig.model_validate(data)
     except ValidationError as exc:
@@ -253,7 +253,8 @@ def scenario_overrides(overrides: dict[str, Any] | None, fields: dict[str, Any],
     return merged
 
 
-def _set_path(data: dict, dotted: str, value: Any) -> None:
+def set_dotted(data: dict, dotted: str, value: Any) -> None:
+    """Set ``data["a"]["b"] = value`` for ``dotted`` = ``"a.b"``, creating sections as needed."""
     keys = dotted.split(".")
     node = data
     for key in keys[:-1]:

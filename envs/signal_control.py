@@ -34,13 +34,18 @@ STOPPED_MPS = 0.5  # [m/s] a vehicle slower than this is counted as stopped
 APPROACH_M = 120.0  # [m] how far upstream of the stop line an approach is observed
 
 
+def phase_intervals(network) -> list[int]:
+    """Indices of the signal plan's intervals that are phases (the rest are clearances)."""
+    return [k for k, iv in enumerate(network.signal_cycle) if iv.name.endswith(PHASE_SUFFIXES)]
+
+
 class SignalController:
     """Runs the phase an agent chose, through the plan's clearance intervals."""
 
     def __init__(self, world: World) -> None:
         cycle = world.network.signal_cycle
         self.world = world
-        self.phases = [k for k, iv in enumerate(cycle) if iv.name.endswith(PHASE_SUFFIXES)]
+        self.phases = phase_intervals(world.network)
         # the clearance intervals that follow each phase in the plan (until the next phase)
         self.clearance = {}
         for p in self.phases:
@@ -133,12 +138,10 @@ class SignalControlEnv(gym.Env):
         info = {"time_s": world.time, "vehicle_delay_s": delay, "pedestrian_wait_s": wait,
                 "exited": world.stats["vehicles_exited"] - exited0,
                 "collisions": sum(e.kind == "collision" for e in world.events if e.time >= since)}
-        if self.supervisor is not None:
+        if self.supervisor is not None:  # the controller answers for every road user
             self.supervisor.check_now(world)
-            window = self.supervisor.take_window()
-            events = [e.to_dict() for e in window]
-            info["supervisor"] = {"events": events, "alerts": [a for a in self.supervisor.alerts if a["time_s"] > since]}
-            info["cost"] = float(sum({"low": 0.1, "medium": 0.5, "high": 1.0}[e["severity"]] for e in events))
+            info["supervisor"] = self.supervisor.step_info(self.supervisor.take_window(), None, since)
+            info["cost"] = info["supervisor"]["cost"]
         truncated = world.time >= self.config.duration_s - 1e-9
         return self._observe(), float(reward), False, truncated, info
 
@@ -154,8 +157,7 @@ class SignalControlEnv(gym.Env):
         waiting = ped.phase == WAIT
         obs[8] = min(float(waiting.sum()) / 10.0, 1.0)
         obs[9] = min(float(ped.waited[waiting].max()) / 120.0, 1.0) if waiting.any() else 0.0
-        phases = self.controller.phases if self.controller is not None else \
-            [k for k, iv in enumerate(net.signal_cycle) if iv.name.endswith(PHASE_SUFFIXES)]
+        phases = phase_intervals(net)
         current = self.controller.phase if self.controller is not None else world._interval
         if current in phases:
             obs[10 + phases.index(current)] = 1.0

@@ -188,20 +188,9 @@ def _population(world: World, config, out: Path, replay: Path | None, model_clie
     humans = config.humans
     if not (humans.drivers or humans.pedestrians or humans.operators):
         return None
-    from agents.backend import ReplayOnlyClient, build_model_client, cached_client
     from agents.population import Population
 
-    client = None
-    if humans.llm_count:
-        if replay is not None:
-            if (replay / "llm_cache.jsonl").exists() and replay.resolve() != out.resolve():
-                shutil.copyfile(replay / "llm_cache.jsonl", out / "llm_cache.jsonl")
-            client = cached_client(ReplayOnlyClient(), out / "llm_cache.jsonl", read_only=True)
-        else:
-            if model_client is None:
-                with console.status(f"loading the {humans.model.backend} model"):
-                    model_client = build_model_client(humans.model, seed=config.seed)
-            client = cached_client(model_client, out / "llm_cache.jsonl")
+    client = _run_client(config, out, replay, model_client, console) if humans.llm_count else None
     memory, persist = None, False
     if humans.memory.enabled and humans.llm_count:
         from memory.embedding import HashEmbedding, MiniLMEmbedding
@@ -230,16 +219,23 @@ def _supervisor(config, population, out: Path, replay: Path | None, model_client
     if population is not None:
         client, loop = population.client, population._loop
     if config.supervisor.triage == "llm" and client is None:
-        from agents.backend import ReplayOnlyClient, build_model_client, cached_client
-
-        if replay is not None:
-            client = cached_client(ReplayOnlyClient(), out / "llm_cache.jsonl", read_only=True)
-        else:
-            if model_client is None:
-                with console.status(f"loading the {config.humans.model.backend} model"):
-                    model_client = build_model_client(config.humans.model, seed=config.seed)
-            client = cached_client(model_client, out / "llm_cache.jsonl")
+        client = _run_client(config, out, replay, model_client, console)
     return build_supervisor(config, population, client, loop)
+
+
+def _run_client(config, out: Path, replay: Path | None, model_client: Any, console: Console):
+    """The run's model client behind its answer cache (``llm_cache.jsonl``); when replaying, the
+    recorded cache over a client that never calls a model."""
+    from agents.backend import ReplayOnlyClient, build_model_client, cached_client
+
+    if replay is not None:
+        if (replay / "llm_cache.jsonl").exists() and replay.resolve() != out.resolve():
+            shutil.copyfile(replay / "llm_cache.jsonl", out / "llm_cache.jsonl")
+        return cached_client(ReplayOnlyClient(), out / "llm_cache.jsonl", read_only=True)
+    if model_client is None:
+        with console.status(f"loading the {config.humans.model.backend} model"):
+            model_client = build_model_client(config.humans.model, seed=config.seed)
+    return cached_client(model_client, out / "llm_cache.jsonl")
 
 
 def _human_summary(population, simulated_s: float) -> dict[str, Any]:

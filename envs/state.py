@@ -97,6 +97,7 @@ class WorldState:
     @classmethod
     def capture(cls, world: "World") -> "WorldState":
         veh, ped = world.vehicles, world.pedestrians
+        elapsed, planned = world.signal_elapsed
         return cls(
             time=world.time,
             network=world.network,
@@ -116,8 +117,8 @@ class WorldState:
             speed_limit=world.legal_speed_limit(),
             to_zone=world._to_zone.copy(),
             past_zone=world._past_zone.copy(),
-            signal_elapsed_s=world.signal_elapsed[0],
-            signal_planned_s=world.signal_elapsed[1],
+            signal_elapsed_s=elapsed,
+            signal_planned_s=planned,
         )
 
     def actors(self) -> list[ActorState]:

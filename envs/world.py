@@ -507,7 +507,7 @@ class World:
     # vehicles
     def _longitudinal(self, dt: float) -> None:
         """New accelerations: what each driver's behaviour model alone would do given the true
-        surroundings (``expected_accel``, carried forward in ``a_model`` with the driver's
+        surroundings (``a_expected``, carried forward in ``a_model`` with the driver's
         reaction lag), then what the driver does with injected faults."""
         veh = self.vehicles
         v0 = np.minimum(veh.speed_factor * self.speed_limit(), veh.v_max)
