@@ -4,6 +4,7 @@
     python run.py simulate configs/scenarios/intersection.yaml --minutes 5
     python run.py train ppo_highway
     python run.py evaluate supervisor
+    python run.py inspect runs/<run>
     python run.py bench twin
 """
 
@@ -29,6 +30,10 @@ EXAMPLES = {
                 "  python run.py evaluate policy runs/train/ppo_highway --set vehicles=60 --humans llm --episodes 3\n"
                 "  python run.py evaluate supervisor --quick --json supervisor.json\n"
                 "  python run.py evaluate supervisor --suite my_suite.yaml --seeds 0 1",
+    "inspect": "examples:\n  python run.py inspect runs/a                          # a recorded run in the browser\n"
+               "  python run.py inspect intersection --live             # step, interview and fork from the page\n"
+               "  python run.py inspect intersection --live --set humans.model.backend=openai --port 8765\n"
+               "  python run.py inspect runs/a --export runs/a/replay.gif --speed 8",
     "bench": "examples:\n  python run.py bench twin --seconds 20 --vector 2\n"
              "  python run.py bench humans --minutes 3 --separation-minutes 10 --json humans.json\n"
              "  python run.py bench memory --sizes 10000 100000\n"
@@ -119,7 +124,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from benchmarks.rl import run_rl_benchmark
 
         run_rl_benchmark(minutes=args.minutes, threshold=args.threshold, json_path=args.json,
-                         humans_seconds=args.humans_seconds, surrogate=args.surrogate)
+                         humans_seconds=args.humans_seconds, surrogate=args.surrogate,
+                         reuse_episodes=args.reuse_episodes, reuse_resolution=args.reuse_resolution,
+                         reuse_scripted=args.reuse_scripted)
         return 0
     if args.target == "supervisor":
         from benchmarks.supervisor import run_supervisor_benchmark
@@ -136,6 +143,44 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from benchmarks.twin import run_twin_benchmark
 
     run_twin_benchmark(seconds=args.seconds, vector=args.vector, json_path=args.json, peer=not args.no_peer)
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from inspector.server import HOST, RecordedRun, make_server
+
+    if args.export is not None:
+        from inspector.export import export_gif
+
+        result = export_gif(Path(args.target), args.export, speed=args.speed)
+        print(f"wrote {result['path']}: {result['frames']} frames, t = {result['from_s']:.1f} to {result['to_s']:.1f} s")
+        return 0
+    live = None
+    if args.live:
+        from datetime import datetime
+
+        from inspector.live import LiveTwin
+
+        out = args.out or Path("runs") / f"live-{Path(args.target).stem}-{datetime.now():%Y%m%d-%H%M%S}"
+        print(f"starting {args.target} (run directory {out}) ...")
+        live = source = LiveTwin(args.target, out, overrides=_parse_sets(args.set))
+        source.step(0.5)
+    else:
+        if args.set:
+            raise SystemExit("error: --set applies to --live only (a recorded run is shown as it was)")
+        if not Path(args.target).is_dir():
+            raise SystemExit(f"error: {args.target}: not a run directory (for a scenario, add --live)")
+        source = RecordedRun(Path(args.target))
+    server = make_server(source, args.port)
+    print(f"inspector at http://{HOST}:{server.server_address[1]}/  (Ctrl-C to stop)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        if live is not None:
+            live.close()
     return 0
 
 
@@ -193,6 +238,19 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--print-json", action="store_true", help="also print the scores as JSON")
     ev.set_defaults(func=cmd_evaluate)
 
+    ins = sub.add_parser("inspect", help="look at a run in the browser (or run a scenario live, with interviews "
+                                         "and what-if forks); export it as a GIF",
+                         epilog=EXAMPLES["inspect"], formatter_class=fmt)
+    ins.add_argument("target", help="a run directory; with --live a scenario YAML path or shipped name")
+    ins.add_argument("--live", action="store_true", help="run the scenario step by step from the page")
+    ins.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="live: override a scenario field")
+    ins.add_argument("--out", type=Path, default=None, help="live: run directory (default: runs/live-<scenario>-<time>)")
+    ins.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free port)")
+    ins.add_argument("--export", type=Path, default=None, metavar="OUT.gif",
+                     help="write the run as an animated GIF instead of serving the page")
+    ins.add_argument("--speed", type=float, default=4.0, help="export: simulated seconds per second of GIF")
+    ins.set_defaults(func=cmd_inspect)
+
     bench = sub.add_parser("bench", help="measure speed (twin vs highway-env)", epilog=EXAMPLES["bench"],
                            formatter_class=fmt)
     bench.add_argument("target", choices=["twin", "humans", "memory", "supervisor", "rl"],
@@ -205,6 +263,14 @@ def main(argv: list[str] | None = None) -> int:
                             "(--minutes 0 skips the PPO race)")
     bench.add_argument("--surrogate", type=Path, default=None,
                        help="rl: with --humans-seconds, also time the LLM slots on this distilled surrogate")
+    bench.add_argument("--reuse-episodes", type=int, default=0,
+                       help="rl: run this many 30 s episodes of live LLM humans with humans.reuse and report how "
+                            "many decisions were reused (--minutes 0 skips the PPO race)")
+    bench.add_argument("--reuse-scripted", action="store_true",
+                       help="rl: with --reuse-episodes, answer with the tests' scripted model instead of the LLM "
+                            "(how often situations recur, over many episodes)")
+    bench.add_argument("--reuse-resolution", type=float, default=0.25,
+                       help="rl: with --reuse-episodes, the step situation features are rounded to")
     bench.add_argument("--seconds", type=float, default=20.0, help="wall seconds per measurement")
     bench.add_argument("--vector", type=int, default=2, help="environments in the batched (vector) measurement")
     bench.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")

@@ -71,6 +71,16 @@ class SurrogateConfig(_Strict):
     live_fraction: float = Field(0.1, ge=0.0, le=1.0, description="share of decisions still asked of the LLM")
 
 
+class ReuseConfig(_Strict):
+    """Reuse of recorded LLM decisions where the situation is the same (``agents.situation_cache``)."""
+
+    enabled: bool = Field(False, description="a persona meeting a recorded situation again repeats its decision")
+    path: str | None = Field(None, description="a situations.jsonl shared across runs and env processes; "
+                                                "None: kept in memory (across the episodes of one env or run)")
+    resolution: float = Field(0.25, gt=0.0, le=1.0,
+                              description="situation features (scaled to [-1, 1]) are rounded to this step")
+
+
 class HumansConfig(_Strict):
     """The simulated humans of a scenario. Vehicles and pedestrians beyond the slots here
     are rule-based with the scenario's behaviour distributions."""
@@ -82,6 +92,7 @@ class HumansConfig(_Strict):
     model: ModelConfig = ModelConfig()
     memory: MemoryConfig = MemoryConfig()
     surrogate: SurrogateConfig = SurrogateConfig()
+    reuse: ReuseConfig = ReuseConfig()
 
     @property
     def any(self) -> bool:

@@ -3,7 +3,8 @@
 ``humans="rule"`` (the default of the envs) embodies the scenario's persona slots with
 their behaviour parameters and no model: persona diversity at no cost per step.
 ``humans="llm"`` lets the LLM slots decide with the scenario's model backend (one client
-per env, reused across episodes, answers cached in memory or in ``llm_cache``).
+per env, reused across episodes, answers cached in memory or in ``llm_cache``; with
+``humans.reuse`` decisions are also reused across episodes where the situation is the same).
 ``humans="off"`` leaves only the scenario's background distributions.
 """
 
@@ -31,6 +32,11 @@ class EnvHumans:
         self._client = None
         self._loop: asyncio.AbstractEventLoop | None = None  # one loop for the env's client
         self._personas = load_personas() if mode != "off" and config.humans.any else {}
+        self.situations = None  # recorded decisions reused across this env's episodes (humans.reuse)
+        if mode == "llm" and config.humans.reuse.enabled:
+            from agents.situation_cache import SituationCache
+
+            self.situations = SituationCache(config.humans.reuse.path, config.humans.reuse.resolution)
 
     def start(self, world: Any) -> None:
         """Embody the humans in a new episode's ``world``."""
@@ -55,7 +61,7 @@ class EnvHumans:
             memory = MemoryStore(None, embedding=MiniLMEmbedding() if humans.memory.embedding == "minilm"
                                  else HashEmbedding())
         self.population = Population(world, humans, client=self._client, memory=memory, personas=self._personas,
-                                     seed=self.config.seed, loop=self._loop)
+                                     seed=self.config.seed, loop=self._loop, situations=self.situations)
 
     def advance(self, world: Any, steps: int, *observers: Any) -> list:
         """Run ``steps`` physics steps of ``world`` with the humans deciding; each of

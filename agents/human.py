@@ -158,6 +158,19 @@ class HumanAgent(BaseChatAgent):
             return decision
         return Decision(intent=intent, answer=text, latency_s=latency, cached=bool(result.cached), clamped=clamped)
 
+    async def answer_question(self, prompt: str, max_tokens: int = 160) -> tuple[str, str | None]:
+        """An in-character free-text answer to an interviewer's ``prompt``: ``(text, None)``, or
+        ``("", fallback kind)`` when the model gives none. Nothing in the twin changes."""
+        system = (self.persona.system_message() + "\nAn interviewer asks you about your trip. Answer in character, "
+                  "in the first person, in one to three plain sentences.")
+        messages = [SystemMessage(content=system), UserMessage(content=prompt, source="interviewer")]
+        result, kind, _ = await ask_model(self.model_client, messages, None, system, prompt, max_tokens,
+                                          self.temperature, self.timeout_s)
+        text = result.content.strip() if result is not None and isinstance(result.content, str) else ""
+        if result is not None and not text:
+            kind = "empty"
+        return text, (kind or None) if not text else None
+
     def _fallback(self, intent: Intent, kind: str, detail: str, start: float) -> Decision:
         log.warning("%s: %s answer, using the rule-based intent (%s)", self.name, kind, detail)
         return Decision(intent=intent, fallback=kind, detail=detail, latency_s=time.perf_counter() - start)

@@ -37,6 +37,7 @@ from agents.intent import (
     default_operator_intent,
 )
 from agents.persona import Persona, PersonaError, get_persona, load_personas
+from agents.situation_cache import SituationCache
 from agents.scene import NEAR_MISS_TTC_S, KMH, driver_scene, operator_scene, pedestrian_scene, quote
 from agents.surrogate import driver_features, pedestrian_features
 from envs.actors import HUMAN, VEHICLE_TYPES, WAIT
@@ -93,7 +94,8 @@ class Population:
 
     def __init__(self, world: World, config: HumansConfig, client: ChatCompletionClient | None = None,
                  memory: Any = None, personas: dict[str, Persona] | None = None, seed: int = 0,
-                 episode: int = 0, loop: asyncio.AbstractEventLoop | None = None) -> None:
+                 episode: int = 0, loop: asyncio.AbstractEventLoop | None = None,
+                 situations: SituationCache | None = None) -> None:
         self.world, self.config, self.client, self.memory = world, config, client, memory
         self.episode = episode
         self.rng = np.random.default_rng(seed + 7919)  # own stream: does not disturb the world's
@@ -121,6 +123,9 @@ class Population:
                                         "(make one with python run.py distill RUN_DIR)")
             self.surrogate = Surrogate.load(Path(config.surrogate.path))
         self._surrogate_rng = np.random.default_rng(seed + 104723)
+        if situations is None and config.reuse.enabled:
+            situations = SituationCache(config.reuse.path, config.reuse.resolution)
+        self.situations = situations  # recorded decisions reused where the situation is the same
         all_stand_in = self.surrogate is not None and config.surrogate.live_fraction == 0.0
         if any(h.llm for h in self.humans) and client is None and not all_stand_in:
             raise ValueError("LLM humans need a model client")
@@ -255,14 +260,20 @@ class Population:
             self.memory.add_many(notes)
         if not due:
             return []
-        stand_in = [self._stands_in(h, features.get(h.identity)) for h, _, _ in due]
-        live = [item for item, s in zip(due, stand_in) if not s]
+        reused = [self.situations.lookup(h.role, h.persona.id, features.get(h.identity))
+                  if self.situations is not None else None for h, _, _ in due]
+        sources = ["reuse" if r is not None else "surrogate" if self._stands_in(h, features.get(h.identity))
+                   else "llm" for (h, _, _), r in zip(due, reused)]
+        live = [item for item, src in zip(due, sources) if src == "llm"]
         prompts_live = [self._prompt(h, scene, now) for h, _, scene in live]
         answers = iter(self._ask(live, prompts_live) if live else [])
         prompts_iter = iter(prompts_live)
         decisions, prompts = [], []
-        for (h, _, _), s in zip(due, stand_in):
-            if s:
+        for (h, _, _), src, entry in zip(due, sources, reused):
+            if src == "reuse":
+                decisions.append(Decision(intent=INTENTS[h.role](**entry["intent"]), answer=entry["answer"]))
+                prompts.append(("", []))
+            elif src == "surrogate":
                 decisions.append(self._surrogate_decision(h, features[h.identity]))
                 prompts.append(("", []))
             else:
@@ -270,19 +281,22 @@ class Population:
                 prompts.append(next(prompts_iter))
         records = []
         memories = []
-        for (h, trigger, _), (prompt, used), decision, by_surrogate in zip(due, prompts, decisions, stand_in):
+        for (h, trigger, _), (prompt, used), decision, source in zip(due, prompts, decisions, sources):
             h.last_decision_s, h.triggers = now, []
-            if by_surrogate:
-                self.stats["surrogate_decisions"] += 1
+            if source != "llm":
+                self.stats[f"{source}_decisions"] += 1
             else:
                 self._count(decision)
+                if self.situations is not None and decision.fallback is None:
+                    self.situations.add(h.role, h.persona.id, features.get(h.identity),
+                                        decision.intent.model_dump(), decision.answer)
             effects = self._apply(h, decision.intent)
             h.recent.append(f"{now:.0f} s: {self._summary(decision.intent)}")
             record = {"time_s": round(now, 3), "human": h.identity, "persona": h.persona.id, "role": h.role,
                       "actor": h.actor_id, "trigger": trigger, "prompt": prompt, "answer": decision.answer,
                       "intent": decision.intent.model_dump(), "fallback": decision.fallback,
                       "detail": decision.detail, "clamped": decision.clamped, "memories": used, "effects": effects,
-                      "features": features.get(h.identity), "source": "surrogate" if by_surrogate else "llm"}
+                      "features": features.get(h.identity), "source": source}
             records.append(record)
             memories.append({"agent": h.identity, "kind": "decision", "time_s": now, "episode": self.episode,
                              "text": f"{now:.0f} s, {trigger.replace('_', ' ')}: I chose {self._summary(decision.intent)}"})
@@ -359,7 +373,8 @@ class Population:
         closed = [ln.name for k, ln in enumerate(state.network.lanes) if self.world.lane_closed[k]]
         return operator_scene(state, dict(counts), self.world.variable_speed_limit, closed)
 
-    def _prompt(self, h: Human, scene: str, now: float) -> tuple[str, list[str]]:
+    def _prompt(self, h: Human, scene: str, now: float) -> tuple[str, list[dict[str, str]]]:
+        """The request text and the memories recalled into it (id and text)."""
         parts = [scene]
         if h.recent:
             parts.append("Your recent decisions: " + quote("; ".join(h.recent)))
@@ -375,7 +390,7 @@ class Population:
         budget = cfg.prompt_budget_tokens - count_tokens(h.agent.system_message)
         budget = max(budget, count_tokens("\n\n".join(parts)))  # memories are what gives way, never the scene
         prompt, used = fit_prompt(parts, [quote(m.text) for m in recalled], budget, header="You remember:")
-        return prompt, [recalled[i].id for i in used]
+        return prompt, [{"id": recalled[i].id, "text": recalled[i].text} for i in used]
 
     def _stands_in(self, h: Human, features: list[float] | None) -> bool:
         """Whether the surrogate decides for ``h`` this time (``humans.surrogate.live_fraction``
@@ -466,6 +481,57 @@ class Population:
         elif advisory:
             effects.append(f"ignored: advisory {advisory[:20]!r} says nothing")
         return effects
+
+    def interview(self, identity: str, question: str) -> dict[str, Any]:
+        """Ask LLM human ``identity`` in character why it acts as it does. It answers from its
+        persona, its current scene, its recent decisions and the memories the question recalls;
+        nothing is stored and the simulation does not change."""
+        h = next((h for h in self.humans if h.identity == identity), None)
+        if h is None:
+            raise KeyError(f"no human {identity!r} (humans: {[h.identity for h in self.humans]})")
+        if h.agent is None:
+            raise ValueError(f"{identity} is rule-based: there is no model to answer for it")
+        state = self.world.snapshot()
+        if h.role == "operator":
+            scene = self._operator_scene(state)
+        elif h.actor_id is None:
+            scene = "You are not on the road right now."
+        elif h.role == "driver":
+            scene = driver_scene(state, h.actor_id) or "You have left the road."
+        else:
+            scene = pedestrian_scene(state, h.actor_id, h.prior["critical_gap"]) or "You have left the road."
+        parts = [scene]
+        if h.recent:
+            parts.append("Your recent decisions: " + quote("; ".join(h.recent)))
+        recalled = []
+        if self.memory is not None and self.config.memory.recall:
+            recalled = self.memory.retrieve(h.identity, question, now_s=state.time, k=self.config.memory.recall,
+                                            episode=self.episode)
+            if recalled:
+                parts.append("You remember: " + " ".join(quote(m.text) for m in recalled))
+        parts.append("Interviewer: " + quote(question))
+        prompt = "\n".join(parts)
+        answer, fallback = self._loop.run_until_complete(h.agent.answer_question(prompt))
+        return {"human": identity, "question": question, "t": round(state.time, 3), "prompt": prompt,
+                "answer": answer, "fallback": fallback,
+                "memories": [{"id": m.id, "text": m.text} for m in recalled]}
+
+    def change_persona(self, identity: str, persona_id: str) -> None:
+        """Give human ``identity`` another persona of the same role from now on (a what-if):
+        new behaviour parameters for its current actor, a new system message for its model."""
+        h = next((h for h in self.humans if h.identity == identity), None)
+        if h is None:
+            raise KeyError(f"no human {identity!r}")
+        persona = get_persona(persona_id, load_personas())
+        if persona.role != h.role:
+            raise PersonaError(f"{persona_id!r} is a {persona.role}, not a {h.role}")
+        h.persona = persona
+        if h.agent is not None:
+            model = self.config.model
+            h.agent = HumanAgent(h.agent.name, persona, self.client, max_tokens=model.max_tokens,
+                                 temperature=model.temperature, timeout_s=model.timeout_s)
+        if h.actor_id is not None:
+            self._embody(h, h.actor_id)
 
     def alert_operators(self, text: str) -> int:
         """A supervisor's alert for the operators: it enters their next prompt (as data) and

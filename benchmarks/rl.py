@@ -14,7 +14,9 @@ steps until the success rate first reaches ``threshold``, and training steps/s.
 
 ``humans_speed`` (``run.py bench rl --humans-seconds S``) measures training-time steps/s of
 ``twin/Intersection-v0`` with random ego actions and the scenario's persona slots off,
-rule-based, and deciding live with the embedded LLM.
+rule-based, and deciding live with the embedded LLM. ``reuse_speed`` (``--reuse-episodes N``)
+runs N episodes of live LLM humans with ``humans.reuse`` on and reports, per episode, the
+share of decisions taken from earlier episodes' recorded situations.
 """
 
 from __future__ import annotations
@@ -116,9 +118,66 @@ def humans_speed(seconds: float = 60.0, seed: int = 0, surrogate: Path | None = 
     return rows
 
 
+def reuse_speed(episodes: int = 5, duration_s: float = 30.0, seed: int = 0, resolution: float = 0.25,
+                scripted: bool = False) -> list[dict]:
+    """LLM humans with ``humans.reuse`` on, episode after episode of the intersection env
+    (random ego actions, a new seed each): how many decisions were reused and the steps/s.
+
+    ``scripted`` answers every request at once with a fixed intent per role (the test
+    suite's scripted model) instead of the embedded LLM: how often situations recur does
+    not depend on the answers' content, and hundreds of episodes then take minutes."""
+    import envs  # noqa: F401
+
+    env = gym.make("twin/Intersection-v0", humans="llm", duration_s=duration_s,
+                   overrides={"humans.reuse.enabled": True, "humans.reuse.resolution": resolution,
+                              "humans.memory.enabled": not scripted})
+    if scripted:
+        from tests.scripted import ScriptedClient  # the repository's scripted model client
+
+        env.unwrapped.humans._client = ScriptedClient()
+    env.action_space.seed(seed)
+    humans = env.unwrapped.humans
+    rows = []
+    for episode in range(episodes):
+        env.reset(seed=seed + episode)
+        hits, misses, start, steps, done = humans.situations.hits, humans.situations.misses, time.perf_counter(), 0, False
+        while not done:
+            _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+            steps, done = steps + 1, terminated or truncated
+        wall = time.perf_counter() - start
+        reused, asked = humans.situations.hits - hits, humans.situations.misses - misses
+        rows.append({"episode": episode + 1, "decisions": reused + asked, "reused": reused,
+                     "reuse_share": round(reused / max(reused + asked, 1), 2), "situations_known": len(humans.situations),
+                     "policy_steps": steps, "wall_s": round(wall, 1), "steps_per_s": round(steps / wall, 2)})
+    env.close()
+    return rows
+
+
 def run_rl_benchmark(minutes: float = 10.0, threshold: float = 0.9, json_path: Path | None = None,
-                     humans_seconds: float = 0.0, surrogate: Path | None = None) -> list[dict]:
+                     humans_seconds: float = 0.0, surrogate: Path | None = None,
+                     reuse_episodes: int = 0, reuse_resolution: float = 0.25, reuse_scripted: bool = False) -> list[dict]:
     console = Console()
+    if reuse_episodes > 0:
+        who = "a scripted model" if reuse_scripted else "the live LLM"
+        with console.status(f"{reuse_episodes} episodes of humans on {who} reusing recorded situations"):
+            reuse = reuse_speed(reuse_episodes, resolution=reuse_resolution, scripted=reuse_scripted)
+        table = Table(title=f"twin/Intersection-v0, humans on {who} with humans.reuse (30 s episodes, "
+                            f"resolution {reuse_resolution})")
+        for col in ("episodes", "decisions", "reused", "reuse share", "situations known", "policy steps/s"):
+            table.add_column(col, justify="right")
+        block = -(-len(reuse) // 20)  # at most 20 rows, each summing a block of episodes
+        for k in range(0, len(reuse), block):
+            rows = reuse[k:k + block]
+            decisions, reused = sum(r["decisions"] for r in rows), sum(r["reused"] for r in rows)
+            steps, wall = sum(r["policy_steps"] for r in rows), sum(r["wall_s"] for r in rows)
+            span = f"{rows[0]['episode']}-{rows[-1]['episode']}" if len(rows) > 1 else str(rows[0]["episode"])
+            table.add_row(span, str(decisions), str(reused), f"{reused / max(decisions, 1):.2f}",
+                          str(rows[-1]["situations_known"]), f"{steps / max(wall, 1e-9):.2f}")
+        console.print(table)
+        if minutes <= 0 and humans_seconds <= 0:
+            if json_path is not None:
+                Path(json_path).write_text(json.dumps(reuse, indent=2))
+            return reuse
     if humans_seconds > 0:
         with console.status("training steps/s with each kind of humans"):
             speed = humans_speed(humans_seconds, surrogate=surrogate)

@@ -103,6 +103,11 @@ class FaultInjector:
         self._active: list[tuple[object, dict]] = []
         self._pending = list(self.faults)
 
+    def add(self, fault) -> None:
+        """Schedule one more fault (a what-if injected while the twin runs)."""
+        self.faults = sorted([*self.faults, fault], key=lambda f: f.at_s)
+        self._pending.append(fault)
+
     def apply(self, now: float) -> None:
         """Start the faults due by ``now`` [s], drive the scripted ones and end the expired ones."""
         for fault in [f for f in self._pending if f.at_s <= now + 1e-9]:

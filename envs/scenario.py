@@ -177,6 +177,8 @@ class ScenarioConfig(Strict):
     sim_hz: int = Field(15, ge=1, le=200, description="physics rate [Hz]")
     policy_hz: int = Field(1, ge=1, le=200, description="decision rate [Hz]")
     duration_s: float = Field(40.0, gt=0.0, description="episode length [s]")
+    road_friction: float = Field(1.0, ge=0.05, le=1.5,
+                                 description="tyre-road friction coefficient (weather): 1 dry, 0.5 wet, 0.2 snow")
     network: Network
     demand: Demand = Demand()
     drivers: DriverBehaviour = DriverBehaviour()

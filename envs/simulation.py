@@ -3,7 +3,8 @@
 Used by ``python run.py simulate``. A run directory gets the resolved scenario
 (``scenario.yaml``), every world event (``events.jsonl``), every decision of an LLM
 human with its prompt, answer, intent and fallback (``decisions.jsonl``), the LLM cache
-(``llm_cache.jsonl``), the humans' memory (``memory/``), the supervisor's hazard, violation
+(``llm_cache.jsonl``), the humans' memory (``memory/``), the trace of the world state,
+intents, decisions and hazards per decision tick (``trace.jsonl.gz``, see ``docs/trace.md``), the supervisor's hazard, violation
 and anomaly events (``hazards.jsonl``) and its triaged alerts (``alerts.jsonl``), the
 summary (``summary.json``, with the injected faults and ``trace_sha256`` over events,
 decisions, hazards and alerts) and, on request, an animation (``run.gif``).
@@ -30,12 +31,132 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from envs.render import Renderer
+from envs.trace import TICK_S, TRACE_FILE, TraceWriter
 from envs.scenario import load_scenario
 from envs.world import World
 
 NEAR_MISS_TTC_S = 1.5  # [s] time to collision below which an approach counts as a near miss
 GIF_FPS = 4  # GIF frames per second; frames are taken every simulated half second
 GIF_MAX_FRAMES = 600
+
+
+class ScenarioRun:
+    """A scenario running step by step with its humans and supervisor, writing a run directory.
+
+    ``simulate`` drives one to the end; the live inspector steps one, interviews its humans
+    and forks it. ``keep_ticks`` keeps every trace record in ``ticks`` as well."""
+
+    def __init__(self, config: Any, out: Path, replay: Path | None = None, model_client: Any = None,
+                 console: Console | None = None, keep_ticks: bool = False) -> None:
+        console = console or Console()
+        self.config, self.out = config, Path(out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "scenario.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+        self.world = world = World(config)
+        self.population = _population(world, config, self.out, replay, model_client, console)
+        self.supervisor = _supervisor(config, self.population, self.out, replay, model_client, console)
+        self.decisions_file = (self.out / "decisions.jsonl").open("w")
+        self.trace = TraceWriter(self.out / TRACE_FILE)
+        self.trace.header(config, world.network, _trace_humans(self.population))
+        self.ticks: list[dict] | None = [] if keep_ticks else None
+        self.steps = 0
+        self.speeds: list[float] = []
+        self.near_misses, self._closing_in = 0, set()
+        self._next_tick = TICK_S
+        self._pending: list[dict] = []  # decisions since the last trace tick
+        self._seen_hazards: set[int] = set()
+        self._marks = {"events": 0, "alerts": 0}
+        self._closed = False
+        self.started = time.perf_counter()
+
+    def step(self) -> None:
+        """One physics step, the supervisor's check, the humans' due decisions, a trace tick when due."""
+        world, population = self.world, self.population
+        world.step()
+        self.supervisor.after_step(world)
+        if population is not None:
+            for record in population.after_step():
+                self.decisions_file.write(json.dumps(record) + "\n")
+                self._pending.append(record)
+            self.decisions_file.flush()
+        if self.steps % self.config.sim_hz == 0:
+            if len(world.vehicles):
+                self.speeds.append(float(world.vehicles.v.mean()))
+            self.near_misses, self._closing_in = _near_misses(world, self._closing_in, self.near_misses)
+        if world.time + 1e-9 >= self._next_tick:
+            record = _trace_tick(self.trace, world, population, self.supervisor, self._pending, self._seen_hazards,
+                                 self._marks)
+            if self.ticks is not None:
+                self.ticks.append(record)
+            self._pending, self._next_tick = [], self._next_tick + TICK_S
+        self.steps += 1
+
+    def advance(self, seconds: float) -> None:
+        """Run ``seconds`` [s] of simulated time."""
+        for _ in range(int(round(seconds * self.config.sim_hz))):
+            self.step()
+
+    def close(self) -> None:
+        """Release the files, the model and the memory; an interrupted run keeps what it wrote."""
+        if self._closed:
+            return
+        self._closed = True
+        self.decisions_file.close()
+        self.trace.close()
+        if self.supervisor.agent is not None:
+            self.supervisor.agent.close()
+        if self.population is not None:
+            self.population.close()
+            if self.population.memory is not None:
+                self.population.memory.close()
+
+    def finish(self) -> dict[str, Any]:
+        """Close the run, write its events, hazards, alerts and return the summary."""
+        self.close()
+        wall = time.perf_counter() - self.started
+        world, supervisor, out = self.world, self.supervisor, self.out
+        with (out / "events.jsonl").open("w") as fh:
+            for e in world.events:
+                fh.write(json.dumps({"kind": e.kind, "time_s": round(e.time, 3), "actors": list(e.actors),
+                                     "x_m": round(e.x, 2), "y_m": round(e.y, 2)}) + "\n")
+        with (out / "hazards.jsonl").open("w") as fh:
+            for h in sorted(supervisor.events, key=lambda h: (h.start_s, h.kind, h.actors)):
+                fh.write(json.dumps(h.to_dict()) + "\n")
+        with (out / "alerts.jsonl").open("w") as fh:
+            for alert in supervisor.alerts:
+                fh.write(json.dumps(alert) + "\n")
+        hazards = Counter(f"{h.kind}/{h.severity}" for h in supervisor.events if h.category == "hazard")
+        kinds = [e.kind for e in world.events]
+        summary = {
+            "scenario": self.config.name,
+            "seed": self.config.seed,
+            "simulated_s": round(world.time, 2),
+            "wall_s": round(wall, 2),
+            "realtime_factor": round(world.time / max(wall, 1e-9), 1),
+            "vehicles_entered": world.stats["vehicles_entered"],
+            "vehicles_exited": world.stats["vehicles_exited"],
+            "vehicles_now": len(world.vehicles),
+            "mean_speed_mps": round(float(np.mean(self.speeds)), 2) if self.speeds else 0.0,
+            "pedestrians_entered": world.stats["pedestrians_entered"],
+            "pedestrians_crossed": world.stats["pedestrians_crossed"],
+            "mean_pedestrian_wait_s": round(world.stats["pedestrian_wait_s"] / max(world.stats["pedestrians_crossed"], 1), 2),
+            "collisions": kinds.count("collision"),
+            "off_road": kinds.count("off_road"),
+            "red_light_violations": kinds.count("red_light"),
+            "near_misses": self.near_misses,
+            "hazards": dict(sorted(hazards.items())),
+            "violations": dict(sorted(Counter(h.kind for h in supervisor.events if h.category == "violation").items())),
+            "anomalies": dict(sorted(Counter(h.kind for h in supervisor.events if h.category == "anomaly").items())),
+            "alerts": len(supervisor.alerts),
+            "supervisor_s": round(supervisor.seconds, 2),
+            "faults": world.faults.log,
+        }
+        if self.population is not None:
+            summary.update(_human_summary(self.population, world.time))
+        summary["trace_sha256"] = _trace_hash(out)
+        summary["trace_bytes"] = (out / TRACE_FILE).stat().st_size
+        summary["run_dir"] = str(out)
+        return summary
 
 
 def simulate(
@@ -66,91 +187,29 @@ def simulate(
     config = load_scenario(scenario, overrides)
     duration = config.duration_s if minutes is None else 60.0 * minutes
     out = out or Path("runs") / f"{config.name}-{datetime.now():%Y%m%d-%H%M%S}"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "scenario.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
-
-    world = World(config)
-    population = _population(world, config, out, replay, model_client, console)
-    decisions_file = (out / "decisions.jsonl").open("w")
+    run = ScenarioRun(config, out, replay=replay, model_client=model_client, console=console)
+    world = run.world
     steps = int(round(duration * config.sim_hz))
-    speeds, frames = [], []
-    near_misses, closing_in = 0, set()
-    supervisor = _supervisor(config, population, out, replay, model_client, console)
+    frames = []
     renderer = Renderer(world.network, config.render) if gif else None
     frame_every = max(1, config.sim_hz // 2)
-    start = time.perf_counter()
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[clock]}"),
                TextColumn("{task.fields[actors]}"), TimeRemainingColumn()]
     try:
         with Progress(*columns, console=console, transient=True) as progress:
             task = progress.add_task(f"simulating {config.name}", total=steps, clock="", actors="")
             for k in range(steps):
-                world.step()
-                supervisor.after_step(world)
-                if population is not None:
-                    for record in population.after_step():
-                        decisions_file.write(json.dumps(record) + "\n")
-                    decisions_file.flush()
+                run.step()
                 if k % config.sim_hz == 0:
-                    if len(world.vehicles):
-                        speeds.append(float(world.vehicles.v.mean()))
-                    near_misses, closing_in = _near_misses(world, closing_in, near_misses)
                     progress.update(task, completed=k + 1, clock=f"t={world.time:7.1f} s",
                                     actors=f"{len(world.vehicles)} veh {len(world.pedestrians)} ped")
                 if renderer is not None and k % frame_every == 0 and len(frames) < GIF_MAX_FRAMES:
                     frames.append(renderer.render(world.snapshot()))
-    finally:  # an interrupted run keeps its decisions so far and releases the model and memory
-        decisions_file.close()
-        if supervisor.agent is not None:
-            supervisor.agent.close()
-        if population is not None:
-            population.close()
-            if population.memory is not None:
-                population.memory.close()
-    wall = time.perf_counter() - start
-
-    with (out / "events.jsonl").open("w") as fh:
-        for e in world.events:
-            fh.write(json.dumps({"kind": e.kind, "time_s": round(e.time, 3), "actors": list(e.actors),
-                                 "x_m": round(e.x, 2), "y_m": round(e.y, 2)}) + "\n")
-    with (out / "hazards.jsonl").open("w") as fh:
-        for h in sorted(supervisor.events, key=lambda h: (h.start_s, h.kind, h.actors)):
-            fh.write(json.dumps(h.to_dict()) + "\n")
-    with (out / "alerts.jsonl").open("w") as fh:
-        for alert in supervisor.alerts:
-            fh.write(json.dumps(alert) + "\n")
-    hazards = Counter(f"{h.kind}/{h.severity}" for h in supervisor.events if h.category == "hazard")
-    kinds = [e.kind for e in world.events]
-    summary = {
-        "scenario": config.name,
-        "seed": config.seed,
-        "simulated_s": round(world.time, 2),
-        "wall_s": round(wall, 2),
-        "realtime_factor": round(world.time / max(wall, 1e-9), 1),
-        "vehicles_entered": world.stats["vehicles_entered"],
-        "vehicles_exited": world.stats["vehicles_exited"],
-        "vehicles_now": len(world.vehicles),
-        "mean_speed_mps": round(float(np.mean(speeds)), 2) if speeds else 0.0,
-        "pedestrians_entered": world.stats["pedestrians_entered"],
-        "pedestrians_crossed": world.stats["pedestrians_crossed"],
-        "mean_pedestrian_wait_s": round(world.stats["pedestrian_wait_s"] / max(world.stats["pedestrians_crossed"], 1), 2),
-        "collisions": kinds.count("collision"),
-        "off_road": kinds.count("off_road"),
-        "red_light_violations": kinds.count("red_light"),
-        "near_misses": near_misses,
-        "hazards": dict(sorted(hazards.items())),
-        "violations": dict(sorted(Counter(h.kind for h in supervisor.events if h.category == "violation").items())),
-        "anomalies": dict(sorted(Counter(h.kind for h in supervisor.events if h.category == "anomaly").items())),
-        "alerts": len(supervisor.alerts),
-        "supervisor_s": round(supervisor.seconds, 2),
-        "faults": world.faults.log,
-    }
-    if population is not None:
-        summary.update(_human_summary(population, world.time))
-    summary["trace_sha256"] = _trace_hash(out)
+    finally:  # an interrupted run keeps its decisions and trace so far and releases the model and memory
+        run.close()
+    summary = run.finish()
     if replay is not None and "trace_sha256" in recorded:
         summary["replay_identical"] = summary["trace_sha256"] == recorded["trace_sha256"]
-    summary["run_dir"] = str(out)
     if frames:
         from PIL import Image
 
@@ -159,7 +218,7 @@ def simulate(
         summary["gif"] = str(out / "run.gif")
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
 
-    table = Table(title=f"{config.name}: {summary['simulated_s']:.0f} simulated s in {wall:.1f} s "
+    table = Table(title=f"{config.name}: {summary['simulated_s']:.0f} simulated s in {summary['wall_s']:.1f} s "
                         f"({summary['realtime_factor']}x real time)")
     table.add_column("measure")
     table.add_column("value", justify="right")
@@ -168,6 +227,37 @@ def simulate(
             table.add_row(key, str(value))
     console.print(table)
     return summary
+
+
+def _trace_humans(population) -> list[dict[str, Any]]:
+    """The trace header's humans: identity, persona, role, whether an LLM decides, description."""
+    if population is None:
+        return []
+    return [{"identity": h.identity, "persona": h.persona.id, "name": h.persona.name, "role": h.role, "llm": h.llm,
+             "summary": h.persona.summary, "trip_purpose": h.persona.trip_purpose,
+             "traits": h.persona.traits.model_dump()} for h in population.humans]
+
+
+def _trace_tick(trace: TraceWriter, world: World, population, supervisor, decisions: list[dict],
+                seen_hazards: set[int], marks: dict[str, int]) -> dict[str, Any]:
+    """One trace record (written and returned): the state now and what happened since the previous tick."""
+    by_actor, intents = {}, {}
+    if population is not None:
+        for h in population.humans:
+            if h.actor_id is not None:
+                by_actor[h.actor_id] = h.identity
+            if h.intent is not None and (h.actor_id is not None or h.role == "operator"):
+                intents[h.identity] = h.intent.model_dump(exclude={"reason"})
+    hazards = []
+    for e in supervisor.events:
+        if id(e) not in seen_hazards:
+            seen_hazards.add(id(e))
+            hazards.append(e.to_dict())
+    events = [{"kind": e.kind, "time_s": round(e.time, 3), "actors": list(e.actors)}
+              for e in world.events[marks["events"]:]]
+    alerts = supervisor.alerts[marks["alerts"]:]
+    marks["events"], marks["alerts"] = len(world.events), len(supervisor.alerts)
+    return trace.tick(world.snapshot(), by_actor, intents, decisions, hazards, events, alerts)
 
 
 def _near_misses(world: World, closing_in: set, count: int) -> tuple[int, set]:
@@ -202,13 +292,33 @@ def _population(world: World, config, out: Path, replay: Path | None, model_clie
             shutil.rmtree(path)  # a run's own memory starts empty, so reruns and replays match
         embedding = MiniLMEmbedding() if humans.memory.embedding == "minilm" else HashEmbedding()
         memory = MemoryStore(path, embedding=embedding)
-    population = Population(world, humans, client=client, memory=memory, seed=config.seed)
+    population = Population(world, humans, client=client, memory=memory, seed=config.seed,
+                            situations=_situations(humans.reuse, out, replay))
     if memory is not None and persist:  # the next episode of persona identities that remember
         population.episode = 1 + max(memory.latest_episode(h.identity) if memory.count(h.identity) else -1
                                      for h in population.humans)
     elif replay is not None and (replay / "summary.json").exists():
         population.episode = json.loads((replay / "summary.json").read_text()).get("episode", 0)
     return population
+
+
+def _situations(reuse, out: Path, replay: Path | None):
+    """The cache of reusable decisions (``humans.reuse``). The shared file is copied into the run
+    directory as it was at the start (``situations_start.jsonl``), and a replay reads that copy
+    without writing, so it meets the same situations the recorded run did."""
+    if not reuse.enabled:
+        return None
+    from agents.situation_cache import SituationCache
+
+    start = out / "situations_start.jsonl"
+    if replay is not None:
+        recorded = replay / "situations_start.jsonl"
+        if recorded.exists() and replay.resolve() != out.resolve():
+            shutil.copyfile(recorded, start)
+        return SituationCache(recorded if recorded.exists() else None, reuse.resolution, read_only=True)
+    if reuse.path and Path(reuse.path).exists():
+        shutil.copyfile(reuse.path, start)
+    return SituationCache(reuse.path, reuse.resolution)
 
 
 def _supervisor(config, population, out: Path, replay: Path | None, model_client: Any, console: Console):
@@ -248,6 +358,8 @@ def _human_summary(population, simulated_s: float) -> dict[str, Any]:
         "llm_decisions": stats["decisions"],
         "llm_calls": stats["llm_calls"],
         "cache_hits": stats["cache_hits"],
+        "reused_decisions": stats["reuse_decisions"],
+        "surrogate_decisions": stats["surrogate_decisions"],
         "fallbacks": stats["fallbacks"],
         "fallbacks_by_kind": {k.removeprefix("fallback_"): v for k, v in sorted(stats.items()) if k.startswith("fallback_")},
         "calls_per_agent_minute": round(stats["decisions"] / max(llm_humans * simulated_s / 60.0, 1e-9), 2),

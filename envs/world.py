@@ -48,6 +48,8 @@ DECISION_PERIOD_S = 1.0  # [s] between lane-change decisions of a human driver
 MIN_GREEN_S = 5.0  # [s] shortest green an operator's retiming may leave
 CLOSED_LANE_WISH = 3.0  # [m/s^2] MOBIL bonus for leaving a closed lane
 BACKLOG_CAP = 5  # vehicles waiting to enter at an inlet before arrivals are dropped
+GRAVITY = 9.81  # [m/s^2]
+DRY_FRICTION = 0.8  # tyre-road friction of dry asphalt; drivers brake less hard on anything slicker
 PHASE_SUFFIXES = (" green", "pedestrians walk")  # signal intervals that are phases (the rest are clearances)
 
 
@@ -120,6 +122,7 @@ class World:
         self.perceived_gap = np.zeros(0)  # [m] per vehicle: the leader gap its own sensor reports
         self._sensor_rng = np.random.default_rng([config.seed if seed is None else seed, 104729])
         self.faults = FaultInjector(config.faults, self)
+        self.friction = config.road_friction  # tyre-road friction coefficient (set_friction changes it)
         self._perceive()
         if populate:
             self.place_controlled(config.ego.controlled, config.ego.action)
@@ -160,8 +163,7 @@ class World:
         self.vehicles.append(
             id=vid, vtype=TYPE_INDEX[vtype], driver=driver, lane=lane, target_lane=lane, s=s,
             d=net.lane_offset[lane], v=v, cmd_speed=v, length=t.length, width=t.width, wheelbase=t.wheelbase,
-            a_max=t.a_max, b_comf=t.b_comf, b_max=t.b_max, v_max=t.v_max, brake_limit=np.inf, forced_accel=np.nan,
-            **values,
+            v_max=t.v_max, brake_limit=np.inf, forced_accel=np.nan, **self._grip(t), **values,
         )
         self.stats["vehicles_entered"] += 1
         return vid
@@ -352,6 +354,23 @@ class World:
     VEHICLE_PARAMS = ("speed_factor", "headway", "min_gap", "politeness", "reaction_time", "compliance", "runs_red",
                       "amber_decel", "wish_left", "wish_right")
     PEDESTRIAN_PARAMS = ("speed", "critical_gap", "compliance", "ignores_signal")
+
+    def _grip(self, t) -> dict[str, float]:
+        """Acceleration limits [m/s^2] of vehicle type ``t`` on this road: tyres transmit at most
+        friction x g, and drivers scale their comfortable braking with the friction below dry."""
+        grip = self.friction * GRAVITY
+        return {"a_max": min(t.a_max, grip), "b_max": min(t.b_max, grip),
+                "b_comf": t.b_comf * min(1.0, self.friction / DRY_FRICTION)}
+
+    def set_friction(self, friction: float) -> None:
+        """Change the road's tyre-road friction coefficient (weather) for every vehicle, now and later."""
+        if not 0.05 <= friction <= 1.5:
+            raise ValueError(f"road friction must be in [0.05, 1.5], not {friction}")
+        self.friction = float(friction)
+        veh = self.vehicles
+        for r in range(len(veh)):
+            for name, value in self._grip(VEHICLE_TYPES[veh.vtype[r]]).items():
+                getattr(veh, name)[r] = value
 
     def set_vehicle_params(self, vehicle_id: int, **params: float) -> bool:
         """Set behaviour parameters of one vehicle (names in ``VEHICLE_PARAMS``); False if it has left."""

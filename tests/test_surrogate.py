@@ -86,3 +86,55 @@ def test_a_missing_surrogate_file_names_the_field(tmp_path):
         "drivers": [{"persona": "commuter_late", "count": 1}], "surrogate": {"path": str(tmp_path / "none.pkl")}}})
     with pytest.raises(FileNotFoundError, match="humans.surrogate.path"):
         Population(World(config), config.humans, client=ScriptedClient(), seed=0)
+
+
+def _episode(config, client, situations, seed: int, seconds: float = 60.0):
+    world = World(config.model_copy(update={"seed": seed}))
+    pop = Population(world, config.humans, client=client, seed=seed, situations=situations)
+    records = []
+    for _ in range(int(seconds * config.sim_hz)):
+        world.step()
+        records += pop.after_step()
+    return records
+
+
+def test_recorded_decisions_are_reused_across_episodes_where_the_situation_is_the_same(tmp_path):
+    from agents.situation_cache import SituationCache
+
+    slots = [{"persona": p, "count": 3} for p in ("commuter_late", "cautious_elderly")]
+    config = load_scenario("intersection", {"ego.controlled": 0, "humans": {
+        "drivers": slots, "decision_period_s": {"driver": 5.0}, "memory": {"enabled": False},
+        "reuse": {"enabled": True, "path": str(tmp_path / "situations.jsonl")}}})
+    client = ScriptedClient(red_means_slower)
+    cache = SituationCache(tmp_path / "situations.jsonl")
+    first = _episode(config, client, cache, seed=1)
+    asked_first = len(client.requests)
+    assert asked_first > 0 and len(cache) > 0
+    # the same episode again: every situation was seen, no model call, the same decisions
+    again = _episode(config, client, cache, seed=1)
+    assert len(client.requests) == asked_first
+    assert all(r["source"] == "reuse" for r in again)
+    assert [r["intent"] for r in again] == [r["intent"] for r in first]
+    # another episode, from the file in a new process's cache: some situations recur, some are new
+    reloaded = SituationCache(tmp_path / "situations.jsonl")
+    assert len(reloaded) == len(cache)
+    other = _episode(config, client, reloaded, seed=2)
+    sources = {r["source"] for r in other}
+    assert sources == {"reuse", "llm"}
+    # a reused decision is the model's choice for that situation: slower before red
+    for r in other:
+        red = r["features"][10] == 1.0  # the signal-ahead-is-red feature
+        if r["source"] == "reuse":
+            assert r["intent"]["speed"] == ("slower" if red else "faster")
+
+
+def test_fallbacks_are_never_reused():
+    from agents.situation_cache import SituationCache
+
+    slots = [{"persona": "commuter_late", "count": 2}]
+    config = load_scenario("intersection", {"ego.controlled": 0, "humans": {
+        "drivers": slots, "decision_period_s": {"driver": 5.0}, "memory": {"enabled": False}}})
+    cache = SituationCache()
+    records = _episode(config, ScriptedClient(lambda s, p: "not json"), cache, seed=1, seconds=30.0)
+    assert records and all(r["fallback"] for r in records)
+    assert len(cache) == 0

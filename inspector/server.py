@@ -1,0 +1,134 @@
+"""The inspector's local web server (standard library only), bound to 127.0.0.1.
+
+Routes: ``/`` the page, ``/static/<file>`` its scripts and styles, and a JSON API:
+
+- ``GET /api/run``: mode, the trace header (geometry, humans), summary, hazards, alerts
+- ``GET /api/ticks?session=main|fork&from=N``: trace records from index N
+- live only: ``POST /api/step {"seconds"}``, ``POST /api/interview {"human", "question"}``,
+  ``POST /api/fork {"tick", "change"}``
+
+A bad request is answered with HTTP 400 and ``{"error": message}``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import mimetypes
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+from envs.trace import read_trace
+
+STATIC = Path(__file__).parent / "static"
+HOST = "127.0.0.1"  # never reachable from another machine
+MAX_BODY = 64 * 1024  # [bytes] largest request body accepted
+
+log = logging.getLogger(__name__)
+
+
+def _jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+class RecordedRun:
+    """A finished (or interrupted) run directory, served read-only."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = Path(run_dir)
+        if not self.run_dir.is_dir():
+            raise FileNotFoundError(f"{self.run_dir}: no such run directory")
+        self.header, self.main_ticks = read_trace(self.run_dir)
+        summary = self.run_dir / "summary.json"
+        self.summary = json.loads(summary.read_text()) if summary.exists() else None
+        self.hazards = _jsonl(self.run_dir / "hazards.jsonl")
+        self.alerts = _jsonl(self.run_dir / "alerts.jsonl")
+        if not self.hazards:  # an interrupted run: its hazards are in the trace only
+            self.hazards = [h for tick in self.main_ticks for h in tick["hazards"]]
+
+    def describe(self) -> dict[str, Any]:
+        return {"mode": "recorded", "run_dir": str(self.run_dir), "header": self.header, "summary": self.summary,
+                "hazards": self.hazards, "alerts": self.alerts, "personas": [], "fault_kinds": [], "fork": None}
+
+    def ticks(self, session: str, start: int) -> dict[str, Any]:
+        if session != "main":
+            raise ValueError("a recorded run has no fork (use --live)")
+        return {"ticks": self.main_ticks[max(start, 0):], "total": len(self.main_ticks)}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    source: Any = None  # RecordedRun or inspector.live.LiveTwin, set by make_server
+
+    def log_message(self, fmt: str, *args: Any) -> None:  # quiet: the console shows the address only
+        log.debug(fmt, *args)
+
+    def _send(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _json(self, data: Any, status: int = 200) -> None:
+        self._send(status, json.dumps(data, separators=(",", ":")).encode(), "application/json")
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        url = urlparse(self.path)
+        if url.path in ("/", "/index.html"):
+            return self._file(STATIC / "index.html")
+        if url.path.startswith("/static/"):
+            name = url.path.removeprefix("/static/")
+            target = (STATIC / name).resolve()
+            if STATIC.resolve() not in target.parents:
+                return self._json({"error": "not found"}, 404)
+            return self._file(target)
+        query = parse_qs(url.query)
+        try:
+            if url.path == "/api/run":
+                return self._json(self.source.describe())
+            if url.path == "/api/ticks":
+                session = query.get("session", ["main"])[0]
+                start = int(query.get("from", ["0"])[0])
+                return self._json(self.source.ticks(session, start))
+        except ValueError as exc:
+            return self._json({"error": str(exc)}, 400)
+        self._json({"error": f"no such page: {url.path}"}, 404)
+
+    def do_POST(self) -> None:  # noqa: N802
+        url = urlparse(self.path)
+        if not hasattr(self.source, "step"):
+            return self._json({"error": "a recorded run cannot be changed (start the inspector with --live)"}, 400)
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY:
+            return self._json({"error": f"request body over {MAX_BODY} bytes"}, 400)
+        try:
+            body = json.loads(self.rfile.read(length) or b"{}")
+            if not isinstance(body, dict):
+                raise ValueError("the request body must be a JSON object")
+            if url.path == "/api/step":
+                return self._json(self.source.step(float(body.get("seconds", 0.5))))
+            if url.path == "/api/interview":
+                return self._json(self.source.interview(str(body.get("human", "")), str(body.get("question", ""))))
+            if url.path == "/api/fork":
+                return self._json(self.source.fork_at(int(body.get("tick", -1)), dict(body.get("change") or {})))
+        except (ValueError, TypeError) as exc:
+            return self._json({"error": str(exc)}, 400)
+        self._json({"error": f"no such action: {url.path}"}, 404)
+
+    def _file(self, path: Path) -> None:
+        if not path.is_file():
+            return self._json({"error": "not found"}, 404)
+        kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        self._send(200, path.read_bytes(), kind + ("; charset=utf-8" if kind.startswith("text/") or
+                                                   kind.endswith("javascript") else ""))
+
+
+def make_server(source: Any, port: int = 0) -> ThreadingHTTPServer:
+    """A server for ``source`` on 127.0.0.1 (``port`` 0: any free port; see ``server_address``)."""
+    handler = type("InspectorHandler", (_Handler,), {"source": source})
+    server = ThreadingHTTPServer((HOST, port), handler)
+    server.daemon_threads = True
+    return server

@@ -1,0 +1,213 @@
+"""The run trace, the inspector's server and live twin (interview, fork), and GIF export."""
+
+import gzip
+import json
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from envs.simulation import simulate
+from envs.trace import TICK_S, read_trace
+from inspector.export import export_gif
+from inspector.live import LiveError, LiveTwin
+from inspector.server import RecordedRun, make_server
+from tests.scripted import ScriptedClient, by_role
+
+FAULT = [{"kind": "signal_stuck", "at_s": 20}]
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("run")
+    simulate("intersection", minutes=0.75, out=out, model_client=ScriptedClient(), overrides={"faults": FAULT})
+    return out
+
+
+def test_the_trace_has_one_record_per_decision_tick_with_state_decisions_and_hazards(recorded):
+    header, ticks = read_trace(recorded)
+    assert header["format"] == "traffic-twin-trace" and header["network"]["lanes"]
+    assert {h["role"] for h in header["humans"]} == {"driver", "pedestrian", "operator"}
+    times = [t["t"] for t in ticks]
+    assert len(ticks) == pytest.approx(45 / TICK_S, abs=1)
+    assert all(0 < b - a < 2 * TICK_S for a, b in zip(times, times[1:]))
+    decisions = [json.loads(line) for line in (recorded / "decisions.jsonl").read_text().splitlines()]
+    assert [d for t in ticks for d in t["decisions"]] == decisions
+    hazards = [h["kind"] for t in ticks for h in t["hazards"]]
+    assert "signal_stuck" in hazards
+    tick = next(t for t in ticks if t["vehicles"]["human"].count(None) < len(t["vehicles"]["id"]))
+    v = tick["vehicles"]
+    assert len({len(col) for col in v.values()}) == 1  # parallel columns
+    identity = next(h for h in v["human"] if h)
+    assert identity in tick["intents"]
+    summary = json.loads((recorded / "summary.json").read_text())
+    assert summary["trace_bytes"] == (recorded / "trace.jsonl.gz").stat().st_size
+
+
+def test_a_truncated_trace_still_reads_up_to_its_last_whole_tick(recorded, tmp_path):
+    data = (recorded / "trace.jsonl.gz").read_bytes()
+    (tmp_path / "trace.jsonl.gz").write_bytes(data[: len(data) * 2 // 3])
+    header, ticks = read_trace(tmp_path)
+    assert header["scenario"] == "intersection" and 0 < len(ticks) < len(read_trace(recorded)[1])
+    (tmp_path / "trace.jsonl.gz").write_bytes(gzip.compress(b'{"type": "header", "format": "other"}\n'))
+    with pytest.raises(ValueError, match="not a traffic-twin-trace"):
+        read_trace(tmp_path)
+
+
+def _get(base: str, path: str):
+    with urllib.request.urlopen(base + path, timeout=30) as r:
+        return r.status, r.read()
+
+
+def _post(base: str, path: str, body: dict):
+    request = urllib.request.Request(base + path, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def serving(source):
+    server = make_server(source)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def test_the_server_serves_a_recorded_run_on_localhost_only(recorded):
+    server, base = serving(RecordedRun(recorded))
+    try:
+        assert server.server_address[0] == "127.0.0.1"
+        status, page = _get(base, "/")
+        assert status == 200 and b"<canvas" in page
+        run = json.loads(_get(base, "/api/run")[1])
+        assert run["mode"] == "recorded" and run["header"]["scenario"] == "intersection"
+        assert any(h["kind"] == "signal_stuck" for h in run["hazards"])
+        ticks = json.loads(_get(base, "/api/ticks?from=10")[1])
+        assert ticks["total"] == len(read_trace(recorded)[1]) and len(ticks["ticks"]) == ticks["total"] - 10
+        status, body = _post(base, "/api/step", {"seconds": 1})
+        assert status == 400 and "--live" in body["error"]
+        with pytest.raises(urllib.error.HTTPError) as err:
+            _get(base, "/static/../../run.py")
+        assert err.value.code == 404
+    finally:
+        server.shutdown()
+
+
+def test_export_writes_a_gif_of_the_trace(recorded, tmp_path):
+    result = export_gif(recorded, tmp_path / "run.gif", speed=8.0)
+    from PIL import Image
+
+    with Image.open(tmp_path / "run.gif") as gif:
+        assert gif.n_frames == result["frames"] > 10
+    with pytest.raises(ValueError, match="only .gif"):
+        export_gif(recorded, tmp_path / "run.mp4")
+
+
+def late_driver_says_why(system: str, prompt: str) -> str:
+    if "interviewer" in system.lower():
+        return "I was late for work, so I kept close to the car ahead."
+    return by_role(system, prompt)
+
+
+@pytest.fixture
+def live(tmp_path):
+    twin = LiveTwin("intersection", tmp_path / "live", model_client=ScriptedClient(late_driver_says_why),
+                    overrides={"humans.memory.embedding": "hash"})
+    yield twin
+    twin.close()
+
+
+def test_live_steps_and_an_interview_answers_in_character_without_changing_the_run(live, tmp_path):
+    live.step(10.0)
+    human = next(h.identity for h in live.main.population.humans if h.role == "driver" and h.actor_id is not None)
+    before = json.dumps(live.main.ticks)
+    answer = live.interview(human, "Why are you driving so close?")
+    assert answer["answer"].startswith("I was late") and answer["fallback"] is None
+    assert "Why are you driving so close?" in answer["prompt"]
+    assert json.dumps(live.main.ticks) == before
+    live.step(10.0)
+    # the same 20 s without the interview: the same trace
+    other = LiveTwin("intersection", tmp_path / "other", model_client=ScriptedClient(late_driver_says_why),
+                     overrides={"humans.memory.embedding": "hash"})
+    try:
+        other.step(20.0)
+        assert json.dumps(other.main.ticks) == json.dumps(live.main.ticks)
+    finally:
+        other.close()
+    with pytest.raises(LiveError, match="no human"):
+        live.interview("nobody#0", "hello?")
+    with pytest.raises(LiveError, match="seconds"):
+        live.step(-1)
+
+
+def test_a_fork_shares_the_past_and_diverges_after_its_change(live):
+    live.step(15.0)
+    tick = 10  # t = 5.5 s or so
+    # a change that changes nothing: the fork's future is the main run's, tick for tick
+    same = live.fork_at(tick, {"kind": "friction", "value": 1.0})
+    forked = live.ticks("fork", 0)["ticks"]
+    assert same["fork_total"] == len(forked) == len(live.main.ticks) - tick
+    assert json.dumps(forked) == json.dumps(live.main.ticks[tick:])
+    # a stuck signal from the fork point on: the futures part
+    result = live.fork_at(tick, {"kind": "fault", "fault": {"kind": "signal_stuck"}})
+    assert "signal_stuck" in result["description"]
+    live.step(30.0)
+    assert live.fork.world.faults.log[-1]["kind"] == "signal_stuck"
+    main, fork = live.ticks("main", 0)["ticks"], live.ticks("fork", 0)["ticks"]
+    assert fork[0]["t"] == main[tick]["t"] and fork[-1]["t"] == main[-1]["t"]
+    assert [t["signals"] for t in fork] != [t["signals"] for t in main[tick:]]
+    # another persona for a driver: its decisions now come from the new persona's system message
+    human = next(h.identity for h in live.main.population.humans if h.role == "driver")
+    live.fork_at(len(live.main.ticks) - 1, {"kind": "persona", "human": human, "persona": "cautious_elderly"})
+    changed = next(h for h in live.fork.population.humans if h.identity == human)
+    assert changed.persona.id == "cautious_elderly"
+    with pytest.raises(LiveError, match="kind must be"):
+        live.fork_at(0, {"kind": "rain"})
+    with pytest.raises(LiveError, match="friction"):
+        live.fork_at(0, {"kind": "friction", "value": 7})
+    with pytest.raises(LiveError, match="tick"):
+        live.fork_at(10_000, {"kind": "friction", "value": 0.5})
+
+
+def test_the_live_api_steps_interviews_forks_and_names_bad_requests(live):
+    server, base = serving(live)
+    try:
+        status, body = _post(base, "/api/step", {"seconds": 5})
+        assert status == 200 and body["total"] >= 9 and body["fork_total"] is None
+        run = json.loads(_get(base, "/api/run")[1])
+        assert run["mode"] == "live" and "cautious_elderly" in run["personas"] and "brake_failure" in run["fault_kinds"]
+        human = next(h["identity"] for h in run["header"]["humans"] if h["role"] == "driver")
+        status, body = _post(base, "/api/interview", {"human": human, "question": "Where are you going?"})
+        assert status == 200 and body["answer"]
+        status, body = _post(base, "/api/fork", {"tick": 3, "change": {"kind": "friction", "value": 0.3}})
+        assert status == 200 and "friction 0.3" in body["description"]
+        fork = json.loads(_get(base, "/api/ticks?session=fork&from=0")[1])
+        assert fork["total"] == body["fork_total"] > 0
+        status, body = _post(base, "/api/fork", {"tick": 3, "change": {"kind": "fault", "fault": {"kind": "melt"}}})
+        assert status == 400 and "fault" in body["error"]
+        status, body = _post(base, "/api/interview", {"human": human, "question": " "})
+        assert status == 400 and "empty" in body["error"]
+    finally:
+        server.shutdown()
+
+
+def test_friction_limits_braking_and_leaves_a_dry_road_unchanged():
+    from envs.scenario import load_scenario
+    from envs.world import World
+
+    dry, wet = World(load_scenario("highway")), World(load_scenario("highway", {"road_friction": 0.3}))
+    for _ in range(30):
+        dry.step()
+        wet.step()
+    assert dry.vehicles.b_max.max() == 8.0
+    assert wet.vehicles.b_max.max() == pytest.approx(0.3 * 9.81)
+    assert wet.vehicles.b_comf.max() < dry.vehicles.b_comf.max()
+    dry.set_friction(0.5)
+    assert dry.vehicles.b_max.max() == pytest.approx(0.5 * 9.81)
+    with pytest.raises(ValueError, match="friction"):
+        dry.set_friction(3.0)
+
