@@ -110,6 +110,19 @@ def _parse(text: str, intent_type: type[Intent]) -> tuple[Intent | None, str | N
     return intent, None, "", clamped
 
 
+def tidy_answer(text: str, sentences: int = 3) -> str:
+    """A free-text answer cut to its first ``sentences`` distinct sentences, before any line in
+    which the model goes on to write the interviewer's part (small models ramble and repeat)."""
+    text = re.split(r"\n\s*\W*(interviewer|question)\b", text.strip(), maxsplit=1, flags=re.IGNORECASE)[0]
+    kept: list[str] = []
+    for sentence in re.split(r"(?<=[.!?])\s+", " ".join(text.split())):
+        if sentence and sentence.lower() not in (k.lower() for k in kept):
+            kept.append(sentence)
+        if len(kept) == sentences:
+            break
+    return " ".join(kept).strip()
+
+
 class HumanAgent(BaseChatAgent):
     """A driver, pedestrian or operator role-played by a language model."""
 
@@ -158,7 +171,7 @@ class HumanAgent(BaseChatAgent):
             return decision
         return Decision(intent=intent, answer=text, latency_s=latency, cached=bool(result.cached), clamped=clamped)
 
-    async def answer_question(self, prompt: str, max_tokens: int = 160) -> tuple[str, str | None]:
+    async def answer_question(self, prompt: str, max_tokens: int = 120) -> tuple[str, str | None]:
         """An in-character free-text answer to an interviewer's ``prompt``: ``(text, None)``, or
         ``("", fallback kind)`` when the model gives none. Nothing in the twin changes."""
         system = (self.persona.system_message() + "\nAn interviewer asks you about your trip. Answer in character, "
@@ -166,7 +179,7 @@ class HumanAgent(BaseChatAgent):
         messages = [SystemMessage(content=system), UserMessage(content=prompt, source="interviewer")]
         result, kind, _ = await ask_model(self.model_client, messages, None, system, prompt, max_tokens,
                                           self.temperature, self.timeout_s)
-        text = result.content.strip() if result is not None and isinstance(result.content, str) else ""
+        text = tidy_answer(result.content) if result is not None and isinstance(result.content, str) else ""
         if result is not None and not text:
             kind = "empty"
         return text, (kind or None) if not text else None

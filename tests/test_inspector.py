@@ -211,3 +211,15 @@ def test_friction_limits_braking_and_leaves_a_dry_road_unchanged():
     with pytest.raises(ValueError, match="friction"):
         dry.set_friction(3.0)
 
+
+
+def test_a_rambling_interview_answer_is_cut_to_three_distinct_sentences(tmp_path):
+    ramble = "I was late. I was late. I chose the right lane! It was clear. It was clear.\nInterviewer: And then?"
+    twin = LiveTwin("intersection", tmp_path / "ramble", overrides={"humans.memory.enabled": False},
+                    model_client=ScriptedClient(lambda s, p: ramble if "interviewer" in s.lower() else by_role(s, p)))
+    try:
+        twin.step(3.0)
+        human = next(h.identity for h in twin.main.population.humans if h.role == "driver" and h.actor_id is not None)
+        assert twin.interview(human, "Why?")["answer"] == "I was late. I chose the right lane! It was clear."
+    finally:
+        twin.close()
