@@ -257,7 +257,7 @@ def _trace_tick(trace: TraceWriter, world: World, population, supervisor, decisi
               for e in world.events[marks["events"]:]]
     alerts = supervisor.alerts[marks["alerts"]:]
     marks["events"], marks["alerts"] = len(world.events), len(supervisor.alerts)
-    return trace.tick(world.snapshot(), by_actor, intents, decisions, hazards, events, alerts)
+    return trace.tick(world.snapshot(), by_actor, intents, decisions, hazards, events, alerts, world.signal_dark)
 
 
 def _near_misses(world: World, closing_in: set, count: int) -> tuple[int, set]:

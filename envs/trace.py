@@ -55,7 +55,7 @@ def network_geometry(network: Any) -> dict[str, Any]:
             "sidewalks": [_pts(s) for s in network.sidewalks], "sidewalk_width_m": float(network.sidewalk_width)}
 
 
-def tick_state(state: WorldState, humans_by_actor: dict[int, str]) -> dict[str, Any]:
+def tick_state(state: WorldState, humans_by_actor: dict[int, str], signals_dark: bool = False) -> dict[str, Any]:
     """The world columns of one tick (see ``docs/trace.md``)."""
     v, p = state.vehicles, state.pedestrians
     n = len(v["id"])
@@ -80,7 +80,7 @@ def tick_state(state: WorldState, humans_by_actor: dict[int, str]) -> dict[str, 
     }
     return {"vehicles": vehicles, "pedestrians": pedestrians,
             "signals": {"groups": state.group_state.tolist(), "crossings": state.crossing_signal.tolist(),
-                        "interval": state.signal_interval}}
+                        "interval": state.signal_interval, "dark": bool(signals_dark)}}
 
 
 class TraceWriter:
@@ -100,8 +100,9 @@ class TraceWriter:
         self._write(record)
 
     def tick(self, state: WorldState, humans_by_actor: dict[int, str], intents: dict[str, dict],
-             decisions: list[dict], hazards: list[dict], events: list[dict], alerts: list[dict]) -> dict[str, Any]:
-        record = {"type": "tick", "t": round(state.time, 3), **tick_state(state, humans_by_actor),
+             decisions: list[dict], hazards: list[dict], events: list[dict], alerts: list[dict],
+             signals_dark: bool = False) -> dict[str, Any]:
+        record = {"type": "tick", "t": round(state.time, 3), **tick_state(state, humans_by_actor, signals_dark),
                   "intents": intents, "decisions": decisions, "hazards": hazards, "events": events, "alerts": alerts}
         self._write(record)
         self.ticks += 1

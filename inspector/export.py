@@ -17,6 +17,7 @@ from envs.trace import read_trace
 
 GRASS, ASPHALT, CROSSING, SIDEWALK = (112, 150, 96), (88, 88, 92), (150, 150, 154), (190, 186, 176)
 SIGNALS = [(40, 200, 60), (240, 190, 30), (220, 40, 40)]  # green, amber, red
+DARK = (110, 110, 110)  # heads out of order
 TYPES = [(70, 120, 220), (150, 110, 200), (230, 150, 40)]  # car, truck, bus
 SEVERITY = {"low": (250, 220, 60), "medium": (250, 140, 30), "high": (230, 30, 30)}
 CONTROLLED, CRASHED = (30, 220, 220), (255, 40, 40)
@@ -77,7 +78,8 @@ class _Painter:
         for lane in self.network["lanes"]:
             if lane["signal_group"] >= 0 and groups:
                 (x, y), = self.px(lane["stop_line"])
-                draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=SIGNALS[groups[lane["signal_group"]]])
+                dark = tick["signals"].get("dark")
+                draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=DARK if dark else SIGNALS[groups[lane["signal_group"]]])
         t = tick["t"]
         for h in hazards:
             if h["start_s"] <= t <= h["end_s"] + 1.0:

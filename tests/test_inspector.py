@@ -108,7 +108,7 @@ def test_export_writes_a_gif_of_the_trace(recorded, tmp_path):
 
 
 def late_driver_says_why(system: str, prompt: str) -> str:
-    if "interviewer" in system.lower():
+    if "Interviewer:" in prompt:
         return "I was late for work, so I kept close to the car ahead."
     return by_role(system, prompt)
 
@@ -165,6 +165,10 @@ def test_a_fork_shares_the_past_and_diverges_after_its_change(live):
     live.fork_at(len(live.main.ticks) - 1, {"kind": "persona", "human": human, "persona": "cautious_elderly"})
     changed = next(h for h in live.fork.population.humans if h.identity == human)
     assert changed.persona.id == "cautious_elderly"
+    # dark heads are marked as dark in the trace (their groups read green: an unsignalised junction)
+    live.fork_at(len(live.main.ticks) - 1, {"kind": "fault", "fault": {"kind": "signal_dark", "actor": "fastest"}})
+    live.step(1.0)
+    assert live.ticks("fork", 0)["ticks"][-1]["signals"]["dark"] and not live.main.ticks[-1]["signals"]["dark"]
     with pytest.raises(LiveError, match="kind must be"):
         live.fork_at(0, {"kind": "rain"})
     with pytest.raises(LiveError, match="friction"):
@@ -216,7 +220,7 @@ def test_friction_limits_braking_and_leaves_a_dry_road_unchanged():
 def test_a_rambling_interview_answer_is_cut_to_three_distinct_sentences(tmp_path):
     ramble = "I was late. I was late. I chose the right lane! It was clear. It was clear.\nInterviewer: And then?"
     twin = LiveTwin("intersection", tmp_path / "ramble", overrides={"humans.memory.enabled": False},
-                    model_client=ScriptedClient(lambda s, p: ramble if "interviewer" in s.lower() else by_role(s, p)))
+                    model_client=ScriptedClient(lambda s, p: ramble if "Interviewer:" in p else by_role(s, p)))
     try:
         twin.step(3.0)
         human = next(h.identity for h in twin.main.population.humans if h.role == "driver" and h.actor_id is not None)

@@ -103,7 +103,7 @@ def test_a_recorded_run_plays_in_the_browser_and_explains_an_actor(browser, reco
 
 
 def late(system: str, prompt: str) -> str:
-    return "I am late for work." if "interviewer" in system.lower() else by_role(system, prompt)
+    return "I am late for work." if "Interviewer:" in prompt else by_role(system, prompt)
 
 
 def test_live_mode_steps_interviews_and_forks_a_second_future(browser, tmp_path):

@@ -456,7 +456,7 @@
     for (const lane of net.lanes || []) {
       if (lane.signal_group == null || lane.signal_group < 0 || !lane.stop_line) continue;
       const st = groups[lane.signal_group];
-      ctx.fillStyle = st == null ? '#777' : (SIGNAL_COLOURS[sNames[st]] || '#777');
+      ctx.fillStyle = st == null || sig.dark ? '#777' : (SIGNAL_COLOURS[sNames[st]] || '#777');  // grey: dark heads
       ctx.beginPath(); ctx.arc(lane.stop_line[0], lane.stop_line[1], r, 0, 2 * Math.PI); ctx.fill(); ctx.stroke();
     }
   }
