@@ -34,6 +34,8 @@ EXAMPLES = {
                "  python run.py inspect intersection --live             # step, interview and fork from the page\n"
                "  python run.py inspect intersection --live --set humans.model.backend=openai --port 8765\n"
                "  python run.py inspect runs/a --export runs/a/replay.gif --speed 8",
+    "distill": "examples:\n  python run.py distill runs/a runs/b --out surrogate.pkl\n"
+               "  python run.py simulate intersection --set humans.surrogate.path=surrogate.pkl",
     "bench": "examples:\n  python run.py bench twin --seconds 20 --vector 2\n"
              "  python run.py bench humans --minutes 3 --separation-minutes 10 --json humans.json\n"
              "  python run.py bench memory --sizes 10000 100000\n"
@@ -212,14 +214,15 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
     tr.set_defaults(func=cmd_train)
 
-    ds = sub.add_parser("distill", help="fit fast surrogate humans on recorded LLM decisions; report agreement")
+    ds = sub.add_parser("distill", help="fit fast surrogate humans on recorded LLM decisions; report agreement",
+                        epilog=EXAMPLES["distill"], formatter_class=fmt)
     ds.add_argument("runs", nargs="+", type=Path, help="run directories (or decisions.jsonl files) with LLM humans")
     ds.add_argument("--out", type=Path, default=Path("surrogate.pkl"), help="where to save the surrogate")
     ds.add_argument("--holdout", type=float, default=0.2, help="share of decisions held out for the agreement")
     ds.add_argument("--seed", type=int, default=0)
     ds.set_defaults(func=cmd_distill)
 
-    ev = sub.add_parser("evaluate", help="score the supervisor on a labelled suite (precision, recall, lead time)",
+    ev = sub.add_parser("evaluate", help="score the supervisor on its labelled suite, or a trained policy against the baselines",
                         epilog=EXAMPLES["evaluate"], formatter_class=fmt)
     ev.add_argument("target", choices=["supervisor", "policy"], help="what to evaluate")
     ev.add_argument("checkpoint", nargs="?", default=None, help="policy: a training run directory or model .zip")
@@ -251,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     ins.add_argument("--speed", type=float, default=4.0, help="export: simulated seconds per second of GIF")
     ins.set_defaults(func=cmd_inspect)
 
-    bench = sub.add_parser("bench", help="measure speed (twin vs highway-env)", epilog=EXAMPLES["bench"],
+    bench = sub.add_parser("bench", help="measure speed: the twin (vs highway-env), LLM humans, memory, supervisor, RL training", epilog=EXAMPLES["bench"],
                            formatter_class=fmt)
     bench.add_argument("target", choices=["twin", "humans", "memory", "supervisor", "rl"],
                        help="twin: physics vs highway-env; humans: LLM cost and persona separation; memory: recall "
