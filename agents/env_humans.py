@@ -39,13 +39,14 @@ class EnvHumans:
             self.situations = SituationCache(config.humans.reuse.path, config.humans.reuse.resolution)
 
     def start(self, world: Any) -> None:
-        """Embody the humans in a new episode's ``world``."""
+        """Embody the humans in a new episode's ``world`` (seeded with the world's seed, so each
+        episode draws its own persona habits, such as who runs red lights)."""
         self.end_episode()
         humans = self.config.humans
         if self.mode == "off" or not humans.any:
             return
         if self.mode == "rule" or not humans.llm_count:
-            self.population = Population(world, rule_only(humans), personas=self._personas, seed=self.config.seed)
+            self.population = Population(world, rule_only(humans), personas=self._personas, seed=world.seed)
             return
         from agents.backend import build_model_client, cached_client
 
@@ -61,7 +62,7 @@ class EnvHumans:
             memory = MemoryStore(None, embedding=MiniLMEmbedding() if humans.memory.embedding == "minilm"
                                  else HashEmbedding())
         self.population = Population(world, humans, client=self._client, memory=memory, personas=self._personas,
-                                     seed=self.config.seed, loop=self._loop, situations=self.situations)
+                                     seed=world.seed, loop=self._loop, situations=self.situations)
 
     def advance(self, world: Any, steps: int, *observers: Any) -> list:
         """Run ``steps`` physics steps of ``world`` with the humans deciding; each of

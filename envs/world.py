@@ -87,7 +87,8 @@ class World:
     def __init__(self, config: ScenarioConfig, seed: int | None = None, populate: bool = True) -> None:
         self.config = config
         self.network = _network_for(config)
-        self.rng = np.random.default_rng(config.seed if seed is None else seed)
+        self.seed = config.seed if seed is None else seed  # this world's own random stream
+        self.rng = np.random.default_rng(self.seed)
         self.dt = 1.0 / config.sim_hz
         self._no_lanes = np.zeros(len(self.network.lanes), dtype=bool)
         self._curve_speed = np.sqrt(LATERAL_COMFORT / np.maximum(self.network.lane_max_curvature, 1e-6))
