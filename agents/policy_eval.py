@@ -97,7 +97,7 @@ def _ego(twin, column: str) -> float | None:
 
 def summarise(rows: list[dict]) -> dict:
     n = len(rows)
-    return {"episodes": n,
+    return {"episodes": n, "llm_decisions": sum(r.get("llm_decisions", 0) for r in rows),
             "success_rate": round(sum(r["success"] for r in rows) / n, 3),
             "collision_rate": round(sum(r["collision"] for r in rows) / n, 3),
             "hazards_per_km": round(sum(r["hazards"] for r in rows) / max(sum(r["km"] for r in rows), 1e-6), 2),
@@ -179,14 +179,19 @@ def evaluate_policy(checkpoint: str | Path, episodes: int = 20, seed: int = 1000
         task = progress.add_task("evaluating", total=episodes * len(drivers))
         for k in range(episodes):
             for name, act in drivers.items():
+                humans_of = getattr(envs_by_driver[name].unwrapped, "humans", None)
+                asked = humans_of.decisions if humans_of is not None else 0
                 rows[name].append(run_episode(envs_by_driver[name], act, seed + k))
+                rows[name][-1]["llm_decisions"] = (humans_of.decisions if humans_of is not None else 0) - asked
                 progress.advance(task)
     for env in set(envs_by_driver.values()):
         env.close()
     summarise_rows = summarise_signals if signals else summarise
     result = {"checkpoint": str(model_path), "env": config.env, "env_kwargs": kwargs, "seed": seed,
               **{name: summarise_rows(r) for name, r in rows.items()}, "episodes": rows}
-    table = Table(title=f"{config.name} on {config.env}: {episodes} seeded episodes each")
+    decisions = sum(r["llm_decisions"] for driver_rows in rows.values() for r in driver_rows)
+    table = Table(title=f"{config.name} on {config.env}: {episodes} seeded episodes each",
+                  caption=f"{decisions} decisions of LLM humans" if decisions else None)
     labels = LABELS
     table.add_column("driver")
     for m in metrics:
