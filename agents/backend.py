@@ -45,6 +45,12 @@ def request_key(system: str, prompt: str) -> str:
     return "failure:" + hashlib.sha256(json.dumps([system, prompt]).encode()).hexdigest()
 
 
+def request_seed(system: str, prompt: str) -> int:
+    """The sampling seed of a request, derived from its text: the same request gets the same
+    answer whatever was asked before it (an interview or a fork does not shift the next answers)."""
+    return int(hashlib.sha256(json.dumps([system, prompt]).encode()).hexdigest()[:8], 16)
+
+
 def failure_log(client: Any) -> "JsonlCacheStore | None":
     """The JSON-lines store under a cached client, where failures are recorded too."""
     store = getattr(client, "store", None)
@@ -71,7 +77,8 @@ async def ask_model(client: Any, messages: list, json_output: Any, system: str, 
     try:
         result = await asyncio.wait_for(
             client.create(messages, json_output=json_output,
-                          extra_create_args={"max_tokens": max_tokens, "temperature": temperature}),
+                          extra_create_args={"max_tokens": max_tokens, "temperature": temperature,
+                                             "seed": request_seed(system, prompt)}),
             timeout=timeout_s)
     except asyncio.TimeoutError:
         kind, detail = "timeout", f"no answer within {timeout_s} s"

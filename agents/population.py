@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from autogen_core.models import ChatCompletionClient
 
-from agents.backend import model_busy
+from agents.backend import model_busy, request_seed
 from agents.config import HumansConfig
 from agents.human import Decision, HumanAgent, rule_intent
 from agents.intent import (
@@ -591,7 +591,8 @@ class Population:
                                             "learned about driving or walking here?", source="twin")]
             async with self._slots or asyncio.Semaphore(1):
                 result = await asyncio.wait_for(
-                    self.client.create(messages, extra_create_args={"max_tokens": 48}),
+                    self.client.create(messages, extra_create_args={
+                        "max_tokens": 48, "seed": request_seed(messages[0].content, messages[1].content)}),
                     timeout=self.config.model.timeout_s)
             return result.content if isinstance(result.content, str) else None
 

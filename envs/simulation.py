@@ -67,6 +67,7 @@ class ScenarioRun:
         self._seen_hazards: set[int] = set()
         self._marks = {"events": 0, "alerts": 0}
         self._closed = False
+        self.finished = False
         self.started = time.perf_counter()
 
     def step(self) -> None:
@@ -113,6 +114,7 @@ class ScenarioRun:
     def finish(self) -> dict[str, Any]:
         """Close the run, write its events, hazards, alerts and return the summary."""
         self.close()
+        self.finished = True
         wall = time.perf_counter() - self.started
         world, supervisor, out = self.world, self.supervisor, self.out
         with (out / "events.jsonl").open("w") as fh:

@@ -1,6 +1,7 @@
 """A scenario the inspector runs step by step: pause, step, run, interview a human, fork a what-if.
 
-The main run writes ``main/`` under the live directory like ``run.py simulate`` does. A fork
+The main run writes ``main/`` under the live directory like ``run.py simulate`` does, and
+each fork ``fork-N/`` (with ``fork.json``: where it starts and what it changes). A fork
 is a second run of the same scenario and seed whose model cache starts as a copy of the
 main run's, so up to the fork step it meets the same situations and gets the same recorded
 answers: its state there is the main run's, bit for bit. Then one change is applied
@@ -16,12 +17,15 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+import json
+from typing import get_args
+
 from envs.faults import Fault
 from envs.scenario import load_scenario
 from envs.simulation import ScenarioRun
+from envs.trace import read_trace
 
-FAULT_KINDS = ("brake_failure", "sensor_dropout", "sensor_noise", "erratic_driver", "pedestrian_stop",
-               "signal_stuck", "signal_dark")
+FAULT_KINDS = tuple(m.model_fields["kind"].default for m in get_args(get_args(Fault)[0]))
 SIGNAL_FAULTS = ("signal_stuck", "signal_dark")
 MAX_STEP_S = 60.0  # [s] the most one step request may simulate
 
@@ -35,13 +39,17 @@ class LiveTwin:
 
     def __init__(self, scenario: str | Path, out: Path, overrides: dict[str, Any] | None = None,
                  model_client: Any = None) -> None:
-        self.config = load_scenario(scenario, {"ego.controlled": 0, **(overrides or {})})
+        # memories stay within the session: a fork must start from the same (empty) store as the main run
+        self.config = load_scenario(scenario, {"ego.controlled": 0, **(overrides or {}), "humans.memory.persist": False})
         self.out = Path(out)
         self.model_client = model_client
         self.main = ScenarioRun(self.config, self.out / "main", model_client=model_client, keep_ticks=True)
+        self.header, _ = read_trace(self.main.out)
         self.fork: ScenarioRun | None = None
-        self.fork_tick = 0  # main tick index the fork starts at
+        self.fork_tick = 0  # index of the fork's first tick in its own tick list
+        self.fork_main_tick = 0  # index of that tick in the main run's list
         self.fork_description = ""
+        self.forks = 0  # forks made so far (fork-1/, fork-2/, ... under the live directory)
         self.lock = threading.Lock()
 
     # ---- the page's requests ----------------------------------------------------------------
@@ -66,32 +74,39 @@ class LiveTwin:
             try:
                 return self.main.population.interview(human, question[:500])
             except (KeyError, ValueError) as exc:
-                raise LiveError(str(exc).strip("'\"")) from None
+                raise LiveError(exc.args[0]) from None
 
     def fork_at(self, tick: int, change: dict[str, Any]) -> dict[str, Any]:
-        """Start a what-if from main tick ``tick`` with one ``change``; replaces an earlier fork."""
+        """Start a what-if from main tick ``tick`` with one ``change``; replaces an earlier fork
+        (which stays in place if this one cannot be made)."""
         with self.lock:
             if not 0 <= tick < len(self.main.ticks):
                 raise LiveError(f"tick must be in [0, {len(self.main.ticks) - 1}], not {tick}")
             apply, description = self._change(change)
-            if self.fork is not None:
-                self.fork.close()
-            path = self.out / "fork"
+            path = self.out / f"fork-{self.forks + 1}"  # each what-if keeps its own run directory
             if path.exists():
                 shutil.rmtree(path)
             path.mkdir(parents=True)
-            if (self.out / "main" / "llm_cache.jsonl").exists():
-                shutil.copyfile(self.out / "main" / "llm_cache.jsonl", path / "llm_cache.jsonl")
+            if (self.main.out / "llm_cache.jsonl").exists():
+                shutil.copyfile(self.main.out / "llm_cache.jsonl", path / "llm_cache.jsonl")
             fork = ScenarioRun(self.config, path, model_client=self._raw_client(), keep_ticks=True)
-            t_fork = self.main.ticks[tick]["t"]
-            self._catch_up(fork, t_fork)
             try:
+                self._share_situations(fork)
+                while len(fork.ticks) <= tick:  # the same steps as the main run, up to that tick
+                    fork.step()
                 apply(fork)
             except (KeyError, ValueError) as exc:
                 fork.close()
-                raise LiveError(str(exc).strip("'\"")) from None
-            self.fork, self.fork_tick = fork, len(fork.ticks) - 1
+                shutil.rmtree(path, ignore_errors=True)
+                raise LiveError(exc.args[0] if exc.args else str(exc)) from None
+            if self.fork is not None:
+                self._finish(self.fork)
+            self.forks += 1
+            t_fork = fork.ticks[tick]["t"]
+            self.fork, self.fork_tick, self.fork_main_tick = fork, tick, tick
             self.fork_description = f"{description} at t = {t_fork:.1f} s"
+            (fork.out / "fork.json").write_text(json.dumps({"main_tick": tick, "t": t_fork, "change": change,
+                                                           "description": self.fork_description}, indent=2))
             self._catch_up(fork, self.main.world.time)
             return {"fork_total": self._fork_total(), "description": self.fork_description}
 
@@ -109,34 +124,52 @@ class LiveTwin:
 
     def describe(self) -> dict[str, Any]:
         from agents.persona import load_personas
-        from envs.trace import read_trace
 
-        header, _ = read_trace(self.main.out)
-        return {"mode": "live", "run_dir": str(self.out), "header": header, "summary": None,
-                "hazards": [e.to_dict() for e in self.main.supervisor.events], "alerts": self.main.supervisor.alerts,
-                "personas": sorted(load_personas()), "fault_kinds": list(FAULT_KINDS),
-                "fork": None if self.fork is None else {"description": self.fork_description, "tick": self._fork_main_tick()}}
+        with self.lock:
+            return {"mode": "live", "run_dir": str(self.out), "header": self.header, "summary": None,
+                    "hazards": [e.to_dict() for e in self.main.supervisor.events],
+                    "alerts": list(self.main.supervisor.alerts), "personas": sorted(load_personas()),
+                    "fault_kinds": list(FAULT_KINDS),
+                    "fork": None if self.fork is None else {"description": self.fork_description,
+                                                            "tick": self.fork_main_tick}}
 
     def close(self) -> None:
-        for run in (self.main, self.fork):
-            if run is not None:
-                run.close()
+        """Finish both runs: each directory gets its events, hazards, alerts and summary."""
+        with self.lock:
+            for run in (self.main, self.fork):
+                if run is not None:
+                    self._finish(run)
+
+    @staticmethod
+    def _finish(run: ScenarioRun) -> None:
+        if not run.finished:
+            summary = run.finish()
+            (run.out / "summary.json").write_text(json.dumps(summary, indent=2))
 
     # ---- helpers ----------------------------------------------------------------------------
     def _fork_total(self) -> int | None:
         return None if self.fork is None else len(self.fork.ticks) - self.fork_tick
 
-    def _fork_main_tick(self) -> int:
-        t = self.fork.ticks[self.fork_tick]["t"]
-        return next(k for k, tick in enumerate(self.main.ticks) if abs(tick["t"] - t) < 1e-6)
-
     def _raw_client(self) -> Any:
         """The model behind the main run's cache (shared, so a fork loads no second model)."""
         if self.model_client is not None:
             return self.model_client
-        population = self.main.population
+        population, agent = self.main.population, self.main.supervisor.agent
         client = population.client if population is not None else None
+        if client is None and agent is not None:
+            client = agent.model_client
         return getattr(client, "client", client)
+
+    def _share_situations(self, fork: ScenarioRun) -> None:
+        """A fork reuses decisions as the main run did: from the shared file as it was at the
+        main run's start, never writing to it."""
+        population = fork.population
+        if population is not None and population.situations is not None:
+            from agents.situation_cache import SituationCache
+
+            start = self.main.out / "situations_start.jsonl"
+            population.situations = SituationCache(start if start.exists() else None,
+                                                   self.config.humans.reuse.resolution, read_only=True)
 
     @staticmethod
     def _catch_up(run: ScenarioRun, until_s: float) -> None:
@@ -152,6 +185,17 @@ class LiveTwin:
                 raise LiveError("a persona change needs 'human' and 'persona'")
             if self.main.population is None:
                 raise LiveError("this scenario has no humans")
+            from agents.persona import get_persona, load_personas
+
+            known = {h.identity: h for h in self.main.population.humans}
+            if human not in known:
+                raise LiveError(f"no human {human!r} (humans: {sorted(known)})")
+            try:
+                role = get_persona(persona, load_personas()).role
+            except ValueError as exc:
+                raise LiveError(exc.args[0]) from None
+            if role != known[human].role:
+                raise LiveError(f"{persona!r} is a {role}, not a {known[human].role}")
             return (lambda run: run.population.change_persona(human, persona)), f"{human} becomes {persona}"
         if kind == "friction":
             try:

@@ -7,7 +7,9 @@ Routes: ``/`` the page, ``/static/<file>`` its scripts and styles, and a JSON AP
 - live only: ``POST /api/step {"seconds"}``, ``POST /api/interview {"human", "question"}``,
   ``POST /api/fork {"tick", "change"}``
 
-A bad request is answered with HTTP 400 and ``{"error": message}``.
+A bad request is answered with HTTP 400 and ``{"error": message}``. Requests whose Host or
+Origin is not this server on localhost are refused (403), and actions must be sent as
+``application/json``, so no other website can drive or read the inspector.
 """
 
 from __future__ import annotations
@@ -75,7 +77,17 @@ class _Handler(BaseHTTPRequestHandler):
     def _json(self, data: Any, status: int = 200) -> None:
         self._send(status, json.dumps(data, separators=(",", ":")).encode(), "application/json")
 
+    def _same_origin(self) -> bool:
+        """Whether the request comes from this page: the Host is this server on localhost (no DNS
+        rebinding) and a browser's Origin, when sent, is too (no other website driving it)."""
+        port = self.server.server_address[1]
+        local = {f"127.0.0.1:{port}", f"localhost:{port}"}
+        origin = self.headers.get("Origin")
+        return self.headers.get("Host") in local and (origin is None or urlparse(origin).netloc in local)
+
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        if not self._same_origin():
+            return self._json({"error": "requests must come from the inspector's own page on 127.0.0.1"}, 403)
         url = urlparse(self.path)
         if url.path in ("/", "/index.html"):
             return self._file(STATIC / "index.html")
@@ -95,15 +107,23 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._json(self.source.ticks(session, start))
         except ValueError as exc:
             return self._json({"error": str(exc)}, 400)
+        except Exception as exc:  # noqa: BLE001 - the page gets a reason, the server keeps serving
+            log.exception("inspector: %s failed", url.path)
+            return self._json({"error": f"{type(exc).__name__}: {exc}"}, 500)
         self._json({"error": f"no such page: {url.path}"}, 404)
 
     def do_POST(self) -> None:  # noqa: N802
         url = urlparse(self.path)
+        if not self._same_origin():
+            return self._json({"error": "requests must come from the inspector's own page on 127.0.0.1"}, 403)
         if not hasattr(self.source, "step"):
             return self._json({"error": "a recorded run cannot be changed (start the inspector with --live)"}, 400)
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY:
-            return self._json({"error": f"request body over {MAX_BODY} bytes"}, 400)
+        if (self.headers.get("Content-Type") or "").split(";")[0].strip() != "application/json":
+            return self._json({"error": "send the request body as application/json"}, 415)
+        length = self.headers.get("Content-Length") or "0"
+        if not length.isdigit() or int(length) > MAX_BODY:
+            return self._json({"error": f"the request body must be 0 to {MAX_BODY} bytes"}, 400)
+        length = int(length)
         try:
             body = json.loads(self.rfile.read(length) or b"{}")
             if not isinstance(body, dict):
@@ -114,8 +134,11 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._json(self.source.interview(str(body.get("human", "")), str(body.get("question", ""))))
             if url.path == "/api/fork":
                 return self._json(self.source.fork_at(int(body.get("tick", -1)), dict(body.get("change") or {})))
-        except (ValueError, TypeError) as exc:
-            return self._json({"error": str(exc)}, 400)
+        except (ValueError, TypeError, RecursionError) as exc:
+            return self._json({"error": str(exc) or type(exc).__name__}, 400)
+        except Exception as exc:  # noqa: BLE001 - the page gets a reason, the server keeps serving
+            log.exception("inspector: %s failed", url.path)
+            return self._json({"error": f"{type(exc).__name__}: {exc}"}, 500)
         self._json({"error": f"no such action: {url.path}"}, 404)
 
     def _file(self, path: Path) -> None:

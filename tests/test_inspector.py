@@ -46,6 +46,17 @@ def test_the_trace_has_one_record_per_decision_tick_with_state_decisions_and_haz
     assert summary["trace_bytes"] == (recorded / "trace.jsonl.gz").stat().st_size
 
 
+def test_the_trace_follows_its_published_schema(recorded):
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads((Path(__file__).parents[1] / "docs" / "trace.schema.json").read_text())
+    header, ticks = read_trace(recorded)
+    validator = jsonschema.Draft202012Validator(schema)
+    for record in [header, *ticks]:
+        validator.validate(record)
+    broken = dict(ticks[0], vehicles={k: v for k, v in ticks[0]["vehicles"].items() if k != "ttc"})
+    assert not validator.is_valid(broken)
+
+
 def test_a_truncated_trace_still_reads_up_to_its_last_whole_tick(recorded, tmp_path):
     data = (recorded / "trace.jsonl.gz").read_bytes()
     (tmp_path / "trace.jsonl.gz").write_bytes(data[: len(data) * 2 // 3])
@@ -61,9 +72,10 @@ def _get(base: str, path: str):
         return r.status, r.read()
 
 
-def _post(base: str, path: str, body: dict):
-    request = urllib.request.Request(base + path, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
+def _post(base: str, path: str, body: dict | str, **headers: str):
+    data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+    request = urllib.request.Request(base + path, data=data, method="POST",
+                                     headers={"Content-Type": "application/json", **headers})
     try:
         with urllib.request.urlopen(request, timeout=60) as r:
             return r.status, json.loads(r.read())
@@ -169,6 +181,14 @@ def test_a_fork_shares_the_past_and_diverges_after_its_change(live):
     live.fork_at(len(live.main.ticks) - 1, {"kind": "fault", "fault": {"kind": "signal_dark", "actor": "fastest"}})
     live.step(1.0)
     assert live.ticks("fork", 0)["ticks"][-1]["signals"]["dark"] and not live.main.ticks[-1]["signals"]["dark"]
+    # a fork that cannot be made leaves the previous one running
+    before = live._fork_total()
+    with pytest.raises(LiveError, match="no human 'nobody#0'"):
+        live.fork_at(3, {"kind": "persona", "human": "nobody#0", "persona": "cautious_elderly"})
+    with pytest.raises(LiveError, match="is a pedestrian, not a driver"):
+        live.fork_at(3, {"kind": "persona", "human": human, "persona": "jogger"})
+    live.step(1.0)
+    assert live._fork_total() == before + 2
     with pytest.raises(LiveError, match="kind must be"):
         live.fork_at(0, {"kind": "rain"})
     with pytest.raises(LiveError, match="friction"):
@@ -195,6 +215,12 @@ def test_the_live_api_steps_interviews_forks_and_names_bad_requests(live):
         assert status == 400 and "fault" in body["error"]
         status, body = _post(base, "/api/interview", {"human": human, "question": " "})
         assert status == 400 and "empty" in body["error"]
+        # another website cannot drive it, and odd requests get a reason, not a dropped connection
+        assert _post(base, "/api/step", {"seconds": 1}, Origin="http://evil.example")[0] == 403
+        assert _post(base, "/api/step", {"seconds": 1}, Host="evil.example:80")[0] == 403
+        assert _post(base, "/api/step", {"seconds": 1}, **{"Content-Type": "text/plain"})[0] == 415
+        status, body = _post(base, "/api/step", "[" * 40000)
+        assert status == 400
     finally:
         server.shutdown()
 
