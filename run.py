@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -175,6 +176,11 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         source = RecordedRun(Path(args.target))
     server = make_server(source, args.port)
     print(f"inspector at http://{HOST}:{server.server_address[1]}/  (Ctrl-C to stop)", flush=True)
+
+    def stop(*_: object) -> None:
+        raise KeyboardInterrupt  # a plain kill ends the inspector like Ctrl-C: live runs are finished
+
+    signal.signal(signal.SIGTERM, stop)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -183,6 +189,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         server.server_close()
         if live is not None:
             live.close()
+            print(f"live runs finished in {live.out}")
     return 0
 
 
