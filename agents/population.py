@@ -39,7 +39,7 @@ from agents.intent import (
 from agents.persona import Persona, PersonaError, get_persona, load_personas
 from agents.situation_cache import SituationCache
 from agents.scene import NEAR_MISS_TTC_S, KMH, driver_scene, operator_scene, pedestrian_scene, quote
-from agents.surrogate import driver_features, pedestrian_features
+from agents.surrogate import driver_features, operator_features, pedestrian_features
 from envs.actors import HUMAN, VEHICLE_TYPES, WAIT
 from envs.world import World
 
@@ -233,6 +233,7 @@ class Population:
                 trigger = self._operator_trigger(h, now, new_events)
                 if trigger and h.llm:
                     due.append((h, trigger, self._operator_scene(state)))
+                    features[h.identity] = self._operator_features(state, trigger)
                 continue
             if h.actor_id is None:
                 continue
@@ -372,6 +373,11 @@ class Population:
         counts = Counter(kind for _, kind in self._recent_events)
         closed = [ln.name for k, ln in enumerate(state.network.lanes) if self.world.lane_closed[k]]
         return operator_scene(state, dict(counts), self.world.variable_speed_limit, closed)
+
+    def _operator_features(self, state, trigger: str) -> list[float]:
+        counts = Counter(kind for _, kind in self._recent_events)
+        return operator_features(state, dict(counts), self.world.variable_speed_limit,
+                                 int(self.world.lane_closed.sum()), trigger)
 
     def _prompt(self, h: Human, scene: str, now: float) -> tuple[str, list[dict[str, str]]]:
         """The request text and the memories recalled into it (id and text)."""

@@ -12,9 +12,12 @@ gap / 100 m, closing speed / 10 m/s, time to collision / 10 s, signal ahead (non
 amber, red), distance to the stopping point / 100 m, lane to the left, lane to the right,
 then the trigger (one-hot of ``TRIGGERS``). Pedestrian features: time waited / 60 s,
 crossing time gap / 10 s, walk signal (none, walk, flashing, don't walk), phase (approach,
-wait, cross, depart), then the trigger. Values are clipped to [-1, 1].
-
-Not yet done: running the population on a surrogate for a share of its decisions.
+wait, cross, depart), then the trigger. Operator features (used to reuse its decisions,
+``agents.situation_cache``; the surrogate has no operator model because an operator's
+intent holds free text): vehicles / 100, mean speed / 30 m/s, share stopped, pedestrians
+waiting / 20, longest wait / 120 s, variable limit on and its value / 30 m/s, closed lanes
+/ 4, collisions, off-road and red-light events of the last minute / 5, then the trigger.
+Values are clipped to [-1, 1].
 """
 
 from __future__ import annotations
@@ -66,6 +69,19 @@ def pedestrian_features(state: Any, row: int, trigger: str) -> list[float]:
     phase = int(p["phase"][row])
     out = [float(p["waited"][row]) / 60.0, (gap if np.isfinite(gap) else 10.0) / 10.0,
            *(float(signal == s) for s in (-1, 0, 1, 2)), *(float(phase == k) for k in range(4)), *_trigger(trigger)]
+    return [round(float(np.clip(x, -1.0, 1.0)), 4) for x in out]
+
+
+def operator_features(state: Any, recent_events: dict[str, int], variable_limit_mps: float | None,
+                      closed_lanes: int, trigger: str) -> list[float]:
+    """The network's condition as the operator sees it (see the module docstring)."""
+    v, p = state.vehicles, state.pedestrians
+    n = len(v["id"])
+    out = [n / 100.0, float(v["v"].mean()) / 30.0 if n else 0.0, float((v["v"] < 0.5).mean()) if n else 0.0,
+           float((p["phase"] == 1).sum()) / 20.0 if len(p["id"]) else 0.0,
+           float(p["waited"].max()) / 120.0 if len(p["id"]) else 0.0,
+           float(variable_limit_mps is not None), (variable_limit_mps or 0.0) / 30.0, closed_lanes / 4.0,
+           *(recent_events.get(kind, 0) / 5.0 for kind in ("collision", "off_road", "red_light")), *_trigger(trigger)]
     return [round(float(np.clip(x, -1.0, 1.0)), 4) for x in out]
 
 

@@ -103,7 +103,8 @@ def test_recorded_decisions_are_reused_across_episodes_where_the_situation_is_th
 
     slots = [{"persona": p, "count": 3} for p in ("commuter_late", "cautious_elderly")]
     config = load_scenario("intersection", {"ego.controlled": 0, "humans": {
-        "drivers": slots, "decision_period_s": {"driver": 5.0}, "memory": {"enabled": False},
+        "drivers": slots, "operators": [{"persona": "tmc_operator"}], "memory": {"enabled": False},
+        "decision_period_s": {"driver": 5.0, "operator": 10.0},
         "reuse": {"enabled": True, "path": str(tmp_path / "situations.jsonl")}}})
     client = ScriptedClient(red_means_slower)
     cache = SituationCache(tmp_path / "situations.jsonl")
@@ -114,6 +115,7 @@ def test_recorded_decisions_are_reused_across_episodes_where_the_situation_is_th
     again = _episode(config, client, cache, seed=1)
     assert len(client.requests) == asked_first
     assert all(r["source"] == "reuse" for r in again)
+    assert any(r["role"] == "operator" for r in again)  # the operator's situations are recorded too
     assert [r["intent"] for r in again] == [r["intent"] for r in first]
     # another episode, from the file in a new process's cache: some situations recur, some are new
     reloaded = SituationCache(tmp_path / "situations.jsonl")
@@ -124,7 +126,7 @@ def test_recorded_decisions_are_reused_across_episodes_where_the_situation_is_th
     # a reused decision is the model's choice for that situation: slower before red
     for r in other:
         red = r["features"][10] == 1.0  # the signal-ahead-is-red feature
-        if r["source"] == "reuse":
+        if r["source"] == "reuse" and r["role"] == "driver":
             assert r["intent"]["speed"] == ("slower" if red else "faster")
 
 
