@@ -265,21 +265,14 @@ class Population:
                   if self.situations is not None else None for h, _, _ in due]
         sources = ["reuse" if r is not None else "surrogate" if self._stands_in(h, features.get(h.identity))
                    else "llm" for (h, _, _), r in zip(due, reused)]
-        live = [item for item, src in zip(due, sources) if src == "llm"]
-        prompts_live = [self._prompt(h, scene, now) for h, _, scene in live]
-        answers = iter(self._ask(live, prompts_live) if live else [])
-        prompts_iter = iter(prompts_live)
-        decisions, prompts = [], []
-        for (h, _, _), src, entry in zip(due, sources, reused):
-            if src == "reuse":
-                decisions.append(Decision(intent=INTENTS[h.role](**entry["intent"]), answer=entry["answer"]))
-                prompts.append(("", []))
-            elif src == "surrogate":
-                decisions.append(self._surrogate_decision(h, features[h.identity]))
-                prompts.append(("", []))
-            else:
-                decisions.append(next(answers))
-                prompts.append(next(prompts_iter))
+        live = [k for k, src in enumerate(sources) if src == "llm"]
+        prompts = {k: self._prompt(due[k][0], due[k][2], now) for k in live}  # the rest have no prompt
+        answers = dict(zip(live, self._ask([due[k] for k in live], list(prompts.values())))) if live else {}
+        decisions = [answers[k] if src == "llm" else
+                     Decision(intent=INTENTS[h.role](**entry["intent"]), answer=entry["answer"]) if src == "reuse" else
+                     self._surrogate_decision(h, features[h.identity])
+                     for k, ((h, _, _), src, entry) in enumerate(zip(due, sources, reused))]
+        prompts = [prompts.get(k, ("", [])) for k in range(len(due))]
         records = []
         memories = []
         for (h, trigger, _), (prompt, used), decision, source in zip(due, prompts, decisions, sources):
@@ -492,9 +485,7 @@ class Population:
         """Ask LLM human ``identity`` in character why it acts as it does. It answers from its
         persona, its current scene, its recent decisions and the memories the question recalls;
         nothing is stored and the simulation does not change."""
-        h = next((h for h in self.humans if h.identity == identity), None)
-        if h is None:
-            raise KeyError(f"no human {identity!r} (humans: {[h.identity for h in self.humans]})")
+        h = self._human(identity)
         if h.agent is None:
             raise ValueError(f"{identity} is rule-based: there is no model to answer for it")
         state = self.world.snapshot()
@@ -525,12 +516,7 @@ class Population:
     def change_persona(self, identity: str, persona_id: str) -> None:
         """Give human ``identity`` another persona of the same role from now on (a what-if):
         new behaviour parameters for its current actor, a new system message for its model."""
-        h = next((h for h in self.humans if h.identity == identity), None)
-        if h is None:
-            raise KeyError(f"no human {identity!r}")
-        persona = get_persona(persona_id, load_personas())
-        if persona.role != h.role:
-            raise PersonaError(f"{persona_id!r} is a {persona.role}, not a {h.role}")
+        h, persona = self._human(identity), self.persona_for(identity, persona_id)
         h.persona = persona
         if h.agent is not None:
             model = self.config.model
@@ -538,6 +524,21 @@ class Population:
                                  temperature=model.temperature, timeout_s=model.timeout_s)
         if h.actor_id is not None:
             self._embody(h, h.actor_id)
+
+    def persona_for(self, identity: str, persona_id: str) -> Persona:
+        """Persona ``persona_id`` if human ``identity`` may take it on (same role); else raises
+        ``KeyError`` (no such human) or ``PersonaError`` (unknown persona, other role)."""
+        h = self._human(identity)
+        persona = get_persona(persona_id, load_personas())
+        if persona.role != h.role:
+            raise PersonaError(f"{persona_id!r} is a {persona.role}, not a {h.role}")
+        return persona
+
+    def _human(self, identity: str) -> Human:
+        h = next((h for h in self.humans if h.identity == identity), None)
+        if h is None:
+            raise KeyError(f"no human {identity!r} (humans: {sorted(h.identity for h in self.humans)})")
+        return h
 
     def alert_operators(self, text: str) -> int:
         """A supervisor's alert for the operators: it enters their next prompt (as data) and

@@ -20,6 +20,7 @@ from envs.faults import Fault
 from envs.validation import field_problems
 
 SCENARIO_DIR = FilePath(__file__).resolve().parent.parent / "configs" / "scenarios"
+FRICTION_RANGE = (0.05, 1.5)  # tyre-road friction coefficients the twin accepts (ice to racing tyres)
 
 #: keyword shortcuts accepted by ``gym.make`` / ``parallel_env`` and their config paths
 SHORTCUTS = {
@@ -177,7 +178,7 @@ class ScenarioConfig(Strict):
     sim_hz: int = Field(15, ge=1, le=200, description="physics rate [Hz]")
     policy_hz: int = Field(1, ge=1, le=200, description="decision rate [Hz]")
     duration_s: float = Field(40.0, gt=0.0, description="episode length [s]")
-    road_friction: float = Field(1.0, ge=0.05, le=1.5,
+    road_friction: float = Field(1.0, ge=FRICTION_RANGE[0], le=FRICTION_RANGE[1],
                                  description="tyre-road friction coefficient (weather): 1 dry, 0.5 wet, 0.2 snow")
     network: Network
     demand: Demand = Demand()

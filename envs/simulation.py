@@ -64,8 +64,8 @@ class ScenarioRun:
         self.near_misses, self._closing_in = 0, set()
         self._next_tick = TICK_S
         self._pending: list[dict] = []  # decisions since the last trace tick
-        self._seen_hazards: set[int] = set()
-        self._marks = {"events": 0, "alerts": 0}
+        self._seen_hazards: set[int] = set()  # supervisor events already in the trace
+        self._events_traced = self._alerts_traced = 0  # world events and alerts already in the trace
         self._closed = False
         self.finished = False
         self.started = time.perf_counter()
@@ -85,12 +85,33 @@ class ScenarioRun:
                 self.speeds.append(float(world.vehicles.v.mean()))
             self.near_misses, self._closing_in = _near_misses(world, self._closing_in, self.near_misses)
         if world.time + 1e-9 >= self._next_tick:
-            record = _trace_tick(self.trace, world, population, self.supervisor, self._pending, self._seen_hazards,
-                                 self._marks)
+            record = self._trace_tick()
             if self.ticks is not None:
                 self.ticks.append(record)
             self._pending, self._next_tick = [], self._next_tick + TICK_S
         self.steps += 1
+
+    def _trace_tick(self) -> dict[str, Any]:
+        """One trace record (written and returned): the state now and what happened since the previous tick."""
+        world, population, supervisor = self.world, self.population, self.supervisor
+        by_actor, intents = {}, {}
+        if population is not None:
+            for h in population.humans:
+                if h.actor_id is not None:
+                    by_actor[h.actor_id] = h.identity
+                if h.intent is not None and (h.actor_id is not None or h.role == "operator"):
+                    intents[h.identity] = h.intent.model_dump(exclude={"reason"})
+        hazards = []
+        for e in supervisor.events:
+            if id(e) not in self._seen_hazards:
+                self._seen_hazards.add(id(e))
+                hazards.append(e.to_dict())
+        events = [{"kind": e.kind, "time_s": round(e.time, 3), "actors": list(e.actors)}
+                  for e in world.events[self._events_traced:]]
+        alerts = supervisor.alerts[self._alerts_traced:]
+        self._events_traced, self._alerts_traced = len(world.events), len(supervisor.alerts)
+        return self.trace.tick(world.snapshot(), by_actor, intents, self._pending, hazards, events, alerts,
+                               world.signal_dark)
 
     def advance(self, seconds: float) -> None:
         """Run ``seconds`` [s] of simulated time."""
@@ -238,28 +259,6 @@ def _trace_humans(population) -> list[dict[str, Any]]:
     return [{"identity": h.identity, "persona": h.persona.id, "name": h.persona.name, "role": h.role, "llm": h.llm,
              "summary": h.persona.summary, "trip_purpose": h.persona.trip_purpose,
              "traits": h.persona.traits.model_dump()} for h in population.humans]
-
-
-def _trace_tick(trace: TraceWriter, world: World, population, supervisor, decisions: list[dict],
-                seen_hazards: set[int], marks: dict[str, int]) -> dict[str, Any]:
-    """One trace record (written and returned): the state now and what happened since the previous tick."""
-    by_actor, intents = {}, {}
-    if population is not None:
-        for h in population.humans:
-            if h.actor_id is not None:
-                by_actor[h.actor_id] = h.identity
-            if h.intent is not None and (h.actor_id is not None or h.role == "operator"):
-                intents[h.identity] = h.intent.model_dump(exclude={"reason"})
-    hazards = []
-    for e in supervisor.events:
-        if id(e) not in seen_hazards:
-            seen_hazards.add(id(e))
-            hazards.append(e.to_dict())
-    events = [{"kind": e.kind, "time_s": round(e.time, 3), "actors": list(e.actors)}
-              for e in world.events[marks["events"]:]]
-    alerts = supervisor.alerts[marks["alerts"]:]
-    marks["events"], marks["alerts"] = len(world.events), len(supervisor.alerts)
-    return trace.tick(world.snapshot(), by_actor, intents, decisions, hazards, events, alerts, world.signal_dark)
 
 
 def _near_misses(world: World, closing_in: set, count: int) -> tuple[int, set]:

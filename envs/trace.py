@@ -58,12 +58,10 @@ def network_geometry(network: Any) -> dict[str, Any]:
 def tick_state(state: WorldState, humans_by_actor: dict[int, str], signals_dark: bool = False) -> dict[str, Any]:
     """The world columns of one tick (see ``docs/trace.md``)."""
     v, p = state.vehicles, state.pedestrians
-    n = len(v["id"])
-    lead = state.leader
-    has = lead >= 0
-    closing = np.where(has, v["v"] - v["v"][np.maximum(lead, 0)], 0.0) if n else np.zeros(0)
-    gap = np.where(has, state.leader_gap, np.nan) if n else np.zeros(0)
-    ttc = np.where(has & (closing > 0.1), gap / np.maximum(closing, 0.1), np.nan) if n else np.zeros(0)
+    has = state.leader >= 0
+    closing = np.where(has, v["v"] - v["v"][np.maximum(state.leader, 0)], 0.0)
+    gap = np.where(has, state.leader_gap, np.nan)
+    ttc = np.where(has & (closing > 0.1), gap / np.maximum(closing, 0.1), np.nan)
     vehicles = {
         "id": v["id"].tolist(), "x": _r(v["x"], 1), "y": _r(v["y"], 1), "heading": _r(v["heading"], 2),
         "v": _r(v["v"], 1), "a": _r(v["a"], 1), "lane": v["lane"].tolist(), "type": v["vtype"].tolist(),

@@ -31,7 +31,7 @@ from envs.actors import (
 from envs.faults import FaultInjector
 from envs.layouts import build_network
 from envs.network import DONT_WALK, GREEN, WALK, Crossing, Network
-from envs.scenario import ScenarioConfig, Spread
+from envs.scenario import FRICTION_RANGE, ScenarioConfig, Spread
 from envs.state import WorldState
 
 KEY_SCALE = 1.0e5  # [m] lane index multiplier in sort keys (longer than any lane)
@@ -121,7 +121,7 @@ class World:
         self.occupied = np.zeros(len(self.network.crossings), dtype=bool)
         self.crossing_gap = np.full(len(self.network.crossings), np.inf)
         self.perceived_gap = np.zeros(0)  # [m] per vehicle: the leader gap its own sensor reports
-        self._sensor_rng = np.random.default_rng([config.seed if seed is None else seed, 104729])
+        self._sensor_rng = np.random.default_rng([self.seed, 104729])
         self.faults = FaultInjector(config.faults, self)
         self.friction = config.road_friction  # tyre-road friction coefficient (set_friction changes it)
         self._perceive()
@@ -365,8 +365,8 @@ class World:
 
     def set_friction(self, friction: float) -> None:
         """Change the road's tyre-road friction coefficient (weather) for every vehicle, now and later."""
-        if not 0.05 <= friction <= 1.5:
-            raise ValueError(f"road friction must be in [0.05, 1.5], not {friction}")
+        if not FRICTION_RANGE[0] <= friction <= FRICTION_RANGE[1]:
+            raise ValueError(f"road friction must be in {list(FRICTION_RANGE)}, not {friction}")
         self.friction = float(friction)
         veh = self.vehicles
         for r in range(len(veh)):

@@ -13,14 +13,13 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
+from envs.actors import HIT
+from envs.render import ASPHALT, CRASH_COLOUR, EGO_COLOUR, GRASS, PEDESTRIAN_COLOURS, SIDEWALK, SIGNAL_COLOURS, TYPE_COLOURS
 from envs.trace import read_trace
 
-GRASS, ASPHALT, CROSSING, SIDEWALK = (112, 150, 96), (88, 88, 92), (150, 150, 154), (190, 186, 176)
-SIGNALS = [(40, 200, 60), (240, 190, 30), (220, 40, 40)]  # green, amber, red
-DARK = (110, 110, 110)  # heads out of order
-TYPES = [(70, 120, 220), (150, 110, 200), (230, 150, 40)]  # car, truck, bus
+CROSSING = (150, 150, 154)
+DARK = (110, 110, 110)  # signal heads out of order
 SEVERITY = {"low": (250, 220, 60), "medium": (250, 140, 30), "high": (230, 30, 30)}
-CONTROLLED, CRASHED = (30, 220, 220), (255, 40, 40)
 WIDTH_PX = 640
 
 
@@ -79,7 +78,7 @@ class _Painter:
             if lane["signal_group"] >= 0 and groups:
                 (x, y), = self.px(lane["stop_line"])
                 dark = tick["signals"].get("dark")
-                draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=DARK if dark else SIGNALS[groups[lane["signal_group"]]])
+                draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=DARK if dark else SIGNAL_COLOURS[groups[lane["signal_group"]]])
         t = tick["t"]
         for h in hazards:
             if h["start_s"] <= t <= h["end_s"] + 1.0:
@@ -92,13 +91,14 @@ class _Painter:
             hl, hw = v["length"][i] / 2, v["width"][i] / 2
             corners = [(v["x"][i] + c * dx - s * dy, v["y"][i] + s * dx + c * dy)
                        for dx, dy in ((hl, hw), (hl, -hw), (-hl, -hw), (-hl, hw))]
-            colour = CRASHED if v["crashed"][i] else CONTROLLED if v["controlled"][i] else TYPES[v["type"][i]]
+            colour = (CRASH_COLOUR if v["crashed"][i] else EGO_COLOUR if v["controlled"][i]
+                      else TYPE_COLOURS[v["type"][i]])
             draw.polygon(self.px(corners), fill=colour, outline=(255, 255, 255) if v["human"][i] else (20, 20, 20))
         p = tick["pedestrians"]
         r = max(2.0, 0.5 * self.scale)
         for i in range(len(p["id"])):
             (x, y), = self.px([p["x"][i], p["y"][i]])
-            colour = CRASHED if p["phase"][i] == 4 else (250, 120, 200) if p["jaywalker"][i] else (255, 230, 80)
+            colour = CRASH_COLOUR if p["phase"][i] == HIT else PEDESTRIAN_COLOURS[bool(p["jaywalker"][i])]
             draw.ellipse([x - r, y - r, x + r, y + r], fill=colour,
                          outline=(255, 255, 255) if p["human"][i] else (20, 20, 20))
         draw.rectangle([4, 4, 92, 20], fill=(0, 0, 0))

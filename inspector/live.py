@@ -10,18 +10,16 @@ answers: its state there is the main run's, bit for bit. Then one change is appl
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import TypeAdapter
 
-import json
-from typing import get_args
-
 from envs.faults import Fault
-from envs.scenario import load_scenario
+from envs.scenario import FRICTION_RANGE, load_scenario
 from envs.simulation import ScenarioRun
 from envs.trace import read_trace
 
@@ -46,8 +44,7 @@ class LiveTwin:
         self.main = ScenarioRun(self.config, self.out / "main", model_client=model_client, keep_ticks=True)
         self.header, _ = read_trace(self.main.out)
         self.fork: ScenarioRun | None = None
-        self.fork_tick = 0  # index of the fork's first tick in its own tick list
-        self.fork_main_tick = 0  # index of that tick in the main run's list
+        self.fork_tick = 0  # index of the fork's first tick, in its own and in the main run's tick list
         self.fork_description = ""
         self.forks = 0  # forks made so far (fork-1/, fork-2/, ... under the live directory)
         self.lock = threading.Lock()
@@ -60,7 +57,7 @@ class LiveTwin:
         with self.lock:
             self.main.advance(seconds)
             if self.fork is not None:
-                self._catch_up(self.fork, self.main.world.time)
+                self._catch_up(self.fork)
             return {"total": len(self.main.ticks), "fork_total": self._fork_total()}
 
     def interview(self, human: str, question: str) -> dict[str, Any]:
@@ -103,11 +100,11 @@ class LiveTwin:
                 self._finish(self.fork)
             self.forks += 1
             t_fork = fork.ticks[tick]["t"]
-            self.fork, self.fork_tick, self.fork_main_tick = fork, tick, tick
+            self.fork, self.fork_tick = fork, tick
             self.fork_description = f"{description} at t = {t_fork:.1f} s"
             (fork.out / "fork.json").write_text(json.dumps({"main_tick": tick, "t": t_fork, "change": change,
                                                            "description": self.fork_description}, indent=2))
-            self._catch_up(fork, self.main.world.time)
+            self._catch_up(fork)
             return {"fork_total": self._fork_total(), "description": self.fork_description}
 
     def ticks(self, session: str, start: int) -> dict[str, Any]:
@@ -131,7 +128,7 @@ class LiveTwin:
                     "alerts": list(self.main.supervisor.alerts), "personas": sorted(load_personas()),
                     "fault_kinds": list(FAULT_KINDS),
                     "fork": None if self.fork is None else {"description": self.fork_description,
-                                                            "tick": self.fork_main_tick}}
+                                                            "tick": self.fork_tick}}
 
     def close(self) -> None:
         """Finish both runs: each directory gets its events, hazards, alerts and summary."""
@@ -171,9 +168,9 @@ class LiveTwin:
             population.situations = SituationCache(start if start.exists() else None,
                                                    self.config.humans.reuse.resolution, read_only=True)
 
-    @staticmethod
-    def _catch_up(run: ScenarioRun, until_s: float) -> None:
-        while run.world.time + 1e-9 < until_s:
+    def _catch_up(self, run: ScenarioRun) -> None:
+        """Step ``run`` until it has made as many physics steps as the main run."""
+        while run.steps < self.main.steps:
             run.step()
 
     def _change(self, change: dict[str, Any]):
@@ -185,25 +182,18 @@ class LiveTwin:
                 raise LiveError("a persona change needs 'human' and 'persona'")
             if self.main.population is None:
                 raise LiveError("this scenario has no humans")
-            from agents.persona import get_persona, load_personas
-
-            known = {h.identity: h for h in self.main.population.humans}
-            if human not in known:
-                raise LiveError(f"no human {human!r} (humans: {sorted(known)})")
-            try:
-                role = get_persona(persona, load_personas()).role
-            except ValueError as exc:
+            try:  # checked before the fork replays its past
+                self.main.population.persona_for(human, persona)
+            except (KeyError, ValueError) as exc:
                 raise LiveError(exc.args[0]) from None
-            if role != known[human].role:
-                raise LiveError(f"{persona!r} is a {role}, not a {known[human].role}")
             return (lambda run: run.population.change_persona(human, persona)), f"{human} becomes {persona}"
         if kind == "friction":
             try:
                 value = float(change.get("value"))
             except (TypeError, ValueError):
                 raise LiveError("a friction change needs a number 'value' (1 dry, 0.5 wet, 0.2 snow)") from None
-            if not 0.05 <= value <= 1.5:
-                raise LiveError(f"road friction must be in [0.05, 1.5], not {value}")
+            if not FRICTION_RANGE[0] <= value <= FRICTION_RANGE[1]:
+                raise LiveError(f"road friction must be in {list(FRICTION_RANGE)}, not {value}")
             return (lambda run: run.world.set_friction(value)), f"road friction {value:g}"
         if kind == "fault":
             spec = dict(change.get("fault") or {})
