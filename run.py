@@ -57,7 +57,7 @@ def _parse_sets(items: list[str]) -> dict:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from envs.simulation import simulate
+    from twin.run import simulate
 
     overrides = _parse_sets(args.set)
     if args.seed is not None:

@@ -153,7 +153,7 @@ def evaluate_policy(checkpoint: str | Path, episodes: int = 20, seed: int = 1000
     from rich.progress import Progress
     from rich.table import Table
 
-    import envs  # noqa: F401
+    import twin  # noqa: F401  (registers the Gymnasium ids)
 
     console = console or Console()
     model, config, model_path = load_policy(checkpoint)

@@ -153,6 +153,11 @@ class Population:
         self._slots: asyncio.Semaphore | None = None
         self._deciders = any(h.llm for h in self.humans)
 
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop the population's model requests run on (share it with the same client)."""
+        return self._loop
+
     # ---- the world's side ---------------------------------------------------------------
     def after_step(self) -> list[dict[str, Any]]:
         """Call after every ``world.step()``: embodies new actors and runs due decisions;

@@ -59,7 +59,7 @@ class Suite(BaseModel):
 
 def load_suite(path: str | Path = SUITE_PATH) -> Suite:
     """Read and validate a suite file; errors name the file and the field."""
-    from envs.scenario import ScenarioError, load_scenario
+    from twin.scenario import ScenarioError, load_scenario
 
     path = Path(path)
     if not path.exists():
@@ -84,18 +84,17 @@ def _overrides(case: SuiteCase, seed: int) -> dict[str, Any]:
 def run_case(case: SuiteCase, seed: int, duration_s: float) -> dict:
     """Run one case on one seed; returns its ground truth, alerts and timings (JSON-ready)."""
     from agents.supervisor import Supervisor
-    from envs.scenario import load_scenario
     from envs.world import World
+    from twin.episode import Episode
+    from twin.scenario import load_scenario
 
     config = load_scenario(case.scenario, _overrides(case, seed))
     world = World(config)
     supervisor = Supervisor(config.supervisor)
-    physics = 0.0
+    episode = Episode(world, supervisor=supervisor)
     for _ in range(int(round(duration_s * config.sim_hz))):
-        t0 = time.perf_counter()
-        world.step()
-        physics += time.perf_counter() - t0
-        supervisor.after_step(world)
+        episode.step()
+    physics = episode.physics_s
     return {
         "case": case.name, "seed": seed, "simulated_s": round(world.time, 2),
         "collisions": [{"time_s": e.time, "actors": list(e.actors)} for e in world.events if e.kind == "collision"],

@@ -120,7 +120,7 @@ def make_env(config: TrainingConfig, rank: int = 0):
     """A thunk building env ``rank`` of a config (picklable for ``SubprocVecEnv``)."""
 
     def build() -> gym.Env:
-        import envs  # noqa: F401  (registers the twin ids)
+        import twin  # noqa: F401  (registers the Gymnasium ids)
         from stable_baselines3.common.monitor import Monitor
 
         env = gym.make(config.env, **config.env_kwargs)

@@ -53,7 +53,7 @@ PAIRS = [("aggressive_young", "cautious_elderly", "headway_s"), ("aggressive_you
 
 def measure_cost(minutes: float, out: Path, console: Console) -> dict[str, Any]:
     """Record a run with 10 LLM humans, then replay it; returns the figures of both."""
-    from envs.simulation import simulate
+    from twin.run import simulate
 
     record = simulate("intersection", minutes=minutes, overrides={"humans": COST_HUMANS}, out=out / "record",
                       console=console)
@@ -103,21 +103,22 @@ def _separation_run(scenario: str, humans: dict, extra: dict, minutes: float, co
     from agents.backend import build_model_client, cached_client
     from agents.population import Population
     from envs.actors import CROSS, WAIT
-    from envs.scenario import load_scenario
     from envs.world import World
+    from twin.episode import Episode
+    from twin.scenario import load_scenario
 
     config = load_scenario(scenario, {"ego.controlled": 0, "seed": seed, "humans": humans, **extra})
     world = World(config)
     with tempfile.TemporaryDirectory() as tmp:
         client = cached_client(build_model_client(config.humans.model, seed=seed), Path(tmp) / "cache.jsonl")
         population = Population(world, config.humans, client=client, seed=seed)
+        episode = Episode(world, population)
         last_phase: dict[int, int] = {}
         steps = int(minutes * 60 * config.sim_hz)
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task(f"persona separation: {scenario}", total=steps)
             for k in range(steps):
-                world.step()
-                population.after_step()
+                episode.step()
                 _sample(world, population, samples, last_phase, WAIT, CROSS, every_second=k % config.sim_hz == 0)
                 progress.update(task, completed=k + 1)
         population.close()

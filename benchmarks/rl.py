@@ -37,7 +37,7 @@ PPO_KWARGS = {"learning_rate": 5e-4, "batch_size": 64, "n_epochs": 10, "gamma": 
 
 def _make(env_id: str, seed: int):
     def build():
-        import envs  # noqa: F401
+        import twin  # noqa: F401  (registers the Gymnasium ids)
 
         if env_id.startswith("twin/"):
             env = gym.make(env_id, **TWIN_KWARGS)
@@ -93,7 +93,7 @@ def humans_speed(seconds: float = 60.0, seed: int = 0, surrogate: Path | None = 
                  live_fraction: float = 0.1) -> list[dict]:
     """Policy steps/s of the intersection env with each humans mode, ``seconds`` of wall time
     each; with a ``surrogate`` file also the LLM slots on it (``live_fraction`` still live)."""
-    import envs  # noqa: F401
+    import twin  # noqa: F401  (registers the Gymnasium ids)
 
     modes: list[tuple[str, str, dict]] = [("off", "off", {}), ("rule", "rule", {}), ("llm", "llm", {})]
     if surrogate is not None:
@@ -111,7 +111,7 @@ def humans_speed(seconds: float = 60.0, seed: int = 0, surrogate: Path | None = 
             if terminated or truncated:
                 env.reset()
         wall = time.perf_counter() - start
-        decisions = env.unwrapped.humans.decisions
+        decisions = env.unwrapped.occupants.decisions
         env.close()
         rows.append({"humans": label, "policy_steps": steps, "wall_s": round(wall, 1),
                      "steps_per_s": round(steps / wall, 2), "llm_decisions": decisions})
@@ -126,17 +126,16 @@ def reuse_speed(episodes: int = 5, duration_s: float = 30.0, seed: int = 0, reso
     ``scripted`` answers every request at once with a fixed intent per role (the test
     suite's scripted model) instead of the embedded LLM: how often situations recur does
     not depend on the answers' content, and hundreds of episodes then take minutes."""
-    import envs  # noqa: F401
+    import twin  # noqa: F401  (registers the Gymnasium ids)
+
+    from agents.scripted import ScriptedClient  # the repository's scripted model client
 
     env = gym.make("twin/Intersection-v0", humans="llm", duration_s=duration_s,
+                   model_client=ScriptedClient() if scripted else None,
                    overrides={"humans.reuse.enabled": True, "humans.reuse.resolution": resolution,
                               "humans.memory.enabled": not scripted})
-    if scripted:
-        from tests.scripted import ScriptedClient  # the repository's scripted model client
-
-        env.unwrapped.humans._client = ScriptedClient()
     env.action_space.seed(seed)
-    humans = env.unwrapped.humans
+    humans = env.unwrapped.occupants
     rows = []
     for episode in range(episodes):
         env.reset(seed=seed + episode)

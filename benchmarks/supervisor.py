@@ -12,7 +12,6 @@ default rate (a check every 3 physics steps, 5 Hz at 15 Hz physics).
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 from rich.console import Console
@@ -25,8 +24,9 @@ RATES = (3, 1)  # physics steps between checks
 def measure(scenario: str, every_steps: int, minutes: float, seed: int = 0) -> dict:
     """Physics and supervisor wall time over ``minutes`` simulated minutes of ``scenario``."""
     from agents.supervisor import Supervisor, SupervisorConfig
-    from envs.scenario import load_scenario
     from envs.world import World
+    from twin.episode import Episode
+    from twin.scenario import load_scenario
 
     overrides = {"ego.controlled": 0, "seed": seed}
     if scenario != "highway":
@@ -34,13 +34,11 @@ def measure(scenario: str, every_steps: int, minutes: float, seed: int = 0) -> d
     config = load_scenario(scenario, overrides)
     world = World(config)
     supervisor = Supervisor(SupervisorConfig(every_steps=every_steps))
-    physics = 0.0
+    episode = Episode(world, supervisor=supervisor)
     steps = int(minutes * 60 * config.sim_hz)
     for _ in range(steps):
-        t0 = time.perf_counter()
-        world.step()
-        physics += time.perf_counter() - t0
-        supervisor.after_step(world)
+        episode.step()
+    physics = episode.physics_s
     return {"scenario": scenario, "every_steps": every_steps, "check_hz": config.sim_hz / every_steps,
             "physics_ms_per_step": 1e3 * physics / steps,
             "supervisor_ms_per_check": 1e3 * supervisor.seconds / max(supervisor.checks, 1),

@@ -24,7 +24,7 @@ LANES = 4
 
 
 def _make_twin():
-    import envs  # noqa: F401  (registers the ids)
+    import twin  # noqa: F401  (registers the Gymnasium ids)
 
     return gym.make("twin/Highway-v0", **CONFIG, network__lanes=LANES)
 

@@ -14,7 +14,7 @@ from gymnasium import spaces
 from envs.actors import HUMAN, PHASE_NAMES
 from envs.behaviour import MAX_STEER
 from envs.network import AMBER, RED
-from envs.scenario import ScenarioConfig
+from envs.scenario import WorldConfig
 from envs.state import WorldState
 from envs.world import World
 
@@ -42,7 +42,7 @@ class EgoStatus:
 class EgoInterface:
     """Spaces, action application, observation and reward of controlled vehicles."""
 
-    def __init__(self, config: ScenarioConfig) -> None:
+    def __init__(self, config: WorldConfig) -> None:
         self.config = config
         ego = config.ego
         self.continuous = ego.action == "continuous"

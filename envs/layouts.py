@@ -24,12 +24,12 @@ from envs.network import (
     SignalInterval,
     SpeedZone,
 )
-from envs.scenario import CrosswalkNetwork, HighwayNetwork, IntersectionNetwork, ScenarioConfig
+from envs.scenario import CrosswalkNetwork, HighwayNetwork, IntersectionNetwork, WorldConfig
 
 SIDEWALK_WIDTH = 2.5  # [m]
 
 
-def build_network(config: ScenarioConfig) -> Network:
+def build_network(config: WorldConfig) -> Network:
     """The road network described by a scenario's ``network`` section."""
     net = config.network
     builder = {"highway": _highway, "intersection": _intersection, "crosswalk": _crosswalk}[net.kind]
@@ -46,7 +46,7 @@ def _rect(centre, along, across, half_along: float, lo_across: float, hi_across:
     ])
 
 
-def _highway(net: HighwayNetwork, config: ScenarioConfig) -> Network:
+def _highway(net: HighwayNetwork, config: WorldConfig) -> Network:
     w, n = net.lane_width_m, net.lanes
     ref = Path.straight((0.0, 0.0), (net.curve_start_m, 0.0))
     ref = ref.arc_then(net.curve_radius_m, np.radians(net.curve_angle_deg))
@@ -81,7 +81,7 @@ def _highway(net: HighwayNetwork, config: ScenarioConfig) -> Network:
 ARMS = {"N": (0.0, 1.0), "E": (1.0, 0.0), "S": (0.0, -1.0), "W": (-1.0, 0.0)}
 
 
-def _intersection(net: IntersectionNetwork, config: ScenarioConfig) -> Network:
+def _intersection(net: IntersectionNetwork, config: WorldConfig) -> Network:
     w, L, cw = net.lane_width_m, net.arm_length_m, net.crosswalk_width_m
     n_in, n_out = 3, 2  # incoming: left / through / right; outgoing: inner / outer
     box = n_in * w + 8.0  # [m] half size of the junction box (turns happen inside it)
@@ -158,7 +158,7 @@ def _intersection(net: IntersectionNetwork, config: ScenarioConfig) -> Network:
                    sidewalk_width=SIDEWALK_WIDTH)
 
 
-def _crosswalk(net: CrosswalkNetwork, config: ScenarioConfig) -> Network:
+def _crosswalk(net: CrosswalkNetwork, config: WorldConfig) -> Network:
     w, L, X, cw = net.lane_width_m, net.length_m, net.crosswalk_at_m, net.crosswalk_width_m
     speed = net.speed_limit_mps
     edges = [Path.straight((0.0, 0.0), (L, 0.0)), Path.straight((L, 0.0), (0.0, 0.0))]

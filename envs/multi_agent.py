@@ -9,42 +9,31 @@ import numpy as np
 from pettingzoo import ParallelEnv
 
 from envs.ego import EgoInterface
+from envs.occupants import NoOccupants, Occupants
 from envs.render import Renderer
-from envs.scenario import ScenarioConfig, load_scenario, scenario_overrides
-from envs.single_agent import new_supervisor
+from envs.scenario import WorldConfig
 from envs.world import World
 
 
 class TwinParallelEnv(ParallelEnv):
-    """Controlled vehicles ``ego_0 .. ego_{n-1}`` among the humans; an agent leaves when it
-    arrives or crashes. Overrides work as in :class:`envs.single_agent.TwinEnv`;
-    ``controlled`` sets the number of agents (default 2); ``humans`` and ``llm_cache`` as in TwinEnv."""
+    """Controlled vehicles ``ego_0 .. ego_{n-1}`` (``config.ego.controlled`` of them) among the
+    occupants; an agent leaves when it arrives or crashes. ``config`` and ``occupants`` as in
+    :class:`envs.single_agent.TwinEnv` (``twin.parallel_env`` builds both from a scenario)."""
 
     metadata = {"render_modes": ["rgb_array"], "name": "twin_parallel_v0", "is_parallelizable": True}
 
-    def __init__(
-        self,
-        scenario: str | ScenarioConfig = "highway",
-        render_mode: str | None = None,
-        overrides: dict[str, Any] | None = None,
-        humans: str = "rule",
-        llm_cache: str | None = None,
-        **fields: Any,
-    ) -> None:
+    def __init__(self, config: WorldConfig, occupants: Occupants | None = None,
+                 render_mode: str | None = None) -> None:
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', not {render_mode!r}")
-        fields.setdefault("controlled", 2)
-        self.config = load_scenario(scenario, scenario_overrides(overrides, fields))
+        self.config = config
         self.render_mode = render_mode
-        from agents.env_humans import EnvHumans  # here: agents imports envs
-
-        self.humans = EnvHumans(self.config, humans, llm_cache)
+        self.occupants: Occupants = occupants if occupants is not None else NoOccupants()
         self.ego = EgoInterface(self.config)
         self.possible_agents = [f"ego_{k}" for k in range(self.config.ego.controlled)]
         self.agents: list[str] = []
         self._rng = np.random.default_rng(self.config.seed)
         self.world: World | None = None
-        self.supervisor = None
         self._renderer: Renderer | None = None
 
     @functools.lru_cache(maxsize=None)
@@ -62,8 +51,7 @@ class TwinParallelEnv(ParallelEnv):
         self.agents = list(self.possible_agents)
         self._ids = dict(zip(self.agents, self.world.controlled_ids))
         self.ego.start(self.world, list(self._ids.values()))
-        self.humans.start(self.world)
-        self.supervisor = new_supervisor(self.config, self.humans)
+        self.occupants.start(self.world)
         state = self.world.snapshot()
         observations = {a: self.ego.observe(state, self._ids[a]) for a in self.agents}
         infos = {a: {"time_s": 0.0, "vehicle_id": self._ids[a]} for a in self.agents}
@@ -76,19 +64,15 @@ class TwinParallelEnv(ParallelEnv):
             if agent in self.agents:
                 self.ego.apply(self.world, self._ids[agent], action)
         since = self.world.time
-        events = self.humans.advance(self.world, self.config.substeps, self.supervisor)
-        if self.supervisor is not None:
-            self.supervisor.check_now(self.world)
-        window = self.supervisor.take_window() if self.supervisor is not None else []
+        events = self.occupants.advance(self.world, self.config.substeps)
+        noticed = self.occupants.step_info(self.world, [self._ids[a] for a in self.agents], since)
         state = self.world.snapshot()
         out_of_time = self.world.time >= self.config.duration_s - 1e-9
         obs, rewards, terms, truncs, infos = {}, {}, {}, {}, {}
         for agent in self.agents:
             vid = self._ids[agent]
             rewards[agent], terms[agent], infos[agent] = self.ego.outcome(self.world, state, vid, events)
-            if self.supervisor is not None:
-                infos[agent]["supervisor"] = self.supervisor.step_info(window, vid, since)
-                infos[agent]["cost"] = infos[agent]["supervisor"]["cost"]
+            infos[agent].update(noticed.get(vid, {}))
             truncs[agent] = out_of_time and not terms[agent]
             obs[agent] = self.ego.observe(state, vid)
         self.agents = [a for a in self.agents if not (terms[a] or truncs[a])]
@@ -102,5 +86,5 @@ class TwinParallelEnv(ParallelEnv):
         return self._renderer.render(self.world.snapshot())
 
     def close(self) -> None:
-        self.humans.close()
+        self.occupants.close()
         self.world = None

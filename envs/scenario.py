@@ -1,9 +1,12 @@
-"""Typed scenario configuration, loaded from YAML and overridable from code.
+"""The world's part of a scenario: typed configuration, loaded from YAML and overridable from code.
 
-A scenario names its road network family (``highway``, ``intersection``, ``crosswalk``),
-the traffic demand, the behaviour distributions of the simulated humans, the controlled
-(ego) vehicles and the two clocks. Unknown fields and out-of-range values are rejected
-with a :class:`ScenarioError` that names the field and the file.
+A world names its road network family (``highway``, ``intersection``, ``crosswalk``),
+the traffic demand, the behaviour distributions of the background drivers and
+pedestrians, the controlled (ego) vehicles, the faults and the two clocks
+(:class:`WorldConfig`). Who lives in the world (LLM humans, the supervisor) is configured
+one layer up (``twin.scenario.ScenarioConfig`` extends this model). Unknown fields and
+out-of-range values are rejected with a :class:`ScenarioError` that names the field and
+the file.
 """
 
 from __future__ import annotations
@@ -14,8 +17,6 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from agents.config import HumansConfig
-from agents.supervisor import SupervisorConfig
 from envs.faults import Fault
 from envs.validation import field_problems
 
@@ -169,8 +170,8 @@ class RenderConfig(Strict):
 Network = Annotated[Union[HighwayNetwork, IntersectionNetwork, CrosswalkNetwork], Field(discriminator="kind")]
 
 
-class ScenarioConfig(Strict):
-    """Everything needed to build and run one scenario of the twin."""
+class WorldConfig(Strict):
+    """Everything the world needs to build and run one scenario (no humans, no supervisor)."""
 
     name: str
     description: str = ""
@@ -187,12 +188,10 @@ class ScenarioConfig(Strict):
     ego: EgoConfig = EgoConfig()
     reward: RewardConfig = RewardConfig()
     render: RenderConfig = RenderConfig()
-    humans: HumansConfig = HumansConfig()
     faults: list[Fault] = Field(default_factory=list, description="injected faults (envs/faults.py)")
-    supervisor: SupervisorConfig = SupervisorConfig()
 
     @model_validator(mode="after")
-    def _clocks(self) -> "ScenarioConfig":
+    def _clocks(self) -> "WorldConfig":
         if self.sim_hz % self.policy_hz:
             raise ValueError(f"policy_hz ({self.policy_hz}) must divide sim_hz ({self.sim_hz})")
         return self
@@ -220,14 +219,16 @@ def resolve_scenario_path(scenario: str | FilePath) -> FilePath:
     raise ScenarioError(f"{scenario}: no such scenario file or shipped scenario (shipped: {', '.join(names)})")
 
 
-def load_scenario(scenario: str | FilePath | dict | ScenarioConfig, overrides: dict[str, Any] | None = None) -> ScenarioConfig:
-    """Load and validate a scenario from a path, shipped name, dict or config, then apply overrides.
+def load_config(scenario: str | FilePath | dict | WorldConfig, overrides: dict[str, Any] | None = None,
+                schema: type[WorldConfig] = WorldConfig) -> WorldConfig:
+    """Load and validate ``schema`` from a path, shipped name, dict or config, then apply overrides.
 
     ``overrides`` maps dotted field paths (``"network.lanes"``) or the :data:`SHORTCUTS`
-    (``"vehicles"``) to values.
+    (``"vehicles"``) to values. ``schema`` is :class:`WorldConfig` or a model extending it
+    (the full scenario of ``twin.scenario``).
     """
     source = "<dict>"
-    if isinstance(scenario, ScenarioConfig):
+    if isinstance(scenario, WorldConfig):
         data, source = scenario.model_dump(), f"<scenario {scenario.name}>"
     elif isinstance(scenario, dict):
         data = dict(scenario)
@@ -243,9 +244,9 @@ def load_scenario(scenario: str | FilePath | dict | ScenarioConfig, overrides: d
     for key, value in (overrides or {}).items():
         set_dotted(data, SHORTCUTS.get(key, key), value)
     try:
-        return ScenarioConfig.model_validate(data)
+        return schema.model_validate(data)
     except ValidationError as exc:
-        raise ScenarioError(_describe(exc, source)) from None
+        raise ScenarioError(_describe(exc, source, schema)) from None
 
 
 def scenario_overrides(overrides: dict[str, Any] | None, fields: dict[str, Any], **forced: Any) -> dict[str, Any]:
@@ -267,7 +268,7 @@ def set_dotted(data: dict, dotted: str, value: Any) -> None:
     node[keys[-1]] = value
 
 
-def _describe(exc: ValidationError, source: str) -> str:
-    problems = field_problems(exc, ScenarioConfig, NETWORK_VARIANTS)
+def _describe(exc: ValidationError, source: str, schema: type[WorldConfig]) -> str:
+    problems = field_problems(exc, schema, NETWORK_VARIANTS)
     lines = [f"{source}: invalid scenario ({len(problems)} problem{'s' * (len(problems) > 1)})"]
     return "\n".join(lines + [f"  - {field}: {msg}" for field, msg in problems])

@@ -19,15 +19,13 @@ runs the scenario's fixed-time plan: the baseline.
 
 from __future__ import annotations
 
-from typing import Any
-
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
 from envs.actors import WAIT
-from envs.scenario import ScenarioConfig, load_scenario, scenario_overrides
-from envs.single_agent import new_supervisor
+from envs.occupants import NoOccupants, Occupants
+from envs.scenario import WorldConfig
 from envs.world import PHASE_SUFFIXES, World
 
 STOPPED_MPS = 0.5  # [m/s] a vehicle slower than this is counted as stopped
@@ -93,29 +91,24 @@ class SignalControlEnv(gym.Env):
 
     metadata = {"render_modes": []}
 
-    def __init__(self, scenario: str | ScenarioConfig = "intersection", decision_s: float = 5.0,
-                 pedestrian_weight: float = 0.5, fixed_time: bool = False, humans: str = "rule",
-                 llm_cache: str | None = None, overrides: dict[str, Any] | None = None, **fields: Any) -> None:
-        self.config = load_scenario(scenario, scenario_overrides(overrides, fields, controlled=0))
-        if self.config.network.kind != "intersection":
+    def __init__(self, config: WorldConfig, occupants: Occupants | None = None, decision_s: float = 5.0,
+                 pedestrian_weight: float = 0.5, fixed_time: bool = False) -> None:
+        if config.network.kind != "intersection":
             raise ValueError("signal control needs an intersection scenario")
-        from agents.env_humans import EnvHumans
-
-        self.humans = EnvHumans(self.config, humans, llm_cache)
+        self.config = config
+        self.occupants: Occupants = occupants if occupants is not None else NoOccupants()
         self.decision_s, self.pedestrian_weight, self.fixed_time = decision_s, pedestrian_weight, fixed_time
         self.steps_per_decision = max(1, int(round(decision_s * self.config.sim_hz)))
         self.action_space = spaces.Discrete(5)
         self.observation_space = spaces.Box(0.0, 1.0, (17,), dtype=np.float32)
         self.world: World | None = None
         self.controller: SignalController | None = None
-        self.supervisor = None
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         self.world = World(self.config, seed=int(self.np_random.integers(2**31 - 1)))
         self.controller = None if self.fixed_time else SignalController(self.world)
-        self.humans.start(self.world)
-        self.supervisor = new_supervisor(self.config, self.humans)
+        self.occupants.start(self.world)
         groups = self.world.network.lane_signal_group
         self._approach_lanes = [np.flatnonzero(groups == g) for g in range(self.world.network.signal_groups)]
         return self._observe(), {"time_s": 0.0}
@@ -129,8 +122,9 @@ class SignalControlEnv(gym.Env):
         delay = wait = 0.0
         exited0 = world.stats["vehicles_exited"]
         since = world.time
+        controllers = [self.controller] if self.controller is not None else []
         for _ in range(self.steps_per_decision):
-            self.humans.advance(world, 1, self.controller, self.supervisor)
+            self.occupants.advance(world, 1, controllers)
             veh, ped = world.vehicles, world.pedestrians
             delay += float(((veh.v < STOPPED_MPS) & ~veh.crashed).sum()) * dt
             wait += float((ped.phase == WAIT).sum()) * dt
@@ -138,10 +132,7 @@ class SignalControlEnv(gym.Env):
         info = {"time_s": world.time, "vehicle_delay_s": delay, "pedestrian_wait_s": wait,
                 "exited": world.stats["vehicles_exited"] - exited0,
                 "collisions": sum(e.kind == "collision" for e in world.events if e.time >= since)}
-        if self.supervisor is not None:  # the controller answers for every road user
-            self.supervisor.check_now(world)
-            info["supervisor"] = self.supervisor.step_info(self.supervisor.take_window(), None, since)
-            info["cost"] = info["supervisor"]["cost"]
+        info.update(self.occupants.step_info(world, [None], since).get(None, {}))  # the controller answers for all
         truncated = world.time >= self.config.duration_s - 1e-9
         return self._observe(), float(reward), False, truncated, info
 
@@ -166,5 +157,5 @@ class SignalControlEnv(gym.Env):
         return obs
 
     def close(self) -> None:
-        self.humans.close()
+        self.occupants.close()
         self.world = None

@@ -2,66 +2,43 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import gymnasium as gym
 import numpy as np
 
 from envs.ego import EgoInterface
+from envs.occupants import NoOccupants, Occupants
 from envs.render import Renderer
-from envs.scenario import ScenarioConfig, load_scenario, scenario_overrides
+from envs.scenario import WorldConfig
 from envs.world import World
 
 
-def new_supervisor(config: ScenarioConfig, humans):
-    """A fresh supervisor for an episode (None when the scenario disables it)."""
-    if not config.supervisor.enabled:
-        return None
-    from agents.supervisor import build_supervisor  # here: agents imports envs
-
-    population = humans.population
-    return build_supervisor(config, population, humans._client, humans._loop)
-
-
 class TwinEnv(gym.Env):
-    """One controlled vehicle in a scenario of the twin.
+    """One controlled vehicle in a world of the twin.
 
-    Keyword arguments override scenario fields: shortcuts such as ``vehicles``, top-level
-    fields such as ``sim_hz`` / ``policy_hz`` / ``duration_s``, and nested fields written
-    with ``__`` (``network__lanes=3``) or passed in ``overrides={"network.lanes": 3}``.
-    ``humans`` is ``"rule"`` (persona slots of the scenario with their parameters, no
-    model; the default), ``"llm"`` (they decide with the scenario's model; answers cached
-    in memory or in the ``llm_cache`` JSON-lines file) or ``"off"``.
-
-    The scenario's supervisor watches every episode (``supervisor.enabled``): ``info["supervisor"]``
-    holds the hazard, violation and anomaly events of the step that involve the ego vehicle,
-    alerts about it and its safety cost, which is also ``info["cost"]`` (for safe RL).
+    ``config`` is the validated world (``twin.make_env`` / ``gym.make("twin/Highway-v0")``
+    load one from a scenario with its overrides); ``occupants`` are whoever else lives in
+    it (:class:`envs.occupants.NoOccupants` by default: physics only). When the occupants
+    include a supervisor, ``info["supervisor"]`` holds the hazard, violation and anomaly
+    events of the step that involve the ego vehicle, alerts about it and its safety cost,
+    which is also ``info["cost"]`` (for safe RL).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 15}
 
-    def __init__(
-        self,
-        scenario: str | ScenarioConfig = "highway",
-        render_mode: str | None = None,
-        overrides: dict[str, Any] | None = None,
-        humans: str = "rule",
-        llm_cache: str | None = None,
-        **fields: Any,
-    ) -> None:
+    def __init__(self, config: WorldConfig, occupants: Occupants | None = None,
+                 render_mode: str | None = None) -> None:
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', not {render_mode!r}")
-        self.config = load_scenario(scenario, scenario_overrides(overrides, fields, controlled=1))
+        if config.ego.controlled < 1:
+            raise ValueError("the ego view needs ego.controlled >= 1")
+        self.config = config
         self.render_mode = render_mode
-        from agents.env_humans import EnvHumans  # here: agents imports envs
-
-        self.humans = EnvHumans(self.config, humans, llm_cache)
+        self.occupants: Occupants = occupants if occupants is not None else NoOccupants()
         self.metadata = dict(self.metadata, render_fps=self.config.policy_hz)
         self.ego = EgoInterface(self.config)
         self.observation_space = self.ego.observation_space
         self.action_space = self.ego.action_space
         self.world: World | None = None
-        self.supervisor = None
         self._renderer: Renderer | None = None
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -69,8 +46,7 @@ class TwinEnv(gym.Env):
         self.world = World(self.config, seed=int(self.np_random.integers(2**31 - 1)))
         self.ego_id = self.world.controlled_ids[0]
         self.ego.start(self.world, [self.ego_id])
-        self.humans.start(self.world)
-        self.supervisor = new_supervisor(self.config, self.humans)
+        self.occupants.start(self.world)
         state = self.world.snapshot()
         return self.ego.observe(state, self.ego_id), {"time_s": 0.0, "ego_id": self.ego_id}
 
@@ -79,13 +55,10 @@ class TwinEnv(gym.Env):
             raise RuntimeError("call reset() before step()")
         self.ego.apply(self.world, self.ego_id, action)
         since = self.world.time
-        events = self.humans.advance(self.world, self.config.substeps, self.supervisor)
+        events = self.occupants.advance(self.world, self.config.substeps)
         state = self.world.snapshot()
         reward, terminated, info = self.ego.outcome(self.world, state, self.ego_id, events)
-        if self.supervisor is not None:
-            self.supervisor.check_now(self.world)
-            info["supervisor"] = self.supervisor.step_info(self.supervisor.take_window(), self.ego_id, since)
-            info["cost"] = info["supervisor"]["cost"]
+        info.update(self.occupants.step_info(self.world, [self.ego_id], since).get(self.ego_id, {}))
         truncated = not terminated and self.world.time >= self.config.duration_s - 1e-9
         return self.ego.observe(state, self.ego_id), reward, terminated, truncated, info
 
@@ -97,5 +70,5 @@ class TwinEnv(gym.Env):
         return self._renderer.render(self.world.snapshot(), follow=self.ego_id)
 
     def close(self) -> None:
-        self.humans.close()
+        self.occupants.close()
         self.world = None

@@ -31,7 +31,7 @@ from envs.actors import (
 from envs.faults import FaultInjector
 from envs.layouts import build_network
 from envs.network import DONT_WALK, GREEN, WALK, Crossing, Network
-from envs.scenario import FRICTION_RANGE, ScenarioConfig, Spread
+from envs.scenario import FRICTION_RANGE, WorldConfig, Spread
 from envs.state import WorldState
 
 KEY_SCALE = 1.0e5  # [m] lane index multiplier in sort keys (longer than any lane)
@@ -71,7 +71,7 @@ def _sample(rng: np.random.Generator, spread: Spread, low: float, high: float) -
 _NETWORKS: dict[str, Network] = {}
 
 
-def _network_for(config: ScenarioConfig) -> Network:
+def _network_for(config: WorldConfig) -> Network:
     """A private copy of the scenario's network, built once per distinct config."""
     key = config.network.model_dump_json() + config.demand.model_dump_json()
     if key not in _NETWORKS:
@@ -84,7 +84,7 @@ def _network_for(config: ScenarioConfig) -> Network:
 class World:
     """One running instance of the twin."""
 
-    def __init__(self, config: ScenarioConfig, seed: int | None = None, populate: bool = True) -> None:
+    def __init__(self, config: WorldConfig, seed: int | None = None, populate: bool = True) -> None:
         self.config = config
         self.network = _network_for(config)
         self.seed = config.seed if seed is None else seed  # this world's own random stream

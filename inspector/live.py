@@ -19,8 +19,9 @@ from typing import Any, get_args
 from pydantic import TypeAdapter
 
 from envs.faults import Fault
-from envs.scenario import FRICTION_RANGE, load_scenario
-from envs.simulation import ScenarioRun
+from envs.scenario import FRICTION_RANGE
+from twin.scenario import load_scenario
+from twin.run import ScenarioRun
 from envs.trace import read_trace
 
 FAULT_KINDS = tuple(m.model_fields["kind"].default for m in get_args(get_args(Fault)[0]))

@@ -1,6 +1,6 @@
 import pytest
 
-from envs.scenario import load_scenario
+from twin.scenario import load_scenario
 from envs.world import World
 
 

@@ -5,10 +5,10 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 from pettingzoo.test import parallel_api_test, parallel_seed_test
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-import envs
+import twin
 from envs import render
 
-IDS = list(envs.SCENARIO_IDS)
+IDS = list(twin.SCENARIO_IDS)
 
 
 @pytest.mark.parametrize("env_id", IDS)
@@ -25,11 +25,11 @@ def test_continuous_action_option_passes_checks():
 
 @pytest.mark.parametrize("scenario", ["highway", "intersection"])
 def test_pettingzoo_parallel_api(scenario):
-    parallel_api_test(envs.parallel_env(scenario, controlled=3), num_cycles=40)
+    parallel_api_test(twin.parallel_env(scenario, controlled=3), num_cycles=40)
 
 
 def test_pettingzoo_seed():
-    parallel_seed_test(lambda: envs.parallel_env("crosswalk", controlled=2), num_cycles=20)
+    parallel_seed_test(lambda: twin.parallel_env("crosswalk", controlled=2), num_cycles=20)
 
 
 @pytest.mark.parametrize("env_id", IDS)
@@ -89,7 +89,7 @@ def test_truncated_on_time():
 
 
 def test_parallel_agents_leave_when_done():
-    env = envs.parallel_env("crosswalk", controlled=2, duration_s=4)
+    env = twin.parallel_env("crosswalk", controlled=2, duration_s=4)
     obs, _ = env.reset(seed=0)
     assert set(obs) == {"ego_0", "ego_1"}
     for _ in range(4):

@@ -3,7 +3,7 @@ have zero collisions among them."""
 
 import pytest
 
-from envs.scenario import load_scenario
+from twin.scenario import load_scenario
 from envs.world import World
 
 

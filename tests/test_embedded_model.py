@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from envs.simulation import simulate
+from twin.run import simulate
 
 
 @pytest.mark.slow

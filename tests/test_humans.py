@@ -7,14 +7,14 @@ import json
 import numpy as np
 import pytest
 from tests.conftest import bare_world
-from tests.scripted import DRIVER, OPERATOR, ScriptedClient
+from agents.scripted import DRIVER, OPERATOR, ScriptedClient
 
 from agents.human import HumanAgent, parse_intent, rule_intent
 from agents.intent import DriverIntent, OperatorIntent, PedestrianIntent
 from agents.persona import load_personas
 from agents.population import MIN_EVENT_GAP_S, Population
-from envs.scenario import load_scenario
-from envs.simulation import simulate
+from twin.scenario import load_scenario
+from twin.run import simulate
 from envs.world import World
 
 PERSONAS = load_personas()
@@ -328,14 +328,12 @@ def test_a_near_miss_triggers_one_decision_and_is_remembered(lane_named):
 def test_gymnasium_env_carries_the_humans():
     import gymnasium as gym
 
-    import envs  # noqa: F401
-    from agents.backend import cached_client
-
+    import twin  # noqa: F401  (registers the Gymnasium ids)
     env = gym.make("twin/Intersection-v0", duration_s=30)  # humans="rule": personas, no model
     env.reset(seed=3)
     for _ in range(10):
         env.step(env.action_space.sample())
-    population = env.unwrapped.humans.population
+    population = env.unwrapped.occupants.population
     embodied = [h for h in population.humans if h.actor_id is not None and h.role == "driver"]
     assert embodied and not any(h.llm for h in population.humans)
     world = env.unwrapped.world
@@ -343,12 +341,12 @@ def test_gymnasium_env_carries_the_humans():
         assert world.vehicles.headway[world.vehicles.row(h.actor_id)] == pytest.approx(h.prior["headway"])
     env.close()
 
-    env = gym.make("twin/Intersection-v0", duration_s=30, humans="llm", humans__memory__enabled=False)
-    env.unwrapped.humans._client = cached_client(ScriptedClient(), None)
+    env = gym.make("twin/Intersection-v0", duration_s=30, humans="llm", humans__memory__enabled=False,
+                   model_client=ScriptedClient())
     env.reset(seed=3)
     for _ in range(10):
         env.step(env.action_space.sample())
-    assert env.unwrapped.humans.decisions > 0
+    assert env.unwrapped.occupants.decisions > 0
     env.close()
 
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from envs.simulation import simulate
+from twin.run import simulate
 from envs.trace import TICK_S, read_trace
 from inspector.export import export_gif
 from inspector.live import LiveError, LiveTwin
 from inspector.server import RecordedRun, make_server
-from tests.scripted import ScriptedClient, by_role
+from agents.scripted import ScriptedClient, by_role
 
 FAULT = [{"kind": "signal_stuck", "at_s": 20}]
 
@@ -226,7 +226,7 @@ def test_the_live_api_steps_interviews_forks_and_names_bad_requests(live):
 
 
 def test_friction_limits_braking_and_leaves_a_dry_road_unchanged():
-    from envs.scenario import load_scenario
+    from twin.scenario import load_scenario
     from envs.world import World
 
     dry, wet = World(load_scenario("highway")), World(load_scenario("highway", {"road_friction": 0.3}))

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from envs.simulation import simulate
+from twin.run import simulate
 from inspector.live import LiveTwin
 from inspector.server import RecordedRun, make_server
-from tests.scripted import ScriptedClient, by_role
+from agents.scripted import ScriptedClient, by_role
 
 webdriver = pytest.importorskip("selenium.webdriver")
 if not (shutil.which("chromium") and shutil.which("chromedriver")):

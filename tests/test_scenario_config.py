@@ -5,8 +5,8 @@ from pathlib import Path
 import gymnasium as gym
 import pytest
 
-import envs  # noqa: F401
-from envs.scenario import ScenarioError, load_scenario
+import twin  # noqa: F401  (registers the Gymnasium ids)
+from twin.scenario import ScenarioError, load_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 

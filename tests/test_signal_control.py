@@ -4,8 +4,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.utils.env_checker import check_env
 
-import envs  # noqa: F401  (registers the ids)
-from envs.signal_control import SignalControlEnv
+import twin  # noqa: F401  (registers the Gymnasium ids)
+from twin.gym import make_signal_env
 
 
 def _intervals(env, actions) -> list[tuple[str, float]]:
@@ -30,7 +30,7 @@ def _intervals(env, actions) -> list[tuple[str, float]]:
 
 
 def test_signal_control_env_passes_the_gymnasium_checker():
-    check_env(SignalControlEnv(duration_s=30.0, humans="off"))
+    check_env(make_signal_env(duration_s=30.0, humans="off"))
 
 
 def test_phase_changes_always_run_amber_and_all_red_and_never_conflict():
@@ -49,7 +49,7 @@ def test_phase_changes_always_run_amber_and_all_red_and_never_conflict():
         assert between[-1][0] == "all red" and between[-1][1] >= all_red - 1e-6
         if runs[a][0].endswith(" green"):
             assert between[0][0].endswith("amber") and between[0][1] >= amber - 1e-6
-    sup = env.unwrapped.supervisor
+    sup = env.unwrapped.occupants.supervisor
     # a long phase is no fault, and queues starting and stopping are what the behaviour model expects
     assert not [e for e in sup.events if e.kind in ("signal_conflict", "signal_stuck", "behaviour")]
 

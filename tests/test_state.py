@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from envs.scenario import load_scenario
+from twin.scenario import load_scenario
 from envs.world import World
 from tests.conftest import bare_world
 

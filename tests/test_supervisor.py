@@ -7,7 +7,7 @@ from agents.supervisor import COST_WEIGHTS, Supervisor, SupervisorConfig
 from agents.supervisor_suite import Suite, SuiteCase, load_suite, run_case, score
 from envs.actors import CROSS
 from envs.faults import FaultInjector
-from envs.scenario import ScenarioError, load_scenario
+from twin.scenario import ScenarioError, load_scenario
 from envs.world import World
 from tests.conftest import bare_world
 
@@ -135,9 +135,9 @@ def test_normal_traffic_for_30_minutes_raises_no_anomaly_alert():
 
 
 def test_env_info_carries_the_supervisors_events_and_cost():
-    from envs.single_agent import TwinEnv
+    from twin.gym import make_env
 
-    env = TwinEnv("intersection", humans="off",
+    env = make_env("intersection", humans="off",
                   faults=[{"kind": "signal_dark", "at_s": 2}], vehicles=10)
     env.reset(seed=0)
     costs, seen = [], []
@@ -150,7 +150,7 @@ def test_env_info_carries_the_supervisors_events_and_cost():
         if terminated or truncated:
             break
     assert "signal_conflict" in seen and max(costs) >= COST_WEIGHTS["high"]  # a junction-wide fault costs everyone
-    off = TwinEnv("intersection", humans="off", supervisor__enabled=False)
+    off = make_env("intersection", humans="off", supervisor__enabled=False)
     off.reset(seed=0)
     assert "supervisor" not in off.step(0)[4]
 

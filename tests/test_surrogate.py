@@ -6,9 +6,9 @@ import pytest
 
 from agents.population import Population
 from agents.surrogate import TRIGGERS, Surrogate, distill
-from envs.scenario import load_scenario
+from twin.scenario import load_scenario
 from envs.world import World
-from tests.scripted import DRIVER, ScriptedClient, by_role
+from agents.scripted import DRIVER, ScriptedClient, by_role
 
 
 def red_means_slower(system: str, prompt: str) -> str:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import yaml
 
-import envs  # noqa: F401  (registers the twin ids)
+import twin  # noqa: F401  (registers the Gymnasium ids)
 from agents.training import TrainingError, load_training, train
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,7 +10,7 @@ import re
 import pytest
 from autogen_agentchat.messages import TextMessage
 from autogen_core import CancellationToken
-from tests.scripted import ScriptedClient
+from agents.scripted import ScriptedClient
 
 from agents.backend import cached_client
 from agents.hazards import HazardEvent

@@ -7,7 +7,7 @@ human with its prompt, answer, intent and fallback (``decisions.jsonl``), the LL
 intents, decisions and hazards per decision tick (``trace.jsonl.gz``, see ``docs/trace.md``), the supervisor's hazard, violation
 and anomaly events (``hazards.jsonl``) and its triaged alerts (``alerts.jsonl``), the
 summary (``summary.json``, with the injected faults and ``trace_sha256`` over events,
-decisions, hazards and alerts) and, on request, an animation (``run.gif``).
+decisions, hazards, alerts and the trace's tick records) and, on request, an animation (``run.gif``).
 
 ``replay=RUN_DIR`` reruns a recorded run from its scenario and LLM cache with zero model
 calls; the trace hash then equals the recorded one.
@@ -15,10 +15,10 @@ calls; the trace hash then equals the recorded one.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 from collections import Counter
-import shutil
 import time
 from datetime import datetime
 from pathlib import Path
@@ -32,8 +32,10 @@ from rich.table import Table
 
 from envs.render import Renderer
 from envs.trace import TICK_S, TRACE_FILE, TraceWriter
-from envs.scenario import load_scenario
 from envs.world import World
+from twin import assemble
+from twin.episode import Episode
+from twin.scenario import ScenarioConfig, load_scenario
 
 NEAR_MISS_TTC_S = 1.5  # [s] time to collision below which an approach counts as a near miss
 GIF_FPS = 4  # GIF frames per second; frames are taken every simulated half second
@@ -46,15 +48,25 @@ class ScenarioRun:
     ``simulate`` drives one to the end; the live inspector steps one, interviews its humans
     and forks it. ``keep_ticks`` keeps every trace record in ``ticks`` as well."""
 
-    def __init__(self, config: Any, out: Path, replay: Path | None = None, model_client: Any = None,
+    def __init__(self, config: ScenarioConfig, out: Path, replay: Path | None = None, model_client: Any = None,
                  console: Console | None = None, keep_ticks: bool = False) -> None:
         console = console or Console()
         self.config, self.out = config, Path(out)
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "scenario.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
         self.world = world = World(config)
-        self.population = _population(world, config, self.out, replay, model_client, console)
-        self.supervisor = _supervisor(config, self.population, self.out, replay, model_client, console)
+        humans, client = config.humans, None
+        needs_client = humans.llm_count or (config.supervisor.enabled and config.supervisor.triage == "llm")
+        if needs_client:
+            client = assemble.model_client(config, self.out / "llm_cache.jsonl", replay, model_client, console)
+        memory, persist = None, False
+        if humans.memory.enabled and humans.llm_count:
+            memory, persist = assemble.memory_store(config, self.out, replay is not None)
+        self.population = assemble.population(world, config, client, memory, persist,
+                                              assemble.situation_cache(config, self.out, replay),
+                                              episode=assemble.recorded_episode(replay))
+        self.supervisor = assemble.supervisor(config, self.population, client, keep_disabled=True)
+        self.episode = Episode(world, self.population, self.supervisor)
         self.decisions_file = (self.out / "decisions.jsonl").open("w")
         self.trace = TraceWriter(self.out / TRACE_FILE)
         self.trace.header(config, world.network, _trace_humans(self.population))
@@ -72,13 +84,12 @@ class ScenarioRun:
 
     def step(self) -> None:
         """One physics step, the supervisor's check, the humans' due decisions, a trace tick when due."""
-        world, population = self.world, self.population
-        world.step()
-        self.supervisor.after_step(world)
-        if population is not None:
-            for record in population.after_step():
-                self.decisions_file.write(json.dumps(record) + "\n")
-                self._pending.append(record)
+        world = self.world
+        _, records = self.episode.step()
+        for record in records:
+            self.decisions_file.write(json.dumps(record) + "\n")
+            self._pending.append(record)
+        if records:
             self.decisions_file.flush()
         if self.steps % self.config.sim_hz == 0:
             if len(world.vehicles):
@@ -125,12 +136,7 @@ class ScenarioRun:
         self._closed = True
         self.decisions_file.close()
         self.trace.close()
-        if self.supervisor.agent is not None:
-            self.supervisor.agent.close()
-        if self.population is not None:
-            self.population.close()
-            if self.population.memory is not None:
-                self.population.memory.close()
+        self.episode.close()
 
     def finish(self) -> dict[str, Any]:
         """Close the run, write its events, hazards, alerts and return the summary."""
@@ -177,6 +183,7 @@ class ScenarioRun:
         if self.population is not None:
             summary.update(_human_summary(self.population, world.time))
         summary["trace_sha256"] = _trace_hash(out)
+        summary["trace_sha256_covers"] = [*HASHED_FILES, HASHED_TICKS]
         summary["trace_bytes"] = (out / TRACE_FILE).stat().st_size
         summary["run_dir"] = str(out)
         return summary
@@ -232,7 +239,9 @@ def simulate(
         run.close()
     summary = run.finish()
     if replay is not None and "trace_sha256" in recorded:
-        summary["replay_identical"] = summary["trace_sha256"] == recorded["trace_sha256"]
+        with_ticks = HASHED_TICKS in recorded.get("trace_sha256_covers", [])
+        digest = summary["trace_sha256"] if with_ticks else _trace_hash(out, ticks=False)
+        summary["replay_identical"] = digest == recorded["trace_sha256"]
     if frames:
         from PIL import Image
 
@@ -246,7 +255,7 @@ def simulate(
     table.add_column("measure")
     table.add_column("value", justify="right")
     for key, value in summary.items():
-        if key not in ("scenario", "simulated_s", "wall_s", "realtime_factor", "trace_sha256"):
+        if key not in ("scenario", "simulated_s", "wall_s", "realtime_factor", "trace_sha256", "trace_sha256_covers"):
             table.add_row(key, str(value))
     console.print(table)
     return summary
@@ -274,81 +283,6 @@ def _near_misses(world: World, closing_in: set, count: int) -> tuple[int, set]:
     return count + len(now - closing_in), now
 
 
-def _population(world: World, config, out: Path, replay: Path | None, model_client: Any, console: Console):
-    """The scenario's humans (None when it configures none)."""
-    humans = config.humans
-    if not (humans.drivers or humans.pedestrians or humans.operators):
-        return None
-    from agents.population import Population
-
-    client = _run_client(config, out, replay, model_client, console) if humans.llm_count else None
-    memory, persist = None, False
-    if humans.memory.enabled and humans.llm_count:
-        from memory.embedding import HashEmbedding, MiniLMEmbedding
-        from memory.stream import MemoryStore
-
-        persist = bool(humans.memory.persist and humans.memory.directory and replay is None)
-        path = Path(humans.memory.directory) if persist else out / "memory"
-        if path == out / "memory" and path.exists():
-            shutil.rmtree(path)  # a run's own memory starts empty, so reruns and replays match
-        embedding = MiniLMEmbedding() if humans.memory.embedding == "minilm" else HashEmbedding()
-        memory = MemoryStore(path, embedding=embedding)
-    population = Population(world, humans, client=client, memory=memory, seed=config.seed,
-                            situations=_situations(humans.reuse, out, replay))
-    if memory is not None and persist:  # the next episode of persona identities that remember
-        population.episode = 1 + max(memory.latest_episode(h.identity) if memory.count(h.identity) else -1
-                                     for h in population.humans)
-    elif replay is not None and (replay / "summary.json").exists():
-        population.episode = json.loads((replay / "summary.json").read_text()).get("episode", 0)
-    return population
-
-
-def _situations(reuse, out: Path, replay: Path | None):
-    """The cache of reusable decisions (``humans.reuse``). The shared file is copied into the run
-    directory as it was at the start (``situations_start.jsonl``), and a replay reads that copy
-    without writing, so it meets the same situations the recorded run did."""
-    if not reuse.enabled:
-        return None
-    from agents.situation_cache import SituationCache
-
-    start = out / "situations_start.jsonl"
-    if replay is not None:
-        recorded = replay / "situations_start.jsonl"
-        if recorded.exists() and replay.resolve() != out.resolve():
-            shutil.copyfile(recorded, start)
-        return SituationCache(recorded if recorded.exists() else None, reuse.resolution, read_only=True)
-    if reuse.path and Path(reuse.path).exists():
-        shutil.copyfile(reuse.path, start)
-    return SituationCache(reuse.path, reuse.resolution)
-
-
-def _supervisor(config, population, out: Path, replay: Path | None, model_client: Any, console: Console):
-    """The scenario's supervisor; LLM triage shares the humans' model client and cache."""
-    from agents.supervisor import build_supervisor
-
-    client, loop = None, None
-    if population is not None:
-        client, loop = population.client, population._loop
-    if config.supervisor.triage == "llm" and client is None:
-        client = _run_client(config, out, replay, model_client, console)
-    return build_supervisor(config, population, client, loop)
-
-
-def _run_client(config, out: Path, replay: Path | None, model_client: Any, console: Console):
-    """The run's model client behind its answer cache (``llm_cache.jsonl``); when replaying, the
-    recorded cache over a client that never calls a model."""
-    from agents.backend import ReplayOnlyClient, build_model_client, cached_client
-
-    if replay is not None:
-        if (replay / "llm_cache.jsonl").exists() and replay.resolve() != out.resolve():
-            shutil.copyfile(replay / "llm_cache.jsonl", out / "llm_cache.jsonl")
-        return cached_client(ReplayOnlyClient(), out / "llm_cache.jsonl", read_only=True)
-    if model_client is None:
-        with console.status(f"loading the {config.humans.model.backend} model"):
-            model_client = build_model_client(config.humans.model, seed=config.seed)
-    return cached_client(model_client, out / "llm_cache.jsonl")
-
-
 def _human_summary(population, simulated_s: float) -> dict[str, Any]:
     stats = population.stats
     lat = np.array(population.latencies) if population.latencies else np.zeros(1)
@@ -372,11 +306,23 @@ def _human_summary(population, simulated_s: float) -> dict[str, Any]:
     }
 
 
-def _trace_hash(out: Path) -> str:
-    """SHA-256 over the events and decisions of a run (what a replay must reproduce)."""
+HASHED_FILES = ("events.jsonl", "decisions.jsonl", "hazards.jsonl", "alerts.jsonl")
+HASHED_TICKS = "trace.jsonl.gz ticks"  # the decompressed tick records (world state per tick)
+
+
+def _trace_hash(out: Path, ticks: bool = True) -> str:
+    """SHA-256 over what a replay must reproduce: the events, decisions, hazards and alerts
+    of a run and (``ticks``) the decompressed trace tick records, trajectories included.
+    Summaries written before the ticks were covered have no ``trace_sha256_covers``; their
+    replays are compared with ``ticks=False``."""
     digest = hashlib.sha256()
-    for name in ("events.jsonl", "decisions.jsonl", "hazards.jsonl", "alerts.jsonl"):
+    for name in HASHED_FILES:
         path = out / name
         if path.exists():
             digest.update(path.read_bytes())
+    if ticks and (out / TRACE_FILE).exists():
+        with gzip.open(out / TRACE_FILE, "rb") as trace:
+            trace.readline()  # the header: its paths and wall-clock fields differ between runs
+            for line in trace:
+                digest.update(line)
     return digest.hexdigest()

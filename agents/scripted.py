@@ -1,4 +1,5 @@
-"""A scripted model client for tests: answers computed from the request, no model."""
+"""A scripted model client: answers computed from the request, no model (tests, benchmarks, demos
+that must not depend on a model's speed or wording)."""
 
 from __future__ import annotations
 
