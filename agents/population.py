@@ -369,7 +369,7 @@ class Population:
 
     def _operator_scene(self, state) -> str:
         counts = Counter(kind for _, kind in self._recent_events)
-        closed = [ln.name for k, ln in enumerate(state.network.lanes) if self.world.lane_closed[k]]
+        closed = [ln.name for k, ln in enumerate(state.network.lanes) if state.lane_closed[k]]
         return operator_scene(state, dict(counts), self.world.variable_speed_limit, closed)
 
     def _operator_features(self, state, trigger: str) -> list[float]:

@@ -33,7 +33,7 @@ def driver_scene(state: WorldState, vehicle_id: int) -> str | None:
     v, net = state.vehicles, state.network
     lane = int(v["lane"][r])
     ln = net.lanes[lane]
-    limit = float(net.lane_speed_limit[lane])
+    limit = float(state.lane_speed_limit[lane])
     lines = [f"Time {state.time:.0f} s. You drive a {VEHICLE_TYPES[v['vtype'][r]].name} in lane '{ln.name}' at "
              f"{v['v'][r] * KMH:.0f} km/h; the limit is {limit * KMH:.0f} km/h."]
     j = int(state.leader[r])

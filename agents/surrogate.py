@@ -45,7 +45,7 @@ def driver_features(state: Any, row: int, trigger: str) -> list[float]:
     """The driver's situation at ``row`` of ``state`` (see the module docstring)."""
     v, net = state.vehicles, state.network
     speed = float(v["v"][row])
-    limit = float(state.speed_limit[row]) if len(state.speed_limit) > row else float(net.lane_speed_limit[v["lane"][row]])
+    limit = float(state.speed_limit[row]) if len(state.speed_limit) > row else float(state.lane_speed_limit[v["lane"][row]])
     lead = int(state.leader[row])
     gap = float(state.leader_gap[row]) if lead >= 0 else 100.0
     closing = speed - float(v["v"][lead]) if lead >= 0 else 0.0

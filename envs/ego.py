@@ -110,7 +110,7 @@ class EgoInterface:
         to_line = net.lane_s_to[lane] - v["s"][r] if group >= 0 else self.range
         progress = min(v["odometer"][r] / 1000.0, 1.0)
         obs[1] = [1.0, 0.0, min(stop, self.range) / self.range, red, min(to_line, self.range) / self.range,
-                  net.lane_speed_limit[lane] / SPEED_SCALE, float(net.lane_left[lane] >= 0) - float(net.lane_right[lane] >= 0),
+                  state.lane_speed_limit[lane] / SPEED_SCALE, float(net.lane_left[lane] >= 0) - float(net.lane_right[lane] >= 0),
                   progress]
         # others: vehicles then pedestrians, nearest first
         xs = np.concatenate([v["x"], p["x"]])
@@ -147,7 +147,7 @@ class EgoInterface:
         mine = [e for e in events if vid in e.actors]
         crashed = bool(state.vehicles["crashed"][r]) if r >= 0 else True
         # progress: distance driven relative to the fastest allowed speed
-        v_ref = float(net.lane_speed_limit.max())
+        v_ref = float(state.lane_speed_limit.max())
         odo = float(state.vehicles["odometer"][r]) if r >= 0 else st.last_odometer
         progress = np.clip((odo - st.last_odometer) / (v_ref * self.policy_dt), 0.0, 1.0)
         st.last_odometer = odo

@@ -70,7 +70,7 @@ class WorldState:
     """The world at ``time`` [s]: actor columns (numpy) plus signals, crossings and events."""
 
     time: float
-    network: Network
+    network: Network  # the static road network (shared, never changed by a run)
     vehicles: dict[str, np.ndarray]
     pedestrians: dict[str, np.ndarray]
     leader: np.ndarray  # row of each vehicle's leader, -1 if none
@@ -87,6 +87,8 @@ class WorldState:
     speed_limit: np.ndarray = field(default_factory=lambda: np.zeros(0))  # [m/s] posted limit where each vehicle is
     to_zone: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # [m] front bumper to each crossing zone
     past_zone: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=bool))  # already left that zone
+    lane_speed_limit: np.ndarray = field(default_factory=lambda: np.zeros(0))  # [m/s] limit in force per lane
+    lane_closed: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # per lane: closed by an operator
     signal_elapsed_s: float = 0.0  # [s] time in the current signal interval
     signal_planned_s: float = float("inf")  # [s] its planned duration
 
@@ -117,6 +119,8 @@ class WorldState:
             speed_limit=world.legal_speed_limit(),
             to_zone=world._to_zone.copy(),
             past_zone=world._past_zone.copy(),
+            lane_speed_limit=world.lane_speed_limit.copy(),
+            lane_closed=world.lane_closed.copy(),
             signal_elapsed_s=elapsed,
             signal_planned_s=planned,
         )

@@ -109,7 +109,8 @@ class World:
         self._signal_clock = 0.0
         self._interval = 0
         self.signal_durations = np.array([iv.duration for iv in self.network.signal_cycle])  # [s], retimable
-        self._base_speed_limit = self.network.lane_speed_limit.copy()  # [m/s] before any variable limit
+        # [m/s] the limit in force per lane: the posted one (network.lane_speed_limit), or a lower variable limit
+        self.lane_speed_limit = self.network.lane_speed_limit.copy()
         self.variable_speed_limit: float | None = None  # [m/s] set by an operator
         self.lane_closed = np.zeros(len(self.network.lanes), dtype=bool)
         self.signal_stuck = False  # injected fault: the controller no longer advances the plan
@@ -200,7 +201,7 @@ class World:
             for _ in range(200):
                 lane = int(lanes[self.rng.integers(len(lanes))])
                 s = self.network.lane_s_from[lane] + float(self.rng.uniform(20.0, 100.0))
-                v = min(self.network.lane_speed_limit[lane] * 0.8, 15.0)
+                v = min(self.lane_speed_limit[lane] * 0.8, 15.0)
                 if self._clear(lane, s, 4.5, v, 1.5, 2.0):
                     ids.append(self.add_vehicle(lane, s, v, driver=driver, speed_factor=1.0))
                     break
@@ -242,7 +243,7 @@ class World:
             s, ahead_len, s_ahead = hi - float(self.rng.uniform(0.0, 0.5 * spacing)), 0.0, 0.0
             for _ in range(k):  # from the downstream end backwards, each safely behind the last
                 vtype = VEHICLE_TYPES[int(self.rng.choice(3, p=self._mix))]
-                v = net.lane_speed_limit[lane] * float(self.rng.uniform(0.6, 0.9))
+                v = self.lane_speed_limit[lane] * float(self.rng.uniform(0.6, 0.9))
                 if net.lane_signal_group[lane] >= 0:  # able to stop comfortably at the line
                     v = min(v, np.sqrt(2.0 * 1.5 * max(net.lane_s_to[lane] - s - 15.0, 0.0)))
                 v = min(v, self._speed_limit_at(lane, s), max((0.75 * spacing - 9.0) / 2.0, 3.0))  # denser is slower
@@ -272,7 +273,7 @@ class World:
     def legal_speed_limit(self) -> np.ndarray:
         """Per vehicle: the posted limit [m/s] where it is (lane limit, variable limit, speed zones)."""
         veh, net = self.vehicles, self.network
-        limit = net.lane_speed_limit[veh.lane].copy()
+        limit = self.lane_speed_limit[veh.lane].copy()
         for k in range(len(net.speed_zone_lane)):
             inside = (veh.lane == net.speed_zone_lane[k]) & (veh.s >= net.speed_zone_from[k]) & (veh.s <= net.speed_zone_to[k])
             limit = np.where(inside, np.minimum(limit, net.speed_zone_limit[k]), limit)
@@ -280,7 +281,7 @@ class World:
 
     def _speed_limit_at(self, lane: int, s: float) -> float:
         net = self.network
-        limit = float(net.lane_speed_limit[lane])
+        limit = float(self.lane_speed_limit[lane])
         hit = (net.speed_zone_lane == lane) & (net.speed_zone_from <= s) & (s <= net.speed_zone_to)
         return float(min(limit, net.speed_zone_limit[hit].min())) if hit.any() else limit
 
@@ -407,7 +408,7 @@ class World:
         """A variable speed limit [m/s] on every lane (``None`` lifts it); never above a lane's own limit."""
         self.variable_speed_limit = limit_mps
         limit = np.inf if limit_mps is None else limit_mps
-        self.network.lane_speed_limit = np.minimum(self._base_speed_limit, limit)
+        self.lane_speed_limit = np.minimum(self.network.lane_speed_limit, limit)
 
     def close_lane(self, lane: int, closed: bool = True) -> bool:
         """Close a lane to traffic (lane-control signal showing a red cross): no vehicle enters or
@@ -481,7 +482,7 @@ class World:
     def speed_limit(self) -> np.ndarray:
         """Per vehicle: the speed [m/s] allowed by limits and curves from here to a few seconds ahead."""
         veh, net = self.vehicles, self.network
-        return kernels.speed_limits(veh.lane, veh.s, veh.v, veh.length, net.lane_speed_limit, self._curve_speed,
+        return kernels.speed_limits(veh.lane, veh.s, veh.v, veh.length, self.lane_speed_limit, self._curve_speed,
                                     net.lane_next, net.lane_s_to, net.speed_zone_lane, net.speed_zone_from,
                                     net.speed_zone_to, net.speed_zone_limit, SPEED_PREVIEW_S, CURVE_APPROACH_DECEL)
 
@@ -597,7 +598,7 @@ class World:
 
     def _idm_for(self, rows: np.ndarray, gap: np.ndarray, v_lead: np.ndarray) -> np.ndarray:
         veh = self.vehicles
-        v0 = np.minimum(veh.speed_factor[rows] * self.network.lane_speed_limit[veh.lane[rows]], veh.v_max[rows])
+        v0 = np.minimum(veh.speed_factor[rows] * self.lane_speed_limit[veh.lane[rows]], veh.v_max[rows])
         return behaviour.idm(veh.v[rows], v0, veh.headway[rows], veh.min_gap[rows], veh.a_max[rows], veh.b_comf[rows], gap, v_lead)
 
     def _mobil(self, rows: np.ndarray, target: np.ndarray, to_right: bool, wish: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -786,5 +787,5 @@ class World:
 
     # ---- views ----------------------------------------------------------------------
     def snapshot(self) -> WorldState:
-        """The structured state of the world now (copies; safe to keep)."""
+        """The structured state of the world now (copies of everything that changes; safe to keep)."""
         return WorldState.capture(self)

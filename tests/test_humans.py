@@ -125,9 +125,9 @@ def test_lane_wish_changes_lane_only_when_safe(lane_named):
 def test_operator_controls(lane_named):
     world = bare_world("highway", **{"demand.vehicles_per_hour": 3000})
     world.set_speed_limit(60 / 3.6)
-    assert world.network.lane_speed_limit.max() == pytest.approx(60 / 3.6)
+    assert world.lane_speed_limit.max() == pytest.approx(60 / 3.6)
     world.set_speed_limit(None)
-    assert world.network.lane_speed_limit.max() > 60 / 3.6
+    assert world.lane_speed_limit.max() > 60 / 3.6
     lane = lane_named(world, "main_3")
     assert world.close_lane(lane)
     world.advance(60 * world.config.sim_hz)

@@ -43,3 +43,15 @@ def test_leader_relation_names_the_car_ahead(lane_named):
     assert rel[back].object == front
     assert abs(rel[back].gap_m - (40.0 - 4.5)) < 1e-6
     assert abs(rel[back].time_to_collision_s - 35.5 / 5.0) < 1e-6
+
+
+def test_an_old_snapshot_keeps_the_limits_and_closures_it_saw():
+    world = bare_world("highway")
+    before = world.snapshot()
+    posted = before.lane_speed_limit.copy()
+    world.set_speed_limit(10.0)
+    lane = next(k for k in range(len(world.network.lanes)) if world.close_lane(k))
+    after = world.snapshot()
+    assert np.array_equal(before.lane_speed_limit, posted) and not before.lane_closed.any()
+    assert after.lane_speed_limit.max() == 10.0 and after.lane_closed[lane]
+    assert np.array_equal(world.network.lane_speed_limit, posted)  # the network itself is never changed
