@@ -11,6 +11,8 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import math
 import json
 import signal
 import sys
@@ -45,6 +47,22 @@ EXAMPLES = {
 }
 
 
+def _minutes(text: str) -> float:
+    """``--minutes``: a positive, finite number of simulated minutes."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of minutes, not {text}")
+    return value
+
+
+def _shipped(folder: str) -> str:
+    """The names of the shipped configs in ``configs/<folder>/``."""
+    return ", ".join(sorted(p.stem for p in (Path(__file__).resolve().parent / "configs" / folder).glob("*.yaml")))
+
+
 def _parse_sets(items: list[str]) -> dict:
     """``key=value`` overrides; values are parsed as YAML (numbers, booleans, lists)."""
     out = {}
@@ -65,10 +83,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.scenario is None and args.replay is None:
         raise SystemExit("error: simulate needs a SCENARIO (or --replay RUN_DIR)")
     summary = simulate(args.scenario, minutes=args.minutes, overrides=overrides, out=args.out, gif=args.gif,
-                       replay=args.replay)
+                       replay=args.replay, humans=args.humans)
     if summary.get("replay_identical") is False:
         print("replay: the trace differs from the recorded one", file=sys.stderr)
-        return 2
+        return 1
     return 0 if summary["collisions"] == 0 or args.allow_collisions else 1
 
 
@@ -194,15 +212,22 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="run.py", description="Traffic digital twin with LLM-simulated humans.")
+    parser = argparse.ArgumentParser(description="Traffic digital twin with LLM-simulated humans.",
+                                     epilog="exit codes: 0 ok; 1 the run had collisions (see simulate --allow-collisions) "
+                                            "or its replay differs; 2 bad input")
+    parser.add_argument("-v", "--verbose", action="store_true", help="also print informational messages")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print errors only")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     fmt = argparse.RawDescriptionHelpFormatter
 
     sim = sub.add_parser("simulate", help="run a scenario with its (LLM) humans and print a summary",
                          epilog=EXAMPLES["simulate"], formatter_class=fmt)
     sim.add_argument("scenario", nargs="?", default=None,
-                     help="scenario YAML path or shipped name (highway, intersection, crosswalk)")
-    sim.add_argument("--minutes", type=float, default=None, help="simulated minutes (default: the scenario's duration)")
+                     help=f"scenario YAML path or shipped name ({_shipped('scenarios')})")
+    sim.add_argument("--minutes", type=_minutes, default=None, help="simulated minutes (default: the scenario's duration)")
+    sim.add_argument("--humans", choices=["llm", "rule", "off"], default="llm",
+                     help="llm: the scenario's humans as configured (default); rule: every persona slot without a "
+                          "model; off: no persona humans, only the background traffic")
     sim.add_argument("--seed", type=int, default=None)
     sim.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a scenario field")
     sim.add_argument("--out", type=Path, default=None, help="run directory (default: runs/<scenario>-<time>)")
@@ -214,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
 
     tr = sub.add_parser("train", help="train an RL controller with stable-baselines3 (YAML training config)",
                         epilog=EXAMPLES["train"], formatter_class=fmt)
-    tr.add_argument("config", help="training YAML path or shipped name (ppo_highway, dqn_highway)")
+    tr.add_argument("config", help=f"training YAML path or shipped name ({_shipped('training')})")
     tr.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a training field")
     tr.add_argument("--out", type=Path, default=None, help="run directory (default: runs/train/<name>)")
     tr.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
@@ -295,6 +320,9 @@ def main(argv: list[str] | None = None) -> int:
     bench.set_defaults(func=cmd_bench)
 
     args = parser.parse_args(argv)
+    level = logging.ERROR if args.quiet else logging.INFO if args.verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s: %(message)s")
+    logging.captureWarnings(True)
     from agents.backend import BackendError
     from agents.persona import PersonaError
     from agents.training import TrainingError

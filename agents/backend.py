@@ -158,7 +158,11 @@ class JsonlCacheStore(CacheStore[CHAT_CACHE_VALUE_TYPE]):
         self._data: dict[str, Any] = {}
         self._failures: dict[str, tuple[str, str]] = {}
         if self.path.exists():
-            for n, line in enumerate(self.path.read_text().splitlines()):
+            try:
+                text = self.path.read_text()
+            except UnicodeDecodeError:
+                raise BackendError(f"{self.path}: not a JSON-lines answer cache (binary content)") from None
+            for n, line in enumerate(text.splitlines()):
                 try:
                     rec = json.loads(line) if line.strip() else None
                 except json.JSONDecodeError:  # a run killed mid-write leaves a partial last line

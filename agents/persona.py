@@ -23,10 +23,9 @@ import difflib
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-from envs.validation import field_problems
+from envs.validation import ConfigFileError, field_problems, read_yaml
 
 PERSONA_DIR = Path(__file__).resolve().parent.parent / "configs" / "personas"
 
@@ -254,9 +253,9 @@ def get_persona(persona_id: str, library: dict[str, Persona] | None = None) -> P
 def _load_file(path: Path) -> Persona:
     source = _shown(path)
     try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise PersonaError(f"{source}: cannot read persona: {exc}") from None
+        data = read_yaml(path)
+    except ConfigFileError as exc:
+        raise PersonaError(f"{source}: cannot read persona: {str(exc).removeprefix(str(path) + ': ')}") from None
     if not isinstance(data, dict):
         raise PersonaError(f"{source}: expected a mapping of persona fields at the top level")
     try:

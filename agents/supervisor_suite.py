@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 SUITE_PATH = Path(__file__).resolve().parent.parent / "configs" / "suites" / "supervisor.yaml"
@@ -59,13 +58,16 @@ class Suite(BaseModel):
 
 def load_suite(path: str | Path = SUITE_PATH) -> Suite:
     """Read and validate a suite file; errors name the file and the field."""
+    from envs.validation import ConfigFileError, read_yaml
     from twin.scenario import ScenarioError, load_scenario
 
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: suite file not found")
     try:
-        suite = Suite.model_validate(yaml.safe_load(path.read_text()))
+        suite = Suite.model_validate(read_yaml(path))
+    except ConfigFileError as exc:
+        raise ScenarioError(str(exc)) from None
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise ScenarioError(f"{path}: invalid suite: {problems}") from None
@@ -100,7 +102,7 @@ def run_case(case: SuiteCase, seed: int, duration_s: float) -> dict:
         "collisions": [{"time_s": e.time, "actors": list(e.actors)} for e in world.events if e.kind == "collision"],
         "red_light": [{"time_s": e.time, "actors": list(e.actors)} for e in world.events if e.kind == "red_light"],
         "faults": world.faults.log,
-        "unstarted": [f.kind for f in world.faults._pending],  # no actor ever matched: counted as missed
+        "unstarted": [f.kind for f in world.faults.unstarted],  # no actor ever matched: counted as missed
         "alerts": [{"time_s": a["time_s"], **{k: e[k] for k in ("kind", "category", "actors", "severity")}}
                    for a in supervisor.alerts for e in a["events"]],
         "events": len(supervisor.events),

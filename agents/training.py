@@ -33,6 +33,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from envs.scenario import set_dotted
+from envs.validation import ConfigFileError, read_yaml
 
 TRAINING_DIR = Path(__file__).resolve().parent.parent / "configs" / "training"
 EPISODE_FIELDS = ("timesteps", "env", "return", "length", "collisions", "cost", "arrived", "events")
@@ -88,7 +89,10 @@ def load_training(source: str | Path | dict, overrides: dict[str, Any] | None = 
             shipped = sorted(p.stem for p in TRAINING_DIR.glob("*.yaml"))
             raise TrainingError(f"{source}: no such training config (shipped: {', '.join(shipped)})")
         name = str(path)
-        data = yaml.safe_load(path.read_text())
+        try:
+            data = read_yaml(path)
+        except ConfigFileError as exc:
+            raise TrainingError(str(exc)) from None
         if not isinstance(data, dict):
             raise TrainingError(f"{name}: expected a mapping of training fields")
     for key, value in (overrides or {}).items():
@@ -101,6 +105,30 @@ def load_training(source: str | Path | dict, overrides: dict[str, Any] | None = 
     if config.env not in gym.registry and not config.env.startswith("twin/"):
         raise TrainingError(f"{name}: env: {config.env!r} is not a registered Gymnasium id")
     return config
+
+
+def check_hyperparams(config: TrainingConfig, algo_cls: type) -> None:
+    """Every ``hyperparams`` key must be a keyword of the algorithm (a typo names the key)."""
+    import difflib
+    import inspect
+
+    known = [p for p in inspect.signature(algo_cls.__init__).parameters if p not in ("self", "env", "policy")]
+    for key in config.hyperparams:
+        if key not in known:
+            hint = difflib.get_close_matches(key, known, n=1)
+            raise TrainingError(f"hyperparams.{key}: not a keyword of {config.algorithm}"
+                                + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+
+
+def check_env_kwargs(config: TrainingConfig) -> None:
+    """Build the env once here, so a bad ``env_kwargs`` is one clear line, not a traceback per worker."""
+    import twin  # noqa: F401  (registers the Gymnasium ids)
+    from envs.scenario import ScenarioError
+
+    try:
+        gym.make(config.env, **config.env_kwargs).close()
+    except (ScenarioError, TypeError, ValueError) as exc:
+        raise TrainingError(f"env_kwargs: {exc}") from None
 
 
 # ---- environments ---------------------------------------------------------------------------
@@ -316,6 +344,10 @@ def train(config: TrainingConfig, out: Path | None = None, resume: bool = False,
 
     out = Path(out or Path("runs") / "train" / config.name)
     algo_cls = getattr(sb3, config.algorithm)
+    if resume and not (out / "config.yaml").exists():
+        raise TrainingError(f"{out}: nothing to resume (no training run there); drop --resume to start one")
+    check_hyperparams(config, algo_cls)
+    check_env_kwargs(config)
     checkpoint = _latest_checkpoint(out) if resume else None
     if resume and checkpoint is None and (out / "config.yaml").exists():
         print(f"{out}: no checkpoint yet, starting from step 0")

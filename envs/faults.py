@@ -103,6 +103,11 @@ class FaultInjector:
         self._active: list[tuple[object, dict]] = []
         self._pending = list(self.faults)
 
+    @property
+    def unstarted(self) -> list:
+        """Faults whose time came but that never found an actor matching their selection (or are still to come)."""
+        return list(self._pending)
+
     def add(self, fault) -> None:
         """Schedule one more fault (a what-if injected while the twin runs)."""
         self.faults = sorted([*self.faults, fault], key=lambda f: f.at_s)

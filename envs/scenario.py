@@ -14,11 +14,10 @@ from __future__ import annotations
 from pathlib import Path as FilePath
 from typing import Annotated, Any, Literal, Union
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from envs.faults import Fault
-from envs.validation import field_problems
+from envs.validation import ConfigFileError, field_problems, read_yaml
 
 SCENARIO_DIR = FilePath(__file__).resolve().parent.parent / "configs" / "scenarios"
 FRICTION_RANGE = (0.05, 1.5)  # tyre-road friction coefficients the twin accepts (ice to racing tyres)
@@ -236,17 +235,18 @@ def load_config(scenario: str | FilePath | dict | WorldConfig, overrides: dict[s
         path = resolve_scenario_path(scenario)
         source = str(path)
         try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise ScenarioError(f"{source}: not valid YAML: {exc}") from None
+            data = read_yaml(path)
+        except ConfigFileError as exc:
+            raise ScenarioError(str(exc)) from None
         if not isinstance(data, dict):
             raise ScenarioError(f"{source}: expected a mapping of scenario fields at the top level")
+    overridden = [SHORTCUTS.get(key, key) for key in (overrides or {})]
     for key, value in (overrides or {}).items():
         set_dotted(data, SHORTCUTS.get(key, key), value)
     try:
         return schema.model_validate(data)
     except ValidationError as exc:
-        raise ScenarioError(_describe(exc, source, schema)) from None
+        raise ScenarioError(_describe(exc, source, schema, overridden)) from None
 
 
 def scenario_overrides(overrides: dict[str, Any] | None, fields: dict[str, Any], **forced: Any) -> dict[str, Any]:
@@ -268,7 +268,13 @@ def set_dotted(data: dict, dotted: str, value: Any) -> None:
     node[keys[-1]] = value
 
 
-def _describe(exc: ValidationError, source: str, schema: type[WorldConfig]) -> str:
+def _describe(exc: ValidationError, source: str, schema: type[WorldConfig], overridden: list[str]) -> str:
+    """One line per problem; a field set by an override (``--set``, a keyword) says so, not blaming the file."""
     problems = field_problems(exc, schema, NETWORK_VARIANTS)
     lines = [f"{source}: invalid scenario ({len(problems)} problem{'s' * (len(problems) > 1)})"]
-    return "\n".join(lines + [f"  - {field}: {msg}" for field, msg in problems])
+
+    def origin(field: str) -> str:
+        hit = any(field == key or field.startswith(key + ".") or key.startswith(field + ".") for key in overridden)
+        return " [set by an override, not in the file]" if hit else ""
+
+    return "\n".join(lines + [f"  - {field}: {msg}{origin(field)}" for field, msg in problems])

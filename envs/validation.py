@@ -1,12 +1,56 @@
-"""Turning pydantic validation errors into one line per problem that names the field,
-with a "did you mean" for unknown fields. Shared by every YAML-backed config."""
+"""Reading YAML config files strictly, and turning pydantic validation errors into one
+line per problem that names the field, with a "did you mean" for unknown fields. Shared
+by every YAML-backed config (scenarios, personas, training configs, suites)."""
 
 from __future__ import annotations
 
 import difflib
+from pathlib import Path
 from typing import Any
 
+import yaml
 from pydantic import BaseModel, ValidationError
+
+
+class ConfigFileError(ValueError):
+    """A config file that cannot be read as YAML; the message names the file and why."""
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader that refuses a key given twice in one mapping (the later one would silently win)."""
+
+
+def _no_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} appears twice (lines {seen[key]} and {key_node.start_mark.line + 1})",
+                key_node.start_mark)
+        seen[key] = key_node.start_mark.line + 1
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
+
+
+def read_yaml(path: str | Path) -> Any:
+    """The YAML document in ``path``; binary content, invalid YAML and duplicate keys raise
+    :class:`ConfigFileError` naming the file."""
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigFileError(f"{path}: not a text file (binary content)") from None
+    except OSError as exc:
+        raise ConfigFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if "\x00" in text:
+        raise ConfigFileError(f"{path}: not a text file (binary content)")
+    try:
+        return yaml.load(text, Loader=_StrictLoader)
+    except yaml.YAMLError as exc:
+        raise ConfigFileError(f"{path}: not valid YAML: {exc}") from None
 
 
 def field_problems(exc: ValidationError, root: type[BaseModel],

@@ -7,6 +7,8 @@ behaviour models (IDM, MOBIL, gap acceptance) execute their current intents insi
 
 from __future__ import annotations
 
+import logging
+
 from collections import Counter
 from dataclasses import dataclass
 
@@ -51,6 +53,9 @@ BACKLOG_CAP = 5  # vehicles waiting to enter at an inlet before arrivals are dro
 GRAVITY = 9.81  # [m/s^2]
 DRY_FRICTION = 0.8  # tyre-road friction of dry asphalt; drivers brake less hard on anything slicker
 PHASE_SUFFIXES = (" green", "pedestrians walk")  # signal intervals that are phases (the rest are clearances)
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -237,6 +242,7 @@ class World:
         if not len(candidates) or count <= 0:
             return
         per_lane = self.rng.multinomial(count, length[candidates] / length[candidates].sum())
+        before = len(self.vehicles)
         for lane, k in zip(candidates, per_lane):
             lo, hi = net.lane_s_from[lane] + 10.0, net.lane_s_to[lane] - 25.0
             spacing = (hi - lo) / max(k, 1)  # [m] mean distance between placed vehicles
@@ -255,6 +261,11 @@ class World:
                     self._append_vehicle(int(lane), s, v, vtype.name, HUMAN)
                     s_ahead, ahead_len = s, vtype.length
                 s -= spacing * float(self.rng.uniform(0.5, 0.9))
+        placed = len(self.vehicles) - before
+        self.stats["background_not_placed"] = count - placed
+        if placed < count:
+            log.warning("demand.vehicles: %d background vehicles asked for, %d fit on the network at safe gaps",
+                        count, placed)
         self._refresh_world_coords()
         self._perceive()
 

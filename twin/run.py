@@ -17,7 +17,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import importlib.metadata
 import json
+import logging
+import subprocess
 from collections import Counter
 import time
 from datetime import datetime
@@ -35,9 +38,16 @@ from envs.trace import TICK_S, TRACE_FILE, TraceWriter
 from envs.world import World
 from twin import assemble
 from twin.episode import Episode
+from envs.scenario import ScenarioError
+from twin.occupants import HUMAN_MODES
 from twin.scenario import ScenarioConfig, load_scenario
 
 NEAR_MISS_TTC_S = 1.5  # [s] time to collision below which an approach counts as a near miss
+log = logging.getLogger(__name__)
+try:
+    VERSION = importlib.metadata.version("traffic-twin")
+except importlib.metadata.PackageNotFoundError:  # run from a source tree that was never installed
+    VERSION = None
 GIF_FPS = 4  # GIF frames per second; frames are taken every simulated half second
 GIF_MAX_FRAMES = 600
 
@@ -165,10 +175,11 @@ class ScenarioRun:
             "vehicles_entered": world.stats["vehicles_entered"],
             "vehicles_exited": world.stats["vehicles_exited"],
             "vehicles_now": len(world.vehicles),
-            "mean_speed_mps": round(float(np.mean(self.speeds)), 2) if self.speeds else 0.0,
+            "mean_speed_mps": round(float(np.mean(self.speeds)), 2) if self.speeds else None,
             "pedestrians_entered": world.stats["pedestrians_entered"],
             "pedestrians_crossed": world.stats["pedestrians_crossed"],
-            "mean_pedestrian_wait_s": round(world.stats["pedestrian_wait_s"] / max(world.stats["pedestrians_crossed"], 1), 2),
+            "mean_pedestrian_wait_s": (round(world.stats["pedestrian_wait_s"] / world.stats["pedestrians_crossed"], 2)
+                                       if world.stats["pedestrians_crossed"] else None),
             "collisions": kinds.count("collision"),
             "off_road": kinds.count("off_road"),
             "red_light_violations": kinds.count("red_light"),
@@ -179,6 +190,9 @@ class ScenarioRun:
             "alerts": len(supervisor.alerts),
             "supervisor_s": round(supervisor.seconds, 2),
             "faults": world.faults.log,
+            "faults_never_started": [f.kind for f in world.faults.unstarted if f.at_s <= world.time],
+            "version": VERSION,
+            "git_commit": _git_commit(),
         }
         if self.population is not None:
             summary.update(_human_summary(self.population, world.time))
@@ -198,11 +212,18 @@ def simulate(
     console: Console | None = None,
     replay: Path | None = None,
     model_client: Any = None,
+    humans: str = "llm",
 ) -> dict[str, Any]:
     """Simulate ``scenario`` (its configured humans, no RL vehicles) and return the summary.
 
     ``replay`` is a recorded run directory: its scenario, duration and LLM cache are used
-    and no model is called. ``model_client`` replaces the configured backend (tests)."""
+    and no model is called. ``model_client`` replaces the configured backend (tests).
+    ``humans`` is ``llm`` (as configured), ``rule`` (every persona slot without a model)
+    or ``off`` (no persona humans)."""
+    if humans not in HUMAN_MODES:
+        raise ValueError(f"humans must be one of {HUMAN_MODES}, not {humans!r}")
+    if replay is not None and humans != "llm":
+        raise ScenarioError("--humans does not apply to a replay (it reruns the recorded humans)")
     console = console or Console()
     recorded: dict[str, Any] = {}
     if replay is not None:
@@ -214,7 +235,9 @@ def simulate(
         if minutes is None and "simulated_s" in recorded:
             minutes = recorded["simulated_s"] / 60.0
     overrides = {"ego.controlled": 0, **(overrides or {})}
-    config = load_scenario(scenario, overrides)
+    config = with_humans(load_scenario(scenario, overrides), humans)
+    if replay is not None and config.humans.llm_count and not (replay / "llm_cache.jsonl").exists():
+        raise FileNotFoundError(f"{replay}: no llm_cache.jsonl, so its LLM humans cannot be replayed")
     duration = config.duration_s if minutes is None else 60.0 * minutes
     out = out or Path("runs") / f"{config.name}-{datetime.now():%Y%m%d-%H%M%S}"
     run = ScenarioRun(config, out, replay=replay, model_client=model_client, console=console)
@@ -249,6 +272,8 @@ def simulate(
         images[0].save(out / "run.gif", save_all=True, append_images=images[1:], duration=1000 // GIF_FPS, loop=0)
         summary["gif"] = str(out / "run.gif")
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    if summary["faults_never_started"]:
+        log.warning("faults that never found an actor to act on: %s", ", ".join(summary["faults_never_started"]))
 
     table = Table(title=f"{config.name}: {summary['simulated_s']:.0f} simulated s in {summary['wall_s']:.1f} s "
                         f"({summary['realtime_factor']}x real time)")
@@ -259,6 +284,17 @@ def simulate(
             table.add_row(key, str(value))
     console.print(table)
     return summary
+
+
+def with_humans(config: ScenarioConfig, humans: str) -> ScenarioConfig:
+    """``config`` with its humans as ``humans`` says (``llm``: unchanged; ``rule``: no model; ``off``: none)."""
+    if humans == "llm":
+        return config
+    from agents.population import rule_only
+
+    people = rule_only(config.humans) if humans == "rule" else config.humans.model_copy(
+        update={"drivers": [], "pedestrians": [], "operators": []})
+    return config.model_copy(update={"humans": people})
 
 
 def _trace_humans(population) -> list[dict[str, Any]]:
@@ -285,7 +321,7 @@ def _near_misses(world: World, closing_in: set, count: int) -> tuple[int, set]:
 
 def _human_summary(population, simulated_s: float) -> dict[str, Any]:
     stats = population.stats
-    lat = np.array(population.latencies) if population.latencies else np.zeros(1)
+    lat = np.array(population.latencies)
     llm_humans = sum(h.llm for h in population.humans)
     return {
         "humans": len(population.humans),
@@ -298,12 +334,22 @@ def _human_summary(population, simulated_s: float) -> dict[str, Any]:
         "fallbacks": stats["fallbacks"],
         "fallbacks_by_kind": {k.removeprefix("fallback_"): v for k, v in sorted(stats.items()) if k.startswith("fallback_")},
         "calls_per_agent_minute": round(stats["decisions"] / max(llm_humans * simulated_s / 60.0, 1e-9), 2),
-        "decision_latency_p50_s": round(float(np.percentile(lat, 50)), 3),
-        "decision_latency_p95_s": round(float(np.percentile(lat, 95)), 3),
+        "decision_latency_p50_s": round(float(np.percentile(lat, 50)), 3) if len(lat) else None,
+        "decision_latency_p95_s": round(float(np.percentile(lat, 95)), 3) if len(lat) else None,
         "episode": population.episode,
         "advisories": stats["advisories"],
         "reflections": stats["reflections"],
     }
+
+
+def _git_commit() -> str | None:
+    """The commit of the source tree the twin runs from (None when installed or not a git checkout)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True,
+                             text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
 
 
 HASHED_FILES = ("events.jsonl", "decisions.jsonl", "hazards.jsonl", "alerts.jsonl")
