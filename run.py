@@ -191,7 +191,11 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             raise SystemExit("error: --set applies to --live only (a recorded run is shown as it was)")
         if not Path(args.target).is_dir():
             raise SystemExit(f"error: {args.target}: not a run directory (for a scenario, add --live)")
-        source = RecordedRun(Path(args.target))
+        try:
+            source = RecordedRun(Path(args.target))
+        except ValueError as exc:  # not a trace, or a newer format
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     server = make_server(source, args.port)
     print(f"inspector at http://{HOST}:{server.server_address[1]}/  (Ctrl-C to stop)", flush=True)
 

@@ -16,6 +16,7 @@ readable trace up to its last tick (:func:`read_trace` stops at a truncated tail
 from __future__ import annotations
 
 import gzip
+import logging
 import json
 import zlib
 from pathlib import Path
@@ -26,6 +27,7 @@ import numpy as np
 from envs.actors import PHASE_NAMES, VEHICLE_TYPES
 from envs.state import SIGNAL_NAMES, WALK_NAMES, WorldState
 
+log = logging.getLogger(__name__)
 FORMAT = "traffic-twin-trace"
 VERSION = 1
 TICK_S = 0.5  # [s] one record per decision tick (the humans' check period)
@@ -121,14 +123,15 @@ def read_trace(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         path = path / TRACE_FILE
     if not path.exists():
         raise FileNotFoundError(f"{path}: no trace (record one with python run.py simulate ...)")
-    header, ticks = None, []
-    with gzip.open(path, "rt") as f:
+    header, ticks, unreadable = None, [], []
+    with gzip.open(path, "rt", errors="replace") as f:
         try:
-            for line in f:
+            for n, line in enumerate(f, start=1):
                 try:
                     record = json.loads(line)
                 except ValueError:
-                    break  # a run killed mid-line
+                    unreadable.append(n)  # a run killed mid-line, or a damaged record: the rest is still read
+                    continue
                 if record.get("type") == "header":
                     header = record
                 else:
@@ -139,4 +142,7 @@ def read_trace(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         raise ValueError(f"{path}: not a {FORMAT} file")
     if header.get("version", 0) > VERSION:
         raise ValueError(f"{path}: trace version {header['version']} is newer than this reader ({VERSION})")
+    if unreadable:
+        log.warning("%s: %d unreadable line%s skipped (line %s); %d ticks read", path, len(unreadable),
+                    "s" * (len(unreadable) > 1), ", ".join(map(str, unreadable[:5])), len(ticks))
     return header, ticks

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import mimetypes
+import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from envs.trace import read_trace
 STATIC = Path(__file__).parent / "static"
 HOST = "127.0.0.1"  # never reachable from another machine
 MAX_BODY = 64 * 1024  # [bytes] largest request body accepted
+HEADER_TIMEOUT_S = 5.0  # [s] a connection whose request does not arrive within this is closed
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,7 @@ class RecordedRun:
 
 class _Handler(BaseHTTPRequestHandler):
     source: Any = None  # RecordedRun or inspector.live.LiveTwin, set by make_server
+    timeout = HEADER_TIMEOUT_S  # socket reads and writes: a partial request no longer holds a thread forever
 
     def log_message(self, fmt: str, *args: Any) -> None:  # quiet: the console shows the address only
         log.debug(fmt, *args)
@@ -142,16 +145,29 @@ class _Handler(BaseHTTPRequestHandler):
         self._json({"error": f"no such action: {url.path}"}, 404)
 
     def _file(self, path: Path) -> None:
-        if not path.is_file():
+        try:
+            found = path.is_file()
+        except OSError:  # a name too long for the file system, say
+            found = False
+        if not found:
             return self._json({"error": "not found"}, 404)
         kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         self._send(200, path.read_bytes(), kind + ("; charset=utf-8" if kind.startswith("text/") or
                                                    kind.endswith("javascript") else ""))
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A browser tab closed mid-answer (or a client that went away) is routine, not a traceback."""
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            log.debug("inspector: client %s went away", client_address)
+            return
+        super().handle_error(request, client_address)
+
+
 def make_server(source: Any, port: int = 0) -> ThreadingHTTPServer:
     """A server for ``source`` on 127.0.0.1 (``port`` 0: any free port; see ``server_address``)."""
     handler = type("InspectorHandler", (_Handler,), {"source": source})
-    server = ThreadingHTTPServer((HOST, port), handler)
+    server = _Server((HOST, port), handler)
     server.daemon_threads = True
     return server

@@ -82,3 +82,9 @@ def test_a_fault_that_never_finds_its_actor_is_reported(tmp_path, caplog):
     assert main(["simulate", "highway", "--minutes", "0.2", *NO_PERSONAS, "--set", faults, "--out", str(out)]) == 0
     assert json.loads((out / "summary.json").read_text())["faults_never_started"] == ["brake_failure"]
     assert "never found an actor" in caplog.text
+
+
+@pytest.mark.parametrize("content", [b"", bytes(range(256)) * 8])
+def test_inspect_refuses_a_trace_that_is_not_one(capsys, tmp_path, content):
+    (tmp_path / "trace.jsonl.gz").write_bytes(content)
+    assert "not a traffic-twin-trace file" in _error(capsys, ["inspect", str(tmp_path)])

@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import socket
 import threading
 import urllib.error
 import urllib.request
@@ -13,7 +14,7 @@ from twin.run import simulate
 from envs.trace import TICK_S, read_trace
 from inspector.export import export_gif
 from inspector.live import LiveError, LiveTwin
-from inspector.server import RecordedRun, make_server
+from inspector.server import HEADER_TIMEOUT_S, RecordedRun, make_server
 from agents.scripted import ScriptedClient, by_role
 
 FAULT = [{"kind": "signal_stuck", "at_s": 20}]
@@ -105,6 +106,14 @@ def test_the_server_serves_a_recorded_run_on_localhost_only(recorded):
         with pytest.raises(urllib.error.HTTPError) as err:
             _get(base, "/static/../../run.py")
         assert err.value.code == 404
+        with pytest.raises(urllib.error.HTTPError) as err:
+            _get(base, "/static/" + "a" * 5000)  # longer than any file name: a 404, not a dropped connection
+        assert err.value.code == 404
+        stalled = socket.create_connection(server.server_address)  # a request whose headers never arrive
+        stalled.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1")
+        stalled.settimeout(HEADER_TIMEOUT_S + 10)
+        assert stalled.recv(100) == b""  # the server closed it
+        stalled.close()
     finally:
         server.shutdown()
 
