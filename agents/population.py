@@ -38,9 +38,10 @@ from agents.intent import (
 )
 from agents.persona import Persona, PersonaError, get_persona, load_personas
 from agents.situation_cache import SituationCache
-from agents.scene import NEAR_MISS_TTC_S, KMH, driver_scene, operator_scene, pedestrian_scene, quote
+from agents.scene import KMH, driver_scene, operator_scene, pedestrian_scene, quote
 from agents.surrogate import driver_features, operator_features, pedestrian_features
 from envs.actors import HUMAN, VEHICLE_TYPES, WAIT
+from envs.state import near_miss
 from envs.world import World
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ class Human:
     last_leader: int = -1
     last_signal: int = -1
     last_phase: int = -1
-    near_miss: bool = False  # closing in on the vehicle ahead with a time to collision below NEAR_MISS_TTC_S
+    near_miss: bool = False  # closing in on the vehicle ahead (envs.state.near_miss)
     triggers: list[str] = field(default_factory=list)
     advisories: deque = field(default_factory=lambda: deque(maxlen=3))
     recent: deque = field(default_factory=lambda: deque(maxlen=RECENT_DECISIONS))
@@ -312,15 +313,15 @@ class Population:
         signal = int(state.group_state[group]) if group >= 0 and len(state.group_state) else -1
         trigger = None
         closing = state.vehicles["v"][r] - state.vehicles["v"][state.leader[r]] if state.leader[r] >= 0 else 0.0
-        near_miss = closing > 0.1 and state.leader_gap[r] / closing < NEAR_MISS_TTC_S
-        if near_miss and not h.near_miss:  # one memory and one trigger per near miss
+        in_near_miss = bool(near_miss(state.leader_gap[r], closing))
+        if in_near_miss and not h.near_miss:  # one memory and one trigger per near miss
             trigger = "near_miss"
             if self.memory is not None:
                 notes.append({"agent": h.identity, "kind": "near_miss", "time_s": now, "episode": self.episode,
                               "text": f"At {now:.0f} s I nearly hit the vehicle ahead in lane "
                                       f"'{net.lanes[state.vehicles['lane'][r]].name}' at "
                                       f"{state.vehicles['v'][r] * KMH:.0f} km/h."})
-        h.near_miss = bool(near_miss)
+        h.near_miss = in_near_miss
         if trigger is None and h.triggers:
             trigger = h.triggers[0]
         first = h.last_decision_s == -np.inf

@@ -13,10 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 from envs.actors import PHASE_NAMES, VEHICLE_TYPES
-from envs.state import SIGNAL_NAMES, WALK_NAMES, WorldState
+from envs.state import CLOSING_MIN_MPS, SIGNAL_NAMES, WALK_NAMES, WorldState, near_miss
 
 KMH = 3.6  # [km/h per m/s]
-NEAR_MISS_TTC_S = 1.5  # [s] a time to collision below this is a near miss
 
 
 def quote(text: str) -> str:
@@ -40,12 +39,12 @@ def driver_scene(state: WorldState, vehicle_id: int) -> str | None:
     if j >= 0:
         gap = float(state.leader_gap[r])
         closing = float(v["v"][r] - v["v"][j])
-        ttc = gap / closing if closing > 0.1 else None
+        ttc = gap / closing if closing > CLOSING_MIN_MPS else None
         time_gap = gap / max(float(v["v"][r]), 0.1)
         text = (f"Ahead: a {VEHICLE_TYPES[v['vtype'][j]].name} {gap:.0f} m away at {v['v'][j] * KMH:.0f} km/h "
                 f"(time gap {min(time_gap, 99):.1f} s")
         text += f", time to collision {ttc:.1f} s)." if ttc is not None else ", not closing in)."
-        if ttc is not None and ttc < NEAR_MISS_TTC_S:
+        if near_miss(gap, closing):
             text += " DANGER: you are closing in fast."
         lines.append(text)
     else:

@@ -19,6 +19,17 @@ from envs.network import Network
 if TYPE_CHECKING:
     from envs.world import World
 
+NEAR_MISS_TTC_S = 1.5  # [s] a vehicle closing in on its leader with a time to collision below this is in a near miss
+CLOSING_MIN_MPS = 0.1  # [m/s] slower closing than this is not closing in
+
+
+def near_miss(gap_m, closing_mps):
+    """Whether a follower at ``gap_m`` [m] behind its leader, closing at ``closing_mps`` [m/s], is in a
+    near miss (the one definition: the run summary, the humans' triggers and their scene text use it).
+    Works on floats and on numpy arrays alike."""
+    return (closing_mps > CLOSING_MIN_MPS) & (gap_m < NEAR_MISS_TTC_S * np.maximum(closing_mps, CLOSING_MIN_MPS))
+
+
 SIGNAL_NAMES = ("green", "amber", "red")
 WALK_NAMES = ("walk", "flashing", "dont_walk")
 

@@ -8,6 +8,7 @@ registered Gymnasium id in a process that imported nothing of the twin, and runs
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -20,7 +21,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _build_wheel(out: Path) -> Path:
-    base = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), str(ROOT)]
+    """The wheel of a clean copy of the source tree (no stale ``build/`` of an earlier build leaks in)."""
+    source = out.parent / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", ".venv", "build", "dist", "runs", "*.egg-info",
+                                                                "__pycache__", ".pytest_cache"))
+    base = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), str(source)]
     if subprocess.run(base + ["--no-build-isolation"], capture_output=True).returncode != 0:
         subprocess.run(base, check=True, capture_output=True)  # setuptools from PyPI in an isolated build
     return next(out.glob("traffic_twin-*.whl"))

@@ -34,6 +34,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from envs.render import Renderer
+from envs.state import near_miss
 from envs.trace import TICK_S, TRACE_FILE, TraceWriter
 from envs.world import World
 from twin import assemble
@@ -42,7 +43,6 @@ from envs.scenario import ScenarioError
 from twin.occupants import HUMAN_MODES
 from twin.scenario import ScenarioConfig, load_scenario
 
-NEAR_MISS_TTC_S = 1.5  # [s] time to collision below which an approach counts as a near miss
 log = logging.getLogger(__name__)
 try:
     VERSION = importlib.metadata.version("traffic-twin")
@@ -307,14 +307,14 @@ def _trace_humans(population) -> list[dict[str, Any]]:
 
 
 def _near_misses(world: World, closing_in: set, count: int) -> tuple[int, set]:
-    """Count vehicles that newly have a time to collision below ``NEAR_MISS_TTC_S`` with their
-    leader (one near miss per approach, not per second)."""
+    """Count vehicles that newly are in a near miss with their leader (``envs.state.near_miss``;
+    one per approach, not per second)."""
     veh = world.vehicles
     now: set = set()
     if len(veh):
         has = world.leader >= 0
         closing = np.where(has, veh.v - veh.v[np.maximum(world.leader, 0)], 0.0)
-        risky = has & (closing > 0.1) & (world.leader_gap < NEAR_MISS_TTC_S * np.maximum(closing, 0.1))
+        risky = has & near_miss(world.leader_gap, closing)
         now = set(veh.id[risky].tolist())
     return count + len(now - closing_in), now
 
