@@ -91,7 +91,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from agents.training import load_training, train
+    from agents.controllers.training import load_training, train
 
     config = load_training(args.config, _parse_sets(args.set))
     summary = train(config, out=args.out, resume=args.resume, progress=not args.no_progress)
@@ -100,7 +100,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
-    from agents.surrogate import distill
+    from agents.humans.surrogate import distill
 
     try:
         report = distill(args.runs, args.out, holdout=args.holdout, seed=args.seed)
@@ -113,7 +113,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.target == "policy":
-        from agents.policy_eval import evaluate_policy
+        from agents.controllers.policy_eval import evaluate_policy
 
         if args.checkpoint is None:
             raise SystemExit("error: evaluate policy needs a CHECKPOINT (a training run directory or model .zip)")
@@ -126,7 +126,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if args.print_json:
             print(json.dumps({k: v for k, v in result.items() if k != "episodes"}, indent=2))
         return 0
-    from agents.supervisor_suite import SUITE_PATH, evaluate
+    from agents.supervisor.suite import SUITE_PATH, evaluate
 
     result = evaluate(args.suite or SUITE_PATH, seeds=args.seeds, workers=args.workers, json_path=args.json,
                       quick=args.quick)
@@ -327,9 +327,9 @@ def main(argv: list[str] | None = None) -> int:
     level = logging.ERROR if args.quiet else logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s: %(message)s")
     logging.captureWarnings(True)
-    from agents.backend import BackendError
-    from agents.persona import PersonaError
-    from agents.training import TrainingError
+    from agents.llm.backend import BackendError
+    from agents.humans.persona import PersonaError
+    from agents.controllers.training import TrainingError
     from envs.scenario import ScenarioError
 
     try:

@@ -100,8 +100,8 @@ def measure_separation(minutes: float, console: Console, seed: int = 1) -> dict[
 
 def _separation_run(scenario: str, humans: dict, extra: dict, minutes: float, console: Console, seed: int,
                     samples: dict) -> dict[str, int]:
-    from agents.backend import build_model_client, cached_client
-    from agents.population import Population
+    from agents.llm.backend import build_model_client, cached_client
+    from agents.humans.population import Population
     from envs.actors import CROSS, WAIT
     from envs.world import World
     from twin.episode import Episode

@@ -128,7 +128,7 @@ def reuse_speed(episodes: int = 5, duration_s: float = 30.0, seed: int = 0, reso
     not depend on the answers' content, and hundreds of episodes then take minutes."""
     import twin  # noqa: F401  (registers the Gymnasium ids)
 
-    from agents.scripted import ScriptedClient  # the repository's scripted model client
+    from agents.llm.scripted import ScriptedClient  # the repository's scripted model client
 
     env = gym.make("twin/Intersection-v0", humans="llm", duration_s=duration_s,
                    model_client=ScriptedClient() if scripted else None,

@@ -23,7 +23,7 @@ RATES = (3, 1)  # physics steps between checks
 
 def measure(scenario: str, every_steps: int, minutes: float, seed: int = 0) -> dict:
     """Physics and supervisor wall time over ``minutes`` simulated minutes of ``scenario``."""
-    from agents.supervisor import Supervisor, SupervisorConfig
+    from agents.supervisor.supervisor import Supervisor, SupervisorConfig
     from envs.world import World
     from twin.episode import Episode
     from twin.scenario import load_scenario

@@ -56,6 +56,7 @@ PHASE_SUFFIXES = (" green", "pedestrians walk")  # signal intervals that are pha
 
 
 log = logging.getLogger(__name__)
+_SHORTFALLS_TOLD: set[tuple[str, int]] = set()  # (network kind, vehicles asked for) already reported
 
 
 @dataclass
@@ -263,9 +264,11 @@ class World:
                 s -= spacing * float(self.rng.uniform(0.5, 0.9))
         placed = len(self.vehicles) - before
         self.stats["background_not_placed"] = count - placed
-        if placed < count:
-            log.warning("demand.vehicles: %d background vehicles asked for, %d fit on the network at safe gaps",
-                        count, placed)
+        if placed < count and (self.config.network.kind, count) not in _SHORTFALLS_TOLD:
+            _SHORTFALLS_TOLD.add((self.config.network.kind, count))  # once per process, not at every reset
+            level = logging.WARNING if placed < 0.9 * count else logging.INFO
+            log.log(level, "demand.vehicles: %d background vehicles asked for, %d fit on the network at safe gaps",
+                    count, placed)
         self._refresh_world_coords()
         self._perceive()
 

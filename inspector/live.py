@@ -121,7 +121,7 @@ class LiveTwin:
             return {"ticks": ticks[max(start, 0):], "total": len(ticks)}
 
     def describe(self) -> dict[str, Any]:
-        from agents.persona import load_personas
+        from agents.humans.persona import load_personas
 
         with self.lock:
             return {"mode": "live", "run_dir": str(self.out), "header": self.header, "summary": None,
@@ -163,7 +163,7 @@ class LiveTwin:
         main run's start, never writing to it."""
         population = fork.population
         if population is not None and population.situations is not None:
-            from agents.situation_cache import SituationCache
+            from agents.humans.situation_cache import SituationCache
 
             start = self.main.out / "situations_start.jsonl"
             population.situations = SituationCache(start if start.exists() else None,

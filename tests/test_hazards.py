@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from agents.hazards import HazardTracker
-from agents.measures import leader_measures, rss_distance, ttc_with_accelerations
+from agents.supervisor.hazards import HazardTracker
+from agents.supervisor.measures import leader_measures, rss_distance, ttc_with_accelerations
 from tests.conftest import bare_world
 
 

@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 from tests.conftest import bare_world
-from agents.scripted import DRIVER, OPERATOR, ScriptedClient
+from agents.llm.scripted import DRIVER, OPERATOR, ScriptedClient
 
-from agents.human import HumanAgent, parse_intent, rule_intent
-from agents.intent import DriverIntent, OperatorIntent, PedestrianIntent
-from agents.persona import load_personas
-from agents.population import MIN_EVENT_GAP_S, Population
+from agents.humans.agent import HumanAgent, parse_intent, rule_intent
+from agents.humans.intent import DriverIntent, OperatorIntent, PedestrianIntent
+from agents.humans.persona import load_personas
+from agents.humans.population import MIN_EVENT_GAP_S, Population
 from twin.scenario import load_scenario
 from twin.run import simulate
 from envs.world import World
@@ -295,8 +295,8 @@ def test_reflections_are_stored_when_enough_happened():
 def test_openai_compatible_backend_is_a_config_switch(monkeypatch):
     from autogen_ext.models.openai import OpenAIChatCompletionClient
 
-    from agents.backend import BackendError, build_model_client
-    from agents.config import ModelConfig
+    from agents.llm.backend import BackendError, build_model_client
+    from agents.humans.config import ModelConfig
 
     monkeypatch.delenv("TWIN_TEST_KEY", raising=False)
     with pytest.raises(BackendError, match="TWIN_TEST_KEY"):

@@ -15,7 +15,7 @@ from envs.trace import TICK_S, read_trace
 from inspector.export import export_gif
 from inspector.live import LiveError, LiveTwin
 from inspector.server import HEADER_TIMEOUT_S, RecordedRun, make_server
-from agents.scripted import ScriptedClient, by_role
+from agents.llm.scripted import ScriptedClient, by_role
 
 FAULT = [{"kind": "signal_stuck", "at_s": 20}]
 

@@ -13,7 +13,7 @@ import pytest
 from twin.run import simulate
 from inspector.live import LiveTwin
 from inspector.server import RecordedRun, make_server
-from agents.scripted import ScriptedClient, by_role
+from agents.llm.scripted import ScriptedClient, by_role
 
 webdriver = pytest.importorskip("selenium.webdriver")
 if not (shutil.which("chromium") and shutil.which("chromedriver")):

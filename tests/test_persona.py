@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from agents.persona import PERSONA_DIR, Persona, PersonaError, Traits, get_persona, load_personas
+from agents.humans.persona import PERSONA_DIR, Persona, PersonaError, Traits, get_persona, load_personas
 
 DRIVER_RANGES = {
     "speed_factor": (0.5, 1.5),

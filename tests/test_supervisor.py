@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from agents.supervisor import COST_WEIGHTS, Supervisor, SupervisorConfig
-from agents.supervisor_suite import Suite, SuiteCase, load_suite, run_case, score
+from agents.supervisor.supervisor import COST_WEIGHTS, Supervisor, SupervisorConfig
+from agents.supervisor.suite import Suite, SuiteCase, load_suite, run_case, score
 from envs.actors import CROSS
 from envs.faults import FaultInjector
 from twin.scenario import ScenarioError, load_scenario

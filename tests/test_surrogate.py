@@ -4,11 +4,11 @@ import json
 
 import pytest
 
-from agents.population import Population
-from agents.surrogate import TRIGGERS, Surrogate, distill
+from agents.humans.population import Population
+from agents.humans.surrogate import TRIGGERS, Surrogate, distill
 from twin.scenario import load_scenario
 from envs.world import World
-from agents.scripted import DRIVER, ScriptedClient, by_role
+from agents.llm.scripted import DRIVER, ScriptedClient, by_role
 
 
 def red_means_slower(system: str, prompt: str) -> str:
@@ -48,6 +48,46 @@ def test_decisions_carry_features_and_a_surrogate_learns_the_models_choices(tmp_
     surrogate = Surrogate.load(tmp_path / "s.pkl")
     red = next(r for r in drivers if r["intent"]["speed"] == "slower")
     assert surrogate.predict("driver", red["persona"], red["features"])["speed"] == "slower"
+    # a file saved before the agents were grouped by who acts names the class agents.surrogate.Surrogate
+    old = tmp_path / "old.pkl"
+    old.write_bytes(_pickled_under_the_old_module_name(surrogate))
+    assert b"agents.surrogate" in old.read_bytes() and b"agents.humans.surrogate" not in old.read_bytes()
+    assert Surrogate.load(old).predict("driver", red["persona"], red["features"])["speed"] == "slower"
+
+
+def _pickled_under_the_old_module_name(surrogate) -> bytes:
+    import pickle
+    import sys
+    import types
+
+    from agents.humans import surrogate as module
+
+    classes = [c for c in vars(module).values() if isinstance(c, type) and c.__module__ == module.__name__]
+    legacy = types.ModuleType("agents.surrogate")
+    for c in classes:
+        setattr(legacy, c.__name__, c)
+        c.__module__ = "agents.surrogate"
+    sys.modules["agents.surrogate"] = legacy
+    try:
+        return pickle.dumps(surrogate)
+    finally:
+        del sys.modules["agents.surrogate"]
+        for c in classes:
+            c.__module__ = module.__name__
+
+
+def test_a_surrogate_file_that_would_run_code_is_refused(tmp_path):
+    import os
+    import pickle
+
+    class Hostile:
+        def __reduce__(self):
+            return (os.system, ("echo pwned > " + str(tmp_path / "pwned"),))
+
+    (tmp_path / "evil.pkl").write_bytes(pickle.dumps(Hostile()))
+    with pytest.raises(ValueError, match="not allowed"):
+        Surrogate.load(tmp_path / "evil.pkl")
+    assert not (tmp_path / "pwned").exists()
 
 
 def test_distill_needs_enough_recorded_decisions(tmp_path):
@@ -99,7 +139,7 @@ def _episode(config, client, situations, seed: int, seconds: float = 60.0):
 
 
 def test_recorded_decisions_are_reused_across_episodes_where_the_situation_is_the_same(tmp_path):
-    from agents.situation_cache import SituationCache
+    from agents.humans.situation_cache import SituationCache
 
     slots = [{"persona": p, "count": 3} for p in ("commuter_late", "cautious_elderly")]
     config = load_scenario("intersection", {"ego.controlled": 0, "humans": {
@@ -131,7 +171,7 @@ def test_recorded_decisions_are_reused_across_episodes_where_the_situation_is_th
 
 
 def test_fallbacks_are_never_reused():
-    from agents.situation_cache import SituationCache
+    from agents.humans.situation_cache import SituationCache
 
     slots = [{"persona": "commuter_late", "count": 2}]
     config = load_scenario("intersection", {"ego.controlled": 0, "humans": {

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 import twin  # noqa: F401  (registers the Gymnasium ids)
-from agents.training import TrainingError, load_training, train
+from agents.controllers.training import TrainingError, load_training, train
 
 ROOT = Path(__file__).resolve().parent.parent
 # the ego alone on the highway: driving on at the limit is the whole task
@@ -69,7 +69,7 @@ def test_a_short_ppo_run_learns_to_beat_a_random_policy(tmp_path):
     # evaluate policy: the same seeded episodes for the policy, the rule-based ego and random actions
     from rich.console import Console
 
-    from agents.policy_eval import evaluate_policy
+    from agents.controllers.policy_eval import evaluate_policy
 
     result = evaluate_policy(tmp_path / "run", episodes=2, json_path=tmp_path / "e.json", png_path=tmp_path / "e.png",
                              console=Console(file=io.StringIO()))
@@ -108,7 +108,7 @@ def test_a_run_killed_with_sigkill_resumes_with_the_same_step_count(tmp_path):
 
 
 def test_a_save_interrupted_at_any_moment_leaves_a_checkpoint(tmp_path):
-    from agents.training import _latest_checkpoint
+    from agents.controllers.training import _latest_checkpoint
 
     def complete(name: str, steps: int) -> None:
         d = tmp_path / name

@@ -10,11 +10,11 @@ import re
 import pytest
 from autogen_agentchat.messages import TextMessage
 from autogen_core import CancellationToken
-from agents.scripted import ScriptedClient
+from agents.llm.scripted import ScriptedClient
 
-from agents.backend import cached_client
-from agents.hazards import HazardEvent
-from agents.triage import (
+from agents.llm.backend import cached_client
+from agents.supervisor.hazards import HazardEvent
+from agents.supervisor.triage import (
     EXPLANATION_CHARS,
     SupervisorAgent,
     Triage,
@@ -86,7 +86,7 @@ def test_overlong_explanation_is_truncated_not_rejected():
 ])
 def test_every_bad_answer_falls_back_to_the_template(script, delay, kind, caplog):
     agent = SupervisorAgent(ScriptedClient(script, delay_s=delay), timeout_s=0.1)
-    with caplog.at_level(logging.WARNING, logger="agents.triage"):
+    with caplog.at_level(logging.WARNING, logger="agents.supervisor.triage"):
         triage = run(agent, [TTC])
     assert triage.source == "template" and triage.fallback == kind and triage.detail
     expected = template_triage([TTC], CONTEXT)
@@ -98,7 +98,7 @@ def test_every_bad_answer_falls_back_to_the_template(script, delay, kind, caplog
 
 def test_no_model_and_no_events_use_the_template_quietly(caplog):
     agent = SupervisorAgent(None)
-    with caplog.at_level(logging.WARNING, logger="agents.triage"):
+    with caplog.at_level(logging.WARNING, logger="agents.supervisor.triage"):
         off = run(agent, [TTC])
         none = run(SupervisorAgent(ScriptedClient(answering(GOOD))), [])
     assert off.source == "template" and off.fallback == "llm_off" and "car 3" in off.explanation
@@ -113,7 +113,7 @@ def test_a_collision_is_never_downgraded(severity, caplog):
     answer = GOOD | {"explanation": "car 3 touched pedestrian 12.", "severity": severity,
                      "mitigation": "dispatch_responder", "alert_operator": False}
     agent = SupervisorAgent(ScriptedClient(answering(answer)))
-    with caplog.at_level(logging.WARNING, logger="agents.triage"):
+    with caplog.at_level(logging.WARNING, logger="agents.supervisor.triage"):
         triage = run(agent, [COLLISION | {"severity": "low"}, TTC | {"severity": "low"}])
     assert triage.source == "llm" and triage.severity == "high" and triage.alert_operator
     assert triage.mitigation == "dispatch_responder" and "severity" in triage.detail

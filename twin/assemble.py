@@ -23,7 +23,7 @@ def model_client(config: ScenarioConfig, cache: Path | None, replay: Path | None
     None for memory only). ``replay`` is a recorded run directory: its cache is copied to
     ``cache`` and read over a client that never calls a model. ``client`` replaces the
     configured backend (a scripted client in tests, a shared one in the live inspector)."""
-    from agents.backend import ReplayOnlyClient, build_model_client, cached_client
+    from agents.llm.backend import ReplayOnlyClient, build_model_client, cached_client
 
     if replay is not None:
         recorded = replay / "llm_cache.jsonl"
@@ -59,7 +59,7 @@ def situation_cache(config: ScenarioConfig, run_dir: Path | None = None, replay:
     reuse = config.humans.reuse
     if not reuse.enabled:
         return None
-    from agents.situation_cache import SituationCache
+    from agents.humans.situation_cache import SituationCache
 
     if replay is not None:
         recorded = replay / "situations_start.jsonl"
@@ -77,7 +77,7 @@ def population(world: World, config: ScenarioConfig, client: Any = None, memory:
     """The scenario's humans embodied in ``world`` (None when it configures none).
     ``rule_only`` keeps every persona slot with its behaviour parameters and no model.
     With a persistent memory the episode number continues from what the store remembers."""
-    from agents.population import Population, rule_only as without_llm
+    from agents.humans.population import Population, rule_only as without_llm
 
     humans = config.humans
     if not humans.any:
@@ -101,7 +101,7 @@ def supervisor(config: ScenarioConfig, population: Any = None, client: Any = Non
     supervisor that records nothing (a run directory still gets its empty files)."""
     if not (config.supervisor.enabled or keep_disabled):
         return None
-    from agents.supervisor import build_supervisor
+    from agents.supervisor.supervisor import build_supervisor
 
     if population is not None and population.client is not None:
         client, loop = population.client, population.loop

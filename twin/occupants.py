@@ -47,7 +47,7 @@ class TwinOccupants:
         self.situations = None  # decisions reused across this env's episodes (humans.reuse)
         uses_llm = humans == "llm" and config.humans.llm_count > 0
         if humans != "off" and config.humans.any:
-            from agents.persona import load_personas
+            from agents.humans.persona import load_personas
 
             self._personas = load_personas()
         if uses_llm:
@@ -56,7 +56,7 @@ class TwinOccupants:
 
     @property
     def population(self) -> Any:
-        """This episode's humans (an ``agents.population.Population``), or None."""
+        """This episode's humans (an ``agents.humans.population.Population``), or None."""
         return self.episode.population if self.episode is not None else None
 
     @property

@@ -1,8 +1,8 @@
 """The full scenario: the world (``envs.scenario.WorldConfig``) plus who lives in it.
 
 A scenario file holds the world's fields and two sections configured here, one layer
-above the world: ``humans:`` (personas, LLM backend, memory; ``agents.config``) and
-``supervisor:`` (hazard and anomaly thresholds, triage; ``agents.supervisor``). Errors
+above the world: ``humans:`` (personas, LLM backend, memory; ``agents.humans.config``) and
+``supervisor:`` (hazard and anomaly thresholds, triage; ``agents.supervisor.supervisor``). Errors
 name the field and the file, as the world's loader does.
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from agents.config import HumansConfig
-from agents.supervisor import SupervisorConfig
+from agents.humans.config import HumansConfig
+from agents.supervisor.config import SupervisorConfig
 from envs.scenario import ScenarioError, WorldConfig, load_config
 
 __all__ = ["ScenarioConfig", "ScenarioError", "load_scenario"]

@@ -24,9 +24,9 @@ from autogen_core import CancellationToken
 from autogen_core.models import ChatCompletionClient, SystemMessage, UserMessage
 from pydantic import ValidationError
 
-from agents.backend import ask_model
-from agents.intent import INTENTS, DriverIntent, Intent, OperatorIntent, PedestrianIntent, default_operator_intent
-from agents.persona import Persona
+from agents.llm.backend import ask_model
+from agents.humans.intent import INTENTS, DriverIntent, Intent, OperatorIntent, PedestrianIntent, default_operator_intent
+from agents.humans.persona import Persona
 
 log = logging.getLogger(__name__)
 

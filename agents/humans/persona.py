@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from envs.validation import ConfigFileError, field_problems, read_yaml
 
-PERSONA_DIR = Path(__file__).resolve().parent.parent / "configs" / "personas"
+PERSONA_DIR = Path(__file__).resolve().parents[2] / "configs" / "personas"
 
 # ---- shared: how age and experience enter ----------------------------------------------
 ELDERLY_FROM_YEARS = 70.0  # [years] age at which the elderly term starts (0 below)

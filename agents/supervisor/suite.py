@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-SUITE_PATH = Path(__file__).resolve().parent.parent / "configs" / "suites" / "supervisor.yaml"
+SUITE_PATH = Path(__file__).resolve().parents[2] / "configs" / "suites" / "supervisor.yaml"
 AFTER_FAULT_S = 10.0  # [s] alerts this long after a fault ends still count as caused by it
 RED_LIGHT_WINDOW_S = (5.0, 10.0)  # [s] before and after a red-light run
 
@@ -85,7 +85,7 @@ def _overrides(case: SuiteCase, seed: int) -> dict[str, Any]:
 
 def run_case(case: SuiteCase, seed: int, duration_s: float) -> dict:
     """Run one case on one seed; returns its ground truth, alerts and timings (JSON-ready)."""
-    from agents.supervisor import Supervisor
+    from agents.supervisor.supervisor import Supervisor
     from envs.world import World
     from twin.episode import Episode
     from twin.scenario import load_scenario

@@ -25,27 +25,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from numba import njit
-from pydantic import BaseModel, ConfigDict, Field
 
-from agents.hazards import Flag
+from agents.supervisor.config import AnomalyThresholds
+from agents.supervisor.hazards import Flag
 from envs.actors import CROSS, HUMAN
 from envs.network import RED, Network
 from envs.state import WorldState
-
-
-class AnomalyThresholds(BaseModel):
-    """Slack (residual tolerated for ever) and alarm (CUSUM level of score 1) per check."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    accel_slack_mps2: float = Field(0.5, ge=0.0)
-    accel_alarm_mps: float = Field(1.0, gt=0.0, description="[m/s^2 * s]")
-    walk_slack: float = Field(0.3, ge=0.0, description="share of the walking speed lost")
-    walk_alarm_s: float = Field(1.0, gt=0.0, description="[share * s]")
-    gap_slack_m: float = Field(1.0, ge=0.0)
-    gap_alarm_ms: float = Field(5.0, gt=0.0, description="[m * s]")
-    dropout_residual_m: float = Field(20.0, gt=0.0, description="residual of a gap reported missing [m]")
-    signal_overrun_s: float = Field(3.0, gt=0.0, description="an interval this much over its plan scores 1 [s]")
 
 
 @dataclass

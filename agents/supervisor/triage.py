@@ -1,9 +1,9 @@
 """The supervisor's triage: a short explanation of flagged safety events, with a severity,
 one mitigation and whether to alert the operator.
 
-The deterministic layer (``agents/measures.py``, ``agents/hazards.py`` and the anomaly
+The deterministic layer (``agents/supervisor/measures.py``, ``agents/supervisor/hazards.py`` and the anomaly
 detectors) flags events; :class:`SupervisorAgent`, an autogen-agentchat agent, explains
-them. Its request quotes every event and actor fact as ``<data>`` (see ``agents/scene.py``),
+them. Its request quotes every event and actor fact as ``<data>`` (see ``agents/humans/scene.py``),
 so text carried by an event can never pose as an instruction. The answer is parsed and
 validated like a human's intent; an empty, malformed, out-of-range, refused, late or
 failed answer, or one naming an actor that is not in the events, falls back to
@@ -31,9 +31,9 @@ from autogen_core import CancellationToken
 from autogen_core.models import ChatCompletionClient, SystemMessage, UserMessage
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from agents.backend import ask_model, model_busy
-from agents.human import answer_format, parse_intent
-from agents.scene import KMH, quote
+from agents.llm.backend import ask_model, model_busy
+from agents.humans.agent import answer_format, parse_intent
+from agents.humans.scene import KMH, quote
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 The model's answer cache (``llm_cache.jsonl``) is keyed by the exact request, and a
 request holds the clock, exact distances and recalled memories, so a new episode never
 hits it. A ``SituationCache`` keys a decision by what the decision is about instead: the
-role, the persona and the decision's situation features (``agents.surrogate``: speed,
+role, the persona and the decision's situation features (``agents.humans.surrogate``: speed,
 gap, time to collision, signal, trigger, ...) rounded to ``resolution``. When the same
 persona meets the same situation again, in this episode or a later one, the recorded
 intent is executed with no model call; otherwise the model answers and its decision is

@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 from autogen_core.models import ChatCompletionClient
 
-from agents.backend import model_busy, request_seed
-from agents.config import HumansConfig
-from agents.human import Decision, HumanAgent, rule_intent
-from agents.intent import (
+from agents.llm.backend import model_busy, request_seed
+from agents.humans.config import HumansConfig
+from agents.humans.agent import Decision, HumanAgent, rule_intent
+from agents.humans.intent import (
     INTENTS,
     SIGNAL_PLANS,
     DriverIntent,
@@ -36,10 +36,10 @@ from agents.intent import (
     PedestrianIntent,
     default_operator_intent,
 )
-from agents.persona import Persona, PersonaError, get_persona, load_personas
-from agents.situation_cache import SituationCache
-from agents.scene import KMH, driver_scene, operator_scene, pedestrian_scene, quote
-from agents.surrogate import driver_features, operator_features, pedestrian_features
+from agents.humans.persona import Persona, PersonaError, get_persona, load_personas
+from agents.humans.situation_cache import SituationCache
+from agents.humans.scene import KMH, driver_scene, operator_scene, pedestrian_scene, quote
+from agents.humans.surrogate import driver_features, operator_features, pedestrian_features
 from envs.actors import HUMAN, VEHICLE_TYPES, WAIT
 from envs.state import near_miss
 from envs.world import World
@@ -117,7 +117,7 @@ class Population:
                     self.humans.append(Human(identity=f"{persona.id}#{k}", persona=persona, llm=slot.llm))
         self.surrogate = None
         if config.surrogate.path:
-            from agents.surrogate import Surrogate
+            from agents.humans.surrogate import Surrogate
 
             if not Path(config.surrogate.path).exists():
                 raise FileNotFoundError(f"humans.surrogate.path: {config.surrogate.path}: no such file "

@@ -1,10 +1,10 @@
 """The supervisor: watches the twin, flags hazards and anomalies, explains and escalates alerts.
 
 Detection is deterministic and never needs a model: every ``every_steps`` physics steps the
-supervisor takes a ``WorldState``, runs the anomaly detector (``agents.anomaly``) and the
-hazard tracker (``agents.hazards``), and merges both into events. An event becomes an
+supervisor takes a ``WorldState``, runs the anomaly detector (``agents.supervisor.anomaly``) and the
+hazard tracker (``agents.supervisor.hazards``), and merges both into events. An event becomes an
 *alert* the moment its severity reaches ``alert_severity``; each alert gets a triage
-(``agents.triage``): a template explanation, or the model's when ``triage: llm`` is set
+(``agents.supervisor.triage``): a template explanation, or the model's when ``triage: llm`` is set
 (it sees flagged events and the involved actors, never the raw step stream). With
 ``alert_operator: true`` alerts that warrant it reach the scenario's operator agents.
 
@@ -17,32 +17,15 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from typing import Any, Callable, Literal
+from typing import Any, Callable
 
-from pydantic import BaseModel, ConfigDict, Field
 
-from agents.anomaly import AnomalyDetector, AnomalyThresholds
-from agents.hazards import HazardEvent, HazardThresholds, HazardTracker, Severity
+from agents.supervisor.anomaly import AnomalyDetector
+from agents.supervisor.config import SupervisorConfig
+from agents.supervisor.hazards import HazardEvent, HazardTracker
 from envs.state import WorldState
 
 COST_WEIGHTS = {"low": 0.1, "medium": 0.5, "high": 1.0}  # safety cost per active event, by severity
-
-
-class SupervisorConfig(BaseModel):
-    """The scenario's ``supervisor:`` section."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    enabled: bool = True
-    every_steps: int = Field(3, ge=1, le=100, description="physics steps between checks (3: 5 Hz at 15 Hz)")
-    alert_severity: Severity = Field("medium", description="events reaching this severity are alerts")
-    alert_categories: list[Literal["hazard", "violation", "incident", "anomaly"]] = Field(
-        default_factory=lambda: ["hazard", "incident", "anomaly"],
-        description="categories that raise alerts (violations are recorded, not alerted, by default)")
-    triage: Literal["template", "llm"] = Field("template", description="who explains alerts: rules or the model")
-    alert_operator: bool = Field(False, description="alerts that warrant it reach the operator agents")
-    hazards: HazardThresholds = HazardThresholds()
-    anomaly: AnomalyThresholds = AnomalyThresholds()
 
 
 class Supervisor:
@@ -54,7 +37,7 @@ class Supervisor:
         self.config = config or SupervisorConfig()
         self.tracker = HazardTracker(self.config.hazards)
         self.detector = AnomalyDetector(self.config.anomaly)
-        self.agent = agent  # an agents.triage.SupervisorAgent, or None for template triage
+        self.agent = agent  # an agents.supervisor.triage.SupervisorAgent, or None for template triage
         self.describe_actor = describe_actor
         self.on_alert = on_alert
         self.alerts: list[dict] = []  # one per alert: the event when alerted, and its triage
@@ -107,7 +90,7 @@ class Supervisor:
         return self.started
 
     def _alert(self, events: list[HazardEvent], state: WorldState) -> None:
-        from agents.triage import template_triage
+        from agents.supervisor.triage import template_triage
 
         self._alerted.update(id(ev) for ev in events)
         dicts = [ev.to_dict() for ev in events]
@@ -181,7 +164,7 @@ def build_supervisor(config: Any, population: Any = None, client: Any = None, lo
     if cfg.triage == "llm":
         if client is None:
             raise ValueError("supervisor.triage: 'llm' needs a model client (the scenario's humans.model)")
-        from agents.triage import SupervisorAgent
+        from agents.supervisor.triage import SupervisorAgent
 
         agent = SupervisorAgent(client, timeout_s=config.humans.model.timeout_s, loop=loop)
     on_alert = None

@@ -125,7 +125,7 @@ def load_policy(checkpoint: str | Path):
     """A trained model and its training config from a run directory or a model ``.zip`` inside one."""
     import stable_baselines3 as sb3
 
-    from agents.training import TrainingError, load_training
+    from agents.controllers.training import TrainingError, load_training
 
     path = Path(checkpoint)
     run_dir = path if path.is_dir() else path.parent

@@ -29,7 +29,7 @@ from autogen_core.models import ChatCompletionClient, CreateResult, ModelFamily,
 from autogen_ext.models.cache import CHAT_CACHE_VALUE_TYPE, ChatCompletionCache
 from autogen_ext.models.replay import ReplayChatCompletionClient
 
-from agents.config import ModelConfig
+from agents.humans.config import ModelConfig
 
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 PROMPT_CACHE_BYTES = 1 << 30  # [bytes] llama.cpp states kept so a persona's system prompt is evaluated once

@@ -19,7 +19,7 @@ Categories and kinds (``worst`` is in the unit named):
   ``fail_to_yield`` (a moving vehicle in a crosswalk a pedestrian is on), ``jaywalking``,
   ``unsafe_lane_change`` (the new follower's time headway [s])
 - incident: ``collision``, ``off_road`` (from the twin's own events)
-- anomaly: flags from ``agents.anomaly.AnomalyDetector``, merged here the same way
+- anomaly: flags from ``agents.supervisor.anomaly.AnomalyDetector``, merged here the same way
 
 Conflict areas are whole crosswalks and whole junction lanes, which is conservative (a
 larger area gives a smaller PET: a pedestrian stepping on just behind a car in the far
@@ -29,17 +29,14 @@ lane counts), so by default PET events are graded low only.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 from numba import njit
-from pydantic import BaseModel, ConfigDict, Field
 
-from agents.measures import leader_measures
+from agents.supervisor.config import SEVERITIES, HazardThresholds, Severity
+from agents.supervisor.measures import leader_measures
 from envs.state import WorldState
 
-Severity = Literal["low", "medium", "high"]
-SEVERITIES = ("low", "medium", "high")
 CATEGORY = {
     "ttc": "hazard", "drac": "hazard", "headway": "hazard", "crossing_conflict": "hazard",
     "pedestrian_conflict": "hazard", "pet": "hazard",
@@ -47,26 +44,6 @@ CATEGORY = {
     "unsafe_lane_change": "violation",
     "collision": "incident", "off_road": "incident",
 }
-
-
-class HazardThresholds(BaseModel):
-    """Thresholds per measure, from low to high severity."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    ttc_s: tuple[float, float, float] = Field((3.0, 2.0, 1.0), description="time to collision below [s]")
-    drac_mps2: tuple[float, float, float] = Field((2.0, 3.4, 6.0), description="deceleration to avoid collision above")
-    headway_s: tuple[float, float, float] = Field((0.8, 0.5, 0.3), description="time headway below [s], when moving")
-    conflict_s: tuple[float, float, float] = Field((3.0, 2.0, 1.0), description="time to a junction conflict below [s]")
-    pet_s: tuple[float, float, float] = Field((1.0, 0.0, 0.0), description="post-encroachment time below [s]; "
-                                              "low only by default: conflict areas are whole crossings and lanes")
-    speeding: tuple[float, float, float] = Field((0.1, 0.2, 0.3), description="speed over the limit above, as a ratio")
-    lane_change_headway_s: tuple[float, float, float] = Field((0.6, 0.4, 0.2),
-                                                             description="new follower's headway below [s]")
-    comfortable_decel_mps2: float = Field(3.4, gt=0.0, description="a driver who needs more cannot stop comfortably")
-    conflict_horizon_s: float = Field(4.0, gt=0.0, description="junction conflicts looked for this far ahead [s]")
-    merge_gap_s: float = Field(1.0, ge=0.0, description="flags closer than this in time are one event [s]")
-    min_speed_mps: float = Field(2.0, ge=0.0, description="headway and speeding are judged only above this speed")
 
 
 @dataclass

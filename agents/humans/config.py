@@ -72,7 +72,7 @@ class SurrogateConfig(_Strict):
 
 
 class ReuseConfig(_Strict):
-    """Reuse of recorded LLM decisions where the situation is the same (``agents.situation_cache``)."""
+    """Reuse of recorded LLM decisions where the situation is the same (``agents.humans.situation_cache``)."""
 
     enabled: bool = Field(False, description="a persona meeting a recorded situation again repeats its decision")
     path: str | None = Field(None, description="a situations.jsonl shared across runs and env processes; "

@@ -13,7 +13,7 @@ amber, red), distance to the stopping point / 100 m, lane to the left, lane to t
 then the trigger (one-hot of ``TRIGGERS``). Pedestrian features: time waited / 60 s,
 crossing time gap / 10 s, walk signal (none, walk, flashing, don't walk), phase (approach,
 wait, cross, depart), then the trigger. Operator features (used to reuse its decisions,
-``agents.situation_cache``; the surrogate has no operator model because an operator's
+``agents.humans.situation_cache``; the surrogate has no operator model because an operator's
 intent holds free text): vehicles / 100, mean speed / 30 m/s, share stopped, pedestrians
 waiting / 20, longest wait / 120 s, variable limit on and its value / 30 m/s, closed lanes
 / 4, collisions, off-road and red-light events of the last minute / 5, then the trigger.
@@ -147,7 +147,34 @@ class Surrogate:
 
     @staticmethod
     def load(path: Path) -> "Surrogate":
-        return pickle.loads(Path(path).read_bytes())
+        """A saved surrogate. Unpickling can run code, so only the project's, scikit-learn's and
+        numpy's classes are allowed; files saved before the agents were grouped (``agents.surrogate``)
+        still load."""
+        import io
+
+        try:
+            loaded = _SurrogateUnpickler(io.BytesIO(Path(path).read_bytes())).load()
+        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError) as exc:
+            raise ValueError(f"{path}: not a surrogate file ({exc})") from None
+        if not isinstance(loaded, Surrogate):
+            raise ValueError(f"{path}: not a surrogate file (holds a {type(loaded).__name__})")
+        return loaded
+
+
+MOVED_MODULES = {"agents.surrogate": "agents.humans.surrogate"}  # where pickled classes live now
+ALLOWED_MODULES = ("agents.", "sklearn.", "numpy", "scipy.", "collections", "builtins", "copyreg", "_codecs")
+ALLOWED_BUILTINS = {"dict", "list", "tuple", "set", "frozenset", "int", "float", "str", "bytes", "bool", "complex",
+                    "slice", "object"}
+
+
+class _SurrogateUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        module = MOVED_MODULES.get(module, module)
+        if module == "builtins" and name not in ALLOWED_BUILTINS:
+            raise pickle.UnpicklingError(f"builtins.{name} is not allowed in a surrogate file")
+        if not (module + ".").startswith(ALLOWED_MODULES) and module not in ALLOWED_MODULES:
+            raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a surrogate file")
+        return super().find_class(module, name)
 
 
 def load_decisions(paths: list[Path]) -> list[dict]:

@@ -9,7 +9,7 @@ from typing import Any, Callable, Sequence
 from autogen_core.models import CreateResult, RequestUsage
 from autogen_ext.models.replay import ReplayChatCompletionClient
 
-from agents.backend import MODEL_INFO
+from agents.llm.backend import MODEL_INFO
 
 DRIVER = '{"lane": "as_usual", "speed": "faster", "following": "closer", "at_gap": "go", "amber": "go", "reason": "late"}'
 PEDESTRIAN = '{"action": "wait", "pace": "slower", "attention": "attentive", "reason": "careful"}'

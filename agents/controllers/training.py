@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from envs.scenario import set_dotted
 from envs.validation import ConfigFileError, read_yaml
 
-TRAINING_DIR = Path(__file__).resolve().parent.parent / "configs" / "training"
+TRAINING_DIR = Path(__file__).resolve().parents[2] / "configs" / "training"
 EPISODE_FIELDS = ("timesteps", "env", "return", "length", "collisions", "cost", "arrived", "events")
 
 

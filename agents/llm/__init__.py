@@ -1,0 +1,2 @@
+"""Language-model plumbing: model clients (embedded llama.cpp, OpenAI-compatible servers), the
+JSON-lines answer cache and replay (``backend``), and a scripted client (``scripted``)."""
