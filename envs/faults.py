@@ -137,10 +137,10 @@ class FaultInjector:
         entry = {"kind": fault.kind, "actors": [], "start_s": round(now, 3), "end_s": None}
         if isinstance(fault, (SignalStuck, SignalDark)):
             if isinstance(fault, SignalStuck):
-                w.signal_stuck = True
+                w.signals.stuck = True
             else:
-                w.signal_dark = True
-                w._apply_interval()
+                w.signals.dark = True
+                w.signals.apply()
             return entry
         actor = self._select(fault)
         if actor is None:
@@ -152,10 +152,10 @@ class FaultInjector:
     def _stop(self, fault, entry: dict) -> None:
         w = self.world
         if isinstance(fault, SignalStuck):
-            w.signal_stuck = False
+            w.signals.stuck = False
         elif isinstance(fault, SignalDark):
-            w.signal_dark = False
-            w._apply_interval()
+            w.signals.dark = False
+            w.signals.apply()
         elif entry["actors"]:
             self._set(fault, entry["actors"][0], on=False)
 

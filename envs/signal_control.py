@@ -55,12 +55,12 @@ class SignalController:
         self.phase = self.phases[0]
         self.target = self.phase
         self._queue: list[int] = []
-        world.signal_manual = True
-        world.set_signal_interval(self.phase)
+        world.signals.manual = True
+        world.signals.set_interval(self.phase)
 
     @property
     def clearing(self) -> bool:
-        return bool(self._queue) or self.world._interval != self.phase
+        return bool(self._queue) or self.world.signals.interval != self.phase
 
     def request(self, phase_index: int) -> None:
         """Serve ``self.phases[phase_index]`` next (after the current phase's clearance)."""
@@ -72,17 +72,17 @@ class SignalController:
 
     def _next(self) -> None:
         if self._queue:
-            self.world.set_signal_interval(self._queue.pop(0))
+            self.world.signals.set_interval(self._queue.pop(0))
         else:
             self.phase = self.target
-            self.world.set_signal_interval(self.phase)
+            self.world.signals.set_interval(self.phase)
 
     def after_step(self, world: World) -> None:
-        if world.signal_stuck:  # an injected controller fault holds whatever is showing
+        if world.signals.stuck:  # an injected controller fault holds whatever is showing
             return
-        if world._interval != self.phase or self._queue:
-            elapsed = world._signal_clock
-            if elapsed >= world.signal_durations[world._interval] - 1e-9:
+        if world.signals.interval != self.phase or self._queue:
+            elapsed = world.signals.clock_s
+            if elapsed >= world.signals.durations[world.signals.interval] - 1e-9:
                 self._next()
 
 
@@ -149,11 +149,11 @@ class SignalControlEnv(gym.Env):
         obs[8] = min(float(waiting.sum()) / 10.0, 1.0)
         obs[9] = min(float(ped.waited[waiting].max()) / 120.0, 1.0) if waiting.any() else 0.0
         phases = phase_intervals(net)
-        current = self.controller.phase if self.controller is not None else world._interval
+        current = self.controller.phase if self.controller is not None else world.signals.interval
         if current in phases:
             obs[10 + phases.index(current)] = 1.0
-        obs[15] = min(world._signal_clock / 60.0, 1.0)
-        obs[16] = float(self.controller.clearing) if self.controller is not None else float(world._interval not in phases)
+        obs[15] = min(world.signals.clock_s / 60.0, 1.0)
+        obs[16] = float(self.controller.clearing) if self.controller is not None else float(world.signals.interval not in phases)
         return obs
 
     def close(self) -> None:

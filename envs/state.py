@@ -110,7 +110,7 @@ class WorldState:
     @classmethod
     def capture(cls, world: "World") -> "WorldState":
         veh, ped = world.vehicles, world.pedestrians
-        elapsed, planned = world.signal_elapsed
+        elapsed, planned = world.signals.elapsed
         return cls(
             time=world.time,
             network=world.network,
@@ -123,7 +123,7 @@ class WorldState:
             crossing_signal=world.crossing_signal.copy(),
             crossing_occupied=world.occupied.copy(),
             crossing_gap=world.crossing_gap.copy(),
-            signal_interval=world.signal_interval,
+            signal_interval=world.signals.name,
             events=list(world.events),
             expected_accel=veh.a_expected.copy(),
             sensed_gap=np.array(world.perceived_gap),

@@ -71,14 +71,14 @@ def test_mobil_refuses_change_in_front_of_fast_close_follower(lane_named):
 def test_vehicle_stops_at_red_and_goes_on_green(lane_named):
     world = bare_world("intersection")
     lane = lane_named(world, "N_in_through")
-    world.set_signal_interval(3)  # E green: north is red
+    world.signals.set_interval(3)  # E green: north is red
     vid = world.add_vehicle(lane, 60.0, 12.0)
     world.advance(15 * 15)
     r = world.vehicles.row(vid)
     front = world.vehicles.s[r] + 0.5 * world.vehicles.length[r]
     line = world.network.lane_s_to[lane]
     assert world.vehicles.v[r] < 0.05 and 0.0 <= line - front < 3.0
-    world.set_signal_interval(0)  # N green
+    world.signals.set_interval(0)  # N green
     world.advance(15 * 10)
     assert world.vehicles.lane[world.vehicles.row(vid)] != lane
     assert not [e for e in world.events if e.kind in ("red_light", "collision")]

@@ -135,12 +135,12 @@ def test_operator_controls(lane_named):
     assert not world.close_lane(lane_named(world, "ramp"))  # no neighbour: cannot close
 
     inter = bare_world("intersection")
-    before = inter.signal_durations.copy()
-    inter.retime_signals(pedestrian_factor=1.6)
+    before = inter.signals.durations.copy()
+    inter.signals.retime(pedestrian_factor=1.6)
     names = [iv.name for iv in inter.network.signal_cycle]
     walk = names.index("pedestrians walk")
-    assert inter.signal_durations[walk] == pytest.approx(1.6 * before[walk])
-    assert np.allclose(np.delete(inter.signal_durations, walk), np.delete(before, walk))
+    assert inter.signals.durations[walk] == pytest.approx(1.6 * before[walk])
+    assert np.allclose(np.delete(inter.signals.durations, walk), np.delete(before, walk))
 
 
 # ---- the population: triggers, batching, advisories, injection, budget ---------------------

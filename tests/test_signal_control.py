@@ -16,7 +16,7 @@ def _intervals(env, actions) -> list[tuple[str, float]]:
     run_controller = controller.after_step
 
     def watched(world):  # the interval the step just ran with, before the controller moves on
-        name = cycle[world._interval].name
+        name = cycle[world.signals.interval].name
         if runs and runs[-1][0] == name:
             runs[-1][1] += world.dt
         else:

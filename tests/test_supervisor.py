@@ -29,7 +29,7 @@ def _kinds(supervisor: Supervisor, category: str | None = None) -> list[str]:
 def test_red_light_runner_is_flagged_once(lane_named):
     world = bare_world("intersection")
     lane = lane_named(world, "N_in_through")
-    world.set_signal_interval(3)  # east green: north is red
+    world.signals.set_interval(3)  # east green: north is red
     vid = world.add_vehicle(lane, 60.0, 12.0, compliance=0.0)
     world.set_vehicle_params(vid, runs_red=True)
     sup = _watch(world, 12.0)
@@ -93,7 +93,7 @@ def test_stuck_signal_is_an_anomaly_and_a_working_one_is_not():
     sup = _watch(world, 60.0, Supervisor())
     stuck = [e for e in sup.events if e.kind == "signal_stuck"]
     assert len(stuck) == 1 and stuck[0].severity == "high" and stuck[0].category == "anomaly"
-    planned = max(world.signal_durations)
+    planned = max(world.signals.durations)
     assert stuck[0].start_s <= 5.0 + planned + 3.5  # within the overrun allowance of the plan
     healthy = _watch(bare_world("intersection"), 120.0, Supervisor())
     assert "signal_stuck" not in _kinds(healthy) and "signal_conflict" not in _kinds(healthy)
@@ -194,7 +194,7 @@ def test_a_recovered_stuck_signal_still_runs_its_amber_and_all_red():
     cycle, runs = world.network.signal_cycle, []
     for _ in range(90 * world.config.sim_hz):
         world.step()
-        name = cycle[world._interval].name
+        name = cycle[world.signals.interval].name
         if runs and runs[-1][0] == name:
             runs[-1][1] += world.dt
         else:

@@ -132,7 +132,7 @@ class ScenarioRun:
         alerts = supervisor.alerts[self._alerts_traced:]
         self._events_traced, self._alerts_traced = len(world.events), len(supervisor.alerts)
         return self.trace.tick(world.snapshot(), by_actor, intents, self._pending, hazards, events, alerts,
-                               world.signal_dark)
+                               world.signals.dark)
 
     def advance(self, seconds: float) -> None:
         """Run ``seconds`` [s] of simulated time."""

@@ -461,8 +461,8 @@ class Population:
     def _operate(self, h: Human, intent: OperatorIntent) -> list[str]:
         world, effects = self.world, []
         names = {ln.name: k for k, ln in enumerate(world.network.lanes)}
-        if intent.signal_plan != "keep" and len(world.signal_durations):
-            world.retime_signals(*SIGNAL_PLANS[intent.signal_plan])
+        if intent.signal_plan != "keep" and len(world.signals.durations):
+            world.signals.retime(*SIGNAL_PLANS[intent.signal_plan])
             effects.append(f"signal plan: {intent.signal_plan}")
         if intent.speed_limit_kmh == -1 and world.variable_speed_limit is not None:
             world.set_speed_limit(None)

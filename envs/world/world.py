@@ -35,6 +35,7 @@ from envs.layouts import build_network
 from envs.network import DONT_WALK, GREEN, WALK, Crossing, Network
 from envs.scenario import FRICTION_RANGE, WorldConfig, Spread
 from envs.state import WorldState
+from envs.world.signals import PHASE_SUFFIXES, SignalPlan  # noqa: F401  (PHASE_SUFFIXES: re-exported)
 
 KEY_SCALE = 1.0e5  # [m] lane index multiplier in sort keys (longer than any lane)
 LOOKAHEAD_HOPS = 3  # lanes searched ahead for leaders and conflict zones
@@ -47,12 +48,10 @@ LATERAL_COMFORT = 2.0  # [m/s^2] lateral acceleration drivers accept in a curve
 CURVE_APPROACH_DECEL = 1.5  # [m/s^2] deceleration drivers plan for before a curve
 META_SPEED_GAIN = 1.0 / 0.6  # [1/s] speed tracking gain of RL meta-action drivers
 DECISION_PERIOD_S = 1.0  # [s] between lane-change decisions of a human driver
-MIN_GREEN_S = 5.0  # [s] shortest green an operator's retiming may leave
 CLOSED_LANE_WISH = 3.0  # [m/s^2] MOBIL bonus for leaving a closed lane
 BACKLOG_CAP = 5  # vehicles waiting to enter at an inlet before arrivals are dropped
 GRAVITY = 9.81  # [m/s^2]
 DRY_FRICTION = 0.8  # tyre-road friction of dry asphalt; drivers brake less hard on anything slicker
-PHASE_SUFFIXES = (" green", "pedestrians walk")  # signal intervals that are phases (the rest are clearances)
 
 
 log = logging.getLogger(__name__)
@@ -112,19 +111,13 @@ class World:
         mix_p = np.array([mix.car, mix.truck, mix.bus])
         self._mix = mix_p / mix_p.sum() if mix_p.sum() > 0 else np.array([1.0, 0.0, 0.0])
         self._mix_cumulative = np.cumsum(self._mix)
-        self._signal_clock = 0.0
-        self._interval = 0
-        self.signal_durations = np.array([iv.duration for iv in self.network.signal_cycle])  # [s], retimable
         # [m/s] the limit in force per lane: the posted one (network.lane_speed_limit), or a lower variable limit
         self.lane_speed_limit = self.network.lane_speed_limit.copy()
         self.variable_speed_limit: float | None = None  # [m/s] set by an operator
         self.lane_closed = np.zeros(len(self.network.lanes), dtype=bool)
-        self.signal_stuck = False  # injected fault: the controller no longer advances the plan
-        self.signal_dark = False  # injected fault: the heads are dark; drivers treat the junction as unsignalised
-        self.signal_manual = False  # an external controller (RL) sets the intervals; the plan does not advance
-        self.group_state = np.full(self.network.signal_groups, GREEN, dtype=np.int64)
-        self.crossing_signal = np.full(self.network.pedestrian_signals, DONT_WALK, dtype=np.int64)
-        self._apply_interval()
+        self.signals = SignalPlan(self.network)
+        self.group_state = self.signals.group_state  # [per signal group] GREEN / AMBER / RED now (the plan's array)
+        self.crossing_signal = self.signals.crossing_signal  # [per pedestrian head] WALK / FLASHING / DONT_WALK
         self.occupied = np.zeros(len(self.network.crossings), dtype=bool)
         self.crossing_gap = np.full(len(self.network.crossings), np.inf)
         self.perceived_gap = np.zeros(0)  # [m] per vehicle: the leader gap its own sensor reports
@@ -305,7 +298,7 @@ class World:
         dt = self.dt if dt is None else dt
         n_events = len(self.events)
         self.faults.apply(self.time)
-        self._update_signals(dt)
+        self.signals.update(dt)
         self._perceive()
         self._decide_pedestrians(dt)
         self._longitudinal(dt)
@@ -325,46 +318,6 @@ class World:
         for _ in range(steps):
             events += self.step()
         return events
-
-    # signals
-    def _apply_interval(self) -> None:
-        cycle = self.network.signal_cycle
-        if cycle:
-            self.group_state[:] = GREEN if self.signal_dark else cycle[self._interval].groups
-            self.crossing_signal[:] = DONT_WALK if self.signal_dark else cycle[self._interval].crossings
-
-    @property
-    def signal_elapsed(self) -> tuple[float, float]:
-        """Time [s] spent in the current signal interval, and its planned duration [s] (0, inf without signals)."""
-        if not self.network.signal_cycle:
-            return 0.0, float("inf")
-        if self.signal_manual and self.network.signal_cycle[self._interval].name.endswith(PHASE_SUFFIXES):
-            return float(self._signal_clock), float("inf")  # a controller's phase lasts as long as it decides
-        return float(self._signal_clock), float(self.signal_durations[self._interval])
-
-    def _update_signals(self, dt: float) -> None:
-        cycle = self.network.signal_cycle
-        if not cycle:
-            return
-        self._signal_clock += dt
-        # at most one interval per step: after a stuck controller recovers or a retiming, the
-        # plan resumes with the next interval in full (an amber or all-red is never skipped)
-        if not (self.signal_stuck or self.signal_manual) and self._signal_clock >= self.signal_durations[self._interval]:
-            left = self._signal_clock - self.signal_durations[self._interval]
-            self._signal_clock = left if left < dt else 0.0
-            self._interval = (self._interval + 1) % len(cycle)
-            self._apply_interval()
-
-    @property
-    def signal_interval(self) -> str:
-        """Name of the current signal interval ('' without signals)."""
-        cycle = self.network.signal_cycle
-        return cycle[self._interval].name if cycle else ""
-
-    def set_signal_interval(self, index: int, elapsed: float = 0.0) -> None:
-        """Jump the signal cycle to interval ``index`` with ``elapsed`` [s] already spent in it."""
-        self._interval, self._signal_clock = index, elapsed
-        self._apply_interval()
 
     # ---- operator controls and per-actor intents ------------------------------------
     VEHICLE_PARAMS = ("speed_factor", "headway", "min_gap", "politeness", "reaction_time", "compliance", "runs_red",
@@ -407,16 +360,6 @@ class World:
         for name, value in params.items():
             getattr(actors, name)[hits[0]] = value
         return True
-
-    def retime_signals(self, green_factor: float = 1.0, pedestrian_factor: float = 1.0) -> None:
-        """Scale the green intervals and the pedestrian walk interval of the signal plan
-        (ambers and all-reds keep their safety durations). Applies at once: a running interval
-        that is already longer than its new duration ends at the next step."""
-        base = np.array([iv.duration for iv in self.network.signal_cycle])
-        names = [iv.name for iv in self.network.signal_cycle]
-        scale = np.array([green_factor if n.endswith(" green") else pedestrian_factor if n == "pedestrians walk"
-                          else 1.0 for n in names])
-        self.signal_durations = np.maximum(base * scale, np.minimum(base, MIN_GREEN_S))
 
     def set_speed_limit(self, limit_mps: float | None) -> None:
         """A variable speed limit [m/s] on every lane (``None`` lifts it); never above a lane's own limit."""
