@@ -183,7 +183,7 @@ class FaultInjector:
             veh.gap_noise_sd[rows] = fault.sd_m if on else 0.0
         elif isinstance(fault, ErraticDriver):
             veh.forced_accel[rows] = np.nan
-        w._perceive()
+        w.perceive()
 
     def _brake_check(self, fault: ErraticDriver, entry: dict, now: float) -> None:
         veh = self.world.vehicles

@@ -12,9 +12,13 @@ import numpy as np
 from numba import njit
 
 from envs import behaviour
+from envs.actors import CONTINUOUS, HUMAN, META  # who drives (numba folds them as constants)
+from envs.network import AMBER, RED
 
 INF = np.inf
 
+
+KEY_SCALE = 1.0e5  # [m] lane index multiplier in the occupancy sort keys (longer than any lane)
 
 @njit(cache=True)
 def _ahead(keys, key_lane, key_veh, lane, s, key_scale):
@@ -272,9 +276,9 @@ def stop_distances(lane, target_lane, s, v, length, runs_red, lane_group, lane_s
             state = group_state[g]
             to_line = lane_s_to[ln] - margin - front
             stop_room = 2.0 * max(to_line, 0.0)
-            stops_at_amber = state == 1 and v[i] ** 2 <= amber_decel[i] * stop_room + 0.1
+            stops_at_amber = state == AMBER and v[i] ** 2 <= amber_decel[i] * stop_room + 0.1
             busy = lane_next[ln] >= 0 and junction_busy[lane_next[ln]] and v[i] ** 2 <= busy_decel * stop_room + 0.1
-            if ((state == 2 and not runs_red[i]) or stops_at_amber or busy) and to_line > -margin:
+            if ((state == RED and not runs_red[i]) or stops_at_amber or busy) and to_line > -margin:
                 stop = to_line
         if lane_dead_end[ln]:  # wait short of the end, keeping room to steer out once merging
             stop = min(stop, lane_s_to[ln] - front - (merge_room if target_lane[i] == ln else 0.0))
@@ -301,14 +305,14 @@ def accelerations(v, a, v0, headway, min_gap, a_max, b_comf, b_max, reaction_tim
         follow = behaviour.idm(v[i], v0[i], headway[i], min_gap[i], a_max[i], b_comf[i], gap[i], v_lead)
         halt = behaviour.idm(v[i], v0[i], headway[i], min_gap[i], a_max[i], b_comf[i], stop[i] + min_gap[i], 0.0)
         a_idm[i] = min(follow, halt)
-        if driver[i] == 1:
+        if driver[i] == META:
             cmd = meta_gain * (cmd_speed[i] - v[i])
-        elif driver[i] == 2:
+        elif driver[i] == CONTINUOUS:
             cmd = cmd_accel[i]
         else:
             cmd = a_idm[i]
         cmd = min(max(cmd, -b_max[i]), a_max[i])
-        lag = min(1.0, dt / reaction_time[i]) if driver[i] == 0 else 1.0
+        lag = min(1.0, dt / reaction_time[i]) if driver[i] == HUMAN else 1.0
         a_new[i] = 0.0 if crashed[i] else a[i] + lag * (cmd - a[i])
     return a_new, a_idm
 
@@ -326,7 +330,7 @@ def integrate(dt, lane, target_lane, s, d, psi, v, a, steer, kappa, wheelbase, l
     ran_red = np.zeros(n, dtype=np.bool_)
     for i in range(n):
         ln = lane[i]
-        if driver[i] == 2:
+        if driver[i] == CONTINUOUS:
             st = min(max(cmd_steer[i], -behaviour.MAX_STEER), behaviour.MAX_STEER)
         else:
             angle = behaviour.MAX_MERGE_ANGLE if lane_dead_end[ln] else behaviour.MAX_LANE_CHANGE_ANGLE
@@ -340,7 +344,7 @@ def integrate(dt, lane, target_lane, s, d, psi, v, a, steer, kappa, wheelbase, l
         d[i] += vm * math.sin(psi[i] + beta) * dt
         psi[i] += vm * math.cos(beta) * math.tan(st) / wheelbase[i] * dt - kappa[i] * ds
         g = lane_group[ln]
-        if g >= 0 and group_state.shape[0] > 0 and group_state[g] == 2:
+        if g >= 0 and group_state.shape[0] > 0 and group_state[g] == RED:
             front = s[i] + 0.5 * length[i]
             if front <= lane_s_to[ln] < front + ds:
                 ran_red[i] = True
@@ -357,7 +361,7 @@ def integrate(dt, lane, target_lane, s, d, psi, v, a, steer, kappa, wheelbase, l
             nxt = lane_next[ln]
             s[i] = lane_next_station[ln] + s[i] - lane_s_to[ln]
             d[i] = d[i] - lane_offset[ln] + lane_offset[nxt]
-            if target_lane[i] == ln or driver[i] == 0:
+            if target_lane[i] == ln or driver[i] == HUMAN:
                 target_lane[i] = nxt
             ln = nxt
         lane[i] = ln

@@ -122,7 +122,7 @@ class Network:
         self._build_tables()
         for crossing in self.crossings:
             crossing.zones = self.conflict_zones(crossing.polygon)
-        self._build_zone_tables()
+        self.rebuild_zones()
         self.lane_conflicts = self._junction_conflicts()
         pts = np.concatenate([np.stack([p.x, p.y], 1) for p in self.edges])
         pad = 15.0
@@ -177,7 +177,7 @@ class Network:
         self.chain_s = np.concatenate([p[0] for p in pieces])
         self.chain_table = np.concatenate([p[1] for p in pieces])
 
-    def _build_zone_tables(self) -> None:
+    def rebuild_zones(self) -> None:
         zones = [(lane, s_in, s_out, c) for c, cr in enumerate(self.crossings) for lane, s_in, s_out in cr.zones]
         arr = np.array(zones, dtype=float).reshape(-1, 4)
         self.zone_lane = arr[:, 0].astype(np.int64)
@@ -208,7 +208,7 @@ class Network:
         """Register a crossing (e.g. a jaywalk line) and its conflict zones; returns its index."""
         crossing.zones = self.conflict_zones(crossing.polygon)
         self.crossings.append(crossing)
-        self._build_zone_tables()
+        self.rebuild_zones()
         return len(self.crossings) - 1
 
     def conflict_zones(self, polygon: np.ndarray, margin: float = 0.5) -> list[tuple[int, float, float]]:

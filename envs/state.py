@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from pydantic import BaseModel
 
-from envs.actors import PHASE_NAMES, VEHICLE_TYPES
+from envs.actors import HUMAN, PHASE_NAMES, VEHICLE_TYPES, WAIT
 from envs.network import Network
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ class WorldState:
     """The world at ``time`` [s]: actor columns (numpy) plus signals, crossings and events."""
 
     time: float
-    network: Network  # the static road network (shared, never changed by a run)
+    network: Network  # the road network (shared: its geometry; a run adds only temporary jaywalk crossings)
     vehicles: dict[str, np.ndarray]
     pedestrians: dict[str, np.ndarray]
     leader: np.ndarray  # row of each vehicle's leader, -1 if none
@@ -128,8 +128,8 @@ class WorldState:
             expected_accel=veh.a_expected.copy(),
             sensed_gap=np.array(world.perceived_gap),
             speed_limit=world.legal_speed_limit(),
-            to_zone=world._to_zone.copy(),
-            past_zone=world._past_zone.copy(),
+            to_zone=world.zone_distance.copy(),
+            past_zone=world.past_zone.copy(),
             lane_speed_limit=world.lane_speed_limit.copy(),
             lane_closed=world.lane_closed.copy(),
             signal_elapsed_s=elapsed,
@@ -144,14 +144,14 @@ class WorldState:
                 id=int(v["id"][i]), kind=VEHICLE_TYPES[v["vtype"][i]].name, x_m=float(v["x"][i]), y_m=float(v["y"][i]),
                 heading_rad=float(v["heading"][i]), speed_mps=float(v["v"][i]), accel_mps2=float(v["a"][i]),
                 length_m=float(v["length"][i]), width_m=float(v["width"][i]), lane=net.lanes[v["lane"][i]].name,
-                station_m=float(v["s"][i]), controlled=bool(v["driver"][i] != 0), crashed=bool(v["crashed"][i]),
+                station_m=float(v["s"][i]), controlled=bool(v["driver"][i] != HUMAN), crashed=bool(v["crashed"][i]),
             )
             for i in range(len(v["id"]))
         ]
         out += [
             ActorState(
                 id=int(p["id"][i]), kind="pedestrian", x_m=float(p["x"][i]), y_m=float(p["y"][i]),
-                heading_rad=float(p["heading"][i]), speed_mps=float(p["speed"][i]) if p["phase"][i] != 1 else 0.0,
+                heading_rad=float(p["heading"][i]), speed_mps=float(p["speed"][i]) if p["phase"][i] != WAIT else 0.0,
                 length_m=0.6, width_m=0.6, phase=PHASE_NAMES[p["phase"][i]],
             )
             for i in range(len(p["id"]))

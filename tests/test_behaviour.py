@@ -27,7 +27,7 @@ def test_mobil_never_forces_new_follower_beyond_safe_braking(lane_named):
         lanes = [lane_named(world, f"main_{k}") for k in range(4)]
         for _ in range(40):
             lane, s, v = int(rng.choice(lanes)), float(rng.uniform(20, 900)), float(rng.uniform(5, 30))
-            if world._clear(lane, s, 4.5, v, 0.8, 2.0):
+            if world.clear_at(lane, s, 4.5, v, 0.8, 2.0):
                 world.add_vehicle(lane, s, v)
         before = world.vehicles.target_lane.copy()
         world.step(1.0 / 15)  # t=0 -> first decision tick happens at t=0 crossing; force one below
@@ -38,7 +38,7 @@ def test_mobil_never_forces_new_follower_beyond_safe_braking(lane_named):
             if before[r] == veh.target_lane[r]:
                 continue
             changes += 1
-            behind = world._query_behind(veh.target_lane[r : r + 1], veh.s[r : r + 1])[0]
+            behind = world.query_behind(veh.target_lane[r : r + 1], veh.s[r : r + 1])[0]
             if behind < 0 or behind == r:
                 continue
             gap = veh.s[r] - veh.s[behind] - 0.5 * (veh.length[r] + veh.length[behind])
