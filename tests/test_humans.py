@@ -12,7 +12,8 @@ from agents.llm.scripted import DRIVER, OPERATOR, ScriptedClient
 from agents.humans.agent import HumanAgent, parse_intent, rule_intent
 from agents.humans.intent import DriverIntent, OperatorIntent, PedestrianIntent
 from agents.humans.persona import load_personas
-from agents.humans.population import MIN_EVENT_GAP_S, Population
+from agents.humans.population import Population
+from agents.humans.triggers import MIN_EVENT_GAP_S
 from twin.scenario import load_scenario
 from twin.run import simulate
 from envs.world import World

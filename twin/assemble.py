@@ -77,7 +77,8 @@ def population(world: World, config: ScenarioConfig, client: Any = None, memory:
     """The scenario's humans embodied in ``world`` (None when it configures none).
     ``rule_only`` keeps every persona slot with its behaviour parameters and no model.
     With a persistent memory the episode number continues from what the store remembers."""
-    from agents.humans.population import Population, rule_only as without_llm
+    from agents.humans.population import Population
+    from agents.humans.roster import rule_only as without_llm
 
     humans = config.humans
     if not humans.any:

@@ -290,7 +290,7 @@ def with_humans(config: ScenarioConfig, humans: str) -> ScenarioConfig:
     """``config`` with its humans as ``humans`` says (``llm``: unchanged; ``rule``: no model; ``off``: none)."""
     if humans == "llm":
         return config
-    from agents.humans.population import rule_only
+    from agents.humans.roster import rule_only
 
     people = rule_only(config.humans) if humans == "rule" else config.humans.model_copy(
         update={"drivers": [], "pedestrians": [], "operators": []})

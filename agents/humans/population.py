@@ -1,10 +1,10 @@
 """The population of simulated humans and the scheduler of their decisions.
 
-A scenario's ``humans:`` section lists persona slots. Each slot is a human *identity*
-(``aggressive_young#0``) that embodies the next matching vehicle or pedestrian entering
-the twin and, when that actor leaves, the next one after it (the same person making
-another trip). Persona traits set the actor's behaviour parameters; LLM humans also
-decide, on the slow clock, an intent that adjusts them.
+A scenario's ``humans:`` section lists persona slots; each becomes human identities that
+embody actors as they enter (``agents.humans.roster``). Persona traits set the actor's
+behaviour parameters; LLM humans also decide, on the slow clock, an intent that adjusts
+them. When a human decides is ``agents.humans.triggers``; what an operator's intent does
+is ``agents.humans.operator_effects``.
 
 Decisions are due at a per-role period and on events (a new vehicle ahead, a signal
 change, a near miss, an advisory received, arriving at the curb). All decisions due in
@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter, deque
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,65 +28,30 @@ from agents.humans.config import HumansConfig
 from agents.humans.agent import Decision, HumanAgent, rule_intent
 from agents.humans.intent import (
     INTENTS,
-    SIGNAL_PLANS,
     DriverIntent,
     Intent,
-    OperatorIntent,
     PedestrianIntent,
     default_operator_intent,
 )
+from agents.humans.operator_effects import operate
 from agents.humans.persona import Persona, PersonaError, get_persona, load_personas
+from agents.humans.prompts import decision_prompt, interview_prompt
+from agents.humans.roster import Human, newly_embodied, release_departed, roster
+from agents.humans.triggers import driver_trigger, operator_trigger, pedestrian_trigger
 from agents.humans.situation_cache import SituationCache
-from agents.humans.scene import KMH, driver_scene, operator_scene, pedestrian_scene, quote
+from agents.humans.scene import driver_scene, operator_scene, pedestrian_scene, quote
 from agents.humans.surrogate import driver_features, operator_features, pedestrian_features
-from envs.actors import HUMAN, VEHICLE_TYPES, WAIT
-from envs.state import near_miss
 from envs.world import World
 
 log = logging.getLogger(__name__)
 
 CHECK_PERIOD_S = 0.5  # [s] how often due decisions are looked for
-MIN_EVENT_GAP_S = 5.0  # [s] an event triggers a decision at most this often per human
-RECENT_DECISIONS = 2  # own decisions repeated in the prompt
-MIN_ADVISORY_WORDS = 3  # shorter advisories ("no", "none", "ok") are not broadcast
-EVENT_RANGE_M = 60.0  # [m] a new leader or a signal change farther away than this is no event
 EVENT_WINDOW_S = 60.0  # [s] the operator's view of recent events
-
-
-def rule_only(config: HumansConfig) -> HumansConfig:
-    """The same humans with every persona slot rule-based (persona parameters, no model)."""
-    return config.model_copy(update={group: [slot.model_copy(update={"llm": False}) for slot in getattr(config, group)]
-                                     for group in ("drivers", "pedestrians", "operators")})
 
 
 async def _together(coroutines: list) -> list:
     """Run ``coroutines`` concurrently (the one asyncio boundary of the twin)."""
     return await asyncio.gather(*coroutines)
-
-
-@dataclass
-class Human:
-    """One simulated person: persona, current body in the twin, current intent."""
-
-    identity: str
-    persona: Persona
-    llm: bool
-    agent: HumanAgent | None = None
-    actor_id: int | None = None
-    prior: dict[str, Any] = field(default_factory=dict)
-    intent: Intent | None = None
-    last_decision_s: float = -np.inf
-    last_leader: int = -1
-    last_signal: int = -1
-    last_phase: int = -1
-    near_miss: bool = False  # closing in on the vehicle ahead (envs.state.near_miss)
-    triggers: list[str] = field(default_factory=list)
-    advisories: deque = field(default_factory=lambda: deque(maxlen=3))
-    recent: deque = field(default_factory=lambda: deque(maxlen=RECENT_DECISIONS))
-
-    @property
-    def role(self) -> str:
-        return self.persona.role
 
 
 class Population:
@@ -100,21 +64,7 @@ class Population:
         self.world, self.config, self.client, self.memory = world, config, client, memory
         self.episode = episode
         self.rng = np.random.default_rng(seed + 7919)  # own stream: does not disturb the world's
-        library = personas if personas is not None else load_personas()
-        self.humans: list[Human] = []
-        for role, slots in (("driver", config.drivers), ("pedestrian", config.pedestrians),
-                            ("operator", config.operators)):
-            for n, slot in enumerate(slots):
-                where = f"humans.{role}s.{n}.persona"
-                try:
-                    persona = get_persona(slot.persona, library)
-                except PersonaError as exc:
-                    raise PersonaError(f"{where}: {exc}") from None
-                if persona.role != role:
-                    raise PersonaError(f"{where}: {slot.persona!r} is a {persona.role}, not a {role}")
-                for _ in range(slot.count):
-                    k = sum(h.persona.id == persona.id for h in self.humans)
-                    self.humans.append(Human(identity=f"{persona.id}#{k}", persona=persona, llm=slot.llm))
+        self.humans: list[Human] = roster(config, personas)
         self.surrogate = None
         if config.surrogate.path:
             from agents.humans.surrogate import Surrogate
@@ -163,45 +113,20 @@ class Population:
     def after_step(self) -> list[dict[str, Any]]:
         """Call after every ``world.step()``: embodies new actors and runs due decisions;
         returns the decision records made now."""
-        self._embody_new_actors()
+        pairs, self._seen_id = newly_embodied(self.world, self.humans, self._seen_id)
+        for h, actor_id in pairs:
+            self._embody(h, actor_id)
         if self.world.time + 1e-9 < self._next_check:
             return []
         self._next_check = self.world.time + CHECK_PERIOD_S
         if not self._deciders:
-            self._release_departed()
+            release_departed(self.world, self.humans)
             return []
         return self._decide_due()
-
-    def _release_departed(self) -> None:
-        """Free the slots of humans whose actor has left (rule-only populations)."""
-        veh_ids, ped_ids = set(self.world.vehicles.id.tolist()), set(self.world.pedestrians.id.tolist())
-        for h in self.humans:
-            if h.actor_id is not None and h.actor_id not in (veh_ids if h.role == "driver" else ped_ids):
-                h.actor_id = None
 
     def close(self) -> None:
         if self._own_loop:
             self._loop.close()
-
-    def _embody_new_actors(self) -> None:
-        world = self.world
-        veh, ped = world.vehicles, world.pedestrians
-        newest = max(int(veh.id.max()) if len(veh) else -1, int(ped.id.max()) if len(ped) else -1)
-        if newest <= self._seen_id:
-            return
-        free = [h for h in self.humans if h.role != "operator" and h.actor_id is None]
-        for r in np.flatnonzero((veh.id > self._seen_id) & (veh.driver == HUMAN)):
-            vtype = VEHICLE_TYPES[veh.vtype[r]].name
-            h = next((h for h in free if h.role == "driver" and h.persona.vehicle == vtype), None)
-            if h is not None:
-                free.remove(h)
-                self._embody(h, int(veh.id[r]))
-        for r in np.flatnonzero(ped.id > self._seen_id):
-            h = next((h for h in free if h.role == "pedestrian"), None)
-            if h is not None:
-                free.remove(h)
-                self._embody(h, int(ped.id[r]))
-        self._seen_id = newest
 
     def _embody(self, h: Human, actor_id: int) -> None:
         world = self.world
@@ -236,7 +161,7 @@ class Population:
         notes: list[dict[str, Any]] = []  # memories to store
         for h in self.humans:
             if h.role == "operator":
-                trigger = self._operator_trigger(h, now, new_events)
+                trigger = operator_trigger(h, now, new_events, self.config.decision_period_s.operator)
                 if trigger and h.llm:
                     due.append((h, trigger, self._operator_scene(state)))
                     features[h.identity] = self._operator_features(state, trigger)
@@ -248,7 +173,8 @@ class Population:
                 if r < 0:
                     h.actor_id = None
                     continue
-                trigger = self._driver_trigger(h, state, r, now, notes)
+                trigger = driver_trigger(h, state, r, now, self.config.decision_period_s.driver,
+                                         notes if self.memory is not None else None, self.episode)
                 scene = driver_scene(state, h.actor_id) if trigger else None
                 if trigger and h.llm:
                     features[h.identity] = driver_features(state, r, trigger)
@@ -257,7 +183,7 @@ class Population:
                 if not len(hits):
                     h.actor_id = None
                     continue
-                trigger = self._pedestrian_trigger(h, state, int(hits[0]), now)
+                trigger = pedestrian_trigger(h, state, int(hits[0]), now, self.config.decision_period_s.pedestrian)
                 scene = pedestrian_scene(state, h.actor_id, h.prior["critical_gap"]) if trigger else None
                 if trigger and h.llm:
                     features[h.identity] = pedestrian_features(state, int(hits[0]), trigger)
@@ -272,7 +198,8 @@ class Population:
         sources = ["reuse" if r is not None else "surrogate" if self._stands_in(h, features.get(h.identity))
                    else "llm" for (h, _, _), r in zip(due, reused)]
         live = [k for k, src in enumerate(sources) if src == "llm"]
-        prompts = {k: self._prompt(due[k][0], due[k][2], now) for k in live}  # the rest have no prompt
+        prompts = {k: decision_prompt(due[k][0], due[k][2], self.memory, self.config.memory, now, self.episode)
+                   for k in live}  # the rest have no prompt
         answers = dict(zip(live, self._ask([due[k] for k in live], list(prompts.values())))) if live else {}
         decisions = [answers[k] if src == "llm" else
                      Decision(intent=INTENTS[h.role](**entry["intent"]), answer=entry["answer"]) if src == "reuse" else
@@ -306,68 +233,6 @@ class Population:
         self.records += records
         return records
 
-    def _driver_trigger(self, h: Human, state, r: int, now: float, notes: list) -> str | None:
-        net = state.network
-        leader = int(state.vehicles["id"][state.leader[r]]) if state.leader[r] >= 0 else -1
-        group = int(net.lane_signal_group[state.vehicles["lane"][r]])
-        signal = int(state.group_state[group]) if group >= 0 and len(state.group_state) else -1
-        trigger = None
-        closing = state.vehicles["v"][r] - state.vehicles["v"][state.leader[r]] if state.leader[r] >= 0 else 0.0
-        in_near_miss = bool(near_miss(state.leader_gap[r], closing))
-        if in_near_miss and not h.near_miss:  # one memory and one trigger per near miss
-            trigger = "near_miss"
-            if self.memory is not None:
-                notes.append({"agent": h.identity, "kind": "near_miss", "time_s": now, "episode": self.episode,
-                              "text": f"At {now:.0f} s I nearly hit the vehicle ahead in lane "
-                                      f"'{net.lanes[state.vehicles['lane'][r]].name}' at "
-                                      f"{state.vehicles['v'][r] * KMH:.0f} km/h."})
-        h.near_miss = in_near_miss
-        if trigger is None and h.triggers:
-            trigger = h.triggers[0]
-        first = h.last_decision_s == -np.inf
-        lane = int(state.vehicles["lane"][r])
-        near_line = net.lane_s_to[lane] - state.vehicles["s"][r] < EVENT_RANGE_M
-        if trigger is None and not first and leader >= 0 and leader != h.last_leader \
-                and state.leader_gap[r] < EVENT_RANGE_M:
-            trigger = "new_leader"
-        if trigger is None and not first and signal != h.last_signal and h.last_signal >= 0 and near_line:
-            trigger = "signal_change"
-        h.last_leader, h.last_signal = leader, signal
-        if now - h.last_decision_s >= self.config.decision_period_s.driver or first:
-            return trigger or "periodic"
-        if trigger == "near_miss" or (trigger and now - h.last_decision_s >= MIN_EVENT_GAP_S):
-            return trigger  # a near miss is urgent; other events wait MIN_EVENT_GAP_S after a decision
-        return None
-
-    def _pedestrian_trigger(self, h: Human, state, r: int, now: float) -> str | None:
-        phase = int(state.pedestrians["phase"][r])
-        arrived = phase == WAIT and h.last_phase != WAIT
-        h.last_phase = phase
-        crossing = state.network.crossings[int(state.pedestrians["crossing"][r])]
-        signal = int(state.crossing_signal[crossing.signal]) if crossing.signal >= 0 else -1
-        changed = signal != h.last_signal and h.last_signal >= 0
-        h.last_signal = signal
-        if phase != WAIT:
-            return None
-        if arrived:
-            return "at_curb"
-        if changed and now - h.last_decision_s >= MIN_EVENT_GAP_S:
-            return "signal_change"
-        if h.triggers and now - h.last_decision_s >= MIN_EVENT_GAP_S:
-            return h.triggers[0]
-        if now - h.last_decision_s >= self.config.decision_period_s.pedestrian:
-            return "periodic"
-        return None
-
-    def _operator_trigger(self, h: Human, now: float, new_events: list) -> str | None:
-        if now - h.last_decision_s >= self.config.decision_period_s.operator:
-            return "periodic"
-        if h.triggers and now - h.last_decision_s >= MIN_EVENT_GAP_S:
-            return h.triggers[0]
-        if any(e.kind == "collision" for e in new_events) and now - h.last_decision_s >= MIN_EVENT_GAP_S:
-            return "collision"
-        return None
-
     def _operator_scene(self, state) -> str:
         counts = Counter(kind for _, kind in self._recent_events)
         closed = [ln.name for k, ln in enumerate(state.network.lanes) if state.lane_closed[k]]
@@ -377,25 +242,6 @@ class Population:
         counts = Counter(kind for _, kind in self._recent_events)
         return operator_features(state, dict(counts), self.world.variable_speed_limit,
                                  int(self.world.lane_closed.sum()), trigger)
-
-    def _prompt(self, h: Human, scene: str, now: float) -> tuple[str, list[dict[str, str]]]:
-        """The request text and the memories recalled into it (id and text)."""
-        parts = [scene]
-        if h.recent:
-            parts.append("Your recent decisions: " + quote("; ".join(h.recent)))
-        if h.advisories:
-            parts.append("Advisories received: " + " ".join(quote(a) for a in h.advisories))
-        parts.append("What do you do now?")
-        cfg = self.config.memory
-        if self.memory is None or cfg.recall == 0:
-            return "\n".join(parts), []
-        from memory.budget import count_tokens, fit_prompt
-
-        recalled = self.memory.retrieve(h.identity, scene, now_s=now, k=cfg.recall, episode=self.episode)
-        budget = cfg.prompt_budget_tokens - count_tokens(h.agent.system_message)
-        budget = max(budget, count_tokens("\n\n".join(parts)))  # memories are what gives way, never the scene
-        prompt, used = fit_prompt(parts, [quote(m.text) for m in recalled], budget, header="You remember:")
-        return prompt, [{"id": recalled[i].id, "text": recalled[i].text} for i in used]
 
     def _stands_in(self, h: Human, features: list[float] | None) -> bool:
         """Whether the surrogate decides for ``h`` this time (``humans.surrogate.live_fraction``
@@ -456,36 +302,7 @@ class Population:
         if isinstance(intent, PedestrianIntent):
             world.set_pedestrian_params(h.actor_id, **intent.parameters(h.prior))
             return []
-        return self._operate(h, intent)
-
-    def _operate(self, h: Human, intent: OperatorIntent) -> list[str]:
-        world, effects = self.world, []
-        names = {ln.name: k for k, ln in enumerate(world.network.lanes)}
-        if intent.signal_plan != "keep" and len(world.signals.durations):
-            world.signals.retime(*SIGNAL_PLANS[intent.signal_plan])
-            effects.append(f"signal plan: {intent.signal_plan}")
-        if intent.speed_limit_kmh == -1 and world.variable_speed_limit is not None:
-            world.set_speed_limit(None)
-            effects.append("variable speed limit lifted")
-        elif intent.speed_limit_kmh > 0:
-            world.set_speed_limit(intent.speed_limit_kmh / KMH)
-            effects.append(f"variable speed limit {intent.speed_limit_kmh} km/h")
-        for name, closed in ((intent.close_lane, True), (intent.open_lane, False)):
-            if not name:
-                continue
-            if name not in names:
-                effects.append(f"ignored: no lane named {name[:40]!r}")
-            elif world.close_lane(names[name], closed):
-                effects.append(f"lane {name} {'closed' if closed else 'opened'}")
-            else:
-                effects.append(f"ignored: lane {name} cannot be closed")
-        advisory = intent.advisory.strip()
-        if len(advisory.split()) >= MIN_ADVISORY_WORDS:
-            self.broadcast(advisory, source=h.identity)
-            effects.append("advisory broadcast")
-        elif advisory:
-            effects.append(f"ignored: advisory {advisory[:20]!r} says nothing")
-        return effects
+        return operate(self.world, intent, lambda advisory: self.broadcast(advisory, source=h.identity))
 
     def interview(self, identity: str, question: str) -> dict[str, Any]:
         """Ask LLM human ``identity`` in character why it acts as it does. It answers from its
@@ -503,17 +320,8 @@ class Population:
             scene = driver_scene(state, h.actor_id) or "You have left the road."
         else:
             scene = pedestrian_scene(state, h.actor_id, h.prior["critical_gap"]) or "You have left the road."
-        parts = [scene]
-        if h.recent:
-            parts.append("Your recent decisions: " + quote("; ".join(h.recent)))
-        recalled = []
-        if self.memory is not None and self.config.memory.recall:
-            recalled = self.memory.retrieve(h.identity, question, now_s=state.time, k=self.config.memory.recall,
-                                            episode=self.episode)
-            if recalled:
-                parts.append("You remember: " + " ".join(quote(m.text) for m in recalled))
-        parts.append("Interviewer: " + quote(question))
-        prompt = "\n".join(parts)
+        prompt, recalled = interview_prompt(h, scene, question, self.memory, self.config.memory, state.time,
+                                            self.episode)
         answer, fallback = self._loop.run_until_complete(h.agent.answer_question(prompt))
         return {"human": identity, "question": question, "t": round(state.time, 3), "prompt": prompt,
                 "answer": answer, "fallback": fallback,
