@@ -14,14 +14,8 @@ from agents.llm.scripted import ScriptedClient
 
 from agents.llm.backend import cached_client
 from agents.supervisor.hazards import HazardEvent
-from agents.supervisor.triage import (
-    EXPLANATION_CHARS,
-    SupervisorAgent,
-    Triage,
-    event_sentence,
-    template_triage,
-    triage_prompt,
-)
+from agents.supervisor.triage import SupervisorAgent, triage_prompt
+from agents.supervisor.triage_rules import EXPLANATION_CHARS, Triage, event_sentence, template_triage
 
 TTC = {"kind": "ttc", "actors": [3, 7], "start_s": 12.4, "end_s": 13.1, "worst": 0.8, "severity": "high",
        "x_m": 10.0, "y_m": -3.5, "category": "hazard"}

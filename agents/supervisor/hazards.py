@@ -34,16 +34,10 @@ import numpy as np
 from numba import njit
 
 from agents.supervisor.config import SEVERITIES, HazardThresholds, Severity
+from agents.supervisor.kinds import CATEGORY
 from agents.supervisor.measures import leader_measures
 from envs.state import WorldState
 
-CATEGORY = {
-    "ttc": "hazard", "drac": "hazard", "headway": "hazard", "crossing_conflict": "hazard",
-    "pedestrian_conflict": "hazard", "pet": "hazard",
-    "red_light": "violation", "speeding": "violation", "fail_to_yield": "violation", "jaywalking": "violation",
-    "unsafe_lane_change": "violation",
-    "collision": "incident", "off_road": "incident",
-}
 
 
 @dataclass

@@ -90,7 +90,7 @@ class Supervisor:
         return self.started
 
     def _alert(self, events: list[HazardEvent], state: WorldState) -> None:
-        from agents.supervisor.triage import template_triage
+        from agents.supervisor.triage_rules import template_triage
 
         self._alerted.update(id(ev) for ev in events)
         dicts = [ev.to_dict() for ev in events]
