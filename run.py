@@ -163,7 +163,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return 0
     from benchmarks.twin import run_twin_benchmark
 
-    run_twin_benchmark(seconds=args.seconds, vector=args.vector, json_path=args.json, peer=not args.no_peer)
+    run_twin_benchmark(seconds=args.seconds, vector=args.vector, json_path=args.json, peer=not args.no_peer,
+                       rounds=args.rounds)
     return 0
 
 
@@ -312,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
                        help="rl: with --reuse-episodes, the step situation features are rounded to")
     bench.add_argument("--seconds", type=float, default=20.0, help="wall seconds per measurement")
     bench.add_argument("--vector", type=int, default=2, help="environments in the batched (vector) measurement")
+    bench.add_argument("--rounds", type=int, default=4, help="twin: interleaved rounds the single-env measurements take")
     bench.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     bench.add_argument("--no-peer", action="store_true", help="skip highway-env even if installed")
     bench.add_argument("--minutes", type=float, default=3.0,
