@@ -140,6 +140,15 @@ class MemoryStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def forget(self, agent: str) -> int:
+        """Delete every memory of ``agent``; returns how many there were."""
+        with self._lock:
+            n = len(self._entries(agent))
+            if n:
+                self._collection.delete(where={"agent": agent})
+            self._index[agent] = []
+            return n
+
     # -- per-agent index -------------------------------------------------------------------
 
     def _entries(self, agent: str) -> list[_Entry]:

@@ -305,3 +305,38 @@ def test_no_chromadb_deprecation_warnings(tmp_path):
             s.add("a", "x", "observation", 0.0)
         with MemoryStore(tmp_path, embedding=HashEmbedding()) as s:
             assert s.retrieve("a", "x", now_s=1.0)[0].id == "a:0"
+
+
+def test_an_agents_memories_plug_into_autogen_as_a_memory(tmp_path):
+    import asyncio
+
+    from autogen_core.memory import Memory as AutogenMemory, MemoryContent, MemoryMimeType
+    from autogen_core.model_context import UnboundedChatCompletionContext
+    from autogen_core.models import UserMessage
+
+    from memory.agent_memory import AgentMemory
+    from memory.embedding import HashEmbedding
+    from memory.stream import MemoryStore
+
+    async def scenario():
+        with MemoryStore(None, embedding=HashEmbedding()) as store:
+            mine, other = AgentMemory(store, "a#0"), AgentMemory(store, "b#0")
+            assert isinstance(mine, AutogenMemory)
+            await mine.add(MemoryContent(content="I nearly hit a truck at the merge", mime_type=MemoryMimeType.TEXT,
+                                         metadata={"kind": "near_miss", "time_s": 30.0}))
+            await mine.add(MemoryContent(content="the light at the junction was green", mime_type="text/plain",
+                                         metadata={"time_s": 40.0}))
+            await other.add(MemoryContent(content="someone else's memory", mime_type="text/plain"))
+            found = await mine.query("truck merge")
+            assert [m.content for m in found.results][0] == "I nearly hit a truck at the merge"
+            assert all(m.content != "someone else's memory" for m in found.results)
+            context = UnboundedChatCompletionContext()
+            await context.add_message(UserMessage(content="a truck is merging ahead", source="twin"))
+            result = await mine.update_context(context)
+            assert result.memories.results and "You remember" in (await context.get_messages())[-1].content
+            await mine.clear()
+            assert store.count("a#0") == 0 and store.count("b#0") == 1
+            with pytest.raises(ValueError, match="memory kind"):
+                await mine.add(MemoryContent(content="x", mime_type="text/plain", metadata={"kind": "dream"}))
+
+    asyncio.run(scenario())

@@ -253,3 +253,22 @@ def test_replay_repeats_a_recorded_timeout(tmp_path):
     good = SupervisorAgent(cached_client(ScriptedClient(answering(GOOD)), tmp_path / "other.jsonl"))
     assert run(good, [TTC]).source == "llm" and run(good, [TTC]).source == "llm"
     assert good.stats["cache_hits"] == 1
+
+
+def test_the_agents_round_trip_through_autogen_components():
+    from autogen_agentchat.agents import BaseChatAgent
+    from autogen_ext.models.replay import ReplayChatCompletionClient
+
+    from agents.humans.agent import HumanAgent
+    from agents.humans.persona import load_personas
+
+    persona = load_personas()["commuter_late"]
+    human = HumanAgent("commuter_late_0", persona, ReplayChatCompletionClient(["{}"]), max_tokens=80, timeout_s=7.0)
+    loaded = BaseChatAgent.load_component(human.dump_component())
+    assert isinstance(loaded, HumanAgent) and loaded.persona == persona
+    assert (loaded.system_message, loaded.max_tokens, loaded.timeout_s) == (human.system_message, 80, 7.0)
+    assert isinstance(loaded.model_client, ReplayChatCompletionClient)
+    supervisor = SupervisorAgent(ReplayChatCompletionClient(["{}"]), timeout_s=5.0, max_tokens=200)
+    again = BaseChatAgent.load_component(supervisor.dump_component())
+    assert isinstance(again, SupervisorAgent) and (again.timeout_s, again.max_tokens) == (5.0, 200)
+    assert SupervisorAgent.load_component(SupervisorAgent(None).dump_component()).model_client is None

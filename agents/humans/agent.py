@@ -20,9 +20,9 @@ from typing import Any, Sequence
 from autogen_agentchat.agents import BaseChatAgent
 from autogen_agentchat.base import Response
 from autogen_agentchat.messages import BaseChatMessage, StructuredMessage, TextMessage
-from autogen_core import CancellationToken
+from autogen_core import CancellationToken, Component, ComponentModel
 from autogen_core.models import ChatCompletionClient, SystemMessage, UserMessage
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from agents.llm.backend import ask_model
 from agents.humans.intent import INTENTS, DriverIntent, Intent, OperatorIntent, PedestrianIntent, default_operator_intent
@@ -136,8 +136,34 @@ def tidy_answer(text: str, sentences: int = 3) -> str:
     return " ".join(kept).strip()[:MAX_ANSWER_CHARS]
 
 
-class HumanAgent(BaseChatAgent):
+def dumped_client(client: Any) -> ComponentModel | None:
+    """``client``'s autogen component, or None when it has none (a scripted client, an in-process
+    model behind the twin's own answer cache): the loaded agent then needs a client given to it."""
+    if client is None:
+        return None
+    try:
+        return client.dump_component()
+    except (NotImplementedError, TypeError, AttributeError, ValueError):
+        return None
+
+
+class HumanAgentConfig(BaseModel):
+    """The declarative form of a :class:`HumanAgent` (autogen's ``dump_component``): the whole
+    persona, so it loads without the persona library, and the model client's own component."""
+
+    name: str
+    persona: dict[str, Any]
+    model_client: ComponentModel | None = None
+    max_tokens: int = 96
+    temperature: float = 0.7
+    timeout_s: float = 30.0
+
+
+class HumanAgent(BaseChatAgent, Component[HumanAgentConfig]):
     """A driver, pedestrian or operator role-played by a language model."""
+
+    component_config_schema = HumanAgentConfig
+    component_provider_override = "agents.humans.agent.HumanAgent"
 
     def __init__(self, name: str, persona: Persona, model_client: ChatCompletionClient, *, max_tokens: int = 96,
                  temperature: float = 0.7, timeout_s: float = 30.0) -> None:
@@ -160,6 +186,17 @@ class HumanAgent(BaseChatAgent):
 
     async def on_reset(self, cancellation_token: CancellationToken) -> None:
         """Stateless between decisions: memory lives in the memory store, not in a chat history."""
+
+    def _to_config(self) -> HumanAgentConfig:
+        return HumanAgentConfig(name=self.name, persona=self.persona.model_dump(mode="json"),
+                                model_client=dumped_client(self.model_client), max_tokens=self.max_tokens,
+                                temperature=self.temperature, timeout_s=self.timeout_s)
+
+    @classmethod
+    def _from_config(cls, config: HumanAgentConfig) -> "HumanAgent":
+        client = ChatCompletionClient.load_component(config.model_client) if config.model_client else None
+        return cls(config.name, Persona.model_validate(config.persona), client, max_tokens=config.max_tokens,
+                   temperature=config.temperature, timeout_s=config.timeout_s)
 
     def request(self, prompt: str) -> list:
         return [SystemMessage(content=self.system_message), UserMessage(content=prompt, source="twin")]

@@ -25,11 +25,13 @@ from typing import Sequence
 from autogen_agentchat.agents import BaseChatAgent
 from autogen_agentchat.base import Response
 from autogen_agentchat.messages import BaseChatMessage, StructuredMessage, TextMessage
-from autogen_core import CancellationToken
+from autogen_core import CancellationToken, Component, ComponentModel
 from autogen_core.models import ChatCompletionClient, SystemMessage, UserMessage
 
+from pydantic import BaseModel
+
 from agents.llm.backend import ask_model, model_busy
-from agents.humans.agent import answer_format, parse_intent
+from agents.humans.agent import answer_format, dumped_client, parse_intent
 from agents.humans.scene import quote
 from agents.supervisor.triage_rules import (
     COLLISION_KINDS,
@@ -129,9 +131,22 @@ def grounded(explanation: str, events: Sequence[dict]) -> bool:
 
 
 # ---- the agent ---------------------------------------------------------------------------
-class SupervisorAgent(BaseChatAgent):
+class SupervisorAgentConfig(BaseModel):
+    """The declarative form of a :class:`SupervisorAgent` (autogen's ``dump_component``)."""
+
+    name: str = "supervisor"
+    model_client: ComponentModel | None = None
+    timeout_s: float = 30.0
+    max_tokens: int = 256
+    temperature: float = 0.2
+
+
+class SupervisorAgent(BaseChatAgent, Component[SupervisorAgentConfig]):
     """The traffic safety supervisor: explains flagged events with a language model, or with
     the rule-based template when there is none or its answer is unusable."""
+
+    component_config_schema = SupervisorAgentConfig
+    component_provider_override = "agents.supervisor.triage.SupervisorAgent"
 
     def __init__(self, model_client: ChatCompletionClient | None, name: str = "supervisor", timeout_s: float = 30.0,
                  *, max_tokens: int = 256, temperature: float = 0.2,
@@ -144,6 +159,15 @@ class SupervisorAgent(BaseChatAgent):
         self.latencies: list[float] = []
         self._own_loop = loop is None  # a client shared with the humans needs their loop
         self._loop = loop
+
+    def _to_config(self) -> SupervisorAgentConfig:
+        return SupervisorAgentConfig(name=self.name, model_client=dumped_client(self.model_client),
+                                     timeout_s=self.timeout_s, max_tokens=self.max_tokens, temperature=self.temperature)
+
+    @classmethod
+    def _from_config(cls, config: SupervisorAgentConfig) -> "SupervisorAgent":
+        client = ChatCompletionClient.load_component(config.model_client) if config.model_client else None
+        return cls(client, config.name, config.timeout_s, max_tokens=config.max_tokens, temperature=config.temperature)
 
     @property
     def produced_message_types(self) -> Sequence[type[BaseChatMessage]]:
