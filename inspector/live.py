@@ -126,7 +126,7 @@ class LiveTwin:
         with self.lock:
             return {"mode": "live", "run_dir": str(self.out), "header": self.header, "summary": None,
                     "hazards": [e.to_dict() for e in self.main.supervisor.events],
-                    "alerts": list(self.main.supervisor.alerts), "personas": sorted(load_personas()),
+                    "alerts": list(self.main.supervisor.alerts), "personas": sorted(load_personas(strict=False)),
                     "fault_kinds": list(FAULT_KINDS),
                     "fork": None if self.fork is None else {"description": self.fork_description,
                                                             "tick": self.fork_tick}}

@@ -267,3 +267,13 @@ def test_get_persona(library):
         get_persona("joger", library)
     with pytest.raises(PersonaError, match="unknown persona"):
         get_persona("zzzzzz", library)
+
+
+def test_a_broken_persona_file_only_breaks_the_scenarios_that_use_it(tmp_path: Path):
+    (tmp_path / "fine.yaml").write_text(GOOD.format(id="fine", risk=0.5))
+    (tmp_path / "broken.yaml").write_text("id: [unclosed\n")
+    library = load_personas(tmp_path, strict=False)
+    assert list(library) == ["fine"] and "broken.yaml" in library.broken["broken"]
+    assert get_persona("fine", library).id == "fine"
+    with pytest.raises(PersonaError, match="broken.yaml"):
+        get_persona("broken", library)

@@ -49,7 +49,7 @@ class TwinOccupants:
         if humans != "off" and config.humans.any:
             from agents.humans.persona import load_personas
 
-            self._personas = load_personas()
+            self._personas = load_personas(strict=False)
         if uses_llm:
             self.situations = assemble.situation_cache(config)
         self._uses_llm = uses_llm

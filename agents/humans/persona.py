@@ -19,6 +19,8 @@ tolerance never gets a longer headway than an otherwise identical one with less.
 
 from __future__ import annotations
 
+import logging
+
 import difflib
 from pathlib import Path
 from typing import Literal
@@ -27,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from envs.validation import ConfigFileError, field_problems, read_yaml
 
+log = logging.getLogger(__name__)
 PERSONA_DIR = Path(__file__).resolve().parents[2] / "configs" / "personas"
 
 # ---- shared: how age and experience enter ----------------------------------------------
@@ -216,31 +219,50 @@ class Persona(BaseModel):
 
 
 # ---- loading ----------------------------------------------------------------------------------
-def load_personas(directory: str | Path | None = None) -> dict[str, Persona]:
+class PersonaLibrary(dict):
+    """Personas keyed by id; ``broken`` maps the stem of each file that could not be loaded to why."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.broken: dict[str, str] = {}
+
+
+def load_personas(directory: str | Path | None = None, strict: bool = True) -> PersonaLibrary:
     """Load every ``*.yaml`` persona in ``directory`` (default :data:`PERSONA_DIR`), keyed by id.
 
     Raises :class:`PersonaError` naming the file (and field) for unreadable or invalid files,
-    a file stem that differs from the persona id, or a duplicate id.
+    a file stem that differs from the persona id, or a duplicate id. With ``strict`` off a
+    broken file is left out with a warning and kept in ``broken``: a scenario that does not
+    use it still runs, and one that does gets the file's error (:func:`get_persona`).
     """
     folder = PERSONA_DIR if directory is None else Path(directory)
     if not folder.is_dir():
         raise PersonaError(f"{_shown(folder)}: persona directory not found")
-    library: dict[str, Persona] = {}
+    library = PersonaLibrary()
     for path in sorted(folder.glob("*.yaml")):
-        persona = _load_file(path)
-        if persona.id != path.stem:
-            raise PersonaError(f"{_shown(path)}: id {persona.id!r} must equal the file name {path.stem!r}")
-        if persona.id in library:
-            raise PersonaError(f"{_shown(path)}: duplicate persona id {persona.id!r}")
+        try:
+            persona = _load_file(path)
+            if persona.id != path.stem:
+                raise PersonaError(f"{_shown(path)}: id {persona.id!r} must equal the file name {path.stem!r}")
+            if persona.id in library:
+                raise PersonaError(f"{_shown(path)}: duplicate persona id {persona.id!r}")
+        except PersonaError as exc:
+            if strict:
+                raise
+            library.broken[path.stem] = str(exc)
+            log.warning("persona left out: %s", exc)
+            continue
         library[persona.id] = persona
     return library
 
 
 def get_persona(persona_id: str, library: dict[str, Persona] | None = None) -> Persona:
     """The persona ``persona_id`` from ``library`` (default: the shipped personas)."""
-    personas = load_personas() if library is None else library
+    personas = load_personas(strict=False) if library is None else library
     if persona_id in personas:
         return personas[persona_id]
+    if persona_id in getattr(personas, "broken", {}):
+        raise PersonaError(personas.broken[persona_id])
     msg = f"unknown persona {persona_id!r}"
     hint = difflib.get_close_matches(persona_id, list(personas), n=1)
     if hint:

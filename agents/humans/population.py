@@ -343,7 +343,7 @@ class Population:
         """Persona ``persona_id`` if human ``identity`` may take it on (same role); else raises
         ``KeyError`` (no such human) or ``PersonaError`` (unknown persona, other role)."""
         h = self._human(identity)
-        persona = get_persona(persona_id, load_personas())
+        persona = get_persona(persona_id, load_personas(strict=False))
         if persona.role != h.role:
             raise PersonaError(f"{persona_id!r} is a {persona.role}, not a {h.role}")
         return persona
