@@ -16,6 +16,8 @@ import math
 import json
 import signal
 import sys
+import threading
+import time
 from pathlib import Path
 
 import yaml
@@ -82,8 +84,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         overrides["seed"] = args.seed
     if args.scenario is None and args.replay is None:
         raise SystemExit("error: simulate needs a SCENARIO (or --replay RUN_DIR)")
+    from rich.console import Console
+
+    to_stdout = args.json is not None and str(args.json) == "-"  # then the table goes to stderr
     summary = simulate(args.scenario, minutes=args.minutes, overrides=overrides, out=args.out, gif=args.gif,
-                       replay=args.replay, humans=args.humans)
+                       replay=args.replay, humans=args.humans, console=Console(stderr=to_stdout))
+    if args.json is not None:
+        text = json.dumps(summary, indent=2)
+        print(text) if to_stdout else args.json.write_text(text + "\n")
     if summary.get("replay_identical") is False:
         print("replay: the trace differs from the recorded one", file=sys.stderr)
         return 1
@@ -184,9 +192,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         from inspector.live import LiveTwin
 
         out = args.out or Path("runs") / f"live-{Path(args.target).stem}-{datetime.now():%Y%m%d-%H%M%S}"
-        print(f"starting {args.target} (run directory {out}) ...")
+        print(f"starting {args.target} (run directory {out}) ...", flush=True)
         live = source = LiveTwin(args.target, out, overrides=_parse_sets(args.set))
-        source.step(0.5)
     else:
         if args.set:
             raise SystemExit("error: --set applies to --live only (a recorded run is shown as it was)")
@@ -204,11 +211,21 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt  # a plain kill ends the inspector like Ctrl-C: live runs are finished
 
     signal.signal(signal.SIGTERM, stop)
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
     try:
-        server.serve_forever()
+        serving.start()  # the page can load while the first decisions are made (its requests wait for them)
+        if live is not None:
+            started = time.perf_counter()
+            print("the humans make their first decisions (t = 0) ...", flush=True)
+            live.step(0.5)
+            print(f"ready at t = 0.5 s after {time.perf_counter() - started:.1f} s", flush=True)
+        while serving.is_alive():
+            serving.join(0.5)
     except KeyboardInterrupt:
         pass
     finally:
+        if serving.is_alive():
+            server.shutdown()
         server.server_close()
         if live is not None:
             live.close()
@@ -240,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--replay", type=Path, default=None, metavar="RUN_DIR",
                      help="rerun a recorded run from its scenario and LLM cache, with zero model calls")
     sim.add_argument("--allow-collisions", action="store_true", help="exit 0 even if humans collided")
+    sim.add_argument("--json", type=Path, default=None, metavar="FILE",
+                     help="also write the summary as JSON to FILE ('-': print it)")
     sim.set_defaults(func=cmd_simulate)
 
     tr = sub.add_parser("train", help="train an RL controller with stable-baselines3 (YAML training config)",

@@ -88,3 +88,10 @@ def test_a_fault_that_never_finds_its_actor_is_reported(tmp_path, caplog):
 def test_inspect_refuses_a_trace_that_is_not_one(capsys, tmp_path, content):
     (tmp_path / "trace.jsonl.gz").write_bytes(content)
     assert "not a traffic-twin-trace file" in _error(capsys, ["inspect", str(tmp_path)])
+
+
+def test_simulate_json_prints_the_summary_alone(capsys, tmp_path):
+    assert main(["simulate", "crosswalk", "--minutes", "0.2", "--humans", "off", "--json", "-",
+                 "--out", str(tmp_path / "run")]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["simulated_s"] == 12.0 and 0.0 <= summary["compile_s"] <= summary["wall_s"]
