@@ -88,8 +88,9 @@ class TwinOccupants:
             else:
                 population = assemble.population(world, self.config, personas=self._personas, rule_only=True)
         triage_client = None
-        if self.config.supervisor.enabled and self.config.supervisor.triage == "llm" and population is None:
-            triage_client = self.client()
+        humans_client = population.client if population is not None else None
+        if self.config.supervisor.enabled and self.config.supervisor.triage == "llm" and humans_client is None:
+            triage_client = self.client()  # rule-based or no humans: the triage still gets the scenario's model
         supervisor = assemble.supervisor(self.config, population, triage_client, self._loop)
         self.episode = Episode(world, population, supervisor)
 
