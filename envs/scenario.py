@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from envs.faults import Fault
-from envs.validation import ConfigFileError, field_problems, read_yaml
+from envs.validation import ConfigFileError, describe_problems, read_mapping
 
 SCENARIO_DIR = FilePath(__file__).resolve().parent.parent / "configs" / "scenarios"
 FRICTION_RANGE = (0.05, 1.5)  # tyre-road friction coefficients the twin accepts (ice to racing tyres)
@@ -235,18 +235,16 @@ def load_config(scenario: str | FilePath | dict | WorldConfig, overrides: dict[s
         path = resolve_scenario_path(scenario)
         source = str(path)
         try:
-            data = read_yaml(path)
+            data = read_mapping(path, "scenario")
         except ConfigFileError as exc:
             raise ScenarioError(str(exc)) from None
-        if not isinstance(data, dict):
-            raise ScenarioError(f"{source}: expected a mapping of scenario fields at the top level")
     overridden = [SHORTCUTS.get(key, key) for key in (overrides or {})]
     for key, value in (overrides or {}).items():
         set_dotted(data, SHORTCUTS.get(key, key), value)
     try:
         return schema.model_validate(data)
     except ValidationError as exc:
-        raise ScenarioError(_describe(exc, source, schema, overridden)) from None
+        raise ScenarioError(describe_problems(exc, source, schema, "scenario", NETWORK_VARIANTS, overridden)) from None
 
 
 def scenario_overrides(overrides: dict[str, Any] | None, fields: dict[str, Any], **forced: Any) -> dict[str, Any]:
@@ -266,15 +264,3 @@ def set_dotted(data: dict, dotted: str, value: Any) -> None:
         if not isinstance(node, dict):
             raise ScenarioError(f"override {dotted!r}: {key!r} is not a section")
     node[keys[-1]] = value
-
-
-def _describe(exc: ValidationError, source: str, schema: type[WorldConfig], overridden: list[str]) -> str:
-    """One line per problem; a field set by an override (``--set``, a keyword) says so, not blaming the file."""
-    problems = field_problems(exc, schema, NETWORK_VARIANTS)
-    lines = [f"{source}: invalid scenario ({len(problems)} problem{'s' * (len(problems) > 1)})"]
-
-    def origin(field: str) -> str:
-        hit = any(field == key or field.startswith(key + ".") or key.startswith(field + ".") for key in overridden)
-        return " [set by an override, not in the file]" if hit else ""
-
-    return "\n".join(lines + [f"  - {field}: {msg}{origin(field)}" for field, msg in problems])

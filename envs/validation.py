@@ -53,6 +53,29 @@ def read_yaml(path: str | Path) -> Any:
         raise ConfigFileError(f"{path}: not valid YAML: {exc}") from None
 
 
+def read_mapping(path: str | Path, what: str) -> dict:
+    """The YAML mapping in ``path`` (a config of ``what``: scenario, training, suite, persona)."""
+    data = read_yaml(path)
+    if not isinstance(data, dict):
+        raise ConfigFileError(f"{path}: expected a mapping of {what} fields at the top level")
+    return data
+
+
+def describe_problems(exc: ValidationError, source: str, root: type[BaseModel], what: str,
+                      variants: dict[str, type[BaseModel]] | None = None, overridden: list[str] | None = None) -> str:
+    """The one error format of every config: ``source: invalid what (n problems)`` and a line
+    per problem naming the field, with "did you mean" for unknown fields; a field set by an
+    override (``--set``, a keyword argument) says so instead of blaming the file."""
+    problems = field_problems(exc, root, variants)
+    lines = [f"{source}: invalid {what} ({len(problems)} problem{'s' * (len(problems) > 1)})"]
+
+    def origin(field: str) -> str:
+        hit = any(field == key or field.startswith(key + ".") or key.startswith(field + ".") for key in overridden or ())
+        return " [set by an override, not in the file]" if hit else ""
+
+    return "\n".join(lines + [f"  - {field}: {msg}{origin(field)}" for field, msg in problems])
+
+
 def field_problems(exc: ValidationError, root: type[BaseModel],
                    variants: dict[str, type[BaseModel]] | None = None) -> list[tuple[str, str]]:
     """``(dotted.field, message)`` per error of ``exc`` raised validating ``root``.

@@ -33,7 +33,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from envs.scenario import set_dotted
-from envs.validation import ConfigFileError, read_yaml
+from envs.validation import ConfigFileError, describe_problems, read_mapping
 
 TRAINING_DIR = Path(__file__).resolve().parents[2] / "configs" / "training"
 EPISODE_FIELDS = ("timesteps", "env", "return", "length", "collisions", "cost", "arrived", "events")
@@ -90,18 +90,16 @@ def load_training(source: str | Path | dict, overrides: dict[str, Any] | None = 
             raise TrainingError(f"{source}: no such training config (shipped: {', '.join(shipped)})")
         name = str(path)
         try:
-            data = read_yaml(path)
+            data = read_mapping(path, "training")
         except ConfigFileError as exc:
             raise TrainingError(str(exc)) from None
-        if not isinstance(data, dict):
-            raise TrainingError(f"{name}: expected a mapping of training fields")
     for key, value in (overrides or {}).items():
         set_dotted(data, key, value)
     try:
         config = TrainingConfig.model_validate(data)
     except ValidationError as exc:
-        problems = [f"  - {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
-        raise TrainingError("\n".join([f"{name}: invalid training config"] + problems)) from None
+        raise TrainingError(describe_problems(exc, name, TrainingConfig, "training config",
+                                              overridden=list(overrides or {}))) from None
     if config.env not in gym.registry and not config.env.startswith("twin/"):
         raise TrainingError(f"{name}: env: {config.env!r} is not a registered Gymnasium id")
     return config

@@ -27,7 +27,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-from envs.validation import ConfigFileError, field_problems, read_yaml
+from envs.validation import ConfigFileError, field_problems, read_mapping
 
 log = logging.getLogger(__name__)
 PERSONA_DIR = Path(__file__).resolve().parents[2] / "configs" / "personas"
@@ -275,11 +275,9 @@ def get_persona(persona_id: str, library: dict[str, Persona] | None = None) -> P
 def _load_file(path: Path) -> Persona:
     source = _shown(path)
     try:
-        data = read_yaml(path)
+        data = read_mapping(path, "persona")
     except ConfigFileError as exc:
         raise PersonaError(f"{source}: cannot read persona: {str(exc).removeprefix(str(path) + ': ')}") from None
-    if not isinstance(data, dict):
-        raise PersonaError(f"{source}: expected a mapping of persona fields at the top level")
     try:
         return Persona.model_validate(data)
     except ValidationError as exc:

@@ -58,19 +58,18 @@ class Suite(BaseModel):
 
 def load_suite(path: str | Path = SUITE_PATH) -> Suite:
     """Read and validate a suite file; errors name the file and the field."""
-    from envs.validation import ConfigFileError, read_yaml
+    from envs.validation import ConfigFileError, describe_problems, read_mapping
     from twin.scenario import ScenarioError, load_scenario
 
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: suite file not found")
     try:
-        suite = Suite.model_validate(read_yaml(path))
+        suite = Suite.model_validate(read_mapping(path, "suite"))
     except ConfigFileError as exc:
         raise ScenarioError(str(exc)) from None
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ScenarioError(f"{path}: invalid suite: {problems}") from None
+        raise ScenarioError(describe_problems(exc, str(path), Suite, "suite")) from None
     for k, case in enumerate(suite.cases):  # every case must make a valid scenario before anything runs
         try:
             load_scenario(case.scenario, _overrides(case, 0))
