@@ -9,7 +9,8 @@ import pytest
 from tests.conftest import bare_world
 from agents.llm.scripted import DRIVER, OPERATOR, ScriptedClient
 
-from agents.humans.agent import HumanAgent, parse_intent, rule_intent
+from agents.humans.agent import HumanAgent, rule_intent
+from agents.llm.answers import parse_answer
 from agents.humans.intent import DriverIntent, OperatorIntent, PedestrianIntent
 from agents.humans.persona import load_personas
 from agents.humans.population import Population
@@ -29,15 +30,15 @@ def humans(**sections) -> dict:
 
 # ---- parsing, clamping, fallback --------------------------------------------------------
 def test_parse_valid_and_clamped_answers():
-    intent, kind, _, clamped = parse_intent(DRIVER, DriverIntent)
+    intent, kind, _, clamped = parse_answer(DRIVER, DriverIntent)
     assert kind is None and intent.speed == "faster" and intent.following == "closer"
     op = json.loads(OPERATOR) | {"speed_limit_kmh": 180}
-    intent, kind, _, clamped = parse_intent(json.dumps(op), OperatorIntent)
+    intent, kind, _, clamped = parse_answer(json.dumps(op), OperatorIntent)
     assert kind is None and intent.speed_limit_kmh == 130 and clamped == ["speed_limit_kmh"]
     long_reason = json.loads(DRIVER) | {"reason": "x" * 1000}
-    intent, kind, _, _ = parse_intent(json.dumps(long_reason), DriverIntent)
+    intent, kind, _, _ = parse_answer(json.dumps(long_reason), DriverIntent)
     assert kind is None and len(intent.reason) <= 120
-    intent, kind, _, _ = parse_intent("Sure! " + DRIVER + " hope this helps", DriverIntent)
+    intent, kind, _, _ = parse_answer("Sure! " + DRIVER + " hope this helps", DriverIntent)
     assert kind is None and intent.amber == "go"
 
 
@@ -52,13 +53,13 @@ def test_parse_valid_and_clamped_answers():
     ("[1, 2, 3]", "malformed"),
 ])
 def test_bad_answers_are_classified(answer, kind):
-    intent, got, detail, _ = parse_intent(answer, DriverIntent)
+    intent, got, detail, _ = parse_answer(answer, DriverIntent)
     assert intent is None and got == kind and detail
 
 
 def test_absurd_speed_limit_is_rejected_not_clamped():
     op = json.loads(OPERATOR) | {"speed_limit_kmh": 1000}
-    intent, kind, _, _ = parse_intent(json.dumps(op), OperatorIntent)
+    intent, kind, _, _ = parse_answer(json.dumps(op), OperatorIntent)
     assert intent is None and kind == "out_of_range"
 
 

@@ -10,7 +10,6 @@ an answer says is executed: it can only select among the schema's options.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -22,19 +21,17 @@ from autogen_agentchat.base import Response
 from autogen_agentchat.messages import BaseChatMessage, StructuredMessage, TextMessage
 from autogen_core import CancellationToken, Component, ComponentModel
 from autogen_core.models import ChatCompletionClient, SystemMessage, UserMessage
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from agents.llm.backend import ask_model
-from agents.humans.intent import INTENTS, DriverIntent, Intent, OperatorIntent, PedestrianIntent, default_operator_intent
+from agents.llm.answers import answer_format, parse_answer
+from agents.llm.backend import ask_model, dumped_client
+from agents.humans.intent import INTENTS, DriverIntent, Intent, PedestrianIntent, default_operator_intent
 from agents.humans.persona import Persona
 
 log = logging.getLogger(__name__)
 
 FALLBACK_KINDS = ("empty", "malformed", "out_of_range", "refused", "timeout", "error", "replay_miss")
-REFUSAL = re.compile(r"\b(i can(no|')t|i am unable|i'm unable|sorry|as an ai)\b", re.IGNORECASE)
 MAX_ANSWER_CHARS = 400  # an interview answer longer than this is cut
-RANGE_ERRORS = {"literal_error", "enum", "greater_than", "greater_than_equal", "less_than", "less_than_equal",
-                "value_error"}
 
 
 @dataclass
@@ -62,55 +59,6 @@ def rule_intent(persona: Persona, prior: dict[str, Any]) -> Intent:
     return default_operator_intent()
 
 
-def answer_format(intent_type: type[Intent]) -> str:
-    """One line per field with its allowed values, for the system message."""
-    lines = []
-    for name, info in intent_type.model_fields.items():
-        schema = intent_type.model_json_schema()["properties"][name]
-        options = schema.get("enum")
-        what = " | ".join(options) if options else schema.get("type", "string")
-        lines.append(f'- "{name}": {what}' + (f" ({info.description})" if info.description else ""))
-    return "Answer with one JSON object with these fields:\n" + "\n".join(lines)
-
-
-def parse_intent(text: str, intent_type: type[Intent]) -> tuple[Intent | None, str | None, str, list[str]]:
-    """Parse a model answer into an intent: (intent, fallback kind, detail, clamped fields).
-    Never raises: anything unparseable is ``malformed``."""
-    try:
-        return _parse(text, intent_type)
-    except Exception as exc:  # noqa: BLE001 - e.g. RecursionError on absurdly nested JSON
-        return None, "malformed", f"{type(exc).__name__}", []
-
-
-def _parse(text: str, intent_type: type[Intent]) -> tuple[Intent | None, str | None, str, list[str]]:
-    if not text or not text.strip():
-        return None, "empty", "no text", []
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError:
-        match = re.search(r"\{.*\}", text, re.DOTALL)
-        try:
-            data = json.loads(match.group(0)) if match else None
-        except json.JSONDecodeError:
-            data = None
-        if data is None:
-            kind = "refused" if REFUSAL.search(text) else "malformed"
-            return None, kind, f"not JSON: {text[:80]!r}", []
-    if not isinstance(data, dict):
-        return None, "malformed", f"not an object: {type(data).__name__}", []
-    try:
-        intent = intent_type.model_validate(data)
-    except ValidationError as exc:
-        kinds = {e["type"] for e in exc.errors()}
-        kind = "out_of_range" if kinds <= RANGE_ERRORS else "malformed"
-        first = exc.errors()[0]
-        return None, kind, f"{'.'.join(map(str, first['loc']))}: {first['msg']}", []
-    clamped: list[str] = []
-    if isinstance(intent, OperatorIntent):
-        intent, clamped = intent.clamped()
-    return intent, None, "", clamped
-
-
 def tidy_answer(text: str, sentences: int = 3) -> str:
     """A free-text answer cut to its first ``sentences`` distinct sentences, before any line in
     which the model goes on to write the interviewer's part (small models ramble and repeat)."""
@@ -134,17 +82,6 @@ def tidy_answer(text: str, sentences: int = 3) -> str:
         if len(kept) == sentences:
             break
     return " ".join(kept).strip()[:MAX_ANSWER_CHARS]
-
-
-def dumped_client(client: Any) -> ComponentModel | None:
-    """``client``'s autogen component, or None when it has none (a scripted client, an in-process
-    model behind the twin's own answer cache): the loaded agent then needs a client given to it."""
-    if client is None:
-        return None
-    try:
-        return client.dump_component()
-    except (NotImplementedError, TypeError, AttributeError, ValueError):
-        return None
 
 
 class HumanAgentConfig(BaseModel):
@@ -213,7 +150,7 @@ class HumanAgent(BaseChatAgent, Component[HumanAgentConfig]):
         if result is None:
             return self._fallback(fallback, kind, detail, start)
         text = result.content if isinstance(result.content, str) else ""
-        intent, kind, detail, clamped = parse_intent(text, self.intent_type)
+        intent, kind, detail, clamped = parse_answer(text, self.intent_type)
         latency = time.perf_counter() - start
         if intent is None:
             decision = self._fallback(fallback, kind or "malformed", detail, start)

@@ -1,2 +1,3 @@
 """Language-model plumbing: model clients (embedded llama.cpp, OpenAI-compatible servers), the
-JSON-lines answer cache and replay (``backend``), and a scripted client (``scripted``)."""
+JSON-lines answer cache and replay (``backend``), reading answers into typed models (``answers``), and a
+scripted client (``scripted``)."""

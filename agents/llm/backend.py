@@ -24,7 +24,7 @@ import threading
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from autogen_core import CacheStore
+from autogen_core import CacheStore, ComponentModel
 from autogen_core.models import ChatCompletionClient, CreateResult, ModelFamily, ModelInfo
 from autogen_ext.models.cache import CHAT_CACHE_VALUE_TYPE, ChatCompletionCache
 from autogen_ext.models.replay import ReplayChatCompletionClient
@@ -230,3 +230,14 @@ def cached_client(raw: ChatCompletionClient, cache_path: str | Path | None,
     """``raw`` behind autogen-ext's ``ChatCompletionCache`` stored in ``cache_path`` (in memory if None)."""
     store = JsonlCacheStore(cache_path, read_only=read_only) if cache_path is not None else None
     return ChatCompletionCache(raw, store)
+
+
+def dumped_client(client: Any) -> ComponentModel | None:
+    """``client``'s autogen component, or None when it has none (a scripted client, an in-process
+    model behind the twin's own answer cache): the loaded agent then needs a client given to it."""
+    if client is None:
+        return None
+    try:
+        return client.dump_component()
+    except (NotImplementedError, TypeError, AttributeError, ValueError):
+        return None

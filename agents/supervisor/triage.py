@@ -30,8 +30,8 @@ from autogen_core.models import ChatCompletionClient, SystemMessage, UserMessage
 
 from pydantic import BaseModel
 
-from agents.llm.backend import ask_model, model_busy
-from agents.humans.agent import answer_format, dumped_client, parse_intent
+from agents.llm.backend import ask_model, dumped_client, model_busy
+from agents.llm.answers import answer_format, parse_answer
 from agents.humans.scene import quote
 from agents.supervisor.triage_rules import (
     COLLISION_KINDS,
@@ -211,7 +211,7 @@ class SupervisorAgent(BaseChatAgent, Component[SupervisorAgentConfig]):
         if not result.cached:
             self.latencies.append(time.perf_counter() - start)
         text = result.content if isinstance(result.content, str) else ""
-        answer, kind, detail, _ = parse_intent(text, TriageAnswer)  # type: ignore[arg-type]
+        answer, kind, detail, _ = parse_answer(text, TriageAnswer)  # type: ignore[arg-type]
         if answer is None:
             return self._fallback(events, context, kind or "malformed", detail)
         assert isinstance(answer, TriageAnswer)
