@@ -231,11 +231,11 @@ def test_a_collision_always_gets_a_mitigation():
 def test_triage_sync_reuses_one_loop_and_autogen_entry_point_works():
     agent = SupervisorAgent(ScriptedClient(answering(GOOD)), name="supervisor_1")
     first = agent.triage_sync([TTC], CONTEXT)
-    loop = agent._loop
+    runner = agent.runner
     second = agent.triage_sync([TTC], CONTEXT)
-    assert first == second and agent._loop is loop and agent.stats["calls"] == 2
+    assert first == second and agent.runner is runner and agent.stats["calls"] == 2
     agent.close()
-    assert agent._loop is None
+    assert agent.runner is None and runner.loop.is_closed()
     message = TextMessage(content=json.dumps({"events": [TTC], "context": CONTEXT}), source="twin")
     response = asyncio.run(agent.on_messages([message], CancellationToken()))
     assert response.chat_message.content.source == "llm"

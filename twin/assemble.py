@@ -5,7 +5,6 @@ and ``twin.occupants`` (the Gym and PettingZoo views) both call it.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 from pathlib import Path
@@ -72,7 +71,7 @@ def situation_cache(config: ScenarioConfig, run_dir: Path | None = None, replay:
 
 
 def population(world: World, config: ScenarioConfig, client: Any = None, memory: Any = None,
-               persist: bool = False, situations: Any = None, loop: asyncio.AbstractEventLoop | None = None,
+               persist: bool = False, situations: Any = None, runner: Any = None,
                personas: dict | None = None, rule_only: bool = False, episode: int | None = None) -> Any:
     """The scenario's humans embodied in ``world`` (None when it configures none).
     ``rule_only`` keeps every persona slot with its behaviour parameters and no model.
@@ -86,7 +85,7 @@ def population(world: World, config: ScenarioConfig, client: Any = None, memory:
     if rule_only or not humans.llm_count:
         return Population(world, without_llm(humans), personas=personas, seed=world.seed)
     built = Population(world, humans, client=client, memory=memory, personas=personas, seed=world.seed,
-                       loop=loop, situations=situations)
+                       runner=runner, situations=situations)
     if memory is not None and persist:  # the next episode of persona identities that remember
         built.episode = 1 + max(memory.latest_episode(h.identity) if memory.count(h.identity) else -1
                                 for h in built.humans)
@@ -96,8 +95,8 @@ def population(world: World, config: ScenarioConfig, client: Any = None, memory:
 
 
 def supervisor(config: ScenarioConfig, population: Any = None, client: Any = None,
-               loop: asyncio.AbstractEventLoop | None = None, keep_disabled: bool = False) -> Any:
-    """The scenario's supervisor; LLM triage shares the humans' client and event loop when
+               runner: Any = None, keep_disabled: bool = False) -> Any:
+    """The scenario's supervisor; LLM triage shares the humans' client and model runner when
     they have one. When ``supervisor.enabled`` is off: None, or with ``keep_disabled`` a
     supervisor that records nothing (a run directory still gets its empty files)."""
     if not (config.supervisor.enabled or keep_disabled):
@@ -105,8 +104,8 @@ def supervisor(config: ScenarioConfig, population: Any = None, client: Any = Non
     from agents.supervisor.supervisor import build_supervisor
 
     if population is not None and population.client is not None:
-        client, loop = population.client, population.loop
-    return build_supervisor(config, population, client, loop)
+        client, runner = population.client, population.runner
+    return build_supervisor(config, population, client, runner)
 
 
 def recorded_episode(replay: Path | None) -> int | None:

@@ -14,10 +14,10 @@ humans are.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any, Sequence
 
+from agents.llm.runner import ModelRunner
 from envs.occupants import StepObserver
 from envs.world import World, WorldEvent
 from twin import assemble
@@ -40,7 +40,7 @@ class TwinOccupants:
         self.decisions = 0  # LLM decisions made in this env so far
         self._given_client = model_client
         self._client = None  # built on first need, kept for the env's life
-        self._loop: asyncio.AbstractEventLoop | None = None  # one loop for the env's client
+        self._runner: ModelRunner | None = None  # one event loop for the env's client
         self._memory = None
         self._persist = False
         self._personas = None
@@ -68,8 +68,8 @@ class TwinOccupants:
         """The env's model client behind its answer cache (built on first call)."""
         if self._client is None:
             self._client = assemble.model_client(self.config, self.llm_cache, client=self._given_client)
-        if self._loop is None:
-            self._loop = asyncio.new_event_loop()
+        if self._runner is None:
+            self._runner = ModelRunner(self._client, self.config.humans.model.max_in_flight)
         return self._client
 
     def start(self, world: World) -> None:
@@ -84,14 +84,14 @@ class TwinOccupants:
                     self._close_memory()
                     self._memory, self._persist = assemble.memory_store(self.config, None)
                 population = assemble.population(world, self.config, client, self._memory, self._persist,
-                                                 self.situations, self._loop, self._personas)
+                                                 self.situations, self._runner, self._personas)
             else:
                 population = assemble.population(world, self.config, personas=self._personas, rule_only=True)
         triage_client = None
         humans_client = population.client if population is not None else None
         if self.config.supervisor.enabled and self.config.supervisor.triage == "llm" and humans_client is None:
             triage_client = self.client()  # rule-based or no humans: the triage still gets the scenario's model
-        supervisor = assemble.supervisor(self.config, population, triage_client, self._loop)
+        supervisor = assemble.supervisor(self.config, population, triage_client, self._runner)
         self.episode = Episode(world, population, supervisor)
 
     def advance(self, world: World, steps: int, controllers: Sequence[StepObserver] = ()) -> list[WorldEvent]:
@@ -131,9 +131,9 @@ class TwinOccupants:
             self._memory = None
 
     def close(self) -> None:
-        """End the episode and release the env's memory store and event loop."""
+        """End the episode and release the env's memory store and model runner."""
         self.end_episode()
         self._close_memory()
-        if self._loop is not None:
-            self._loop.close()
-            self._loop = None
+        if self._runner is not None:
+            self._runner.close()
+            self._runner = None

@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 from autogen_core.models import ChatCompletionClient
 
-from agents.llm.backend import model_busy, request_seed
+from agents.llm.backend import request_seed
+from agents.llm.runner import ModelRunner
 from agents.humans.config import HumansConfig
 from agents.humans.agent import Decision, HumanAgent, rule_intent
 from agents.humans.intent import (
@@ -49,17 +50,12 @@ CHECK_PERIOD_S = 0.5  # [s] how often due decisions are looked for
 EVENT_WINDOW_S = 60.0  # [s] the operator's view of recent events
 
 
-async def _together(coroutines: list) -> list:
-    """Run ``coroutines`` concurrently (the one asyncio boundary of the twin)."""
-    return await asyncio.gather(*coroutines)
-
-
 class Population:
     """Every configured human of one world, and the loop that lets them decide."""
 
     def __init__(self, world: World, config: HumansConfig, client: ChatCompletionClient | None = None,
                  memory: Any = None, personas: dict[str, Persona] | None = None, seed: int = 0,
-                 episode: int = 0, loop: asyncio.AbstractEventLoop | None = None,
+                 episode: int = 0, runner: ModelRunner | None = None,
                  situations: SituationCache | None = None) -> None:
         self.world, self.config, self.client, self.memory = world, config, client, memory
         self.episode = episode
@@ -99,15 +95,9 @@ class Population:
         self._next_check = 0.0
         self._events_seen = 0
         self._recent_events: deque = deque()
-        self._own_loop = loop is None  # a client shared across populations needs one shared loop
-        self._loop = loop or asyncio.new_event_loop()
-        self._slots: asyncio.Semaphore | None = None
+        self._own_runner = runner is None  # a client shared across populations needs one shared runner
+        self.runner = runner or ModelRunner(client, config.model.max_in_flight)
         self._deciders = any(h.llm for h in self.humans)
-
-    @property
-    def loop(self) -> asyncio.AbstractEventLoop:
-        """The event loop the population's model requests run on (share it with the same client)."""
-        return self._loop
 
     # ---- the world's side ---------------------------------------------------------------
     def after_step(self) -> list[dict[str, Any]]:
@@ -125,8 +115,8 @@ class Population:
         return self._decide_due()
 
     def close(self) -> None:
-        if self._own_loop:
-            self._loop.close()
+        if self._own_runner:
+            self.runner.close()
 
     def _embody(self, h: Human, actor_id: int) -> None:
         world = self.world
@@ -260,18 +250,13 @@ class Population:
         firsts: dict[tuple[str, str], int] = {}
         for i, ((h, _, _), (prompt, _)) in enumerate(zip(due, prompts)):
             firsts.setdefault((h.agent.system_message, prompt), i)
-        answers = self._loop.run_until_complete(_together(
-            [self._decide(due[i][0], prompts[i][0]) for i in firsts.values()]))
+        answers = self.runner.run_all([self._decide(due[i][0], prompts[i][0]) for i in firsts.values()])
         by_key = dict(zip(firsts, answers))
         return [by_key[(h.agent.system_message, prompt)] for (h, _, _), (prompt, _) in zip(due, prompts)]
 
     async def _decide(self, h: Human, prompt: str) -> Decision:
         """One decision; waits for a free model slot first, so its timeout counts model time only."""
-        if self._slots is None:
-            self._slots = asyncio.Semaphore(self.config.model.max_in_flight)
-        async with self._slots:
-            while model_busy(self.client):  # an answer abandoned after a timeout is still generating
-                await asyncio.sleep(0.05)
+        async with self.runner.slot():
             return await h.agent.decide(prompt, self._fallback(h))
 
     def _fallback(self, h: Human) -> Intent:
@@ -322,7 +307,7 @@ class Population:
             scene = pedestrian_scene(state, h.actor_id, h.prior["critical_gap"]) or "You have left the road."
         prompt, recalled = interview_prompt(h, scene, question, self.memory, self.config.memory, state.time,
                                             self.episode)
-        answer, fallback = self._loop.run_until_complete(h.agent.answer_question(prompt))
+        answer, fallback = self.runner.run(h.agent.answer_question(prompt))
         return {"human": identity, "question": question, "t": round(state.time, 3), "prompt": prompt,
                 "answer": answer, "fallback": fallback,
                 "memories": [{"id": m.id, "text": m.text} for m in recalled]}
@@ -395,9 +380,9 @@ class Population:
         due = [h for h in humans if self.reflector.due(h.identity)]
         if due:
             use_llm = self.config.memory.reflect_with_llm
-            self._loop.run_until_complete(_together([
+            self.runner.run_all([
                 self.reflector.reflect(h.identity, now, self._summariser(h) if use_llm else None, episode=self.episode)
-                for h in due]))
+                for h in due])
             self.stats["reflections"] += len(due)
 
     def _summariser(self, h: Human):
@@ -410,7 +395,7 @@ class Population:
             messages = [SystemMessage(content=h.agent.system_message.split("\nAnswer with")[0]),
                         UserMessage(content=f"Your recent memories:\n{text}\nIn one short sentence, what have you "
                                             "learned about driving or walking here?", source="twin")]
-            async with self._slots or asyncio.Semaphore(1):
+            async with self.runner.slot():
                 result = await asyncio.wait_for(
                     self.client.create(messages, extra_create_args={
                         "max_tokens": 48, "seed": request_seed(messages[0].content, messages[1].content)}),

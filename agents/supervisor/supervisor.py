@@ -155,7 +155,7 @@ class Supervisor:
         }
 
 
-def build_supervisor(config: Any, population: Any = None, client: Any = None, loop: Any = None) -> Supervisor:
+def build_supervisor(config: Any, population: Any = None, client: Any = None, runner: Any = None) -> Supervisor:
     """The supervisor a scenario ``config`` asks for: persona-aware context when a ``population``
     is given, LLM triage on ``client`` when ``supervisor.triage`` is ``llm``, operator alerts when
     ``supervisor.alert_operator`` is set."""
@@ -166,7 +166,7 @@ def build_supervisor(config: Any, population: Any = None, client: Any = None, lo
             raise ValueError("supervisor.triage: 'llm' needs a model client (the scenario's humans.model)")
         from agents.supervisor.triage import SupervisorAgent
 
-        agent = SupervisorAgent(client, timeout_s=config.humans.model.timeout_s, loop=loop)
+        agent = SupervisorAgent(client, timeout_s=config.humans.model.timeout_s, runner=runner)
     on_alert = None
     if population is not None and cfg.alert_operator:
         def on_alert(events: list[HazardEvent], triage: Any) -> None:

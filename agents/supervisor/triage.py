@@ -31,6 +31,7 @@ from autogen_core.models import ChatCompletionClient, SystemMessage, UserMessage
 from pydantic import BaseModel
 
 from agents.llm.backend import ask_model, dumped_client, model_busy
+from agents.llm.runner import ModelRunner
 from agents.llm.answers import answer_format, parse_answer
 from agents.humans.scene import quote
 from agents.supervisor.triage_rules import (
@@ -150,15 +151,15 @@ class SupervisorAgent(BaseChatAgent, Component[SupervisorAgentConfig]):
 
     def __init__(self, model_client: ChatCompletionClient | None, name: str = "supervisor", timeout_s: float = 30.0,
                  *, max_tokens: int = 256, temperature: float = 0.2,
-                 loop: asyncio.AbstractEventLoop | None = None) -> None:
+                 runner: ModelRunner | None = None) -> None:
         super().__init__(name=name, description="traffic safety supervisor: explains flagged safety events")
         self.model_client = model_client
         self.timeout_s, self.max_tokens, self.temperature = timeout_s, max_tokens, temperature
         self.system_message = SYSTEM_MESSAGE + answer_format(TriageAnswer)  # type: ignore[arg-type]
         self.stats: Counter[str] = Counter()
         self.latencies: list[float] = []
-        self._own_loop = loop is None  # a client shared with the humans needs their loop
-        self._loop = loop
+        self._own_runner = runner is None  # a client shared with the humans shares their runner
+        self.runner = runner
 
     def _to_config(self) -> SupervisorAgentConfig:
         return SupervisorAgentConfig(name=self.name, model_client=dumped_client(self.model_client),
@@ -259,17 +260,17 @@ class SupervisorAgent(BaseChatAgent, Component[SupervisorAgentConfig]):
 
     # ---- the synchronous side (the physics loop stays sync) --------------------------------
     def triage_sync(self, events: Sequence[dict], context: dict | None = None) -> Triage:
-        """:meth:`triage` from synchronous code, on the agent's event loop (its own, or the one
-        given at construction, shared with the humans' client). Not from inside a running loop."""
-        if self._loop is None:
-            self._loop = asyncio.new_event_loop()
-        return self._loop.run_until_complete(self.triage(events, context))
+        """:meth:`triage` from synchronous code, on the agent's runner (its own, or the one given
+        at construction, shared with the humans' client). Not from inside a running loop."""
+        if self.runner is None:
+            self.runner = ModelRunner(self.model_client)
+        return self.runner.run(self.triage(events, context))
 
     def close(self) -> None:
-        """Release the agent's own event loop (a shared one stays open)."""
-        if self._own_loop and self._loop is not None:
-            self._loop.close()
-            self._loop = None
+        """Release the agent's own runner (a shared one stays open)."""
+        if self._own_runner and self.runner is not None:
+            self.runner.close()
+            self.runner = None
 
 
 def _events_of(text: str) -> tuple[list[dict], dict]:
