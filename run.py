@@ -95,6 +95,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if summary.get("replay_identical") is False:
         print("replay: the trace differs from the recorded one", file=sys.stderr)
         return 1
+    if summary["faults_never_started"]:  # an actor id that never existed, a rule that matched nobody
+        print(f"error: faults that never found an actor to act on: {', '.join(summary['faults_never_started'])}",
+              file=sys.stderr)
+        return 2
     return 0 if summary["collisions"] == 0 or args.allow_collisions else 1
 
 

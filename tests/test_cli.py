@@ -79,7 +79,7 @@ def test_humans_off_and_meaningless_figures_are_null(tmp_path):
 def test_a_fault_that_never_finds_its_actor_is_reported(tmp_path, caplog):
     out = tmp_path / "run"
     faults = "faults=[{kind: brake_failure, at_s: 1, actor: 99999}]"
-    assert main(["simulate", "highway", "--minutes", "0.2", *NO_PERSONAS, "--set", faults, "--out", str(out)]) == 0
+    assert main(["simulate", "highway", "--minutes", "0.2", *NO_PERSONAS, "--set", faults, "--out", str(out)]) == 2
     assert json.loads((out / "summary.json").read_text())["faults_never_started"] == ["brake_failure"]
     assert "never found an actor" in caplog.text
 
