@@ -102,10 +102,11 @@ class FaultInjector:
         self.log: list[dict] = []  # one entry per fault that started: kind, actors, start_s, end_s
         self._active: list[tuple[object, dict]] = []
         self._pending = list(self.faults)
+        self.applied_until_s = -float("inf")  # [s] the last time faults were looked at (a step's start)
 
     @property
     def unstarted(self) -> list:
-        """Faults whose time came but that never found an actor matching their selection (or are still to come)."""
+        """Faults not started yet: their time has not come, or no actor matched their selection."""
         return list(self._pending)
 
     def add(self, fault) -> None:
@@ -115,6 +116,7 @@ class FaultInjector:
 
     def apply(self, now: float) -> None:
         """Start the faults due by ``now`` [s], drive the scripted ones and end the expired ones."""
+        self.applied_until_s = now
         for fault in [f for f in self._pending if f.at_s <= now + 1e-9]:
             entry = self._start(fault, now)
             if entry is None:

@@ -95,3 +95,11 @@ def test_simulate_json_prints_the_summary_alone(capsys, tmp_path):
                  "--out", str(tmp_path / "run")]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["simulated_s"] == 12.0 and 0.0 <= summary["compile_s"] <= summary["wall_s"]
+
+
+def test_a_fault_due_after_the_last_step_is_not_blamed_and_a_disabled_llm_triage_needs_no_model(tmp_path):
+    late = "faults=[{kind: signal_stuck, at_s: 11.99}]"  # the run ends at 12 s, before a step looks at it
+    assert main(["simulate", "crosswalk", "--minutes", "0.2", "--humans", "rule", "--set", late,
+                 "--set", "supervisor.enabled=false", "--set", "supervisor.triage=llm",
+                 "--out", str(tmp_path / "run")]) == 0
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["faults_never_started"] == []

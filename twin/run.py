@@ -200,7 +200,8 @@ class ScenarioRun:
             "alerts": len(supervisor.alerts),
             "supervisor_s": round(supervisor.seconds, 2),
             "faults": world.faults.log,
-            "faults_never_started": [f.kind for f in world.faults.unstarted if f.at_s <= world.time],
+            "faults_never_started": [f.kind for f in world.faults.unstarted  # those whose time came
+                                     if f.at_s <= world.faults.applied_until_s + 1e-9],
             "version": VERSION,
             "git_commit": _git_commit(),
         }
