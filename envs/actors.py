@@ -58,10 +58,10 @@ class ActorArrays:
             raise KeyError(f"unknown actor fields: {sorted(unknown)}")
         for name, (dtype, shape) in self.FIELDS.items():
             col = getattr(self, name)
-            row = np.zeros((1, *shape), dtype=dtype)
-            if name in values:
-                row[0] = values[name]
-            setattr(self, name, np.concatenate([col, row]))
+            grown = np.empty((len(col) + 1, *shape), dtype=dtype)
+            grown[:-1] = col
+            grown[-1] = values.get(name, 0)
+            setattr(self, name, grown)
         return len(self) - 1
 
     def keep(self, mask: np.ndarray) -> None:
