@@ -39,11 +39,12 @@ class Episode:
         records = self.population.after_step() if self.population is not None else []
         return events, records
 
-    def close(self) -> None:
-        """Release the supervisor's agent, the humans' loop and their memory store."""
+    def close(self, close_memory: bool = True) -> None:
+        """Release the supervisor's agent, the humans' runner and (``close_memory``) their memory
+        store; a Gym env keeps its store across episodes and closes it itself."""
         if self.supervisor is not None and self.supervisor.agent is not None:
             self.supervisor.agent.close()
         if self.population is not None:
             self.population.close()
-            if self.population.memory is not None:
+            if close_memory and self.population.memory is not None:
                 self.population.memory.close()

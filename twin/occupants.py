@@ -89,7 +89,7 @@ class TwinOccupants:
                 population = assemble.population(world, self.config, personas=self._personas, rule_only=True)
         triage_client = None
         humans_client = population.client if population is not None else None
-        if self.config.supervisor.enabled and self.config.supervisor.triage == "llm" and humans_client is None:
+        if self.config.supervisor.asks_model and humans_client is None:
             triage_client = self.client()  # rule-based or no humans: the triage still gets the scenario's model
         supervisor = assemble.supervisor(self.config, population, triage_client, self._runner)
         self.episode = Episode(world, population, supervisor)
@@ -118,11 +118,7 @@ class TwinOccupants:
         """End the episode's humans and supervisor (the env's client, loop and memory stay)."""
         if self.episode is None:
             return
-        supervisor, population = self.episode.supervisor, self.episode.population
-        if supervisor is not None and supervisor.agent is not None:
-            supervisor.agent.close()
-        if population is not None:
-            population.close()
+        self.episode.close(close_memory=False)
         self.episode = None
 
     def _close_memory(self) -> None:

@@ -66,7 +66,7 @@ class ScenarioRun:
         (self.out / "scenario.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
         self.world = world = World(config)
         humans, client = config.humans, None
-        needs_client = humans.llm_count or (config.supervisor.enabled and config.supervisor.triage == "llm")
+        needs_client = humans.llm_count or config.supervisor.asks_model
         if needs_client:
             client = assemble.model_client(config, self.out / "llm_cache.jsonl", replay, model_client, console)
         memory, persist = None, False

@@ -63,3 +63,8 @@ class SupervisorConfig(BaseModel):
     alert_operator: bool = Field(False, description="alerts that warrant it reach the operator agents")
     hazards: HazardThresholds = HazardThresholds()
     anomaly: AnomalyThresholds = AnomalyThresholds()
+
+    @property
+    def asks_model(self) -> bool:
+        """Whether this supervisor explains alerts with a model (it is on and its triage is ``llm``)."""
+        return self.enabled and self.triage == "llm"

@@ -161,7 +161,7 @@ def build_supervisor(config: Any, population: Any = None, client: Any = None, ru
     ``supervisor.alert_operator`` is set."""
     cfg = config.supervisor
     agent = None
-    if cfg.enabled and cfg.triage == "llm":  # a disabled supervisor never triages: no model for it
+    if cfg.asks_model:  # a disabled supervisor never triages: no model for it
         if client is None:
             raise ValueError("supervisor.triage: 'llm' needs a model client (the scenario's humans.model)")
         from agents.supervisor.triage import SupervisorAgent
