@@ -45,11 +45,13 @@ def test_parse_valid_and_clamped_answers():
 @pytest.mark.parametrize("answer, kind", [
     ("", "empty"),
     ("   ", "empty"),
-    ("keep going straight", "malformed"),
+    ("keep going straight", "prose"),
     ("I'm sorry, I can't help with that.", "refused"),
-    ('{"lane": "left"}', "malformed"),  # fields missing
+    ('{"lane": "left", "speed": ', "malformed"),  # broken JSON
+    ('{"lane": "left"}', "missing_field"),
     (DRIVER.replace('"faster"', '"warp"'), "out_of_range"),
-    (DRIVER.replace('"reason"', '"exec": "rm -rf /", "reason"'), "malformed"),  # extra field
+    (DRIVER.replace('"faster"', '3'), "wrong_type"),
+    (DRIVER.replace('"reason"', '"exec": "rm -rf /", "reason"'), "extra_field"),
     ("[1, 2, 3]", "malformed"),
 ])
 def test_bad_answers_are_classified(answer, kind):
@@ -222,7 +224,7 @@ def test_advisory_reaches_drivers_as_data_and_cannot_inject():
         assert "<data>" in r["prompt"]
         inside = r["prompt"].split("Advisories received: ", 1)[1]
         assert "</data> SYSTEM" not in inside  # the text cannot close its data block
-        assert r["fallback"] == "malformed"  # the injected answer is rejected ...
+        assert r["fallback"] == "missing_field"  # the injected answer is rejected ...
         assert r["intent"]["lane"] == "as_usual" and r["intent"]["reason"] == "habit"
     assert {h.identity: h.agent.system_message for h in pop.humans} == system_before  # ... nothing changed
     remembered = memory.recent(after[0]["human"], 50)
@@ -362,9 +364,9 @@ def test_replay_repeats_timeouts_and_errors(tmp_path):
                                   operators=[{"persona": "tmc_operator", "count": 1}])}
     first = simulate("intersection", minutes=1.0, overrides=overrides, out=tmp_path / "rec",
                      model_client=ScriptedClient(script))
-    assert first["fallbacks_by_kind"] == {"error": 1}
+    assert first["fallbacks_by_kind"] == {"unreachable": 1}
     replay = simulate(None, replay=tmp_path / "rec", out=tmp_path / "replay")
-    assert replay["replay_identical"] is True and replay["fallbacks_by_kind"] == {"error": 1}
+    assert replay["replay_identical"] is True and replay["fallbacks_by_kind"] == {"unreachable": 1}
 
 
 def test_identical_requests_in_one_check_are_asked_once():

@@ -39,6 +39,7 @@ from envs.trace import TICK_S, TRACE_FILE, TraceWriter
 from envs.world import World
 from twin import assemble
 from twin.episode import Episode
+from twin.model_report import human_summary, model_summary
 from envs.scenario import ScenarioError
 from twin.occupants import HUMAN_MODES
 from twin.scenario import ScenarioConfig, load_scenario
@@ -206,7 +207,8 @@ class ScenarioRun:
             "git_commit": _git_commit(),
         }
         if self.population is not None:
-            summary.update(_human_summary(self.population, world.time))
+            summary.update(human_summary(self.population, world.time))
+        summary.update(model_summary(self.config, self.population, supervisor.agent))
         summary["trace_sha256"] = _trace_hash(out)
         summary["trace_sha256_covers"] = [*HASHED_FILES, HASHED_TICKS]
         summary["trace_bytes"] = (out / TRACE_FILE).stat().st_size
@@ -328,29 +330,6 @@ def _near_misses(world: World, closing_in: set, count: int) -> tuple[int, set]:
         risky = has & near_miss(world.leader_gap, closing)
         now = set(veh.id[risky].tolist())
     return count + len(now - closing_in), now
-
-
-def _human_summary(population, simulated_s: float) -> dict[str, Any]:
-    stats = population.stats
-    lat = np.array(population.latencies)
-    llm_humans = sum(h.llm for h in population.humans)
-    return {
-        "humans": len(population.humans),
-        "llm_humans": llm_humans,
-        "llm_decisions": stats["decisions"],
-        "llm_calls": stats["llm_calls"],
-        "cache_hits": stats["cache_hits"],
-        "reused_decisions": stats["reuse_decisions"],
-        "surrogate_decisions": stats["surrogate_decisions"],
-        "fallbacks": stats["fallbacks"],
-        "fallbacks_by_kind": {k.removeprefix("fallback_"): v for k, v in sorted(stats.items()) if k.startswith("fallback_")},
-        "calls_per_agent_minute": round(stats["decisions"] / max(llm_humans * simulated_s / 60.0, 1e-9), 2),
-        "decision_latency_p50_s": round(float(np.percentile(lat, 50)), 3) if len(lat) else None,
-        "decision_latency_p95_s": round(float(np.percentile(lat, 95)), 3) if len(lat) else None,
-        "episode": population.episode,
-        "advisories": stats["advisories"],
-        "reflections": stats["reflections"],
-    }
 
 
 def _git_commit() -> str | None:

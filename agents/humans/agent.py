@@ -23,15 +23,18 @@ from autogen_core import CancellationToken, Component, ComponentModel
 from autogen_core.models import ChatCompletionClient, SystemMessage, UserMessage
 from pydantic import BaseModel
 
-from agents.llm.answers import answer_format, parse_answer
-from agents.llm.backend import ask_model, dumped_client
+from agents.llm.answers import ANSWER_KINDS, answer_format, read_answer
+from agents.llm.backend import REQUEST_KINDS, ask_model, dumped_client
+from agents.llm.structured import NATIVE, answer_text
 from agents.humans.intent import INTENTS, DriverIntent, Intent, PedestrianIntent, default_operator_intent
 from agents.humans.persona import Persona
 
 log = logging.getLogger(__name__)
 
-FALLBACK_KINDS = ("empty", "malformed", "out_of_range", "refused", "timeout", "error", "replay_miss")
+FALLBACK_KINDS = ANSWER_KINDS + REQUEST_KINDS  # request kinds include http_<status>
 MAX_ANSWER_CHARS = 400  # an interview answer longer than this is cut
+RAW_ANSWER_CHARS = 4000  # a model's raw answer is kept up to this length (with its full length)
+OPERATOR_MIN_TOKENS = 192  # an operator's answer (six fields, an advisory) needs this many tokens
 
 
 @dataclass
@@ -39,7 +42,8 @@ class Decision:
     """One decision of one human: the intent executed and how it came about."""
 
     intent: Intent
-    answer: str = ""  # the model's raw text ("" when no model answered)
+    answer: str = ""  # the model's raw text, up to RAW_ANSWER_CHARS ("" when no model answered)
+    answer_chars: int = 0  # the raw text's full length
     fallback: str | None = None  # why the rule-based intent was used (one of FALLBACK_KINDS)
     detail: str = ""  # what was wrong, for the log
     latency_s: float = 0.0
@@ -94,6 +98,7 @@ class HumanAgentConfig(BaseModel):
     max_tokens: int = 96
     temperature: float = 0.7
     timeout_s: float = 30.0
+    structured_output: str = NATIVE
 
 
 class HumanAgent(BaseChatAgent, Component[HumanAgentConfig]):
@@ -103,12 +108,15 @@ class HumanAgent(BaseChatAgent, Component[HumanAgentConfig]):
     component_provider_override = "agents.humans.agent.HumanAgent"
 
     def __init__(self, name: str, persona: Persona, model_client: ChatCompletionClient, *, max_tokens: int = 96,
-                 temperature: float = 0.7, timeout_s: float = 30.0) -> None:
+                 temperature: float = 0.7, timeout_s: float = 30.0, structured_output: str = NATIVE) -> None:
         super().__init__(name=name, description=f"{persona.role}: {persona.name}")
         self.persona = persona
         self.intent_type: type[Intent] = INTENTS[persona.role]
         self.model_client = model_client
+        if persona.role == "operator":
+            max_tokens = max(max_tokens, OPERATOR_MIN_TOKENS)
         self.max_tokens, self.temperature, self.timeout_s = max_tokens, temperature, timeout_s
+        self.structured_output = structured_output
         self.system_message = persona.system_message() + "\n" + answer_format(self.intent_type)
 
     @property
@@ -127,13 +135,15 @@ class HumanAgent(BaseChatAgent, Component[HumanAgentConfig]):
     def _to_config(self) -> HumanAgentConfig:
         return HumanAgentConfig(name=self.name, persona=self.persona.model_dump(mode="json"),
                                 model_client=dumped_client(self.model_client), max_tokens=self.max_tokens,
-                                temperature=self.temperature, timeout_s=self.timeout_s)
+                                temperature=self.temperature, timeout_s=self.timeout_s,
+                                structured_output=self.structured_output)
 
     @classmethod
     def _from_config(cls, config: HumanAgentConfig) -> "HumanAgent":
         client = ChatCompletionClient.load_component(config.model_client) if config.model_client else None
         return cls(config.name, Persona.model_validate(config.persona), client, max_tokens=config.max_tokens,
-                   temperature=config.temperature, timeout_s=config.timeout_s)
+                   temperature=config.temperature, timeout_s=config.timeout_s,
+                   structured_output=config.structured_output)
 
     def request(self, prompt: str) -> list:
         return [SystemMessage(content=self.system_message), UserMessage(content=prompt, source="twin")]
@@ -146,17 +156,18 @@ class HumanAgent(BaseChatAgent, Component[HumanAgentConfig]):
         start = time.perf_counter()
         result, kind, detail = await ask_model(self.model_client, self.request(prompt), self.intent_type,
                                                self.system_message, prompt, self.max_tokens, self.temperature,
-                                               self.timeout_s)
+                                               self.timeout_s, self.structured_output)
         if result is None:
             return self._fallback(fallback, kind, detail, start)
-        text = result.content if isinstance(result.content, str) else ""
-        intent, kind, detail, clamped = parse_answer(text, self.intent_type)
+        text = answer_text(result)
+        intent, kind, detail, clamped = read_answer(result, self.intent_type)
         latency = time.perf_counter() - start
         if intent is None:
             decision = self._fallback(fallback, kind or "malformed", detail, start)
-            decision.answer, decision.cached = text, bool(result.cached)
-            return decision
-        return Decision(intent=intent, answer=text, latency_s=latency, cached=bool(result.cached), clamped=clamped)
+        else:
+            decision = Decision(intent=intent, latency_s=latency, clamped=clamped)
+        decision.answer, decision.answer_chars, decision.cached = text[:RAW_ANSWER_CHARS], len(text), bool(result.cached)
+        return decision
 
     async def answer_question(self, prompt: str, max_tokens: int = 120) -> tuple[str, str | None]:
         """An in-character free-text answer to an interviewer's ``prompt``: ``(text, None)``, or
@@ -169,7 +180,7 @@ class HumanAgent(BaseChatAgent, Component[HumanAgentConfig]):
         messages = [SystemMessage(content=system), UserMessage(content=prompt, source="interviewer")]
         result, kind, _ = await ask_model(self.model_client, messages, None, system, prompt, max_tokens,
                                           self.temperature, self.timeout_s)
-        text = tidy_answer(result.content) if result is not None and isinstance(result.content, str) else ""
+        text = tidy_answer(answer_text(result)) if result is not None else ""
         if result is not None and not text:
             kind = "empty"
         return text, (kind or None) if not text else None

@@ -9,30 +9,11 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agents.llm.config import ModelConfig
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class ModelConfig(_Strict):
-    """Where LLM answers come from."""
-
-    backend: str = Field("embedded", pattern="^(embedded|openai)$",
-                         description="embedded: SmolLM2-135M in-process (llama.cpp); openai: any OpenAI-compatible server")
-    model: str = Field("SmolLM2-135M-Instruct", description="model name sent to an OpenAI-compatible server")
-    base_url: str | None = Field(None, description="e.g. http://localhost:11434/v1 (Ollama), http://localhost:8000/v1 (vLLM)")
-    api_key_env: str = Field("OPENAI_API_KEY", description="environment variable holding the key (never the key itself)")
-    temperature: float = Field(0.7, ge=0.0, le=2.0)
-    max_tokens: int = Field(96, ge=16, le=1024, description="longest answer [tokens]")
-    context_tokens: int = Field(2048, ge=512, le=131072, description="model context window [tokens]")
-    timeout_s: float = Field(30.0, gt=0.0, le=600.0, description="an answer later than this falls back [s]")
-    threads: int | None = Field(None, ge=1, le=256, description="CPU threads of the embedded model (None: all cores)")
-    concurrency: int | None = Field(None, ge=1, le=256,
-                                    description="requests in flight at once (None: 1 for embedded, 8 for a server)")
-
-    @property
-    def max_in_flight(self) -> int:
-        return self.concurrency or (1 if self.backend == "embedded" else 8)
 
 
 class MemoryConfig(_Strict):

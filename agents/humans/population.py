@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter, deque
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 from autogen_core.models import ChatCompletionClient
 
-from agents.llm.backend import request_seed
+from agents.llm.backend import request_failed, request_seed
 from agents.llm.runner import ModelRunner
 from agents.humans.config import HumansConfig
 from agents.humans.agent import Decision, HumanAgent, rule_intent
@@ -43,6 +44,7 @@ from agents.humans.situation_cache import SituationCache
 from agents.humans.scene import driver_scene, operator_scene, pedestrian_scene, quote
 from agents.humans.surrogate import driver_features, operator_features, pedestrian_features
 from envs.world import World
+
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +82,8 @@ class Population:
         for h in self.humans:
             if h.llm:
                 h.agent = HumanAgent(h.identity.replace("#", "_"), h.persona, client, max_tokens=model.max_tokens,
-                                     temperature=model.temperature, timeout_s=model.timeout_s)
+                                     temperature=model.temperature, timeout_s=model.timeout_s,
+                                     structured_output=model.request_mode)
             if h.role == "operator":
                 h.intent = default_operator_intent()
         self.reflector = None
@@ -89,7 +92,8 @@ class Population:
 
             self.reflector = Reflector(memory, threshold=config.memory.reflect_importance)
         self.stats: Counter[str] = Counter()
-        self.latencies: list[float] = []
+        self.latencies: list[float] = []  # [s] per model request, failed ones included
+        self.model_wait_s = 0.0  # [s] wall time the physics waited for decisions
         self.records: list[dict[str, Any]] = []
         self._seen_id = -1
         self._next_check = 0.0
@@ -211,6 +215,7 @@ class Population:
             h.recent.append(f"{now:.0f} s: {self._summary(decision.intent)}")
             record = {"time_s": round(now, 3), "human": h.identity, "persona": h.persona.id, "role": h.role,
                       "actor": h.actor_id, "trigger": trigger, "prompt": prompt, "answer": decision.answer,
+                      "answer_chars": decision.answer_chars,
                       "intent": decision.intent.model_dump(), "fallback": decision.fallback,
                       "detail": decision.detail, "clamped": decision.clamped, "memories": used, "effects": effects,
                       "features": features.get(h.identity), "source": source}
@@ -250,7 +255,9 @@ class Population:
         firsts: dict[tuple[str, str], int] = {}
         for i, ((h, _, _), (prompt, _)) in enumerate(zip(due, prompts)):
             firsts.setdefault((h.agent.system_message, prompt), i)
+        start = time.perf_counter()
         answers = self.runner.run_all([self._decide(due[i][0], prompts[i][0]) for i in firsts.values()])
+        self.model_wait_s += time.perf_counter() - start
         by_key = dict(zip(firsts, answers))
         return [by_key[(h.agent.system_message, prompt)] for (h, _, _), (prompt, _) in zip(due, prompts)]
 
@@ -266,9 +273,9 @@ class Population:
         self.stats["decisions"] += 1
         if decision.cached:
             self.stats["cache_hits"] += 1
-        elif decision.fallback not in ("timeout", "error", "replay_miss"):
-            self.stats["llm_calls"] += 1
-            self.latencies.append(decision.latency_s)
+        elif decision.fallback != "replay_miss":
+            self.latencies.append(decision.latency_s)  # failed and timed-out requests cost waiting too
+            self.stats["failed_calls" if request_failed(decision.fallback) else "llm_calls"] += 1
         if decision.fallback:
             self.stats["fallbacks"] += 1
             self.stats[f"fallback_{decision.fallback}"] += 1
@@ -308,6 +315,9 @@ class Population:
         prompt, recalled = interview_prompt(h, scene, question, self.memory, self.config.memory, state.time,
                                             self.episode)
         answer, fallback = self.runner.run(h.agent.answer_question(prompt))
+        self.stats["interviews"] += 1
+        if fallback:
+            self.stats[f"interview_fallback_{fallback}"] += 1
         return {"human": identity, "question": question, "t": round(state.time, 3), "prompt": prompt,
                 "answer": answer, "fallback": fallback,
                 "memories": [{"id": m.id, "text": m.text} for m in recalled]}
@@ -320,7 +330,8 @@ class Population:
         if h.agent is not None:
             model = self.config.model
             h.agent = HumanAgent(h.agent.name, persona, self.client, max_tokens=model.max_tokens,
-                                 temperature=model.temperature, timeout_s=model.timeout_s)
+                                 temperature=model.temperature, timeout_s=model.timeout_s,
+                                 structured_output=model.request_mode)
         if h.actor_id is not None:
             self._embody(h, h.actor_id)
 

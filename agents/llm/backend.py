@@ -29,7 +29,8 @@ from autogen_core.models import ChatCompletionClient, CreateResult, ModelFamily,
 from autogen_ext.models.cache import CHAT_CACHE_VALUE_TYPE, ChatCompletionCache
 from autogen_ext.models.replay import ReplayChatCompletionClient
 
-from agents.humans.config import ModelConfig
+from agents.llm.config import ModelConfig
+from agents.llm.structured import NATIVE, structured_request
 
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 PROMPT_CACHE_BYTES = 1 << 30  # [bytes] llama.cpp states kept so a persona's system prompt is evaluated once
@@ -63,10 +64,47 @@ def model_busy(client: Any) -> bool:
     return bool(lock is not None and lock.locked())
 
 
-async def ask_model(client: Any, messages: list, json_output: Any, system: str, prompt: str, max_tokens: int,
-                    temperature: float, timeout_s: float) -> tuple[CreateResult | None, str, str]:
-    """One structured request with a timeout: ``(result, "", "")``, or ``(None, kind, detail)``
-    with kind ``timeout``, ``error`` or ``replay_miss``. Timeouts and errors are recorded in the
+REQUEST_KINDS = ("timeout", "unreachable", "http_status", "error", "replay_miss")  # http_status: http_<code>
+DETAIL_CHARS = 4000  # a failure's detail (e.g. a server's error body) is kept up to this length
+RETRY_STATUSES = (429, 503)  # a busy server: retried with backoff within the request's deadline
+RETRY_FIRST_S = 0.5  # [s] first backoff, doubled per retry (or the server's Retry-After)
+
+
+def request_failed(kind: str | None) -> bool:
+    """Whether a fallback ``kind`` means the request got no answer at all (as opposed to an
+    answer that could not be used)."""
+    return bool(kind) and (kind in REQUEST_KINDS or kind.startswith("http_"))
+
+
+def failure_kind(exc: BaseException) -> str:
+    """The fallback kind of a failed request: ``timeout``, ``unreachable``, ``http_<status>``,
+    ``replay_miss`` or ``error`` (anything else)."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if names & {"TimeoutError", "APITimeoutError", "TimeoutException"}:
+        return "timeout"
+    if names & {"APIConnectionError", "ConnectError", "ConnectionError", "OSError"}:
+        return "unreachable"
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int):
+        return f"http_{status}"
+    return "replay_miss" if "ReplayMiss" in names else "error"
+
+
+def _retry_after_s(exc: BaseException, default: float) -> float:
+    headers = getattr(getattr(exc, "response", None), "headers", None) or {}
+    try:
+        return min(float(headers.get("retry-after", default)), 30.0)
+    except (TypeError, ValueError):
+        return default
+
+
+async def ask_model(client: Any, messages: list, answer_type: Any, system: str, prompt: str, max_tokens: int,
+                    temperature: float, timeout_s: float, structured_output: str = NATIVE,
+                    ) -> tuple[CreateResult | None, str, str]:
+    """One request for an ``answer_type`` answer (free text when None), asked the
+    ``structured_output`` way, within ``timeout_s`` [s] in all: ``(result, "", "")``, or
+    ``(None, kind, detail)`` with a kind of :func:`failure_kind`. A busy server (HTTP 429 or
+    503) is asked again with backoff while the deadline allows. Failures are recorded in the
     client's cache file under :func:`request_key`, and a recorded one is repeated without
     calling the model, so a replay reproduces them."""
     failures = failure_log(client)
@@ -74,19 +112,30 @@ async def ask_model(client: Any, messages: list, json_output: Any, system: str, 
     recorded = failures.failure(key) if failures is not None else None
     if recorded is not None:
         return None, recorded[0], recorded[1]
-    try:
-        result = await asyncio.wait_for(
-            client.create(messages, json_output=json_output,
-                          extra_create_args={"max_tokens": max_tokens, "temperature": temperature,
-                                             "seed": request_seed(system, prompt)}),
-            timeout=timeout_s)
-    except asyncio.TimeoutError:
-        kind, detail = "timeout", f"no answer within {timeout_s} s"
-    except Exception as exc:  # noqa: BLE001 - any backend failure falls back, and is logged
-        kind = "replay_miss" if type(exc).__name__ == "ReplayMiss" else "error"
-        detail = f"{type(exc).__name__}: {exc}"[:200]
-    else:
-        return result, "", ""
+    request = structured_request(structured_output, answer_type)
+    args = {"max_tokens": max_tokens, "temperature": temperature, "seed": request_seed(system, prompt),
+            **request.extra_create_args}
+    loop = asyncio.get_running_loop()
+    deadline, backoff = loop.time() + timeout_s, RETRY_FIRST_S
+    while True:
+        try:
+            result = await asyncio.wait_for(
+                client.create(messages, json_output=request.json_output, tools=request.tools,
+                              tool_choice=request.tool_choice, extra_create_args=args),
+                timeout=max(deadline - loop.time(), 1e-3))
+        except asyncio.TimeoutError:
+            kind, detail = "timeout", f"no answer within {timeout_s} s"
+        except Exception as exc:  # noqa: BLE001 - any backend failure falls back, and is logged
+            kind, detail = failure_kind(exc), f"{type(exc).__name__}: {exc}"[:DETAIL_CHARS]
+            wait = _retry_after_s(exc, backoff)
+            if kind in {f"http_{s}" for s in RETRY_STATUSES} and loop.time() + wait < deadline:
+                log.info("model busy (%s), asking again in %.1f s", kind, wait)
+                await asyncio.sleep(wait)
+                backoff *= 2
+                continue
+        else:
+            return result, "", ""
+        break
     if failures is not None and kind != "replay_miss":
         failures.record_failure(key, kind, detail)
     return None, kind, detail

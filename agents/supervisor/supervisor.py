@@ -166,7 +166,8 @@ def build_supervisor(config: Any, population: Any = None, client: Any = None, ru
             raise ValueError("supervisor.triage: 'llm' needs a model client (the scenario's humans.model)")
         from agents.supervisor.triage import SupervisorAgent
 
-        agent = SupervisorAgent(client, timeout_s=config.humans.model.timeout_s, runner=runner)
+        model = config.humans.model
+        agent = SupervisorAgent(client, timeout_s=model.timeout_s, runner=runner, structured_output=model.request_mode)
     on_alert = None
     if population is not None and cfg.alert_operator:
         def on_alert(events: list[HazardEvent], triage: Any) -> None:

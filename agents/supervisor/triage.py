@@ -30,9 +30,10 @@ from autogen_core.models import ChatCompletionClient, SystemMessage, UserMessage
 
 from pydantic import BaseModel
 
-from agents.llm.backend import ask_model, dumped_client, model_busy
+from agents.llm.backend import DETAIL_CHARS, REQUEST_KINDS, ask_model, dumped_client, model_busy
 from agents.llm.runner import ModelRunner
-from agents.llm.answers import answer_format, parse_answer
+from agents.llm.answers import ANSWER_KINDS, answer_format, read_answer
+from agents.llm.structured import NATIVE
 from agents.humans.scene import quote
 from agents.supervisor.triage_rules import (
     COLLISION_KINDS,
@@ -51,8 +52,7 @@ from agents.supervisor.triage_rules import (
 
 log = logging.getLogger(__name__)
 
-FALLBACK_KINDS = ("llm_off", "no_events", "empty", "malformed", "out_of_range", "refused", "invented_actor", "ungrounded",
-                  "timeout", "error", "replay_miss")
+FALLBACK_KINDS = ("llm_off", "no_events", *ANSWER_KINDS, "invented_actor", "ungrounded", *REQUEST_KINDS)
 MAX_EVENTS_ASKED = 12  # the request lists at most this many events, the most severe first
 # "car 12", "pedestrian #4": an actor named in an explanation
 NAMED_ACTOR = re.compile(r"\b(?:car|vehicle|truck|bus|van|motorcycle|bicycle|cyclist|pedestrian|walker|driver|actor)"
@@ -140,6 +140,7 @@ class SupervisorAgentConfig(BaseModel):
     timeout_s: float = 30.0
     max_tokens: int = 256
     temperature: float = 0.2
+    structured_output: str = NATIVE
 
 
 class SupervisorAgent(BaseChatAgent, Component[SupervisorAgentConfig]):
@@ -151,9 +152,10 @@ class SupervisorAgent(BaseChatAgent, Component[SupervisorAgentConfig]):
 
     def __init__(self, model_client: ChatCompletionClient | None, name: str = "supervisor", timeout_s: float = 30.0,
                  *, max_tokens: int = 256, temperature: float = 0.2,
-                 runner: ModelRunner | None = None) -> None:
+                 runner: ModelRunner | None = None, structured_output: str = NATIVE) -> None:
         super().__init__(name=name, description="traffic safety supervisor: explains flagged safety events")
         self.model_client = model_client
+        self.structured_output = structured_output
         self.timeout_s, self.max_tokens, self.temperature = timeout_s, max_tokens, temperature
         self.system_message = SYSTEM_MESSAGE + answer_format(TriageAnswer)  # type: ignore[arg-type]
         self.stats: Counter[str] = Counter()
@@ -163,12 +165,14 @@ class SupervisorAgent(BaseChatAgent, Component[SupervisorAgentConfig]):
 
     def _to_config(self) -> SupervisorAgentConfig:
         return SupervisorAgentConfig(name=self.name, model_client=dumped_client(self.model_client),
-                                     timeout_s=self.timeout_s, max_tokens=self.max_tokens, temperature=self.temperature)
+                                     timeout_s=self.timeout_s, max_tokens=self.max_tokens, temperature=self.temperature,
+                                     structured_output=self.structured_output)
 
     @classmethod
     def _from_config(cls, config: SupervisorAgentConfig) -> "SupervisorAgent":
         client = ChatCompletionClient.load_component(config.model_client) if config.model_client else None
-        return cls(client, config.name, config.timeout_s, max_tokens=config.max_tokens, temperature=config.temperature)
+        return cls(client, config.name, config.timeout_s, max_tokens=config.max_tokens, temperature=config.temperature,
+                   structured_output=config.structured_output)
 
     @property
     def produced_message_types(self) -> Sequence[type[BaseChatMessage]]:
@@ -205,14 +209,14 @@ class SupervisorAgent(BaseChatAgent, Component[SupervisorAgentConfig]):
             await asyncio.sleep(0.05)
         result, kind, detail = await ask_model(self.model_client, self.request(prompt), TriageAnswer,
                                                self.system_message, prompt, self.max_tokens, self.temperature,
-                                               self.timeout_s)
+                                               self.timeout_s, self.structured_output)
+        if result is None or not result.cached:  # failed and timed-out requests cost waiting too
+            self.latencies.append(time.perf_counter() - start)
         if result is None:
+            self.stats["failed_calls"] += 1
             return self._fallback(events, context, kind, detail)
         self.stats["cache_hits" if result.cached else "llm_calls"] += 1
-        if not result.cached:
-            self.latencies.append(time.perf_counter() - start)
-        text = result.content if isinstance(result.content, str) else ""
-        answer, kind, detail, _ = parse_answer(text, TriageAnswer)  # type: ignore[arg-type]
+        answer, kind, detail, _ = read_answer(result, TriageAnswer)  # type: ignore[arg-type]
         if answer is None:
             return self._fallback(events, context, kind or "malformed", detail)
         assert isinstance(answer, TriageAnswer)
@@ -248,7 +252,7 @@ class SupervisorAgent(BaseChatAgent, Component[SupervisorAgentConfig]):
 
     def _fallback(self, events: Sequence[dict], context: dict | None, kind: str, detail: str) -> Triage:
         log.warning("%s: %s answer, using the template triage (%s)", self.name, kind, detail)
-        return self._count(template_triage(events, context, fallback=kind, detail=detail[:200]))
+        return self._count(template_triage(events, context, fallback=kind, detail=detail[:DETAIL_CHARS]))
 
     def _count(self, triage: Triage, quiet: bool = False) -> Triage:
         if triage.fallback:
