@@ -95,6 +95,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if summary.get("replay_identical") is False:
         print("replay: the trace differs from the recorded one", file=sys.stderr)
         return 1
+    if summary.get("model_failed") and not args.allow_fallbacks:
+        Console(stderr=True).print(f"[bold red]error: the model failed {summary['model_failures']} of its "
+                               f"{summary['model_requests']} requests ({100 * summary['model_failure_share']:.0f}%, "
+                               f"more than humans.model.max_failure_share); by kind: "
+                               f"{summary.get('fallbacks_by_kind', {})} {summary.get('triage_fallbacks_by_kind', {})}"
+                               " (see decisions.jsonl; --allow-fallbacks accepts the run)[/]")
+        return 3
     if summary["faults_never_started"]:  # an actor id that never existed, a rule that matched nobody
         print(f"error: faults that never found an actor to act on: {', '.join(summary['faults_never_started'])}",
               file=sys.stderr)
@@ -240,7 +247,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Traffic digital twin with LLM-simulated humans.",
                                      epilog="exit codes: 0 ok; 1 the run had collisions (see simulate --allow-collisions) "
-                                            "or its replay differs; 2 bad input")
+                                            "or its replay differs; 2 bad input (a dead model server included); 3 the model "
+                                            "failed more of its requests than humans.model.max_failure_share")
     parser.add_argument("-v", "--verbose", action="store_true", help="also print informational messages")
     parser.add_argument("-q", "--quiet", action="store_true", help="print errors only")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -261,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--replay", type=Path, default=None, metavar="RUN_DIR",
                      help="rerun a recorded run from its scenario and LLM cache, with zero model calls")
     sim.add_argument("--allow-collisions", action="store_true", help="exit 0 even if humans collided")
+    sim.add_argument("--allow-fallbacks", action="store_true",
+                     help="exit 0 even if the model failed more requests than humans.model.max_failure_share")
     sim.add_argument("--json", type=Path, default=None, metavar="FILE",
                      help="also write the summary as JSON to FILE ('-': print it)")
     sim.set_defaults(func=cmd_simulate)

@@ -87,7 +87,7 @@ class LiveTwin:
             path.mkdir(parents=True)
             if (self.main.out / "llm_cache.jsonl").exists():
                 shutil.copyfile(self.main.out / "llm_cache.jsonl", path / "llm_cache.jsonl")
-            fork = ScenarioRun(self.config, path, model_client=self._raw_client(), keep_ticks=True)
+            fork = ScenarioRun(self.main.config, path, model_client=self._raw_client(), keep_ticks=True)
             try:
                 self._share_situations(fork)
                 while len(fork.ticks) <= tick:  # the same steps as the main run, up to that tick

@@ -17,22 +17,47 @@ from twin.scenario import ScenarioConfig
 
 
 def model_client(config: ScenarioConfig, cache: Path | None, replay: Path | None = None,
-                 client: Any = None, console: Console | None = None) -> Any:
+                 client: Any = None, console: Console | None = None) -> tuple[Any, ScenarioConfig]:
     """The scenario's model client behind its answer cache (``cache``, a JSON-lines file, or
-    None for memory only). ``replay`` is a recorded run directory: its cache is copied to
-    ``cache`` and read over a client that never calls a model. ``client`` replaces the
-    configured backend (a scripted client in tests, a shared one in the live inspector)."""
+    None for memory only), and the scenario with what the model server takes filled in.
+
+    ``replay`` is a recorded run directory: its cache is copied to ``cache`` and read over a
+    client that never calls a model. ``client`` replaces the configured backend (a scripted
+    client in tests, a shared one in the live inspector). A server built here is probed first
+    (:func:`probed`): a dead one raises ``BackendError`` before the run."""
     from agents.llm.backend import ReplayOnlyClient, build_model_client, cached_client
 
     if replay is not None:
         recorded = replay / "llm_cache.jsonl"
         if cache is not None and recorded.exists() and recorded.resolve() != cache.resolve():
             shutil.copyfile(recorded, cache)
-        return cached_client(ReplayOnlyClient(), cache, read_only=True)
+        return cached_client(ReplayOnlyClient(), cache, read_only=True), config
     if client is None:
         with (console or Console()).status(f"loading the {config.humans.model.backend} model"):
             client = build_model_client(config.humans.model, seed=config.seed)
-    return cached_client(client, cache)
+        config = probed(config, client, console)
+    return cached_client(client, cache), config
+
+
+def probed(config: ScenarioConfig, client: Any, console: Console | None = None) -> ScenarioConfig:
+    """``config`` with ``humans.model.structured_output`` and ``concurrency`` as the server
+    takes them (probed through the uncached ``client`` unless both are configured); the
+    embedded model needs no probe."""
+    model = config.humans.model
+    if model.backend == "embedded" or (model.structured_output != "auto" and model.concurrency):
+        return config
+    from agents.humans.intent import DriverIntent
+    from agents.llm.probe import probe_server
+    from agents.llm.runner import ModelRunner
+
+    console = console or Console()
+    with console.status(f"probing the model server at {model.base_url}"):
+        report = ModelRunner(client).run(probe_server(
+            client, DriverIntent, model.structured_output, model.concurrency, model.base_url, model.timeout_s,
+            model.max_tokens))
+    console.print(report.line(model.base_url))
+    resolved = model.model_copy(update={"structured_output": report.structured_output, "concurrency": report.slots})
+    return config.model_copy(update={"humans": config.humans.model_copy(update={"model": resolved})})
 
 
 def memory_store(config: ScenarioConfig, run_dir: Path | None, replay: bool = False) -> tuple[Any, bool]:

@@ -67,7 +67,7 @@ class TwinOccupants:
     def client(self) -> Any:
         """The env's model client behind its answer cache (built on first call)."""
         if self._client is None:
-            self._client = assemble.model_client(self.config, self.llm_cache, client=self._given_client)
+            self._client, self.config = assemble.model_client(self.config, self.llm_cache, client=self._given_client)
         if self._runner is None:
             self._runner = ModelRunner(self._client, self.config.humans.model.max_in_flight)
         return self._client

@@ -64,12 +64,13 @@ class ScenarioRun:
         console = console or Console()
         self.config, self.out = config, Path(out)
         self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "scenario.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
-        self.world = world = World(config)
         humans, client = config.humans, None
         needs_client = humans.llm_count or config.supervisor.asks_model
-        if needs_client:
-            client = assemble.model_client(config, self.out / "llm_cache.jsonl", replay, model_client, console)
+        if needs_client:  # a model server is probed here; the scenario written says what it takes
+            client, config = assemble.model_client(config, self.out / "llm_cache.jsonl", replay, model_client, console)
+            self.config = config
+        (self.out / "scenario.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+        self.world = world = World(config)
         memory, persist = None, False
         if humans.memory.enabled and humans.llm_count:
             memory, persist = assemble.memory_store(config, self.out, replay is not None)

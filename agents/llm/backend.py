@@ -36,6 +36,8 @@ SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 PROMPT_CACHE_BYTES = 1 << 30  # [bytes] llama.cpp states kept so a persona's system prompt is evaluated once
 MODEL_INFO = ModelInfo(vision=False, function_calling=False, json_output=True, family=ModelFamily.UNKNOWN,
                        structured_output=True)
+SERVER_MODEL_INFO = ModelInfo(vision=False, function_calling=True, json_output=True, family=ModelFamily.UNKNOWN,
+                              structured_output=True)  # a server may take a forced tool call
 
 
 log = logging.getLogger(__name__)
@@ -179,7 +181,7 @@ def build_model_client(config: ModelConfig, seed: int = 0) -> ChatCompletionClie
     if not key and not config.base_url:
         raise BackendError(f"set {config.api_key_env} (or base_url for a local server) for the openai backend")
     return OpenAIChatCompletionClient(model=config.model, base_url=config.base_url, api_key=key or "not-needed",
-                                      model_info=MODEL_INFO, timeout=config.timeout_s, max_retries=0)
+                                      model_info=SERVER_MODEL_INFO, timeout=config.timeout_s, max_retries=0)
 
 
 def _serialise(llm: Any) -> None:
