@@ -11,7 +11,8 @@ from agents.llm.scripted import DRIVER, OPERATOR, ScriptedClient
 
 from agents.humans.agent import HumanAgent, rule_intent
 from agents.llm.answers import parse_answer
-from agents.humans.intent import DriverIntent, OperatorIntent, PedestrianIntent
+from agents.humans.intent import INTENTS, DriverIntent, OperatorIntent, PedestrianIntent
+from agents.supervisor.triage_rules import TriageAnswer
 from agents.humans.persona import load_personas
 from agents.humans.population import Population
 from agents.humans.triggers import MIN_EVENT_GAP_S
@@ -377,3 +378,34 @@ def test_identical_requests_in_one_check_are_asked_once():
     decisions = pop._ask(due, [("same scene", []), ("same scene", []), ("same scene", [])])
     assert len(client.requests) == 2  # the two learners share one request; the tourist has its own
     assert decisions[0] is decisions[1] and decisions[2] is not decisions[0]
+
+
+def _schema_extremes(schema: dict) -> list[dict]:
+    """Objects that use every option and every bound a JSON schema allows, one field at a time."""
+    props = schema["properties"]
+
+    def values(p: dict) -> list:
+        if "enum" in p:
+            return list(p["enum"])
+        if p.get("type") == "integer" or p.get("type") == "number":
+            return [v for v in (p.get("minimum"), p.get("maximum"), 0) if v is not None]
+        if p.get("type") == "boolean":
+            return [True, False]
+        if p.get("type") == "string":
+            return ["", "x" * p.get("maxLength", 80)]
+        return []
+
+    base = {name: values(p)[0] for name, p in props.items()}
+    return [{**base, name: v} for name, p in props.items() for v in values(p)]
+
+
+@pytest.mark.parametrize("answer_type", [*INTENTS.values(), TriageAnswer], ids=lambda t: t.__name__)
+def test_every_value_the_schema_allows_is_accepted(answer_type):
+    """A model constrained by the schema can only give answers the validator takes (or clamps)."""
+    schema = answer_type.model_json_schema()
+    for data in _schema_extremes(schema):
+        answer, kind, detail, _ = parse_answer(json.dumps(data), answer_type)
+        assert answer is not None, f"{data}: {kind} {detail}"
+    if answer_type is INTENTS["operator"]:
+        limit = schema["properties"]["speed_limit_kmh"]
+        assert limit["minimum"] == -1 and limit["maximum"] >= 130  # the bounds are in the schema, not only the validator

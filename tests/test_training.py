@@ -24,6 +24,12 @@ EMPTY_ROAD = {"vehicles": 0, "vehicles_per_hour": 0, "ramp_vehicles_per_hour": 0
               "supervisor__enabled": False}
 
 
+def _children(pid: int) -> list[int]:
+    """Child process ids of ``pid`` (Linux)."""
+    tasks = Path(f"/proc/{pid}/task")
+    return [int(c) for t in tasks.iterdir() for c in (t / "children").read_text().split()] if tasks.exists() else []
+
+
 def _config(**fields) -> dict:
     base = {"name": "test", "algorithm": "PPO", "env": "twin/Highway-v0", "env_kwargs": EMPTY_ROAD, "n_envs": 1,
             "vec_env": "dummy", "hyperparams": {"n_steps": 256, "batch_size": 64, "learning_rate": 0.001, "gamma": 0.8},
@@ -80,7 +86,9 @@ def test_a_short_ppo_run_learns_to_beat_a_random_policy(tmp_path):
 
 
 def test_a_run_killed_with_sigkill_resumes_with_the_same_step_count(tmp_path):
-    config = _config(timesteps=2048, checkpoint_every=256, env_kwargs=EMPTY_ROAD | {"supervisor__enabled": True})
+    config = _config(timesteps=2048, checkpoint_every=256, env_kwargs=EMPTY_ROAD | {"supervisor__enabled": True},
+                     n_envs=2, vec_env="subproc", hyperparams={"n_steps": 128, "batch_size": 64, "learning_rate": 0.001,
+                                                               "gamma": 0.8})
     path = tmp_path / "train.yaml"
     path.write_text(yaml.safe_dump(config))
     out = tmp_path / "run"
@@ -93,8 +101,14 @@ def test_a_run_killed_with_sigkill_resumes_with_the_same_step_count(tmp_path):
             break
         time.sleep(0.1)
     assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read().decode()[-500:]}"
+    workers = _children(proc.pid)
+    assert len(workers) == 2  # the env workers
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline and any(Path(f"/proc/{w}").exists() for w in workers):
+        time.sleep(0.1)
+    assert not [w for w in workers if Path(f"/proc/{w}").exists()], "env workers outlived the killed training run"
     checkpointed = json.loads(state.read_text())["timesteps"] if state.exists() else \
         json.loads((out / "checkpoints.old" / "state.json").read_text())["timesteps"]
     assert 256 <= checkpointed < 2048

@@ -22,6 +22,8 @@ import csv
 import json
 import os
 import shutil
+import signal
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -160,12 +162,32 @@ def make_env(config: TrainingConfig, rank: int = 0):
     return build
 
 
+PR_SET_PDEATHSIG = 1  # Linux prctl option: the signal a process gets when its parent dies
+
+
+def dying_with_parent(thunk, parent_pid: int):
+    """``thunk`` run in an env worker that is killed when the training process dies, even by
+    SIGKILL (a forked worker otherwise waits forever on a pipe its siblings keep open)."""
+
+    def build() -> gym.Env:
+        if sys.platform.startswith("linux"):
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent_pid:  # the parent died before the line above
+            os._exit(1)
+        return thunk()
+
+    return build
+
+
 def make_vec_env(config: TrainingConfig):
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
     thunks = [make_env(config, k) for k in range(config.n_envs)]
     if config.vec_env == "subproc" and config.n_envs > 1:
-        return SubprocVecEnv(thunks, start_method="fork" if hasattr(os, "fork") else "spawn")
+        workers = [dying_with_parent(t, os.getpid()) for t in thunks]
+        return SubprocVecEnv(workers, start_method="fork" if hasattr(os, "fork") else "spawn")
     return DummyVecEnv(thunks)
 
 

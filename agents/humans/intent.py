@@ -101,7 +101,8 @@ class OperatorIntent(Intent):
     """A traffic operator's control actions; ``keep`` / 0 / empty mean no change."""
 
     signal_plan: Literal["keep", "longer_pedestrian_phase", "shorter_cycle", "longer_cycle", "default"]
-    speed_limit_kmh: int = Field(description="variable speed limit in km/h, 0 for no change, -1 to lift it")
+    speed_limit_kmh: int = Field(description="variable speed limit in km/h, 0 for no change, -1 to lift it",
+                                 ge=-1, le=SPEED_LIMIT_ABSURD_KMH)
     close_lane: str = Field(description="name of a lane to close, or empty", max_length=LANE_NAME_CHARS)
     open_lane: str = Field(description="name of a closed lane to reopen, or empty", max_length=LANE_NAME_CHARS)
     advisory: str = Field(description="short message broadcast to drivers, or empty", max_length=ADVISORY_CHARS)
@@ -112,13 +113,6 @@ class OperatorIntent(Intent):
     def _short_text(cls, value: object, info: ValidationInfo) -> str:
         limit = ADVISORY_CHARS if info.field_name == "advisory" else LANE_NAME_CHARS
         return str(value if value is not None else "")[:limit]
-
-    @field_validator("speed_limit_kmh", mode="after")
-    @classmethod
-    def _plausible_limit(cls, value: int) -> int:
-        if value < -1 or value > SPEED_LIMIT_ABSURD_KMH:
-            raise ValueError(f"speed_limit_kmh {value} is not a speed limit")
-        return value
 
     def clamped(self) -> tuple["OperatorIntent", list[str]]:
         """This intent with values clamped to what the twin can do, and the fields clamped."""
