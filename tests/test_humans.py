@@ -375,7 +375,7 @@ def test_identical_requests_in_one_check_are_asked_once():
                                      memory={"enabled": False}, model={"concurrency": 8})
     a, b, c = pop.humans
     due = [(a, "periodic", ""), (b, "periodic", ""), (c, "periodic", "")]
-    decisions = pop._ask(due, [("same scene", []), ("same scene", []), ("same scene", [])])
+    decisions = [f.result() for f in pop._ask(due, [("same scene", []), ("same scene", []), ("same scene", [])])]
     assert len(client.requests) == 2  # the two learners share one request; the tourist has its own
     assert decisions[0] is decisions[1] and decisions[2] is not decisions[0]
 
@@ -409,3 +409,25 @@ def test_every_value_the_schema_allows_is_accepted(answer_type):
     if answer_type is INTENTS["operator"]:
         limit = schema["properties"]["speed_limit_kmh"]
         assert limit["minimum"] == -1 and limit["maximum"] >= 130  # the bounds are in the schema, not only the validator
+
+
+def test_a_decision_takes_effect_after_the_reaction_time_whatever_the_model_latency(tmp_path):
+    overrides = {"humans": humans(drivers=[{"persona": "commuter_late", "count": 2},
+                                           {"persona": "cautious_elderly", "count": 1}],
+                                  pedestrians=[{"persona": "child_to_school", "count": 1}],
+                                  operators=[{"persona": "tmc_operator", "count": 1}], memory={"enabled": False})}
+    fast = simulate("intersection", minutes=2.0, overrides=overrides, out=tmp_path / "fast",
+                    model_client=ScriptedClient())
+    slow = simulate("intersection", minutes=2.0, overrides=overrides, out=tmp_path / "slow",
+                    model_client=ScriptedClient(delay_s=0.05))
+    assert fast["llm_decisions"] >= 5 and fast["trace_sha256"] == slow["trace_sha256"]  # latency changes nothing
+    records = [json.loads(line) for line in (tmp_path / "fast" / "decisions.jsonl").read_text().splitlines()]
+    delays = {r["role"]: round(r["effect_s"] - r["time_s"], 3) for r in records}
+    assert delays["pedestrian"] == 1.0 and delays["operator"] == 5.0
+    assert 0.3 <= delays["driver"] <= 3.0  # the persona's own reaction time
+    assert all(r["effect_s"] >= r["time_s"] for r in records)
+    # 'none' (the scheduling of runs recorded before reaction times): effect at once
+    at_once = simulate("intersection", minutes=1.0, out=tmp_path / "none", model_client=ScriptedClient(),
+                       overrides={**overrides, "humans": {**overrides["humans"], "reaction_s": {"mode": "none"}}})
+    records = [json.loads(line) for line in (tmp_path / "none" / "decisions.jsonl").read_text().splitlines()]
+    assert at_once["llm_decisions"] >= 5 and all(r["effect_s"] == r["time_s"] for r in records)

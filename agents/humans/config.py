@@ -62,6 +62,18 @@ class ReuseConfig(_Strict):
                               description="situation features (scaled to [-1, 1]) are rounded to this step")
 
 
+class ReactionTimes(_Strict):
+    """How long after a decision is asked for it takes effect [s] (simulated time). The
+    physics runs on meanwhile and waits for the model only when that time comes, so a
+    decision's effect never depends on how fast the model answered."""
+
+    mode: str = Field("reaction", pattern="^(reaction|none)$",
+                      description="reaction: a decision takes effect after the human's reaction time; none: at "
+                                  "once, the physics waiting for every answer (runs recorded before reaction times)")
+    pedestrian: float = Field(1.0, ge=0.0, le=30.0, description="a pedestrian's [s]; a driver's is its persona's")
+    operator: float = Field(5.0, ge=0.0, le=300.0, description="an operator's [s]")
+
+
 class HumansConfig(_Strict):
     """The simulated humans of a scenario. Vehicles and pedestrians beyond the slots here
     are rule-based with the scenario's behaviour distributions."""
@@ -70,6 +82,7 @@ class HumansConfig(_Strict):
     pedestrians: list[PersonaSlot] = []
     operators: list[PersonaSlot] = []
     decision_period_s: DecisionPeriods = DecisionPeriods()
+    reaction_s: ReactionTimes = ReactionTimes()
     model: ModelConfig = ModelConfig()
     memory: MemoryConfig = MemoryConfig()
     surrogate: SurrogateConfig = SurrogateConfig()

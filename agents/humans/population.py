@@ -18,6 +18,8 @@ import asyncio
 import logging
 import time
 from collections import Counter, deque
+from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,22 @@ from envs.world import World
 
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class PendingDecision:
+    """A decision asked for at ``asked_s`` that takes effect at ``effect_s`` [s]."""
+
+    human: Human
+    actor_id: int | None  # the body it was asked for (a decision outlives no trip)
+    trigger: str
+    prompt: str
+    memories: list
+    features: list[float] | None
+    source: str  # llm, reuse or surrogate
+    asked_s: float
+    effect_s: float
+    result: Future | Decision  # a future while the model answers
 
 CHECK_PERIOD_S = 0.5  # [s] how often due decisions are looked for
 EVENT_WINDOW_S = 60.0  # [s] the operator's view of recent events
@@ -99,6 +117,7 @@ class Population:
         self._next_check = 0.0
         self._events_seen = 0
         self._recent_events: deque = deque()
+        self._pending: list[PendingDecision] = []  # asked for, in the order they take effect
         self._own_runner = runner is None  # a client shared across populations needs one shared runner
         self.runner = runner or ModelRunner(client, config.model.max_in_flight)
         self._deciders = any(h.llm for h in self.humans)
@@ -110,17 +129,31 @@ class Population:
         pairs, self._seen_id = newly_embodied(self.world, self.humans, self._seen_id)
         for h, actor_id in pairs:
             self._embody(h, actor_id)
-        if self.world.time + 1e-9 < self._next_check:
-            return []
-        self._next_check = self.world.time + CHECK_PERIOD_S
-        if not self._deciders:
-            release_departed(self.world, self.humans)
-            return []
-        return self._decide_due()
+        if self.world.time + 1e-9 >= self._next_check:
+            self._next_check = self.world.time + CHECK_PERIOD_S
+            if self._deciders:
+                self._ask_due()
+            else:
+                release_departed(self.world, self.humans)
+        return self._take_effect(self.world.time) if self._pending else []
 
     def close(self) -> None:
+        """Drop the decisions still pending (their answers are not waited for)."""
+        for pending in self._pending:
+            if isinstance(pending.result, Future):
+                pending.result.cancel()
+        self._pending = []
         if self._own_runner:
             self.runner.close()
+
+    def reaction_s(self, h: Human) -> float:
+        """How long after ``h`` asks for a decision it takes effect [s]: its reaction time."""
+        reaction = self.config.reaction_s
+        if reaction.mode == "none":
+            return 0.0
+        if h.role == "driver":
+            return float(h.prior.get("reaction_time", 1.0))
+        return reaction.pedestrian if h.role == "pedestrian" else reaction.operator
 
     def _embody(self, h: Human, actor_id: int) -> None:
         world = self.world
@@ -140,7 +173,8 @@ class Population:
         self.stats[f"{h.role}s_embodied"] += 1
 
     # ---- deciding -----------------------------------------------------------------------
-    def _decide_due(self) -> list[dict[str, Any]]:
+    def _ask_due(self) -> None:
+        """Ask for the decisions due now; each takes effect after its human's reaction time."""
         world = self.world
         state = world.snapshot()
         now = state.time
@@ -156,7 +190,7 @@ class Population:
         for h in self.humans:
             if h.role == "operator":
                 trigger = operator_trigger(h, now, new_events, self.config.decision_period_s.operator)
-                if trigger and h.llm:
+                if trigger and h.llm and not h.pending:
                     due.append((h, trigger, self._operator_scene(state)))
                     features[h.identity] = self._operator_features(state, trigger)
                 continue
@@ -181,12 +215,12 @@ class Population:
                 scene = pedestrian_scene(state, h.actor_id, h.prior["critical_gap"]) if trigger else None
                 if trigger and h.llm:
                     features[h.identity] = pedestrian_features(state, int(hits[0]), trigger)
-            if trigger and h.llm and scene:
+            if trigger and h.llm and scene and not h.pending:  # one decision at a time per human
                 due.append((h, trigger, scene))
         if notes and self.memory is not None:
             self.memory.add_many(notes)
         if not due:
-            return []
+            return
         reused = [self.situations.lookup(h.role, h.persona.id, features.get(h.identity))
                   if self.situations is not None else None for h, _, _ in due]
         sources = ["reuse" if r is not None else "surrogate" if self._stands_in(h, features.get(h.identity))
@@ -195,36 +229,56 @@ class Population:
         prompts = {k: decision_prompt(due[k][0], due[k][2], self.memory, self.config.memory, now, self.episode)
                    for k in live}  # the rest have no prompt
         answers = dict(zip(live, self._ask([due[k] for k in live], list(prompts.values())))) if live else {}
-        decisions = [answers[k] if src == "llm" else
-                     Decision(intent=INTENTS[h.role](**entry["intent"]), answer=entry["answer"]) if src == "reuse" else
-                     self._surrogate_decision(h, features[h.identity])
-                     for k, ((h, _, _), src, entry) in enumerate(zip(due, sources, reused))]
-        prompts = [prompts.get(k, ("", [])) for k in range(len(due))]
-        records = []
-        memories = []
-        for (h, trigger, _), (prompt, used), decision, source in zip(due, prompts, decisions, sources):
-            h.last_decision_s, h.triggers = now, []
-            if source != "llm":
-                self.stats[f"{source}_decisions"] += 1
+        for k, ((h, trigger, _), source, entry) in enumerate(zip(due, sources, reused)):
+            result = answers[k] if source == "llm" else \
+                Decision(intent=INTENTS[h.role](**entry["intent"]), answer=entry["answer"]) if source == "reuse" else \
+                self._surrogate_decision(h, features[h.identity])
+            prompt, used = prompts.get(k, ("", []))
+            h.last_decision_s, h.triggers, h.pending = now, [], True
+            self._pending.append(PendingDecision(h, h.actor_id, trigger, prompt, used, features.get(h.identity),
+                                                 source, now, now + self.reaction_s(h), result))
+        self._pending.sort(key=lambda p: p.effect_s)  # stable: those asked together keep their order
+
+    def _take_effect(self, now: float) -> list[dict[str, Any]]:
+        """Execute the pending decisions whose time has come (waiting for the model only if an
+        answer is not in yet); returns their records."""
+        ready = [p for p in self._pending if p.effect_s <= now + 1e-9]
+        if not ready:
+            return []
+        self._pending = self._pending[len(ready):]
+        start = time.perf_counter()
+        decisions = [p.result.result() if isinstance(p.result, Future) else p.result for p in ready]
+        self.model_wait_s += time.perf_counter() - start
+        records, memories = [], []
+        for p, decision in zip(ready, decisions):
+            h = p.human
+            h.pending = False
+            if p.source != "llm":
+                self.stats[f"{p.source}_decisions"] += 1
             else:
                 self._count(decision)
                 if self.situations is not None and decision.fallback is None:
-                    self.situations.add(h.role, h.persona.id, features.get(h.identity),
-                                        decision.intent.model_dump(), decision.answer)
-            effects = self._apply(h, decision.intent)
-            h.recent.append(f"{now:.0f} s: {self._summary(decision.intent)}")
-            record = {"time_s": round(now, 3), "human": h.identity, "persona": h.persona.id, "role": h.role,
-                      "actor": h.actor_id, "trigger": trigger, "prompt": prompt, "answer": decision.answer,
-                      "answer_chars": decision.answer_chars,
+                    self.situations.add(h.role, h.persona.id, p.features, decision.intent.model_dump(),
+                                        decision.answer)
+            if h.role != "operator" and (h.actor_id is None or h.actor_id != p.actor_id):
+                self.stats["decisions_after_leaving"] += 1  # its trip ended before the decision took effect
+                effects = ["left before it took effect"]
+            else:
+                effects = self._apply(h, decision.intent)
+            h.recent.append(f"{p.asked_s:.0f} s: {self._summary(decision.intent)}")
+            record = {"time_s": round(p.asked_s, 3), "effect_s": round(p.effect_s, 3), "human": h.identity,
+                      "persona": h.persona.id, "role": h.role, "actor": p.actor_id, "trigger": p.trigger,
+                      "prompt": p.prompt, "answer": decision.answer, "answer_chars": decision.answer_chars,
                       "intent": decision.intent.model_dump(), "fallback": decision.fallback,
-                      "detail": decision.detail, "clamped": decision.clamped, "memories": used, "effects": effects,
-                      "features": features.get(h.identity), "source": source}
+                      "detail": decision.detail, "clamped": decision.clamped, "memories": p.memories,
+                      "effects": effects, "features": p.features, "source": p.source}
             records.append(record)
-            memories.append({"agent": h.identity, "kind": "decision", "time_s": now, "episode": self.episode,
-                             "text": f"{now:.0f} s, {trigger.replace('_', ' ')}: I chose {self._summary(decision.intent)}"})
+            memories.append({"agent": h.identity, "kind": "decision", "time_s": p.asked_s, "episode": self.episode,
+                             "text": f"{p.asked_s:.0f} s, {p.trigger.replace('_', ' ')}: I chose "
+                                     f"{self._summary(decision.intent)}"})
         if self.memory is not None:
             self.memory.add_many(memories)
-            self._reflect(now, [h for h, _, _ in due])
+            self._reflect(now, list({id(p.human): p.human for p in ready}.values()))
         self.records += records
         return records
 
@@ -249,17 +303,15 @@ class Population:
         fields = self.surrogate.predict(h.role, h.persona.id, features)
         return Decision(intent=INTENTS[h.role](**fields, reason="surrogate"), answer="")
 
-    def _ask(self, due: list, prompts: list) -> list[Decision]:
-        """Decisions for ``due`` humans, sent concurrently; identical requests (same persona,
-        same prompt) are asked once: one answer, one cache entry, the same decision."""
+    def _ask(self, due: list, prompts: list) -> list[Future]:
+        """Decisions for ``due`` humans, sent at once without waiting (futures of decisions);
+        identical requests (same persona, same prompt) are asked once: one answer, one cache
+        entry, the same decision."""
         firsts: dict[tuple[str, str], int] = {}
         for i, ((h, _, _), (prompt, _)) in enumerate(zip(due, prompts)):
             firsts.setdefault((h.agent.system_message, prompt), i)
-        start = time.perf_counter()
-        answers = self.runner.run_all([self._decide(due[i][0], prompts[i][0]) for i in firsts.values()])
-        self.model_wait_s += time.perf_counter() - start
-        by_key = dict(zip(firsts, answers))
-        return [by_key[(h.agent.system_message, prompt)] for (h, _, _), (prompt, _) in zip(due, prompts)]
+        futures = {key: self.runner.submit(self._decide(due[i][0], prompts[i][0])) for key, i in firsts.items()}
+        return [futures[(h.agent.system_message, prompt)] for (h, _, _), (prompt, _) in zip(due, prompts)]
 
     async def _decide(self, h: Human, prompt: str) -> Decision:
         """One decision; waits for a free model slot first, so its timeout counts model time only."""

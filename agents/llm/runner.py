@@ -14,6 +14,7 @@ shares that client's runner.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Awaitable, Sequence, TypeVar
@@ -56,6 +57,10 @@ class ModelRunner:
         if threading.current_thread().name == "model-loop":
             raise RuntimeError("ModelRunner.run called from inside the model loop; await the coroutine instead")
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()  # type: ignore[arg-type]
+
+    def submit(self, coroutine: Awaitable[T]) -> "concurrent.futures.Future[T]":
+        """Start ``coroutine`` on the model loop without waiting; its future."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop)  # type: ignore[arg-type]
 
     def run_all(self, coroutines: Sequence[Awaitable[T]]) -> list[T]:
         """Run ``coroutines`` concurrently; their results in order."""
