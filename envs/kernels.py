@@ -237,6 +237,23 @@ def crossing_gaps(to_zone, past, v, zone_crossing, n_crossings):
 
 
 @njit(cache=True)
+def perception(lane, target_lane, s, d, psi, v, length, width, lane_offset, lane_width, lane_left, lane_right,
+               lane_next, lane_next_station, lane_s_to, lane_dead_end, zone_lane, zone_s_in, zone_s_out, zone_crossing,
+               n_crossings, hops, key_scale):
+    """:func:`occupancy`, :func:`leaders`, :func:`zone_distances` and :func:`crossing_gaps` in one
+    call. Returns the occupancy (keys, lanes, rows), leader rows and gaps [m], distances to the
+    conflict zones [m] and whether each is passed, and each crossing's time gap [s]."""
+    keys, key_lane, key_veh = occupancy(lane, target_lane, s, d, psi, length, width, lane_offset, lane_width,
+                                        lane_left, lane_right, key_scale)
+    half = 0.5 * length
+    lead, gap, hop_lane, hop_s = leaders(keys, key_lane, key_veh, lane, target_lane, s, half, lane_next,
+                                         lane_next_station, lane_s_to, lane_dead_end, hops, key_scale)
+    to_zone, past = zone_distances(hop_lane, hop_s, half, zone_lane, zone_s_in, zone_s_out)
+    gaps = crossing_gaps(to_zone, past, v, zone_crossing, n_crossings)
+    return keys, key_lane, key_veh, lead, gap, to_zone, past, gaps
+
+
+@njit(cache=True)
 def speed_limits(lane, s, v, length, lane_limit, curve_speed, lane_next, lane_s_to, zone_lane, zone_from, zone_to,
                  zone_limit, preview_s, approach_decel):
     """Speed [m/s] each driver may drive: limits, curves (slowing before the next lane's

@@ -59,7 +59,8 @@ DRY_FRICTION = 0.8  # tyre-road friction of dry asphalt; drivers brake less hard
 
 
 def _sample(rng: np.random.Generator, spread: Spread, low: float, high: float) -> float:
-    return float(np.clip(rng.normal(spread.mean, spread.sd), low, high))
+    """One draw of ``spread`` clipped to [low, high] (as ``np.clip``, without its dispatch)."""
+    return float(min(max(rng.normal(spread.mean, spread.sd), low), high))
 
 
 _NETWORKS: dict[str, Network] = {}
@@ -205,6 +206,8 @@ class World:
     def speed_limit_at(self, lane: int, s: float) -> float:
         net = self.network
         limit = float(self.lane_speed_limit[lane])
+        if not len(net.speed_zone_lane):
+            return limit
         hit = (net.speed_zone_lane == lane) & (net.speed_zone_from <= s) & (s <= net.speed_zone_to)
         return float(min(limit, net.speed_zone_limit[hit].min())) if hit.any() else limit
 
@@ -302,20 +305,12 @@ class World:
         to every crossing's conflict zone ahead (``zone_distance`` [m], ``past_zone``) and the
         time gap each crossing offers (``crossing_gap`` [s]). Call after moving actors by hand."""
         veh, net = self.vehicles, self.network
-        half = 0.5 * veh.length
-        self._sorted_keys, self._sorted_lane, self._sorted_veh = kernels.occupancy(
-            veh.lane, veh.target_lane, veh.s, veh.d, veh.psi, veh.length, veh.width, net.lane_offset, net.lane_width, net.lane_left,
-            net.lane_right, KEY_SCALE)
-        # leaders along the lane sequence, and distances to crosswalk conflict zones ahead
-        self.leader, self.leader_gap, hop_lane, hop_s = kernels.leaders(
-            self._sorted_keys, self._sorted_lane, self._sorted_veh, veh.lane, veh.target_lane, veh.s, half,
-            net.lane_next, net.lane_next_station, net.lane_s_to, net.lane_dead_end, LOOKAHEAD_HOPS, KEY_SCALE)
-        self.zone_distance, past_zone = kernels.zone_distances(
-            hop_lane, hop_s, half, net.zone_lane, net.zone_s_in, net.zone_s_out)
-        # time gap each crossing offers to a pedestrian
-        self.crossing_gap = kernels.crossing_gaps(self.zone_distance, past_zone, veh.v, net.zone_crossing,
-                                                  len(net.crossings))
-        self.past_zone = past_zone
+        (self._sorted_keys, self._sorted_lane, self._sorted_veh, self.leader, self.leader_gap, self.zone_distance,
+         self.past_zone, self.crossing_gap) = kernels.perception(
+            veh.lane, veh.target_lane, veh.s, veh.d, veh.psi, veh.v, veh.length, veh.width, net.lane_offset,
+            net.lane_width, net.lane_left, net.lane_right, net.lane_next, net.lane_next_station, net.lane_s_to,
+            net.lane_dead_end, net.zone_lane, net.zone_s_in, net.zone_s_out, net.zone_crossing, len(net.crossings),
+            LOOKAHEAD_HOPS, KEY_SCALE)
         self.perceived_gap = self._sense_gaps()
 
     def _sense_gaps(self) -> np.ndarray:
