@@ -2,6 +2,9 @@
 
 Each kernel is a plain function of numpy arrays; ``envs.world`` owns the state and
 decides what to call. Compiled on first use and cached next to this file.
+
+About 440 lines: the kernels of one physics step share their small helpers (``_ahead``,
+``_behind``, ``_project``) and are fused into few calls, so they stay in one module.
 """
 
 from __future__ import annotations
@@ -109,19 +112,25 @@ def zone_distances(hop_lane, hop_s, half, zone_lane, zone_s_in, zone_s_out):
 
 
 @njit(cache=True)
-def frames(chain_s, chain_table, offsets, lengths, edge, s):
-    """Reference frame (x, y, cos h, sin h, curvature) at stations ``s`` [m] of edges."""
-    n = edge.shape[0]
-    out = np.empty((n, 5))
+def placement(chain_s, chain_table, offsets, lengths, lane_edge, lane, s, d):
+    """World position (x, y) [m] of vehicles at stations ``s`` [m] and offsets ``d`` [m] of their
+    lanes' edges, with the reference frame there: tangent (cos h, sin h) and curvature [1/m]."""
+    n = lane.shape[0]
+    x, y, cos_h, sin_h, kappa = np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n)
     m = chain_s.shape[0]
+    f = np.empty(5)
     for i in range(n):
-        g = offsets[edge[i]] + min(max(s[i], 0.0), lengths[edge[i]])
+        edge = lane_edge[lane[i]]
+        g = offsets[edge] + min(max(s[i], 0.0), lengths[edge])
         k = np.searchsorted(chain_s, g, side="right")
         k = min(max(k, 1), m - 1)
         w = (g - chain_s[k - 1]) / max(chain_s[k] - chain_s[k - 1], 1e-9)
         for c in range(5):
-            out[i, c] = chain_table[k - 1, c] + w * (chain_table[k, c] - chain_table[k - 1, c])
-    return out
+            f[c] = chain_table[k - 1, c] + w * (chain_table[k, c] - chain_table[k - 1, c])
+        x[i] = f[0] - d[i] * f[3]
+        y[i] = f[1] + d[i] * f[2]
+        cos_h[i], sin_h[i], kappa[i] = f[2], f[3], f[4]
+    return x, y, cos_h, sin_h, kappa
 
 
 @njit(cache=True)
@@ -335,13 +344,25 @@ def accelerations(v, a, v0, headway, min_gap, a_max, b_comf, b_max, reaction_tim
 
 
 @njit(cache=True)
-def integrate(dt, lane, target_lane, s, d, psi, v, a, steer, kappa, wheelbase, length, driver, cmd_steer, crashed,
-              odometer, lane_offset, lane_left, lane_right, lane_s_from, lane_s_to, lane_next, lane_next_station,
-              lane_group, group_state, lane_dead_end):
-    """Advance every vehicle by ``dt`` [s] on a kinematic bicycle in lane (Frenet) coordinates,
-    in place; update lane membership and hand over to the next lane at a lane's end.
+def any_fault(brake_limit, forced_accel, a_model, a):
+    """Whether a fault acts on the drivers' accelerations: a weak brake, a forced acceleration,
+    or a driver whose acceleration departs from its behaviour model's (a fault just ended)."""
+    for i in range(a.shape[0]):
+        if np.isfinite(brake_limit[i]) or not np.isnan(forced_accel[i]) or a_model[i] != a[i]:
+            return True
+    return False
 
-    Returns a flag per vehicle whose front bumper crossed a red stop line.
+
+@njit(cache=True)
+def integrate(dt, lane, target_lane, s, d, psi, v, a, steer, kappa, wheelbase, length, driver, cmd_steer, crashed,
+              odometer, a_model, a_expected, lane_offset, lane_left, lane_right, lane_s_from, lane_s_to, lane_next,
+              lane_next_station, lane_group, group_state, lane_dead_end):
+    """Advance every vehicle by ``dt`` [s] on a kinematic bicycle in lane (Frenet) coordinates,
+    in place; update lane membership and hand over to the next lane at a lane's end. A vehicle
+    that stands does not keep decelerating: neither do its behaviour model's accelerations
+    (``a_model``, ``a_expected``, clamped at 0 in place).
+
+    Returns the rows of the vehicles whose front bumper crossed a red stop line.
     """
     n = lane.shape[0]
     ran_red = np.zeros(n, dtype=np.bool_)
@@ -370,6 +391,10 @@ def integrate(dt, lane, target_lane, s, d, psi, v, a, steer, kappa, wheelbase, l
         odometer[i] += abs(ds)
         if v_new <= 0.0:
             a[i] = max(a[i], 0.0)
+            if a_model[i] < 0.0:
+                a_model[i] = 0.0
+            if a_expected[i] < 0.0:
+                a_expected[i] = 0.0
         for nb in (lane_left[ln], lane_right[ln]):  # lateral lane membership within the edge
             if nb >= 0 and abs(d[i] - lane_offset[nb]) < abs(d[i] - lane_offset[ln]) \
                     and lane_s_from[nb] <= s[i] <= lane_s_to[nb]:
@@ -382,12 +407,12 @@ def integrate(dt, lane, target_lane, s, d, psi, v, a, steer, kappa, wheelbase, l
                 target_lane[i] = nxt
             ln = nxt
         lane[i] = ln
-    return ran_red
+    return np.flatnonzero(ran_red)
 
 
 @njit(cache=True)
 def off_road(lane, s, d, length, width, crashed, lane_offset, lane_width, lane_dead_end, lane_s_to):
-    """Vehicles not yet crashed whose body left their lane's paved band or ran off a dead end."""
+    """Rows of the vehicles not yet crashed whose body left their lane's paved band or ran off a dead end."""
     n = lane.shape[0]
     out = np.zeros(n, dtype=np.bool_)
     for i in range(n):
@@ -395,7 +420,7 @@ def off_road(lane, s, d, length, width, crashed, lane_offset, lane_width, lane_d
         beyond = abs(d[i] - lane_offset[ln]) > 0.5 * lane_width[ln] + 0.5 * width[i]
         past_end = lane_dead_end[ln] and s[i] - 0.5 * length[i] > lane_s_to[ln]
         out[i] = (beyond or past_end) and not crashed[i]
-    return out
+    return np.flatnonzero(out)
 
 
 @njit(cache=True)

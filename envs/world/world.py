@@ -373,8 +373,8 @@ class World:
                 veh.v, a, v0, veh.headway, veh.min_gap, veh.a_max, veh.b_comf, veh.b_max, veh.reaction_time,
                 self.leader, gap, stop, veh.driver, veh.cmd_speed, veh.cmd_accel, veh.crashed, dt, META_SPEED_GAIN)
 
-        faulty = (self.perceived_gap is not self.leader_gap or np.isfinite(veh.brake_limit).any()
-                  or not np.isnan(veh.forced_accel).all() or not np.array_equal(veh.a_model, veh.a))
+        faulty = self.perceived_gap is not self.leader_gap or kernels.any_fault(veh.brake_limit, veh.forced_accel,
+                                                                                 veh.a_model, veh.a)
         expected, self.idm_accel = command(veh.a_model, self.leader_gap)
         veh.a_expected = expected
         veh.a_model = expected.copy()
@@ -390,25 +390,19 @@ class World:
         veh, net = self.vehicles, self.network
         ran_red = kernels.integrate(
             dt, veh.lane, veh.target_lane, veh.s, veh.d, veh.psi, veh.v, veh.a, veh.steer, veh.kappa, veh.wheelbase,
-            veh.length, veh.driver, veh.cmd_steer, veh.crashed, veh.odometer, net.lane_offset, net.lane_left,
-            net.lane_right, net.lane_s_from, net.lane_s_to, net.lane_next, net.lane_next_station,
-            net.lane_signal_group, self.group_state, net.lane_dead_end)
-        stopped = veh.v <= 0.0  # a standing vehicle does not keep decelerating: neither does its model
-        veh.a_model = np.where(stopped, np.maximum(veh.a_model, 0.0), veh.a_model)
-        veh.a_expected = np.where(stopped, np.maximum(veh.a_expected, 0.0), veh.a_expected)
-        for r in np.flatnonzero(ran_red):
+            veh.length, veh.driver, veh.cmd_steer, veh.crashed, veh.odometer, veh.a_model, veh.a_expected,
+            net.lane_offset, net.lane_left, net.lane_right, net.lane_s_from, net.lane_s_to, net.lane_next,
+            net.lane_next_station, net.lane_signal_group, self.group_state, net.lane_dead_end)
+        for r in ran_red:
             self.events.append(WorldEvent("red_light", self.time, (int(veh.id[r]),), float(veh.x[r]), float(veh.y[r])))
 
     def refresh_world_coords(self) -> None:
         veh, net = self.vehicles, self.network
         if not len(veh):
             return
-        f = kernels.frames(net.chain_s, net.chain_table, net.edge_chain_offset, net.edge_length,
-                           net.lane_edge[veh.lane], veh.s)
-        veh.x = f[:, 0] - veh.d * f[:, 3]
-        veh.y = f[:, 1] + veh.d * f[:, 2]
-        veh.heading = np.arctan2(f[:, 3], f[:, 2]) + veh.psi
-        veh.kappa = f[:, 4]
+        veh.x, veh.y, cos_h, sin_h, veh.kappa = kernels.placement(
+            net.chain_s, net.chain_table, net.edge_chain_offset, net.edge_length, net.lane_edge, veh.lane, veh.s, veh.d)
+        veh.heading = np.arctan2(sin_h, cos_h) + veh.psi  # numpy's arctan2, not libm's: the same bits as always
 
     # demand
     def _remove_finished(self) -> None:
