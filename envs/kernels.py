@@ -146,13 +146,16 @@ def vehicle_collisions(x, y, heading, length, width, crashed):
     """Pairs (i, j), i < j, of oriented boxes that overlap, skipping pairs already both crashed."""
     n = x.shape[0]
     out_i, out_j = [], []
+    reach = np.empty(n)  # [m] half diagonal: boxes farther apart than the sum cannot touch
     for i in range(n):
-        ri = 0.5 * math.hypot(length[i], width[i])
+        reach[i] = 0.5 * math.hypot(length[i], width[i])
+    for i in range(n):
+        ri = reach[i]
         ci, si = math.cos(heading[i]), math.sin(heading[i])
         for j in range(i + 1, n):
             if crashed[i] and crashed[j]:
                 continue
-            rj = 0.5 * math.hypot(length[j], width[j])
+            rj = reach[j]
             dx, dy = x[j] - x[i], y[j] - y[i]
             if dx * dx + dy * dy > (ri + rj) ** 2:
                 continue
@@ -425,14 +428,16 @@ def off_road(lane, s, d, length, width, crashed, lane_offset, lane_width, lane_d
 
 @njit(cache=True)
 def departed(lane, s, driver, crashed, crash_time, now, clear_after, lane_s_to, lane_next, lane_dead_end):
-    """Human-driven vehicles that left the network at an exit, and crashed ones towed away."""
+    """Human-driven vehicles that left the network at an exit or, crashed, are towed away: a flag
+    per vehicle, and how many of them exited."""
     n = lane.shape[0]
-    exited = np.zeros(n, dtype=np.bool_)
-    towed = np.zeros(n, dtype=np.bool_)
+    gone = np.zeros(n, dtype=np.bool_)
+    exited = 0
     for i in range(n):
         if driver[i] != 0:
             continue
         ln = lane[i]
-        exited[i] = s[i] > lane_s_to[ln] and lane_next[ln] < 0 and not lane_dead_end[ln]
-        towed[i] = crashed[i] and now - crash_time[i] > clear_after
-    return exited, towed
+        out = s[i] > lane_s_to[ln] and lane_next[ln] < 0 and not lane_dead_end[ln]
+        gone[i] = out or (crashed[i] and now - crash_time[i] > clear_after)
+        exited += out
+    return gone, exited

@@ -408,11 +408,10 @@ class World:
     def _remove_finished(self) -> None:
         veh, ped, net = self.vehicles, self.pedestrians, self.network
         if len(veh):
-            exited, towed = kernels.departed(veh.lane, veh.s, veh.driver, veh.crashed, veh.crash_time, self.time,
-                                             CRASH_CLEAR_S, net.lane_s_to, net.lane_next, net.lane_dead_end)
-            gone = exited | towed
+            gone, exited = kernels.departed(veh.lane, veh.s, veh.driver, veh.crashed, veh.crash_time, self.time,
+                                            CRASH_CLEAR_S, net.lane_s_to, net.lane_next, net.lane_dead_end)
             if gone.any():
-                self.stats["vehicles_exited"] += int(exited.sum())
+                self.stats["vehicles_exited"] += exited
                 veh.keep(~gone)
                 self.perceive()
         if len(ped):
