@@ -43,8 +43,8 @@ class ActorArrays:
     """Columns named in ``FIELDS`` (name -> (dtype, trailing shape)).
 
     Each column is a view of the first rows of a larger buffer, so ``append`` writes one row
-    instead of reallocating every column; ``keep`` compacts into fresh buffers. A column that
-    was rebound (``veh.a = ...``) gets a fresh buffer on the next append, never one an earlier
+    instead of reallocating every column. A column that was rebound (``veh.a = ...``) or
+    compacted by ``keep`` gets a fresh buffer on the next append, never one an earlier
     view still reads: a column held across ``append`` or ``keep`` keeps its values.
     """
 
@@ -81,12 +81,10 @@ class ActorArrays:
         return n
 
     def keep(self, mask: np.ndarray) -> None:
-        """Drop the rows where ``mask`` (one bool per row) is False, into fresh buffers (held columns keep their rows)."""
-        m = int(np.count_nonzero(mask))
-        cols, buffers, views = self.__dict__, self._buffers, self._views
-        for name, (dtype, shape) in self.FIELDS.items():
-            buf = buffers[name] = np.zeros((max(2 * m, self.MIN_CAPACITY), *shape), dtype=dtype)
-            cols[name] = views[name] = np.compress(mask, cols[name], axis=0, out=buf[:m])
+        """Drop the rows where ``mask`` is False."""
+        cols = self.__dict__
+        for name in self.FIELDS:
+            cols[name] = cols[name][mask]
 
     def row(self, actor_id: int) -> int:
         """Row of an actor id; KeyError if it is not present."""

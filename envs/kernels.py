@@ -357,6 +357,15 @@ def any_fault(brake_limit, forced_accel, a_model, a):
 
 
 @njit(cache=True)
+def any_sensor_fault(dropout, noise_sd):
+    """Whether any forward sensor drops out or adds noise."""
+    for i in range(dropout.shape[0]):
+        if dropout[i] or noise_sd[i] != 0.0:
+            return True
+    return False
+
+
+@njit(cache=True)
 def integrate(dt, lane, target_lane, s, d, psi, v, a, steer, kappa, wheelbase, length, driver, cmd_steer, crashed,
               odometer, a_model, a_expected, lane_offset, lane_left, lane_right, lane_s_from, lane_s_to, lane_next,
               lane_next_station, lane_group, group_state, lane_dead_end):

@@ -317,7 +317,7 @@ class World:
         """The leader gap [m] each vehicle's forward sensor reports: the truth (the same array)
         unless a sensor fault is injected (dropout reports no leader, noise adds N(0, sd))."""
         veh = self.vehicles
-        if not (veh.sensor_dropout.any() or veh.gap_noise_sd.any()):
+        if not kernels.any_sensor_fault(veh.sensor_dropout, veh.gap_noise_sd):
             return self.leader_gap
         noise = self._sensor_rng.normal(0.0, 1.0, len(veh)) * veh.gap_noise_sd
         sensed = np.where(np.isfinite(self.leader_gap), np.maximum(self.leader_gap + noise, 0.0), self.leader_gap)
