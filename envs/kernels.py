@@ -319,20 +319,25 @@ def stop_distances(lane, target_lane, s, v, length, runs_red, lane_group, lane_s
 
 
 @njit(cache=True)
-def accelerations(v, a, v0, headway, min_gap, a_max, b_comf, b_max, reaction_time, leader, gap, stop, driver,
-                  cmd_speed, cmd_accel, crashed, dt, meta_gain):
+def accelerations(v, a, speed_factor, speed_limit, v_max, headway, min_gap, a_max, b_comf, b_max, reaction_time,
+                  leader, gap, stop, driver, cmd_speed, cmd_accel, crashed, dt, meta_gain):
     """New acceleration [m/s^2] of every vehicle, and the IDM acceleration of its driver.
 
-    Humans: IDM behind the leader and before the stopping point, reached with a lag of
-    their reaction time. RL drivers: speed tracking (meta actions) or the commanded value.
+    Humans: IDM toward their desired speed (``speed_factor`` times the ``speed_limit`` they
+    may drive, at most ``v_max``) behind the leader and before the stopping point, reached
+    with a lag of their reaction time. RL drivers: speed tracking (meta actions) or the
+    commanded value.
     """
     n = v.shape[0]
     a_new = np.empty(n)
     a_idm = np.empty(n)
     for i in range(n):
+        v0 = speed_factor[i] * speed_limit[i]
+        if not (v0 <= v_max[i] or v0 != v0):  # np.minimum(v0, v_max): nan kept
+            v0 = v_max[i]
         v_lead = v[leader[i]] if leader[i] >= 0 else 0.0
-        follow = behaviour.idm(v[i], v0[i], headway[i], min_gap[i], a_max[i], b_comf[i], gap[i], v_lead)
-        halt = behaviour.idm(v[i], v0[i], headway[i], min_gap[i], a_max[i], b_comf[i], stop[i] + min_gap[i], 0.0)
+        follow = behaviour.idm(v[i], v0, headway[i], min_gap[i], a_max[i], b_comf[i], gap[i], v_lead)
+        halt = behaviour.idm(v[i], v0, headway[i], min_gap[i], a_max[i], b_comf[i], stop[i] + min_gap[i], 0.0)
         a_idm[i] = min(follow, halt)
         if driver[i] == META:
             cmd = meta_gain * (cmd_speed[i] - v[i])

@@ -365,13 +365,13 @@ class World:
         surroundings (``a_expected``, carried forward in ``a_model`` with the driver's
         reaction lag), then what the driver does with injected faults."""
         veh = self.vehicles
-        v0 = np.minimum(veh.speed_factor * self.speed_limit(), veh.v_max)
-        stop = self.stop_distance()
+        limit, stop = self.speed_limit(), self.stop_distance()
 
         def command(a: np.ndarray, gap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             return kernels.accelerations(
-                veh.v, a, v0, veh.headway, veh.min_gap, veh.a_max, veh.b_comf, veh.b_max, veh.reaction_time,
-                self.leader, gap, stop, veh.driver, veh.cmd_speed, veh.cmd_accel, veh.crashed, dt, META_SPEED_GAIN)
+                veh.v, a, veh.speed_factor, limit, veh.v_max, veh.headway, veh.min_gap, veh.a_max, veh.b_comf,
+                veh.b_max, veh.reaction_time, self.leader, gap, stop, veh.driver, veh.cmd_speed, veh.cmd_accel,
+                veh.crashed, dt, META_SPEED_GAIN)
 
         faulty = self.perceived_gap is not self.leader_gap or kernels.any_fault(veh.brake_limit, veh.forced_accel,
                                                                                  veh.a_model, veh.a)
