@@ -40,11 +40,21 @@ PEDESTRIAN_RADIUS = 0.3  # [m]
 
 
 class ActorArrays:
-    """Columns named in ``FIELDS`` (name -> (dtype, trailing shape))."""
+    """Columns named in ``FIELDS`` (name -> (dtype, trailing shape)).
+
+    Each column is a view of the first rows of a larger buffer, so ``append`` writes one row
+    instead of reallocating every column. A column that was rebound (``veh.a = ...``) or
+    compacted by ``keep`` gets a fresh buffer on the next append, never one an earlier
+    view still reads: a column held across ``append`` or ``keep`` keeps its values.
+    """
 
     FIELDS: dict[str, tuple[type, tuple[int, ...]]] = {}
+    MIN_CAPACITY = 16
 
     def __init__(self) -> None:
+        # rows of a buffer past the column's length are zero: only a fresh buffer gets them
+        self._buffers: dict[str, np.ndarray] = {}
+        self._views: dict[str, np.ndarray] = {}  # the view of each buffer last bound to the column
         for name, (dtype, shape) in self.FIELDS.items():
             setattr(self, name, np.zeros((0, *shape), dtype=dtype))
 
@@ -53,21 +63,28 @@ class ActorArrays:
 
     def append(self, **values) -> int:
         """Add one actor; columns not given are zero. Returns its row."""
-        unknown = set(values) - set(self.FIELDS)
+        unknown = values.keys() - self.FIELDS.keys()
         if unknown:
             raise KeyError(f"unknown actor fields: {sorted(unknown)}")
+        n = len(self)
+        cols, buffers, views = self.__dict__, self._buffers, self._views
         for name, (dtype, shape) in self.FIELDS.items():
-            col = getattr(self, name)
-            grown = np.empty((len(col) + 1, *shape), dtype=dtype)
-            grown[:-1] = col
-            grown[-1] = values.get(name, 0)
-            setattr(self, name, grown)
-        return len(self) - 1
+            col = cols[name]
+            buf = buffers.get(name)
+            if buf is None or views[name] is not col or len(buf) <= n:
+                buf = np.zeros((max(2 * n, self.MIN_CAPACITY), *shape), dtype=dtype)  # rows past n stay zero
+                buf[:n] = col
+                buffers[name] = buf
+            cols[name] = views[name] = buf[:n + 1]
+        for name, value in values.items():
+            buffers[name][n] = value
+        return n
 
     def keep(self, mask: np.ndarray) -> None:
         """Drop the rows where ``mask`` is False."""
+        cols = self.__dict__
         for name in self.FIELDS:
-            setattr(self, name, getattr(self, name)[mask])
+            cols[name] = cols[name][mask]
 
     def row(self, actor_id: int) -> int:
         """Row of an actor id; KeyError if it is not present."""

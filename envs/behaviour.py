@@ -1,6 +1,7 @@
 """Behaviour models that execute the humans' intents: IDM, MOBIL, lane keeping, gap acceptance.
 
-Pure, vectorised functions over numpy arrays; the world decides whom to apply them to.
+Pure functions (IDM element-wise over arrays or scalars, the rest per driver, compiled by
+numba); the world decides whom to apply them to.
 """
 
 from __future__ import annotations
@@ -32,31 +33,23 @@ def idm(v, v0, headway, min_gap, a_max, b_comf, gap, v_lead):
     return a_max * (1.0 - (v / np.maximum(v0, 1e-3)) ** IDM_DELTA - (s_star / np.maximum(gap, 0.05)) ** 2)
 
 
-def mobil(
-    a_self_now,
-    a_self_new,
-    a_new_follower_now,
-    a_new_follower_new,
-    a_old_follower_now,
-    a_old_follower_new,
-    politeness,
-    to_right,
-    b_safe: float = MOBIL_SAFE_DECEL,
-    bonus=0.0,
-):
-    """MOBIL decision: whether a lane change is safe and worth it (element-wise bool).
+@njit(cache=True)
+def mobil(a_self_now: float, a_self_new: float, a_new_follower_now: float, a_new_follower_new: float,
+          a_old_follower_now: float, a_old_follower_new: float, politeness: float, to_right: bool,
+          b_safe: float = MOBIL_SAFE_DECEL, bonus: float = 0.0) -> bool:
+    """MOBIL decision for one driver: whether a lane change is safe and worth it.
 
     Safe: the new follower would brake no harder than ``b_safe`` [m/s^2], nor would the
     changer itself. Worth it: own gain plus ``politeness`` times the followers' gains
     beats the threshold, with a bias toward the right lane; ``bonus`` [m/s^2] is the
     driver's own wish for this side (an intent), which never relaxes the safety criterion.
     """
-    safe = (a_new_follower_new >= -b_safe) & (a_self_new >= -b_safe)
+    safe = a_new_follower_new >= -b_safe and a_self_new >= -b_safe
     gain = (a_self_new - a_self_now) + politeness * (
         (a_new_follower_new - a_new_follower_now) + (a_old_follower_new - a_old_follower_now)
     )
-    threshold = MOBIL_THRESHOLD + np.where(to_right, -MOBIL_KEEP_RIGHT, MOBIL_KEEP_RIGHT)
-    return safe & (gain + bonus > threshold)
+    threshold = MOBIL_THRESHOLD + (-MOBIL_KEEP_RIGHT if to_right else MOBIL_KEEP_RIGHT)
+    return safe and gain + bonus > threshold
 
 
 @njit(cache=True)

@@ -2,6 +2,9 @@
 
 Each kernel is a plain function of numpy arrays; ``envs.world`` owns the state and
 decides what to call. Compiled on first use and cached next to this file.
+
+About 440 lines: the kernels of one physics step share their small helpers (``_ahead``,
+``_behind``, ``_project``) and are fused into few calls, so they stay in one module.
 """
 
 from __future__ import annotations
@@ -109,19 +112,25 @@ def zone_distances(hop_lane, hop_s, half, zone_lane, zone_s_in, zone_s_out):
 
 
 @njit(cache=True)
-def frames(chain_s, chain_table, offsets, lengths, edge, s):
-    """Reference frame (x, y, cos h, sin h, curvature) at stations ``s`` [m] of edges."""
-    n = edge.shape[0]
-    out = np.empty((n, 5))
+def placement(chain_s, chain_table, offsets, lengths, lane_edge, lane, s, d):
+    """World position (x, y) [m] of vehicles at stations ``s`` [m] and offsets ``d`` [m] of their
+    lanes' edges, with the reference frame there: tangent (cos h, sin h) and curvature [1/m]."""
+    n = lane.shape[0]
+    x, y, cos_h, sin_h, kappa = np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n)
     m = chain_s.shape[0]
+    f = np.empty(5)
     for i in range(n):
-        g = offsets[edge[i]] + min(max(s[i], 0.0), lengths[edge[i]])
+        edge = lane_edge[lane[i]]
+        g = offsets[edge] + min(max(s[i], 0.0), lengths[edge])
         k = np.searchsorted(chain_s, g, side="right")
         k = min(max(k, 1), m - 1)
         w = (g - chain_s[k - 1]) / max(chain_s[k] - chain_s[k - 1], 1e-9)
         for c in range(5):
-            out[i, c] = chain_table[k - 1, c] + w * (chain_table[k, c] - chain_table[k - 1, c])
-    return out
+            f[c] = chain_table[k - 1, c] + w * (chain_table[k, c] - chain_table[k - 1, c])
+        x[i] = f[0] - d[i] * f[3]
+        y[i] = f[1] + d[i] * f[2]
+        cos_h[i], sin_h[i], kappa[i] = f[2], f[3], f[4]
+    return x, y, cos_h, sin_h, kappa
 
 
 @njit(cache=True)
@@ -137,13 +146,16 @@ def vehicle_collisions(x, y, heading, length, width, crashed):
     """Pairs (i, j), i < j, of oriented boxes that overlap, skipping pairs already both crashed."""
     n = x.shape[0]
     out_i, out_j = [], []
+    reach = np.empty(n)  # [m] half diagonal: boxes farther apart than the sum cannot touch
     for i in range(n):
-        ri = 0.5 * math.hypot(length[i], width[i])
+        reach[i] = 0.5 * math.hypot(length[i], width[i])
+    for i in range(n):
+        ri = reach[i]
         ci, si = math.cos(heading[i]), math.sin(heading[i])
         for j in range(i + 1, n):
             if crashed[i] and crashed[j]:
                 continue
-            rj = 0.5 * math.hypot(length[j], width[j])
+            rj = reach[j]
             dx, dy = x[j] - x[i], y[j] - y[i]
             if dx * dx + dy * dy > (ri + rj) ** 2:
                 continue
@@ -237,6 +249,23 @@ def crossing_gaps(to_zone, past, v, zone_crossing, n_crossings):
 
 
 @njit(cache=True)
+def perception(lane, target_lane, s, d, psi, v, length, width, lane_offset, lane_width, lane_left, lane_right,
+               lane_next, lane_next_station, lane_s_to, lane_dead_end, zone_lane, zone_s_in, zone_s_out, zone_crossing,
+               n_crossings, hops, key_scale):
+    """:func:`occupancy`, :func:`leaders`, :func:`zone_distances` and :func:`crossing_gaps` in one
+    call. Returns the occupancy (keys, lanes, rows), leader rows and gaps [m], distances to the
+    conflict zones [m] and whether each is passed, and each crossing's time gap [s]."""
+    keys, key_lane, key_veh = occupancy(lane, target_lane, s, d, psi, length, width, lane_offset, lane_width,
+                                        lane_left, lane_right, key_scale)
+    half = 0.5 * length
+    lead, gap, hop_lane, hop_s = leaders(keys, key_lane, key_veh, lane, target_lane, s, half, lane_next,
+                                         lane_next_station, lane_s_to, lane_dead_end, hops, key_scale)
+    to_zone, past = zone_distances(hop_lane, hop_s, half, zone_lane, zone_s_in, zone_s_out)
+    gaps = crossing_gaps(to_zone, past, v, zone_crossing, n_crossings)
+    return keys, key_lane, key_veh, lead, gap, to_zone, past, gaps
+
+
+@njit(cache=True)
 def speed_limits(lane, s, v, length, lane_limit, curve_speed, lane_next, lane_s_to, zone_lane, zone_from, zone_to,
                  zone_limit, preview_s, approach_decel):
     """Speed [m/s] each driver may drive: limits, curves (slowing before the next lane's
@@ -290,20 +319,25 @@ def stop_distances(lane, target_lane, s, v, length, runs_red, lane_group, lane_s
 
 
 @njit(cache=True)
-def accelerations(v, a, v0, headway, min_gap, a_max, b_comf, b_max, reaction_time, leader, gap, stop, driver,
-                  cmd_speed, cmd_accel, crashed, dt, meta_gain):
+def accelerations(v, a, speed_factor, speed_limit, v_max, headway, min_gap, a_max, b_comf, b_max, reaction_time,
+                  leader, gap, stop, driver, cmd_speed, cmd_accel, crashed, dt, meta_gain):
     """New acceleration [m/s^2] of every vehicle, and the IDM acceleration of its driver.
 
-    Humans: IDM behind the leader and before the stopping point, reached with a lag of
-    their reaction time. RL drivers: speed tracking (meta actions) or the commanded value.
+    Humans: IDM toward their desired speed (``speed_factor`` times the ``speed_limit`` they
+    may drive, at most ``v_max``) behind the leader and before the stopping point, reached
+    with a lag of their reaction time. RL drivers: speed tracking (meta actions) or the
+    commanded value.
     """
     n = v.shape[0]
     a_new = np.empty(n)
     a_idm = np.empty(n)
     for i in range(n):
+        v0 = speed_factor[i] * speed_limit[i]
+        if not (v0 <= v_max[i] or v0 != v0):  # np.minimum(v0, v_max): nan kept
+            v0 = v_max[i]
         v_lead = v[leader[i]] if leader[i] >= 0 else 0.0
-        follow = behaviour.idm(v[i], v0[i], headway[i], min_gap[i], a_max[i], b_comf[i], gap[i], v_lead)
-        halt = behaviour.idm(v[i], v0[i], headway[i], min_gap[i], a_max[i], b_comf[i], stop[i] + min_gap[i], 0.0)
+        follow = behaviour.idm(v[i], v0, headway[i], min_gap[i], a_max[i], b_comf[i], gap[i], v_lead)
+        halt = behaviour.idm(v[i], v0, headway[i], min_gap[i], a_max[i], b_comf[i], stop[i] + min_gap[i], 0.0)
         a_idm[i] = min(follow, halt)
         if driver[i] == META:
             cmd = meta_gain * (cmd_speed[i] - v[i])
@@ -318,13 +352,34 @@ def accelerations(v, a, v0, headway, min_gap, a_max, b_comf, b_max, reaction_tim
 
 
 @njit(cache=True)
-def integrate(dt, lane, target_lane, s, d, psi, v, a, steer, kappa, wheelbase, length, driver, cmd_steer, crashed,
-              odometer, lane_offset, lane_left, lane_right, lane_s_from, lane_s_to, lane_next, lane_next_station,
-              lane_group, group_state, lane_dead_end):
-    """Advance every vehicle by ``dt`` [s] on a kinematic bicycle in lane (Frenet) coordinates,
-    in place; update lane membership and hand over to the next lane at a lane's end.
+def any_fault(brake_limit, forced_accel, a_model, a):
+    """Whether a fault acts on the drivers' accelerations: a weak brake, a forced acceleration,
+    or a driver whose acceleration departs from its behaviour model's (a fault just ended)."""
+    for i in range(a.shape[0]):
+        if np.isfinite(brake_limit[i]) or not np.isnan(forced_accel[i]) or a_model[i] != a[i]:
+            return True
+    return False
 
-    Returns a flag per vehicle whose front bumper crossed a red stop line.
+
+@njit(cache=True)
+def any_sensor_fault(dropout, noise_sd):
+    """Whether any forward sensor drops out or adds noise."""
+    for i in range(dropout.shape[0]):
+        if dropout[i] or noise_sd[i] != 0.0:
+            return True
+    return False
+
+
+@njit(cache=True)
+def integrate(dt, lane, target_lane, s, d, psi, v, a, steer, kappa, wheelbase, length, driver, cmd_steer, crashed,
+              odometer, a_model, a_expected, lane_offset, lane_left, lane_right, lane_s_from, lane_s_to, lane_next,
+              lane_next_station, lane_group, group_state, lane_dead_end):
+    """Advance every vehicle by ``dt`` [s] on a kinematic bicycle in lane (Frenet) coordinates,
+    in place; update lane membership and hand over to the next lane at a lane's end. A vehicle
+    that stands does not keep decelerating: neither do its behaviour model's accelerations
+    (``a_model``, ``a_expected``, clamped at 0 in place).
+
+    Returns the rows of the vehicles whose front bumper crossed a red stop line.
     """
     n = lane.shape[0]
     ran_red = np.zeros(n, dtype=np.bool_)
@@ -353,6 +408,10 @@ def integrate(dt, lane, target_lane, s, d, psi, v, a, steer, kappa, wheelbase, l
         odometer[i] += abs(ds)
         if v_new <= 0.0:
             a[i] = max(a[i], 0.0)
+            if a_model[i] < 0.0:
+                a_model[i] = 0.0
+            if a_expected[i] < 0.0:
+                a_expected[i] = 0.0
         for nb in (lane_left[ln], lane_right[ln]):  # lateral lane membership within the edge
             if nb >= 0 and abs(d[i] - lane_offset[nb]) < abs(d[i] - lane_offset[ln]) \
                     and lane_s_from[nb] <= s[i] <= lane_s_to[nb]:
@@ -365,12 +424,12 @@ def integrate(dt, lane, target_lane, s, d, psi, v, a, steer, kappa, wheelbase, l
                 target_lane[i] = nxt
             ln = nxt
         lane[i] = ln
-    return ran_red
+    return np.flatnonzero(ran_red)
 
 
 @njit(cache=True)
 def off_road(lane, s, d, length, width, crashed, lane_offset, lane_width, lane_dead_end, lane_s_to):
-    """Vehicles not yet crashed whose body left their lane's paved band or ran off a dead end."""
+    """Rows of the vehicles not yet crashed whose body left their lane's paved band or ran off a dead end."""
     n = lane.shape[0]
     out = np.zeros(n, dtype=np.bool_)
     for i in range(n):
@@ -378,19 +437,21 @@ def off_road(lane, s, d, length, width, crashed, lane_offset, lane_width, lane_d
         beyond = abs(d[i] - lane_offset[ln]) > 0.5 * lane_width[ln] + 0.5 * width[i]
         past_end = lane_dead_end[ln] and s[i] - 0.5 * length[i] > lane_s_to[ln]
         out[i] = (beyond or past_end) and not crashed[i]
-    return out
+    return np.flatnonzero(out)
 
 
 @njit(cache=True)
 def departed(lane, s, driver, crashed, crash_time, now, clear_after, lane_s_to, lane_next, lane_dead_end):
-    """Human-driven vehicles that left the network at an exit, and crashed ones towed away."""
+    """Human-driven vehicles that left the network at an exit or, crashed, are towed away: a flag
+    per vehicle, and how many of them exited."""
     n = lane.shape[0]
-    exited = np.zeros(n, dtype=np.bool_)
-    towed = np.zeros(n, dtype=np.bool_)
+    gone = np.zeros(n, dtype=np.bool_)
+    exited = 0
     for i in range(n):
         if driver[i] != 0:
             continue
         ln = lane[i]
-        exited[i] = s[i] > lane_s_to[ln] and lane_next[ln] < 0 and not lane_dead_end[ln]
-        towed[i] = crashed[i] and now - crash_time[i] > clear_after
-    return exited, towed
+        out = s[i] > lane_s_to[ln] and lane_next[ln] < 0 and not lane_dead_end[ln]
+        gone[i] = out or (crashed[i] and now - crash_time[i] > clear_after)
+        exited += out
+    return gone, exited

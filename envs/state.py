@@ -30,6 +30,13 @@ def near_miss(gap_m, closing_mps):
     return (closing_mps > CLOSING_MIN_MPS) & (gap_m < NEAR_MISS_TTC_S * np.maximum(closing_mps, CLOSING_MIN_MPS))
 
 
+def _copies(actors, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Copies of the named actor columns; empty ones are shared (nothing can be written to them)."""
+    if not len(actors):
+        return {k: getattr(actors, k) for k in names}
+    return {k: getattr(actors, k).copy() for k in names}
+
+
 SIGNAL_NAMES = ("green", "amber", "red")
 WALK_NAMES = ("walk", "flashing", "dont_walk")
 
@@ -114,8 +121,8 @@ class WorldState:
         return cls(
             time=world.time,
             network=world.network,
-            vehicles={k: getattr(veh, k).copy() for k in cls.VEHICLE_COLUMNS},
-            pedestrians={k: getattr(ped, k).copy() for k in cls.PEDESTRIAN_COLUMNS},
+            vehicles=_copies(veh, cls.VEHICLE_COLUMNS),
+            pedestrians=_copies(ped, cls.PEDESTRIAN_COLUMNS),
             leader=world.leader.copy(),
             leader_gap=world.leader_gap.copy(),
             stop_distance=world.stop_distance(),

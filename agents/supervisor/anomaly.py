@@ -138,7 +138,10 @@ class AnomalyDetector:
 
     def _pedestrians(self, state: WorldState, dt: float) -> list[Flag]:
         ped = state.pedestrians
-        rows = np.flatnonzero(ped["phase"] == CROSS)
+        if not len(ped["id"]) and not len(self.walk.ids):  # nobody to watch, and nobody watched before
+            self._last_ped = {}
+            return []
+        rows = (ped["phase"] == CROSS).nonzero()[0]
         ids = ped["id"][rows]
         residual = np.zeros(len(rows))
         for k, (r, pid) in enumerate(zip(rows.tolist(), ids.tolist())):
@@ -170,7 +173,7 @@ class AnomalyDetector:
     def _flags(kind: str, scores: np.ndarray, cols: dict, rows: np.ndarray) -> list[Flag]:
         """Flags for the actors in ``rows`` whose score (aligned with ``rows``) reached 1."""
         out = []
-        for k in np.flatnonzero(scores >= 1.0):
+        for k in (scores >= 1.0).nonzero()[0]:
             r, score = rows[k], float(scores[k])
             out.append(Flag(kind, (int(cols["id"][r]),), score, _level(score), float(cols["x"][r]), float(cols["y"][r]),
                             worse_is_lower=False, category="anomaly"))

@@ -233,13 +233,13 @@ class HazardTracker:
         th, veh, ped = self.thresholds, state.vehicles, state.pedestrians
         flags = []
         if len(veh["id"]) and len(state.speed_limit) == len(veh["id"]):
-            over = veh["v"] / np.maximum(state.speed_limit, 0.1) - 1.0
-            level = _levels(over, th.speeding, False) * (veh["v"] > th.min_speed_mps) * (veh["driver"] == 0)
-            for r in np.flatnonzero(level > 0):
-                flags.append(Flag("speeding", (int(veh["id"][r]),), float(over[r]), int(level[r]), float(veh["x"][r]),
-                                  float(veh["y"][r]), worse_is_lower=False))
-        walking = (ped["phase"] == 2) if len(ped["id"]) else np.zeros(0, bool)
-        for k in np.flatnonzero(walking):
+            rows, over, level = _speeding(veh["v"], state.speed_limit, veh["driver"], np.array(th.speeding, float),
+                                          th.min_speed_mps)
+            for r, value, lv in zip(rows.tolist(), over.tolist(), level.tolist()):
+                flags.append(Flag("speeding", (int(veh["id"][r]),), value, lv, float(veh["x"][r]), float(veh["y"][r]),
+                                  worse_is_lower=False))
+        walking = (ped["phase"] == 2).nonzero()[0] if len(ped["id"]) else ()
+        for k in walking:
             cr = state.network.crossings[int(ped["crossing"][k])]
             against = cr.signal >= 0 and len(state.crossing_signal) and state.crossing_signal[cr.signal] != 0
             pid = int(ped["id"][k])
@@ -311,6 +311,22 @@ def _junction_conflicts(lane, s, v, half, crashed, stop, junction, lane_next, la
                 if level:
                     out.append((i, j, both, level))
     return out
+
+
+@njit(cache=True)
+def _speeding(v, limit, driver, levels, min_speed):
+    """Human-driven vehicles over their posted limit: rows, speed over the limit as a ratio - 1,
+    and the level 1..3 it reaches (``levels``: the ratios of low, medium, high)."""
+    rows, over, level = [], [], []
+    for i in range(v.shape[0]):
+        lim = limit[i] if not limit[i] < 0.1 else 0.1  # np.maximum(limit, 0.1), nan kept
+        ratio = v[i] / lim - 1.0
+        lv = (ratio > levels[0]) + (ratio > levels[1]) + (ratio > levels[2])
+        if lv and v[i] > min_speed and driver[i] == 0:
+            rows.append(i)
+            over.append(ratio)
+            level.append(lv)
+    return np.array(rows, dtype=np.int64), np.array(over, dtype=np.float64), np.array(level, dtype=np.int64)
 
 
 LEADER_KINDS = (("ttc", True, False), ("drac", False, False), ("headway", True, False),

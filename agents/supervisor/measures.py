@@ -55,27 +55,31 @@ class LeaderMeasures:
 def leader_measures(state: WorldState) -> LeaderMeasures:
     """Surrogate safety measures of every leader/follower pair in ``state``."""
     v = state.vehicles
-    rows = np.flatnonzero(state.leader >= 0)
-    lead = state.leader[rows]
-    gap = np.maximum(state.leader_gap[rows], 0.0)
-    ttc, ttc_accel, headway, drac, rss = _pair_measures(gap, v["v"][rows], v["v"][lead], v["a"][rows], v["a"][lead])
+    rows, lead, gap, ttc, ttc_accel, headway, drac, rss = _pair_measures(state.leader, state.leader_gap, v["v"], v["a"])
     return LeaderMeasures(row=rows, follower=v["id"][rows], leader=v["id"][lead], gap_m=gap, ttc_s=ttc,
                           ttc_accel_s=ttc_accel, headway_s=headway, drac_mps2=drac, rss_distance_m=rss)
 
 
 @njit(cache=True)
-def _pair_measures(gap, vf, vl, af, al):
-    """All measures of the module docstring for each pair, in one pass."""
-    n = gap.shape[0]
+def _pair_measures(leader, leader_gap, v, a):
+    """All measures of the module docstring for each vehicle with a leader, in one pass: the
+    follower rows, leader rows, bumper gaps [m] (at least 0), then the measures."""
+    rows = np.flatnonzero(leader >= 0)
+    n = rows.shape[0]
+    lead, gap = leader[rows], np.empty(n)
     ttc, ttc_a, hw, drac, rss = np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n)
     for i in range(n):
-        closing = vf[i] - vl[i]
+        f, ld = rows[i], lead[i]
+        g = leader_gap[f]
+        gap[i] = g if g >= 0.0 or g != g else 0.0  # np.maximum(g, 0.0): nan and -0.0 kept
+        vf, vl = v[f], v[ld]
+        closing = vf - vl
         ttc[i] = gap[i] / max(closing, CLOSING_EPS) if closing > CLOSING_EPS else np.inf
-        hw[i] = gap[i] / max(vf[i], 0.1) if vf[i] > 0.1 else np.inf
+        hw[i] = gap[i] / max(vf, 0.1) if vf > 0.1 else np.inf
         drac[i] = closing * closing / (2.0 * max(gap[i], 0.05)) if closing > CLOSING_EPS else 0.0
-        rss[i] = _rss(vf[i], vl[i])
-        ttc_a[i] = _first_contact(gap[i], vf[i], vl[i], af[i], al[i], TTC_HORIZON_S, TTC_STEP_S)
-    return ttc, ttc_a, hw, drac, rss
+        rss[i] = _rss(vf, vl)
+        ttc_a[i] = _first_contact(gap[i], vf, vl, a[f], a[ld], TTC_HORIZON_S, TTC_STEP_S)
+    return rows, lead, gap, ttc, ttc_a, hw, drac, rss
 
 
 @njit(cache=True)

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from envs import kernels
 from envs.actors import HIT, PEDESTRIAN_RADIUS
 from envs.world.events import WorldEvent
@@ -38,7 +36,7 @@ def detect(world: "World") -> None:
     net = world.network
     off = kernels.off_road(veh.lane, veh.s, veh.d, veh.length, veh.width, veh.crashed, net.lane_offset,
                            net.lane_width, net.lane_dead_end, net.lane_s_to)
-    for r in np.flatnonzero(off):
+    for r in off:
         crash(world, int(r))
         world.events.append(WorldEvent("off_road", world.time, (int(veh.id[r]),), float(veh.x[r]), float(veh.y[r])))
 

@@ -6,6 +6,7 @@ from the world's random stream; an arrival that cannot enter waits in a short ba
 
 from __future__ import annotations
 
+import bisect
 import logging
 from typing import TYPE_CHECKING
 
@@ -35,7 +36,9 @@ class Arrivals:
         mix = demand.mix
         mix_p = np.array([mix.car, mix.truck, mix.bus])
         self.mix = mix_p / mix_p.sum() if mix_p.sum() > 0 else np.array([1.0, 0.0, 0.0])
-        self.mix_cumulative = np.cumsum(self.mix)
+        self.mix_cumulative = np.cumsum(self.mix).tolist()
+        self.lanes = [np.asarray(inlet.lanes) for inlet in network.inlets]  # per inlet, as arrays
+        self.lane_cumulative = [inlet.cumulative_weights.tolist() for inlet in network.inlets]  # per inlet
 
 
 def place_controlled(world: "World", count: int, action: str = "meta") -> list[int]:
@@ -131,26 +134,27 @@ def spawn(world: "World", dt: float) -> None:
         elif net.sidewalk_routes:
             spawn_pedestrian(world)
     for k in range(len(net.inlets)):
-        if world.arrivals.backlog[k] >= 1 and try_enter(world, net.inlets[k]):
+        if world.arrivals.backlog[k] >= 1 and try_enter(world, k):
             world.arrivals.backlog[k] -= 1
 
 
 
-def try_enter(world: "World", inlet) -> bool:
-    """Let one vehicle in at ``inlet`` if its entry is clear; returns whether it entered."""
+def try_enter(world: "World", k: int) -> bool:
+    """Let one vehicle in at inlet ``k`` if its entry is clear; returns whether it entered."""
     net, veh = world.network, world.vehicles
-    cum = inlet.cumulative_weights
-    closed = world.lane_closed[np.asarray(inlet.lanes)]
+    inlet = net.inlets[k]
+    cum = world.arrivals.lane_cumulative[k]
+    closed = world.lane_closed[world.arrivals.lanes[k]]
     if closed.any():
-        cum = np.cumsum(np.where(closed, 0.0, np.asarray(inlet.weights, float)))
+        cum = np.cumsum(np.where(closed, 0.0, np.asarray(inlet.weights, float))).tolist()
     if cum[-1] <= 0:
         return False
-    lane = int(inlet.lanes[min(int(np.searchsorted(cum, world.rng.random() * cum[-1])), len(cum) - 1)])
+    lane = int(inlet.lanes[min(bisect.bisect_left(cum, world.rng.random() * cum[-1]), len(cum) - 1)])
     j = first_vehicle(world, lane)
     room = veh.s[j] - 0.5 * veh.length[j] - net.lane_s_from[lane] if j >= 0 else np.inf
     if room < 20.0:  # not even a truck fits with a minimal gap
         return False
-    vtype = VEHICLE_TYPES[min(int(np.searchsorted(world.arrivals.mix_cumulative, world.rng.random())), 2)]
+    vtype = VEHICLE_TYPES[min(bisect.bisect_left(world.arrivals.mix_cumulative, world.rng.random()), 2)]
     s0 = net.lane_s_from[lane] + 0.5 * vtype.length
     v = min(world.speed_limit_at(lane, s0) * 0.9, vtype.v_max)
     if j >= 0:

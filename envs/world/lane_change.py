@@ -10,9 +10,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
+from numba import njit
 
-from envs import behaviour
+from envs import behaviour, kernels
 from envs.actors import HUMAN
+from envs.kernels import KEY_SCALE
 
 if TYPE_CHECKING:
     from envs.world.world import World
@@ -68,45 +70,53 @@ def decide(world: "World", dt: float) -> None:
 
 
 
-def idm_for(world: "World", rows: np.ndarray, gap: np.ndarray, v_lead: np.ndarray) -> np.ndarray:
-    veh = world.vehicles
-    v0 = np.minimum(veh.speed_factor[rows] * world.lane_speed_limit[veh.lane[rows]], veh.v_max[rows])
-    return behaviour.idm(veh.v[rows], v0, veh.headway[rows], veh.min_gap[rows], veh.a_max[rows], veh.b_comf[rows], gap, v_lead)
-
-
-
 def mobil(world: "World", rows: np.ndarray, target: np.ndarray, to_right: bool, wish: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Gain [m/s^2] and acceptance of moving vehicles ``rows`` into lanes ``target``; ``wish``
     [m/s^2] is the drivers' own preference for that side (intent), added to the incentive only."""
     veh = world.vehicles
-    s = veh.s[rows]
-    inf = np.full(len(rows), np.inf)
+    return _mobil(rows, target, to_right, wish, world._sorted_keys, world._sorted_lane, world._sorted_veh, KEY_SCALE,
+                  world.leader, world.idm_accel, veh.lane, veh.s, veh.v, veh.length, veh.speed_factor, veh.v_max,
+                  veh.headway, veh.min_gap, veh.a_max, veh.b_comf, veh.politeness, world.lane_speed_limit)
+
+
+@njit(cache=True)
+def _mobil(rows, target, to_right, wish, keys, key_lane, key_veh, key_scale, leader, idm_accel, lane, s, v, length,
+           speed_factor, v_max, headway, min_gap, a_max, b_comf, politeness, lane_limit):
+    """:func:`mobil` per driver: IDM of the changer and of its old and new followers, before
+    and after, from the occupancy (``keys``, ``key_lane``, ``key_veh``) of the last perception."""
+    n = rows.shape[0]
+    gain, accept = np.empty(n), np.zeros(n, dtype=np.bool_)
 
     def gap_between(back, front):  # bumper gap from row ``back`` to row ``front`` (inf if either missing)
-        ok = (back >= 0) & (front >= 0)
-        b, f = np.maximum(back, 0), np.maximum(front, 0)
-        return np.where(ok, veh.s[f] - veh.s[b] - 0.5 * (veh.length[f] + veh.length[b]), inf)
+        if back < 0 or front < 0:
+            return np.inf
+        return s[front] - s[back] - 0.5 * (length[front] + length[back])
 
-    me = rows
-    new_lead = world.query_ahead(target, s)
-    new_follow = world.query_behind(target, s)
-    old_lead = world.leader[rows]
-    old_follow = world.query_behind(veh.lane[rows], s)
-    speed = lambda r: np.where(r >= 0, veh.v[np.maximum(r, 0)], 0.0)  # noqa: E731
-    a_self_now = world.idm_accel[rows]
-    a_self_new = idm_for(world, me, gap_between(me, new_lead), speed(new_lead))
-    nf = np.maximum(new_follow, 0)
-    has_nf = new_follow >= 0
-    a_nf_now = np.where(has_nf, idm_for(world, nf, gap_between(new_follow, new_lead), speed(new_lead)), 0.0)
-    a_nf_new = np.where(has_nf, idm_for(world, nf, gap_between(new_follow, me), veh.v[me]), 0.0)
-    of = np.maximum(old_follow, 0)
-    has_of = old_follow >= 0
-    a_of_now = np.where(has_of, idm_for(world, of, gap_between(old_follow, me), veh.v[me]), 0.0)
-    a_of_new = np.where(has_of, idm_for(world, of, gap_between(old_follow, old_lead), speed(old_lead)), 0.0)
-    room = (gap_between(me, new_lead) > veh.min_gap[rows]) & (gap_between(new_follow, me) > 1.0)
-    gain = (a_self_new - a_self_now) + veh.politeness[rows] * ((a_nf_new - a_nf_now) + (a_of_new - a_of_now))
-    accept = behaviour.mobil(a_self_now, a_self_new, a_nf_now, a_nf_new, a_of_now, a_of_new,
-                             veh.politeness[rows], np.full(len(rows), to_right), bonus=wish)
-    gain = gain + wish
-    return gain, accept & room
+    def speed(r):
+        return v[r] if r >= 0 else 0.0
 
+    def idm_for(r, gap, v_lead):
+        v0 = min(speed_factor[r] * lane_limit[lane[r]], v_max[r])
+        return behaviour.idm(v[r], v0, headway[r], min_gap[r], a_max[r], b_comf[r], gap, v_lead)
+
+    for i in range(n):
+        me, si = rows[i], s[rows[i]]
+        new_lead = kernels._ahead(keys, key_lane, key_veh, target[i], si, key_scale)
+        new_follow = kernels._behind(keys, key_lane, key_veh, target[i], si, key_scale)
+        old_lead = leader[me]
+        old_follow = kernels._behind(keys, key_lane, key_veh, lane[me], si, key_scale)
+        a_self_now = idm_accel[me]
+        a_self_new = idm_for(me, gap_between(me, new_lead), speed(new_lead))
+        a_nf_now = a_nf_new = a_of_now = a_of_new = 0.0
+        if new_follow >= 0:
+            a_nf_now = idm_for(new_follow, gap_between(new_follow, new_lead), speed(new_lead))
+            a_nf_new = idm_for(new_follow, gap_between(new_follow, me), v[me])
+        if old_follow >= 0:
+            a_of_now = idm_for(old_follow, gap_between(old_follow, me), v[me])
+            a_of_new = idm_for(old_follow, gap_between(old_follow, old_lead), speed(old_lead))
+        room = gap_between(me, new_lead) > min_gap[me] and gap_between(new_follow, me) > 1.0
+        g = (a_self_new - a_self_now) + politeness[me] * ((a_nf_new - a_nf_now) + (a_of_new - a_of_now))
+        accept[i] = room and behaviour.mobil(a_self_now, a_self_new, a_nf_now, a_nf_new, a_of_now, a_of_new,
+                                             politeness[me], to_right, behaviour.MOBIL_SAFE_DECEL, wish[i])
+        gain[i] = g + wish[i]
+    return gain, accept

@@ -59,7 +59,8 @@ DRY_FRICTION = 0.8  # tyre-road friction of dry asphalt; drivers brake less hard
 
 
 def _sample(rng: np.random.Generator, spread: Spread, low: float, high: float) -> float:
-    return float(np.clip(rng.normal(spread.mean, spread.sd), low, high))
+    """One draw of ``spread`` clipped to [low, high] (as ``np.clip``, without its dispatch)."""
+    return float(min(max(rng.normal(spread.mean, spread.sd), low), high))
 
 
 _NETWORKS: dict[str, Network] = {}
@@ -205,6 +206,8 @@ class World:
     def speed_limit_at(self, lane: int, s: float) -> float:
         net = self.network
         limit = float(self.lane_speed_limit[lane])
+        if not len(net.speed_zone_lane):
+            return limit
         hit = (net.speed_zone_lane == lane) & (net.speed_zone_from <= s) & (s <= net.speed_zone_to)
         return float(min(limit, net.speed_zone_limit[hit].min())) if hit.any() else limit
 
@@ -302,27 +305,19 @@ class World:
         to every crossing's conflict zone ahead (``zone_distance`` [m], ``past_zone``) and the
         time gap each crossing offers (``crossing_gap`` [s]). Call after moving actors by hand."""
         veh, net = self.vehicles, self.network
-        half = 0.5 * veh.length
-        self._sorted_keys, self._sorted_lane, self._sorted_veh = kernels.occupancy(
-            veh.lane, veh.target_lane, veh.s, veh.d, veh.psi, veh.length, veh.width, net.lane_offset, net.lane_width, net.lane_left,
-            net.lane_right, KEY_SCALE)
-        # leaders along the lane sequence, and distances to crosswalk conflict zones ahead
-        self.leader, self.leader_gap, hop_lane, hop_s = kernels.leaders(
-            self._sorted_keys, self._sorted_lane, self._sorted_veh, veh.lane, veh.target_lane, veh.s, half,
-            net.lane_next, net.lane_next_station, net.lane_s_to, net.lane_dead_end, LOOKAHEAD_HOPS, KEY_SCALE)
-        self.zone_distance, past_zone = kernels.zone_distances(
-            hop_lane, hop_s, half, net.zone_lane, net.zone_s_in, net.zone_s_out)
-        # time gap each crossing offers to a pedestrian
-        self.crossing_gap = kernels.crossing_gaps(self.zone_distance, past_zone, veh.v, net.zone_crossing,
-                                                  len(net.crossings))
-        self.past_zone = past_zone
+        (self._sorted_keys, self._sorted_lane, self._sorted_veh, self.leader, self.leader_gap, self.zone_distance,
+         self.past_zone, self.crossing_gap) = kernels.perception(
+            veh.lane, veh.target_lane, veh.s, veh.d, veh.psi, veh.v, veh.length, veh.width, net.lane_offset,
+            net.lane_width, net.lane_left, net.lane_right, net.lane_next, net.lane_next_station, net.lane_s_to,
+            net.lane_dead_end, net.zone_lane, net.zone_s_in, net.zone_s_out, net.zone_crossing, len(net.crossings),
+            LOOKAHEAD_HOPS, KEY_SCALE)
         self.perceived_gap = self._sense_gaps()
 
     def _sense_gaps(self) -> np.ndarray:
         """The leader gap [m] each vehicle's forward sensor reports: the truth (the same array)
         unless a sensor fault is injected (dropout reports no leader, noise adds N(0, sd))."""
         veh = self.vehicles
-        if not (veh.sensor_dropout.any() or veh.gap_noise_sd.any()):
+        if not kernels.any_sensor_fault(veh.sensor_dropout, veh.gap_noise_sd):
             return self.leader_gap
         noise = self._sensor_rng.normal(0.0, 1.0, len(veh)) * veh.gap_noise_sd
         sensed = np.where(np.isfinite(self.leader_gap), np.maximum(self.leader_gap + noise, 0.0), self.leader_gap)
@@ -370,16 +365,16 @@ class World:
         surroundings (``a_expected``, carried forward in ``a_model`` with the driver's
         reaction lag), then what the driver does with injected faults."""
         veh = self.vehicles
-        v0 = np.minimum(veh.speed_factor * self.speed_limit(), veh.v_max)
-        stop = self.stop_distance()
+        limit, stop = self.speed_limit(), self.stop_distance()
 
         def command(a: np.ndarray, gap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             return kernels.accelerations(
-                veh.v, a, v0, veh.headway, veh.min_gap, veh.a_max, veh.b_comf, veh.b_max, veh.reaction_time,
-                self.leader, gap, stop, veh.driver, veh.cmd_speed, veh.cmd_accel, veh.crashed, dt, META_SPEED_GAIN)
+                veh.v, a, veh.speed_factor, limit, veh.v_max, veh.headway, veh.min_gap, veh.a_max, veh.b_comf,
+                veh.b_max, veh.reaction_time, self.leader, gap, stop, veh.driver, veh.cmd_speed, veh.cmd_accel,
+                veh.crashed, dt, META_SPEED_GAIN)
 
-        faulty = (self.perceived_gap is not self.leader_gap or np.isfinite(veh.brake_limit).any()
-                  or not np.isnan(veh.forced_accel).all() or not np.array_equal(veh.a_model, veh.a))
+        faulty = self.perceived_gap is not self.leader_gap or kernels.any_fault(veh.brake_limit, veh.forced_accel,
+                                                                                 veh.a_model, veh.a)
         expected, self.idm_accel = command(veh.a_model, self.leader_gap)
         veh.a_expected = expected
         veh.a_model = expected.copy()
@@ -395,35 +390,28 @@ class World:
         veh, net = self.vehicles, self.network
         ran_red = kernels.integrate(
             dt, veh.lane, veh.target_lane, veh.s, veh.d, veh.psi, veh.v, veh.a, veh.steer, veh.kappa, veh.wheelbase,
-            veh.length, veh.driver, veh.cmd_steer, veh.crashed, veh.odometer, net.lane_offset, net.lane_left,
-            net.lane_right, net.lane_s_from, net.lane_s_to, net.lane_next, net.lane_next_station,
-            net.lane_signal_group, self.group_state, net.lane_dead_end)
-        stopped = veh.v <= 0.0  # a standing vehicle does not keep decelerating: neither does its model
-        veh.a_model = np.where(stopped, np.maximum(veh.a_model, 0.0), veh.a_model)
-        veh.a_expected = np.where(stopped, np.maximum(veh.a_expected, 0.0), veh.a_expected)
-        for r in np.flatnonzero(ran_red):
+            veh.length, veh.driver, veh.cmd_steer, veh.crashed, veh.odometer, veh.a_model, veh.a_expected,
+            net.lane_offset, net.lane_left, net.lane_right, net.lane_s_from, net.lane_s_to, net.lane_next,
+            net.lane_next_station, net.lane_signal_group, self.group_state, net.lane_dead_end)
+        for r in ran_red:
             self.events.append(WorldEvent("red_light", self.time, (int(veh.id[r]),), float(veh.x[r]), float(veh.y[r])))
 
     def refresh_world_coords(self) -> None:
         veh, net = self.vehicles, self.network
         if not len(veh):
             return
-        f = kernels.frames(net.chain_s, net.chain_table, net.edge_chain_offset, net.edge_length,
-                           net.lane_edge[veh.lane], veh.s)
-        veh.x = f[:, 0] - veh.d * f[:, 3]
-        veh.y = f[:, 1] + veh.d * f[:, 2]
-        veh.heading = np.arctan2(f[:, 3], f[:, 2]) + veh.psi
-        veh.kappa = f[:, 4]
+        veh.x, veh.y, cos_h, sin_h, veh.kappa = kernels.placement(
+            net.chain_s, net.chain_table, net.edge_chain_offset, net.edge_length, net.lane_edge, veh.lane, veh.s, veh.d)
+        veh.heading = np.arctan2(sin_h, cos_h) + veh.psi  # numpy's arctan2, not libm's: the same bits as always
 
     # demand
     def _remove_finished(self) -> None:
         veh, ped, net = self.vehicles, self.pedestrians, self.network
         if len(veh):
-            exited, towed = kernels.departed(veh.lane, veh.s, veh.driver, veh.crashed, veh.crash_time, self.time,
-                                             CRASH_CLEAR_S, net.lane_s_to, net.lane_next, net.lane_dead_end)
-            gone = exited | towed
+            gone, exited = kernels.departed(veh.lane, veh.s, veh.driver, veh.crashed, veh.crash_time, self.time,
+                                            CRASH_CLEAR_S, net.lane_s_to, net.lane_next, net.lane_dead_end)
             if gone.any():
-                self.stats["vehicles_exited"] += int(exited.sum())
+                self.stats["vehicles_exited"] += exited
                 veh.keep(~gone)
                 self.perceive()
         if len(ped):
