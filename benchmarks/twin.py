@@ -42,17 +42,20 @@ def _twin_config():
     return load_scenario("highway", scenario_overrides(None, dict(CONFIG, network__lanes=LANES), controlled=1))
 
 
-def measure_bare_world(seconds: float, seed: int = 0) -> dict[str, float]:
-    """Physics steps/s of the bare world (no view, no humans, no supervisor), episodes as the env's."""
+def measure_bare_world(seconds: float, seed: int = 0, episode_steps: float | None = None) -> dict[str, float]:
+    """Physics steps/s of the bare world (no view, no humans, no supervisor). A new world
+    every ``episode_steps`` policy steps (the Gym view's mean episode length, so both pay for
+    the same resets), else at the scenario's duration."""
     from envs.world import World
 
     config = _twin_config()
     world, steps, substeps = World(config, seed=seed), 0, config.substeps
+    episode_end = config.duration_s if not episode_steps else min(config.duration_s, episode_steps / config.policy_hz)
     start = time.perf_counter()
     while time.perf_counter() - start < seconds:
         world.advance(substeps)
         steps += substeps
-        if world.time >= config.duration_s - 1e-9:
+        if world.time >= episode_end - 1e-9:
             seed += 1
             world = World(config, seed=seed)
     wall = time.perf_counter() - start
@@ -140,7 +143,7 @@ def run_twin_benchmark(seconds: float = 20.0, vector: int = 2, json_path: Path |
     console = Console()
     console.print(f"[bold]twin benchmark[/]: {CONFIG} lanes={LANES}, {seconds:.0f} s per measurement")
     results: dict[str, Any] = {"config": {**CONFIG, "lanes": LANES}, "seconds": seconds, "rounds": rounds}
-    measures = {"bare_world": measure_bare_world, "bare_view": measure_bare_view, "twin": measure_twin}
+    measures = {"bare_view": measure_bare_view, "bare_world": measure_bare_world, "twin": measure_twin}
     if peer:
         measures["highway_env"] = measure_highway_env
     with console.status("compiling and warming up..."):
@@ -151,7 +154,12 @@ def run_twin_benchmark(seconds: float = 20.0, vector: int = 2, json_path: Path |
         for k in range(rounds):
             for name, measure in measures.items():
                 status.update(f"round {k + 1}/{rounds}: {name}")
-                samples[name].append(measure(seconds / rounds, seed=k))
+                if name == "bare_world":  # as many resets as the view's random policy caused this round
+                    view = samples["bare_view"][-1]
+                    samples[name].append(measure(seconds / rounds, seed=k,
+                                                 episode_steps=view["policy_steps"] / max(view["episodes"], 1)))
+                else:
+                    samples[name].append(measure(seconds / rounds, seed=k))
     for name, rows in samples.items():
         results[name] = _mean(rows) if rows and rows[0] is not None else None
     if vector > 1:
