@@ -158,7 +158,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.target == "humans":
         from benchmarks.humans import run_humans_benchmark
 
-        run_humans_benchmark(minutes=args.minutes, separation_minutes=args.separation_minutes, json_path=args.json)
+        run_humans_benchmark(minutes=args.minutes, separation_minutes=args.separation_minutes, json_path=args.json,
+                             throughput_minutes=args.throughput_minutes)
         return 0
     if args.target == "rl":
         from benchmarks.rl import run_rl_benchmark
@@ -331,6 +332,9 @@ def main(argv: list[str] | None = None) -> int:
                             "latency; supervisor: its share of the physics step; rl: PPO wall-clock to a success "
                             "rate vs highway-fast-v0")
     bench.add_argument("--threshold", type=float, default=0.9, help="rl: success rate to reach")
+    bench.add_argument("--throughput-minutes", type=float, default=0.0,
+                       help="humans: also run the main scenario this long with the embedded model in-process and "
+                            "as a local server, with the model's ceiling (0 skips)")
     bench.add_argument("--humans-seconds", type=float, default=0.0,
                        help="rl: also time env steps/s with humans off / rule / live LLM, this many s each "
                             "(--minutes 0 skips the PPO race)")

@@ -12,9 +12,15 @@ simulated second while moving), and of the gaps [s] and walking speeds [m/s] ped
 chose when they stepped off the curb; compared with a two-sided Mann-Whitney U test
 (scipy).
 
-    python run.py bench humans [--minutes 3] [--separation-minutes 10] [--json out.json]
+``throughput``: the README's main scenario (the intersection with its 8 LLM humans) with
+the embedded model in-process, then behind llama-cpp-python's local server: real-time
+factor, decisions/s, prompt and answer tokens per decision, latency p50/p95 (failed
+requests included), fallbacks, the wall time the physics waited, and the model's ceiling:
+the same requests sent straight to it, one after another, with no twin around them.
 
-``--minutes 0`` or ``--separation-minutes 0`` skips that part.
+    python run.py bench humans [--minutes 3] [--separation-minutes 10] [--throughput-minutes 2] [--json out.json]
+
+``--minutes 0``, ``--separation-minutes 0`` or ``--throughput-minutes 0`` skips that part.
 """
 
 from __future__ import annotations
@@ -73,6 +79,85 @@ def measure_cost(minutes: float, out: Path, console: Console) -> dict[str, Any]:
         "replay_model_calls": replay["llm_calls"],
         "replay_identical": replay.get("replay_identical"),
         "replay_wall_s": replay["wall_s"],
+    }
+
+
+THROUGHPUT_BACKENDS = ("embedded", "server")
+CEILING_REQUESTS = 16  # requests of the run sent again, straight to the model, for its ceiling
+
+
+def _tokens_per_decision(cache: Path) -> tuple[float | None, float | None]:
+    """Mean prompt and answer tokens of the answers in a run's cache."""
+    usage = [json.loads(line)["value"].get("usage") or {} for line in cache.read_text().splitlines()
+             if line.strip() and "value" in json.loads(line)] if cache.exists() else []
+    if not usage:
+        return None, None
+    return (round(float(np.mean([u.get("prompt_tokens", 0) for u in usage])), 1),
+            round(float(np.mean([u.get("completion_tokens", 0) for u in usage])), 1))
+
+
+def _ceiling(run_dir: Path, config: Any, client: Any, requests: int) -> dict[str, Any]:
+    """Decisions/s of the model alone: the run's first ``requests`` LLM decisions asked again
+    through ``client`` (uncached), one after another."""
+    from agents.humans.agent import HumanAgent, rule_intent
+    from agents.humans.persona import get_persona, load_personas
+    from agents.llm.runner import ModelRunner
+
+    records = [json.loads(line) for line in (run_dir / "decisions.jsonl").read_text().splitlines()]
+    records = [r for r in records if r["source"] == "llm" and r["prompt"]][:requests]
+    personas = load_personas(strict=False)
+    model = config.humans.model
+    runner = ModelRunner(client)
+    start = time.perf_counter()
+    fallbacks = 0
+    for r in records:
+        persona = get_persona(r["persona"], personas)
+        agent = HumanAgent("ceiling", persona, client, max_tokens=model.max_tokens, temperature=model.temperature,
+                           timeout_s=model.timeout_s, structured_output=model.request_mode)
+        decision = runner.run(agent.decide(r["prompt"], rule_intent(persona, {})))
+        fallbacks += decision.fallback is not None
+    wall = time.perf_counter() - start
+    return {"requests": len(records), "decisions_per_s": round(len(records) / wall, 3) if records else None,
+            "seconds_per_decision": round(wall / len(records), 3) if records else None, "fallbacks": fallbacks}
+
+
+def measure_throughput(backend: str, minutes: float, out: Path, console: Console) -> dict[str, Any]:
+    """The README's main scenario on ``backend`` (``embedded`` in-process, or ``server``: the
+    embedded model behind llama-cpp-python's local server), then the model's ceiling."""
+    from contextlib import nullcontext
+
+    from agents.llm.backend import build_model_client
+    from agents.llm.local_server import LocalModelServer
+    from twin.run import simulate
+    from twin.scenario import load_scenario
+
+    run_dir = out / f"throughput-{backend}"
+    with (LocalModelServer() if backend == "server" else nullcontext()) as server:
+        overrides = {} if server is None else {"humans.model.backend": "openai",
+                                                "humans.model.base_url": server.base_url}
+        summary = simulate("intersection", minutes=minutes, overrides=overrides, out=run_dir, console=console)
+    config = load_scenario(run_dir / "scenario.yaml")  # as probed
+    # the ceiling on a fresh model (or server): nothing of the run's prompt cache helps it
+    with (LocalModelServer() if backend == "server" else nullcontext()) as server, \
+            console.status(f"{backend}: the model's ceiling"):
+        model = config.humans.model if server is None else config.humans.model.model_copy(
+            update={"base_url": server.base_url})
+        ceiling = _ceiling(run_dir, config, build_model_client(model, seed=config.seed), CEILING_REQUESTS)
+    prompt_tokens, answer_tokens = _tokens_per_decision(run_dir / "llm_cache.jsonl")
+    busy_s = max(summary["wall_s"] - summary["compile_s"], 1e-9)
+    rate = summary["llm_calls"] / busy_s
+    return {
+        "backend": backend, "structured_output": summary.get("structured_output"),
+        "llm_humans": summary["llm_humans"], "simulated_s": summary["simulated_s"],
+        "realtime_factor": summary["realtime_factor"], "decisions": summary["llm_decisions"],
+        "decisions_per_s": round(rate, 3), "prompt_tokens_per_decision": prompt_tokens,
+        "answer_tokens_per_decision": answer_tokens,
+        "decision_latency_p50_s": summary["decision_latency_p50_s"],
+        "decision_latency_p95_s": summary["decision_latency_p95_s"], "model_wait_s": summary["model_wait_s"],
+        "fallbacks": summary["fallbacks"], "fallbacks_by_kind": summary["fallbacks_by_kind"],
+        "ceiling_decisions_per_s": ceiling["decisions_per_s"],
+        "share_of_ceiling": round(rate / ceiling["decisions_per_s"], 2) if ceiling["decisions_per_s"] else None,
+        "ceiling_fallbacks": ceiling["fallbacks"],
     }
 
 
@@ -162,11 +247,22 @@ def _median(values: list[float]) -> float | None:
 
 
 def run_humans_benchmark(minutes: float = 3.0, separation_minutes: float = 10.0, json_path: Path | None = None,
-                         out: Path | None = None) -> dict[str, Any]:
+                         out: Path | None = None, throughput_minutes: float = 0.0,
+                         backends: tuple[str, ...] = THROUGHPUT_BACKENDS) -> dict[str, Any]:
     console = Console()
     out = out or Path(tempfile.mkdtemp(prefix="bench-humans-"))
     start = time.perf_counter()
     figures: dict[str, Any] = {}
+    if throughput_minutes > 0:
+        figures["throughput"] = [measure_throughput(b, throughput_minutes, out, console) for b in backends]
+        table = Table(title=f"LLM humans' throughput: the intersection, {throughput_minutes:g} simulated minutes")
+        table.add_column("measure")
+        for row in figures["throughput"]:
+            table.add_column(row["backend"], justify="right")
+        for key in figures["throughput"][0]:
+            if key != "backend":
+                table.add_row(key, *[str(row[key]) for row in figures["throughput"]])
+        console.print(table)
     if minutes > 0:
         figures["cost"] = measure_cost(minutes, out, console)
         table = Table(title="LLM humans, embedded SmolLM2-135M, intersection, 10 LLM humans")

@@ -13,8 +13,11 @@ and a ``Reflector`` condenses recent memories into a "reflection" memory once en
 importance has piled up since the last one. A ``PersistentClient`` path reused by a later
 ``MemoryStore`` sees the earlier memories: that is how a persona remembers across episodes.
 
-One writer per store path at a time: each ``MemoryStore`` keeps a per-agent index
-(order, importance, kind) that it loads from the store on first use and then updates itself.
+One writer per store path at a time: each ``MemoryStore`` keeps a per-agent index (order,
+importance, kind, text and embedding of every memory) that it loads from the store on
+first use and then updates itself. Retrieval searches that index exactly (an agent's
+memories are a few thousand vectors: one matrix-vector product), so recall stays fast
+however many memories the whole store holds; chromadb is the store of record.
 """
 
 from __future__ import annotations
@@ -90,6 +93,33 @@ def _seq_of(memory_id: str) -> int:
     return int(memory_id.rsplit(":", 1)[1])
 
 
+class _AgentIndex:
+    """One agent's memories in memory: entries in (episode, time, sequence) order, and each
+    memory's text and unit embedding by row (rows in the order they were added)."""
+
+    def __init__(self, dim: int) -> None:
+        self.entries: list[_Entry] = []
+        self.texts: list[str] = []
+        self.row_entries: list[_Entry] = []
+        self._vectors = np.zeros((16, dim), np.float32)
+        self.rows_of: dict[int, int] = {}  # sequence -> row
+
+    @property
+    def vectors(self) -> np.ndarray:
+        return self._vectors[:len(self.texts)]
+
+    def add(self, entry: _Entry, text: str, vector: np.ndarray) -> None:
+        n = len(self.texts)
+        if n == len(self._vectors):
+            self._vectors = np.concatenate([self._vectors, np.zeros_like(self._vectors)])
+        norm = float(np.linalg.norm(vector)) or 1.0
+        self._vectors[n] = np.asarray(vector, np.float32) / norm
+        self.texts.append(text)
+        self.row_entries.append(entry)
+        self.rows_of[entry.seq] = n
+        bisect.insort(self.entries, entry)
+
+
 class MemoryStore:
     """Memories of many agents in one chromadb collection (cosine space).
 
@@ -120,7 +150,7 @@ class MemoryStore:
         self._collection = self._client.get_or_create_collection(
             collection, embedding_function=embedding, configuration={"hnsw": {"space": "cosine"}})
         self._max_batch = int(self._client.get_max_batch_size())
-        self._index: dict[str, list[_Entry]] = {}
+        self._index: dict[str, _AgentIndex] = {}
         self._lock = threading.RLock()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -146,22 +176,27 @@ class MemoryStore:
             n = len(self._entries(agent))
             if n:
                 self._collection.delete(where={"agent": agent})
-            self._index[agent] = []
+            self._index.pop(agent, None)
             return n
 
     # -- per-agent index -------------------------------------------------------------------
 
     def _entries(self, agent: str) -> list[_Entry]:
         """This agent's memories in (episode, time, sequence) order, loaded once from the store."""
-        entries = self._index.get(agent)
-        if entries is None:
-            got = self._collection.get(where={"agent": agent}, include=["metadatas"])
-            entries = sorted(
-                _Entry(int(m["episode"]), float(m["time_s"]), _seq_of(i), float(m["importance"]),
-                       str(m["kind"]))
-                for i, m in zip(got["ids"], got["metadatas"]))
-            self._index[agent] = entries
-        return entries
+        return self._agent_index(agent).entries
+
+    def _agent_index(self, agent: str) -> _AgentIndex:
+        index = self._index.get(agent)
+        if index is None:
+            got = self._collection.get(where={"agent": agent}, include=["metadatas", "documents", "embeddings"])
+            index = _AgentIndex(len(got["embeddings"][0]) if len(got["ids"]) else 384)
+            rows = sorted(zip(got["ids"], got["metadatas"], got["documents"], got["embeddings"]),
+                          key=lambda row: _seq_of(row[0]))
+            for i, m, text, vector in rows:
+                index.add(_Entry(int(m["episode"]), float(m["time_s"]), _seq_of(i), float(m["importance"]),
+                                 str(m["kind"])), text, np.asarray(vector))
+            self._index[agent] = index
+        return index
 
     def _next_seq(self, agent: str) -> int:
         entries = self._entries(agent)
@@ -220,9 +255,10 @@ class MemoryStore:
                     documents=[m.text for m in chunk],
                     metadatas=[{"agent": m.agent, "kind": m.kind, "importance": m.importance,
                                 "time_s": m.time_s, "episode": m.episode} for m in chunk])
-                for m in chunk:  # the index follows what chromadb has accepted
-                    bisect.insort(self._index[m.agent],
-                                  _Entry(m.episode, m.time_s, _seq_of(m.id), m.importance, m.kind))
+                for m, vector in zip(chunk, vectors[start:start + self._max_batch]):
+                    # the index follows what chromadb has accepted
+                    self._agent_index(m.agent).add(_Entry(m.episode, m.time_s, _seq_of(m.id), m.importance, m.kind),
+                                                   m.text, np.asarray(vector))
             return memories
 
     # -- reading ---------------------------------------------------------------------------
@@ -242,12 +278,14 @@ class MemoryStore:
         return self._fetch(agent, picked)
 
     def _fetch(self, agent: str, entries: Sequence[_Entry]) -> list[Memory]:
-        if not entries:
-            return []
-        ids = [f"{agent}:{e.seq}" for e in entries]
-        got = self._collection.get(ids=ids, include=["documents", "metadatas"])
-        by_id = {i: (d, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])}
-        return [self._memory(i, *by_id[i]) for i in ids]
+        index = self._agent_index(agent)
+        return [self._from_index(agent, index, index.rows_of[e.seq]) for e in entries]
+
+    @staticmethod
+    def _from_index(agent: str, index: _AgentIndex, row: int) -> Memory:
+        e = index.row_entries[row]
+        return Memory(id=f"{agent}:{e.seq}", agent=agent, text=index.texts[row], kind=e.kind,
+                      importance=e.importance, time_s=e.time_s, episode=e.episode)
 
     @staticmethod
     def _memory(memory_id: str, text: str, meta: Mapping[str, Any]) -> Memory:
@@ -264,28 +302,19 @@ class MemoryStore:
         similarity). Each is scored as in the module docstring against ``episode`` (default:
         the agent's newest); best first, ties broken by id.
         """
-        with self._lock:
-            entries = self._entries(agent)
-            if not entries or k <= 0:
-                return []
-            current = self.latest_episode(agent) if episode is None else int(episode)
-            newest = [f"{agent}:{e.seq}" for e in entries[-recent_extra:]] if recent_extra > 0 else []
-            n = min(max(1, candidates), len(entries))
+        if k <= 0 or not self.count(agent):
+            return []
         qv = np.asarray(self.embedding.embed_query([query])[0], dtype=np.float32)
-        res = self._collection.query(query_embeddings=[qv], n_results=n, where={"agent": agent},
-                                     include=["documents", "metadatas", "distances"])
-        found: dict[str, tuple[Memory, float]] = {}
-        for i, d, m, dist in zip(res["ids"][0], res["documents"][0], res["metadatas"][0],
-                                 res["distances"][0]):
-            found[i] = (self._memory(i, d, m), 1.0 - float(dist))
-        missing = [i for i in newest if i not in found]
-        if missing:
-            got = self._collection.get(ids=missing, include=["documents", "metadatas", "embeddings"])
-            qn = float(np.linalg.norm(qv)) or 1.0
-            for i, d, m, e in zip(got["ids"], got["documents"], got["metadatas"], got["embeddings"]):
-                e = np.asarray(e, dtype=np.float32)
-                cos = float(np.dot(qv, e)) / (qn * (float(np.linalg.norm(e)) or 1.0))
-                found[i] = (self._memory(i, d, m), cos)
+        with self._lock:
+            index = self._agent_index(agent)
+            entries = index.entries
+            current = self.latest_episode(agent) if episode is None else int(episode)
+            newest = [index.rows_of[e.seq] for e in entries[-recent_extra:]] if recent_extra > 0 else []
+            n = min(max(1, candidates), len(entries))
+            cosines = index.vectors @ (qv / (float(np.linalg.norm(qv)) or 1.0))
+            nearest = np.argpartition(-cosines, n - 1)[:n] if n < len(cosines) else np.arange(len(cosines))
+            rows = list(dict.fromkeys([*nearest.tolist(), *newest]))
+            found = {row: (self._from_index(agent, index, row), float(cosines[row])) for row in rows}
         w_rec, w_imp, w_rel = self.weights
         scored = []
         for mem, cos in found.values():

@@ -340,3 +340,13 @@ def test_an_agents_memories_plug_into_autogen_as_a_memory(tmp_path):
                 await mine.add(MemoryContent(content="x", mime_type="text/plain", metadata={"kind": "dream"}))
 
     asyncio.run(scenario())
+
+
+def test_a_minilm_query_vector_equals_the_stored_vector_of_the_same_text():
+    """Queries take a faster path through the model than stored documents; both must agree."""
+    from memory.embedding import MiniLMEmbedding
+
+    embedding = MiniLMEmbedding()
+    texts = ["A child stepped onto the zebra crossing", "I braked hard behind the truck on the on-ramp"]
+    stored, queried = np.asarray(embedding(texts)), np.asarray(embedding.embed_query(texts))
+    assert np.allclose(stored, queried, atol=1e-5)
