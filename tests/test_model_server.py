@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import socket
-import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -144,3 +143,18 @@ def test_llama_cpp_python_server_runs_a_scenario_with_zero_fallbacks(llama_serve
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert code == 0 and summary["fallbacks"] == 0 and summary["llm_decisions"] >= 3
     assert summary["structured_output"] == "json_object"  # its server refuses json_schema
+
+
+@pytest.mark.slow
+def test_a_vllm_server_runs_a_scenario_with_zero_fallbacks(tmp_path):
+    """Against vLLM (json_schema structured output) when one serves at $TWIN_VLLM_BASE_URL,
+    e.g. on a GPU machine: ``vllm serve HuggingFaceTB/SmolLM2-135M-Instruct``."""
+    base_url = os.environ.get("TWIN_VLLM_BASE_URL")
+    if not base_url:
+        pytest.skip("no vLLM server: set TWIN_VLLM_BASE_URL (and TWIN_VLLM_MODEL) where one runs (needs a GPU)")
+    model = os.environ.get("TWIN_VLLM_MODEL", "HuggingFaceTB/SmolLM2-135M-Instruct")
+    code = run.main(["simulate", "intersection", "--minutes", "0.5", "--out", str(tmp_path / "run"),
+                     "--allow-collisions", "--set", "humans.model.backend=openai", "--set", f"humans.model.model={model}",
+                     "--set", f"humans.model.base_url={base_url}", "--set", "humans.memory.enabled=false"])
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert code == 0 and summary["fallbacks"] == 0 and summary["structured_output"] == "json_schema"
