@@ -33,7 +33,6 @@ from agents.llm.config import ModelConfig
 from agents.llm.structured import NATIVE, structured_request
 
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-PROMPT_CACHE_BYTES = 1 << 30  # [bytes] llama.cpp states kept so a persona's system prompt is evaluated once
 MODEL_INFO = ModelInfo(vision=False, function_calling=False, json_output=True, family=ModelFamily.UNKNOWN,
                        structured_output=True)
 SERVER_MODEL_INFO = ModelInfo(vision=False, function_calling=True, json_output=True, family=ModelFamily.UNKNOWN,
@@ -163,14 +162,14 @@ def build_model_client(config: ModelConfig, seed: int = 0) -> ChatCompletionClie
     if config.backend == "embedded":
         try:
             from autogen_ext.models.llama_cpp import LlamaCppChatCompletionClient
-            from llama_cpp import LlamaRAMCache
         except ImportError as exc:  # pragma: no cover - depends on the install
             raise BackendError(f"the embedded model needs autogen-ext[llama-cpp]: {exc}") from exc
         client = LlamaCppChatCompletionClient(model_info=MODEL_INFO, model_path=str(smollm2_path()),
                                               n_ctx=config.context_tokens, seed=seed, verbose=False,
                                               n_threads=config.threads or os.cpu_count(),
                                               n_threads_batch=config.threads or os.cpu_count())
-        client.llm.set_cache(LlamaRAMCache(capacity_bytes=PROMPT_CACHE_BYTES))
+        # no LlamaRAMCache: each saved state copies every prompt token's logits (about 90 MB);
+        # measured 6% slower with it. llama.cpp still reuses the previous prompt's prefix.
         _serialise(client.llm)
         return client
     try:
