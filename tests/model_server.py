@@ -134,10 +134,11 @@ class ModelServer:
                         time.sleep(server.delay_s)
                     status, payload, wait_s = server._answer(body)
                 time.sleep(wait_s)  # a late answer keeps only its own client waiting
-                data = json.dumps(payload).encode()
+                stream = bool(body.get("stream")) and status == 200
+                data = (_events(payload) if stream else json.dumps(payload)).encode()
                 try:
                     self.send_response(status)
-                    self.send_header("content-type", "application/json")
+                    self.send_header("content-type", "text/event-stream" if stream else "application/json")
                     self.send_header("content-length", str(len(data)))
                     self.end_headers()
                     self.wfile.write(data)
@@ -149,3 +150,17 @@ class ModelServer:
 
 def _probe_answer() -> str:
     return by_role("You are a driver", "")
+
+
+def _events(payload: dict) -> str:
+    """A chat completion as the server-sent events of a stream: one delta, then usage, then done."""
+    choice = payload["choices"][0]
+    message = choice["message"]
+    delta: dict[str, Any] = {"role": "assistant", "content": message["content"]}
+    if message.get("tool_calls"):
+        delta["tool_calls"] = [{**call, "index": k} for k, call in enumerate(message["tool_calls"])]
+    base = {"id": payload["id"], "object": "chat.completion.chunk", "created": 0, "model": payload["model"]}
+    chunks = [{**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]},
+              {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": choice["finish_reason"]}]},
+              {**base, "choices": [], "usage": payload["usage"]}]
+    return "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"

@@ -9,6 +9,7 @@ import json
 import os
 import socket
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -158,3 +159,28 @@ def test_a_vllm_server_runs_a_scenario_with_zero_fallbacks(tmp_path):
                      "--set", f"humans.model.base_url={base_url}", "--set", "humans.memory.enabled=false"])
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert code == 0 and summary["fallbacks"] == 0 and summary["structured_output"] == "json_schema"
+
+
+@pytest.mark.slow
+def test_an_abandoned_answer_stops_on_the_server(llama_server):
+    """A request given up after its timeout is dropped by llama-cpp-python's server (requests to
+    a server are streamed), so the next request does not wait for the abandoned generation."""
+    import asyncio
+
+    from autogen_core.models import UserMessage
+
+    from agents.llm.backend import ask_model
+
+    client = build_model_client(ModelConfig(backend="openai", base_url=llama_server))
+    story = [UserMessage(content="Write a very long story about a road trip across Europe.", source="t")]
+    hello = [UserMessage(content="Say hi.", source="t")]
+
+    async def scenario() -> float:
+        _, kind, _ = await ask_model(client, story, None, "", "story", 1500, 0.7, 1.0, "json_object")
+        assert kind == "timeout"
+        start = time.perf_counter()
+        result, kind, _ = await ask_model(client, hello, None, "", "hello", 8, 0.0, 60.0, "json_object")
+        assert result is not None, kind
+        return time.perf_counter() - start
+
+    assert ModelRunner(client).run(scenario()) < 5.0  # about 11 s when the story kept generating

@@ -15,6 +15,7 @@ model: a request that is not in the cache is refused (and the human falls back).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -22,7 +23,7 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, AsyncGenerator, Optional, Sequence
 
 from autogen_core import CacheStore, ComponentModel
 from autogen_core.models import ChatCompletionClient, CreateResult, ModelFamily, ModelInfo
@@ -116,14 +117,17 @@ async def ask_model(client: Any, messages: list, answer_type: Any, system: str, 
     request = structured_request(structured_output, answer_type)
     args = {"max_tokens": max_tokens, "temperature": temperature, "seed": request_seed(system, prompt),
             **request.extra_create_args}
+    served = structured_output != NATIVE  # a server: streamed, so an abandoned answer stops there too
+    if served:
+        args["stream_options"] = {"include_usage": True}
     loop = asyncio.get_running_loop()
     deadline, backoff = loop.time() + timeout_s, RETRY_FIRST_S
     while True:
         try:
-            result = await asyncio.wait_for(
-                client.create(messages, json_output=request.json_output, tools=request.tools,
-                              tool_choice=request.tool_choice, extra_create_args=args),
-                timeout=max(deadline - loop.time(), 1e-3))
+            asked = _streamed(client, messages, request, args) if served else client.create(
+                messages, json_output=request.json_output, tools=request.tools, tool_choice=request.tool_choice,
+                extra_create_args=args)
+            result = await asyncio.wait_for(asked, timeout=max(deadline - loop.time(), 1e-3))
         except asyncio.TimeoutError:
             kind, detail = "timeout", f"no answer within {timeout_s} s"
         except Exception as exc:  # noqa: BLE001 - any backend failure falls back, and is logged
@@ -140,6 +144,25 @@ async def ask_model(client: Any, messages: list, answer_type: Any, system: str, 
     if failures is not None and kind != "replay_miss":
         failures.record_failure(key, kind, detail)
     return None, kind, detail
+
+
+async def _streamed(client: Any, messages: list, request: Any, args: dict) -> CreateResult:
+    """A streamed request's final result. Closing the stream when the caller gives up (a
+    timeout) drops the connection, and servers stop generating on a dropped stream
+    (llama-cpp-python's server does only then): an abandoned answer does not hold the
+    server's slot while the next request waits."""
+    result = None
+    async with contextlib.aclosing(client.create_stream(
+            messages, json_output=request.json_output, tools=request.tools, tool_choice=request.tool_choice,
+            extra_create_args=args)) as stream:
+        async for item in stream:
+            if isinstance(item, dict):  # a cached stream's stored result
+                item = CreateResult.model_validate(item)
+            if isinstance(item, CreateResult):
+                result = item
+    if result is None:
+        raise RuntimeError("the stream ended without a result")
+    return result
 
 
 class BackendError(RuntimeError):
@@ -239,6 +262,8 @@ class JsonlCacheStore(CacheStore[CHAT_CACHE_VALUE_TYPE]):
     def set(self, key: str, value: CHAT_CACHE_VALUE_TYPE) -> None:
         if key in self._data:
             return
+        if isinstance(value, list):  # a stream: its chunks are all in the final result
+            value = next((v for v in reversed(value) if isinstance(v, CreateResult)), value)
         dumped = value.model_dump(mode="json") if isinstance(value, CreateResult) else \
             [v.model_dump(mode="json") if isinstance(v, CreateResult) else v for v in value]
         self._data[key] = dumped
@@ -273,6 +298,10 @@ class ReplayOnlyClient(ReplayChatCompletionClient):
 
     async def create(self, messages: Sequence[Any], **kwargs: Any) -> CreateResult:
         raise ReplayMiss("request not in the recorded cache")
+
+    async def create_stream(self, messages: Sequence[Any], **kwargs: Any) -> AsyncGenerator[str | CreateResult, None]:
+        raise ReplayMiss("request not in the recorded cache")
+        yield  # an async generator that never yields
 
 
 def cached_client(raw: ChatCompletionClient, cache_path: str | Path | None,

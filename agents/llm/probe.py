@@ -102,11 +102,14 @@ async def probe_server(client: Any, answer_type: type[BaseModel], structured_out
     single = min([(await _ask(client, answer_type, report.structured_output, timeout_s, f"single {k}", max_tokens))[2]
                   for k in range(2)])  # the faster of two: the first may pay for a cold cache
     start = time.perf_counter()
-    await asyncio.gather(*[_ask(client, answer_type, report.structured_output, timeout_s, f"parallel {k}", max_tokens)
-                           for k in range(PARALLEL_PROBE)])
+    answers = await asyncio.gather(*[_ask(client, answer_type, report.structured_output, timeout_s,
+                                          f"parallel {k}", max_tokens) for k in range(PARALLEL_PROBE)])
     together = time.perf_counter() - start
-    report.slots = max(1, min(PARALLEL_PROBE, round(PARALLEL_PROBE * single / max(together, 1e-6))))
-    report.slots_source = "timing"
+    if all(ok for ok, _, _ in answers):
+        report.slots = max(1, min(PARALLEL_PROBE, round(PARALLEL_PROBE * single / max(together, 1e-6))))
+        report.slots_source = "timing"
+    else:  # e.g. llama-cpp-python's server cuts a streamed answer short when the next request arrives
+        report.slots, report.slots_source = 1, "parallel requests spoil each other's answers"
     report.answer_s = single
     return report
 

@@ -4,7 +4,7 @@ that must not depend on a model's speed or wording)."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable, Sequence
+from typing import Any, AsyncGenerator, Callable, Sequence
 
 from autogen_core.models import CreateResult, RequestUsage
 from autogen_ext.models.replay import ReplayChatCompletionClient
@@ -49,3 +49,9 @@ class ScriptedClient(ReplayChatCompletionClient):
             self.in_flight -= 1
         return CreateResult(finish_reason="stop", content=text, usage=RequestUsage(prompt_tokens=0, completion_tokens=0),
                             cached=False)
+
+    async def create_stream(self, messages: Sequence[Any], **kwargs: Any) -> AsyncGenerator[str | CreateResult, None]:
+        """The answer as one chunk, then the result (as a streaming server would)."""
+        result = await self.create(messages, **kwargs)
+        yield result.content
+        yield result
