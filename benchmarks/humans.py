@@ -90,6 +90,7 @@ def _tokens_per_decision(cache: Path) -> tuple[float | None, float | None]:
     """Mean prompt and answer tokens of the answers in a run's cache."""
     usage = [json.loads(line)["value"].get("usage") or {} for line in cache.read_text().splitlines()
              if line.strip() and "value" in json.loads(line)] if cache.exists() else []
+    usage = [u for u in usage if u.get("prompt_tokens")]  # a streaming server may report none
     if not usage:
         return None, None
     return (round(float(np.mean([u.get("prompt_tokens", 0) for u in usage])), 1),

@@ -33,6 +33,9 @@ def humans(**sections) -> dict:
 def test_parse_valid_and_clamped_answers():
     intent, kind, _, clamped = parse_answer(DRIVER, DriverIntent)
     assert kind is None and intent.speed == "faster" and intent.following == "closer"
+    # a raw line break inside the free-text reason (seen from llama-cpp-python's server) is still an answer
+    intent, kind, _, _ = parse_answer(DRIVER.replace('"late"', '"late\n} for work"'), DriverIntent)
+    assert kind is None and intent.reason.startswith("late")
     op = json.loads(OPERATOR) | {"speed_limit_kmh": 180}
     intent, kind, _, clamped = parse_answer(json.dumps(op), OperatorIntent)
     assert kind is None and intent.speed_limit_kmh == 130 and clamped == ["speed_limit_kmh"]

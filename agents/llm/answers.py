@@ -53,11 +53,11 @@ def _parse(text: str, answer_type: type[Answer]) -> tuple[Answer | None, str | N
     if not text or not text.strip():
         return None, "empty", "no text", []
     try:
-        data = json.loads(text)
+        data = json.loads(text, strict=False)  # a raw newline inside a string (small models write them)
     except json.JSONDecodeError:
         match = re.search(r"\{.*\}", text, re.DOTALL)
         try:
-            data = json.loads(match.group(0)) if match else None
+            data = json.loads(match.group(0), strict=False) if match else None
         except json.JSONDecodeError:
             data = None
         if data is None:
