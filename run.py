@@ -43,6 +43,7 @@ EXAMPLES = {
                "  python run.py simulate intersection --set humans.surrogate.path=surrogate.pkl",
     "bench": "examples:\n  python run.py bench twin --seconds 20 --vector 2\n"
              "  python run.py bench humans --minutes 3 --separation-minutes 10 --json humans.json\n"
+             "  python run.py bench humans --minutes 0 --separation-minutes 0 --throughput-minutes 2\n"
              "  python run.py bench memory --sizes 10000 100000\n"
              "  python run.py bench supervisor --minutes 5\n"
              "  python run.py bench rl --minutes 10 --threshold 0.9",

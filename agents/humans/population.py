@@ -7,9 +7,12 @@ them. When a human decides is ``agents.humans.triggers``; what an operator's int
 is ``agents.humans.operator_effects``.
 
 Decisions are due at a per-role period and on events (a new vehicle ahead, a signal
-change, a near miss, an advisory received, arriving at the curb). All decisions due in
-one check are sent concurrently: one asyncio boundary here, the physics loop stays
-synchronous. Between decisions the last intent keeps being executed by the twin.
+change, a near miss, an advisory received, arriving at the curb). A decision due at
+simulated time t is sent at once (a future on the model loop, ``agents.llm.runner``) and
+takes effect at t + the human's reaction time (``humans.reaction_s``); the physics steps on
+meanwhile and waits for the answer only when that time comes, so when a decision lands
+never depends on the model's speed. Between decisions the last intent keeps being executed
+by the twin.
 """
 
 from __future__ import annotations
