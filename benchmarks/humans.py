@@ -88,8 +88,8 @@ CEILING_REQUESTS = 16  # requests of the run sent again, straight to the model, 
 
 def _tokens_per_decision(cache: Path) -> tuple[float | None, float | None]:
     """Mean prompt and answer tokens of the answers in a run's cache."""
-    usage = [json.loads(line)["value"].get("usage") or {} for line in cache.read_text().splitlines()
-             if line.strip() and "value" in json.loads(line)] if cache.exists() else []
+    records = [json.loads(line) for line in cache.read_text().splitlines() if line.strip()] if cache.exists() else []
+    usage = [r["value"].get("usage") or {} for r in records if "value" in r]
     usage = [u for u in usage if u.get("prompt_tokens")]  # a streaming server may report none
     if not usage:
         return None, None
@@ -113,8 +113,7 @@ def _ceiling(run_dir: Path, config: Any, client: Any, requests: int) -> dict[str
     fallbacks = 0
     for r in records:
         persona = get_persona(r["persona"], personas)
-        agent = HumanAgent("ceiling", persona, client, max_tokens=model.max_tokens, temperature=model.temperature,
-                           timeout_s=model.timeout_s, structured_output=model.request_mode)
+        agent = HumanAgent.for_model("ceiling", persona, client, model)
         decision = runner.run(agent.decide(r["prompt"], rule_intent(persona, {})))
         fallbacks += decision.fallback is not None
     wall = time.perf_counter() - start

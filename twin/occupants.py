@@ -127,9 +127,7 @@ class TwinOccupants:
             self._memory = None
 
     def close(self) -> None:
-        """End the episode and release the env's memory store and model runner."""
+        """End the episode and release the env's memory store."""
         self.end_episode()
         self._close_memory()
-        if self._runner is not None:
-            self._runner.close()
-            self._runner = None
+        self._runner = None

@@ -25,6 +25,7 @@ from pydantic import BaseModel
 
 from agents.llm.answers import ANSWER_KINDS, answer_format, read_answer
 from agents.llm.backend import REQUEST_KINDS, ask_model, dumped_client
+from agents.llm.config import ModelConfig
 from agents.llm.structured import NATIVE, answer_text
 from agents.humans.intent import INTENTS, DriverIntent, Intent, PedestrianIntent, default_operator_intent
 from agents.humans.persona import Persona
@@ -118,6 +119,14 @@ class HumanAgent(BaseChatAgent, Component[HumanAgentConfig]):
         self.max_tokens, self.temperature, self.timeout_s = max_tokens, temperature, timeout_s
         self.structured_output = structured_output
         self.system_message = persona.system_message() + "\n" + answer_format(self.intent_type)
+
+    @classmethod
+    def for_model(cls, name: str, persona: Persona, model_client: ChatCompletionClient | None,
+                  model: ModelConfig) -> "HumanAgent":
+        """An agent asking ``model_client`` with the limits and request way of ``model``
+        (a scenario's ``humans.model``)."""
+        return cls(name, persona, model_client, max_tokens=model.max_tokens, temperature=model.temperature,
+                   timeout_s=model.timeout_s, structured_output=model.request_mode)
 
     @property
     def produced_message_types(self) -> Sequence[type[BaseChatMessage]]:

@@ -53,6 +53,9 @@ from envs.world import World
 
 log = logging.getLogger(__name__)
 
+CHECK_PERIOD_S = 0.5  # [s] how often due decisions are looked for
+EVENT_WINDOW_S = 60.0  # [s] the operator's view of recent events
+
 
 @dataclass
 class PendingDecision:
@@ -68,9 +71,6 @@ class PendingDecision:
     asked_s: float
     effect_s: float
     result: Future | Decision  # a future while the model answers
-
-CHECK_PERIOD_S = 0.5  # [s] how often due decisions are looked for
-EVENT_WINDOW_S = 60.0  # [s] the operator's view of recent events
 
 
 class Population:
@@ -99,12 +99,9 @@ class Population:
         all_stand_in = self.surrogate is not None and config.surrogate.live_fraction == 0.0
         if any(h.llm for h in self.humans) and client is None and not all_stand_in:
             raise ValueError("LLM humans need a model client")
-        model = config.model
         for h in self.humans:
             if h.llm:
-                h.agent = HumanAgent(h.identity.replace("#", "_"), h.persona, client, max_tokens=model.max_tokens,
-                                     temperature=model.temperature, timeout_s=model.timeout_s,
-                                     structured_output=model.request_mode)
+                h.agent = HumanAgent.for_model(h.identity.replace("#", "_"), h.persona, client, config.model)
             if h.role == "operator":
                 h.intent = default_operator_intent()
         self.reflector = None
@@ -121,7 +118,6 @@ class Population:
         self._events_seen = 0
         self._recent_events: deque = deque()
         self._pending: list[PendingDecision] = []  # asked for, in the order they take effect
-        self._own_runner = runner is None  # a client shared across populations needs one shared runner
         self.runner = runner or ModelRunner(client, config.model.max_in_flight)
         self._deciders = any(h.llm for h in self.humans)
 
@@ -138,7 +134,7 @@ class Population:
                 self._ask_due()
             else:
                 release_departed(self.world, self.humans)
-        return self._take_effect(self.world.time) if self._pending else []
+        return self._take_effect(self.world.time)
 
     def close(self) -> None:
         """Drop the decisions still pending (their answers are not waited for)."""
@@ -146,8 +142,6 @@ class Population:
             if isinstance(pending.result, Future):
                 pending.result.cancel()
         self._pending = []
-        if self._own_runner:
-            self.runner.close()
 
     def reaction_s(self, h: Human) -> float:
         """How long after ``h`` asks for a decision it takes effect [s]: its reaction time."""
@@ -187,13 +181,14 @@ class Population:
             self._recent_events.append((e.time, e.kind))
         while self._recent_events and self._recent_events[0][0] < now - EVENT_WINDOW_S:
             self._recent_events.popleft()
+        waiting = {id(p.human) for p in self._pending}  # one decision at a time per human
         due: list[tuple[Human, str, str]] = []  # human, trigger, scene
         features: dict[str, list[float]] = {}  # the same situation as numbers, for distillation
         notes: list[dict[str, Any]] = []  # memories to store
         for h in self.humans:
             if h.role == "operator":
                 trigger = operator_trigger(h, now, new_events, self.config.decision_period_s.operator)
-                if trigger and h.llm and not h.pending:
+                if trigger and h.llm and id(h) not in waiting:
                     due.append((h, trigger, self._operator_scene(state)))
                     features[h.identity] = self._operator_features(state, trigger)
                 continue
@@ -218,7 +213,7 @@ class Population:
                 scene = pedestrian_scene(state, h.actor_id, h.prior["critical_gap"]) if trigger else None
                 if trigger and h.llm:
                     features[h.identity] = pedestrian_features(state, int(hits[0]), trigger)
-            if trigger and h.llm and scene and not h.pending:  # one decision at a time per human
+            if trigger and h.llm and scene and id(h) not in waiting:
                 due.append((h, trigger, scene))
         if notes and self.memory is not None:
             self.memory.add_many(notes)
@@ -237,7 +232,7 @@ class Population:
                 Decision(intent=INTENTS[h.role](**entry["intent"]), answer=entry["answer"]) if source == "reuse" else \
                 self._surrogate_decision(h, features[h.identity])
             prompt, used = prompts.get(k, ("", []))
-            h.last_decision_s, h.triggers, h.pending = now, [], True
+            h.last_decision_s, h.triggers = now, []
             self._pending.append(PendingDecision(h, h.actor_id, trigger, prompt, used, features.get(h.identity),
                                                  source, now, now + self.reaction_s(h), result))
         self._pending.sort(key=lambda p: p.effect_s)  # stable: those asked together keep their order
@@ -245,17 +240,18 @@ class Population:
     def _take_effect(self, now: float) -> list[dict[str, Any]]:
         """Execute the pending decisions whose time has come (waiting for the model only if an
         answer is not in yet); returns their records."""
-        ready = [p for p in self._pending if p.effect_s <= now + 1e-9]
-        if not ready:
+        due = 0  # the pending list is in effect order: the ready ones are its head
+        while due < len(self._pending) and self._pending[due].effect_s <= now + 1e-9:
+            due += 1
+        if not due:
             return []
-        self._pending = self._pending[len(ready):]
+        ready, self._pending = self._pending[:due], self._pending[due:]
         start = time.perf_counter()
         decisions = [p.result.result() if isinstance(p.result, Future) else p.result for p in ready]
         self.model_wait_s += time.perf_counter() - start
         records, memories = [], []
         for p, decision in zip(ready, decisions):
             h = p.human
-            h.pending = False
             if p.source != "llm":
                 self.stats[f"{p.source}_decisions"] += 1
             else:
@@ -383,10 +379,7 @@ class Population:
         h, persona = self._human(identity), self.persona_for(identity, persona_id)
         h.persona = persona
         if h.agent is not None:
-            model = self.config.model
-            h.agent = HumanAgent(h.agent.name, persona, self.client, max_tokens=model.max_tokens,
-                                 temperature=model.temperature, timeout_s=model.timeout_s,
-                                 structured_output=model.request_mode)
+            h.agent = HumanAgent.for_model(h.agent.name, persona, self.client, self.config.model)
         if h.actor_id is not None:
             self._embody(h, h.actor_id)
 

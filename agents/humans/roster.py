@@ -47,7 +47,6 @@ class Human:
     last_phase: int = -1
     near_miss: bool = False  # closing in on the vehicle ahead (envs.state.near_miss)
     triggers: list[str] = field(default_factory=list)
-    pending: bool = False  # a decision was asked for and has not taken effect yet
     advisories: deque = field(default_factory=lambda: deque(maxlen=3))
     recent: deque = field(default_factory=lambda: deque(maxlen=RECENT_DECISIONS))
 

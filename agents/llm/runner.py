@@ -75,7 +75,3 @@ class ModelRunner:
             while model_busy(self.client):
                 await asyncio.sleep(BUSY_POLL_S)
             yield
-
-    def close(self) -> None:
-        """Nothing to release: the model loop serves the whole process (kept for callers that
-        end a runner's use explicitly)."""

@@ -271,9 +271,8 @@ class SupervisorAgent(BaseChatAgent, Component[SupervisorAgentConfig]):
         return self.runner.run(self.triage(events, context))
 
     def close(self) -> None:
-        """Release the agent's own runner (a shared one stays open)."""
-        if self._own_runner and self.runner is not None:
-            self.runner.close()
+        """Drop the agent's own runner (a shared one stays with its owner)."""
+        if self._own_runner:
             self.runner = None
 
 
