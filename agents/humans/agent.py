@@ -118,7 +118,7 @@ class HumanAgent(BaseChatAgent, Component[HumanAgentConfig]):
             max_tokens = max(max_tokens, OPERATOR_MIN_TOKENS)
         self.max_tokens, self.temperature, self.timeout_s = max_tokens, temperature, timeout_s
         self.structured_output = structured_output
-        self.system_message = persona.system_message() + "\n" + answer_format(self.intent_type)
+        self.system_message = persona.system_message(answer_format(self.intent_type))
 
     @classmethod
     def for_model(cls, name: str, persona: Persona, model_client: ChatCompletionClient | None,

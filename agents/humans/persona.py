@@ -197,8 +197,11 @@ class Persona(BaseModel):
             raise ValueError(f"persona {self.id!r} is a {self.role}, not a {role}")
 
     # ---- prompt ---------------------------------------------------------------------------
-    def system_message(self) -> str:
-        """The persona as a system prompt for a small LLM (well under ~120 words)."""
+    def system_message(self, answer_format: str = "") -> str:
+        """The persona as a system prompt for a small LLM (well under ~120 words, plus
+        ``answer_format``). What every persona of a role shares comes first (the role line,
+        then the answer format), so a model server or llama.cpp reuses that prefix's
+        evaluation from one persona's request to the next."""
         t = self.traits
         traits = [f"age {t.age_years}"]
         if self.role == "driver":
@@ -210,11 +213,13 @@ class Persona(BaseModel):
             f"rule compliance: {_level(t.compliance)}",
             f"familiarity with these roads: {_level(t.familiarity)}",
         ]
-        lines = [self.summary.strip()]
+        lines = [SAFETY_LINE.format(role=self.role)]
+        if answer_format:
+            lines.append(answer_format)
+        lines.append(self.summary.strip())
         if self.trip_purpose:
             lines.append(f"Your trip: {self.trip_purpose.strip()}")
         lines.append("Your traits: " + "; ".join(traits) + ".")
-        lines.append(SAFETY_LINE.format(role=self.role))
         return "\n".join(lines)
 
 

@@ -309,7 +309,10 @@ class Population:
         firsts: dict[tuple[str, str], int] = {}
         for i, ((h, _, _), (prompt, _)) in enumerate(zip(due, prompts)):
             firsts.setdefault((h.agent.system_message, prompt), i)
-        futures = {key: self.runner.submit(self._decide(due[i][0], prompts[i][0])) for key, i in firsts.items()}
+        # in order of system message: one persona's requests follow each other, so llama.cpp
+        # (one request at a time) reuses the evaluated persona prefix
+        futures = {key: self.runner.submit(self._decide(due[i][0], prompts[i][0]))
+                   for key, i in sorted(firsts.items())}
         return [futures[(h.agent.system_message, prompt)] for (h, _, _), (prompt, _) in zip(due, prompts)]
 
     async def _decide(self, h: Human, prompt: str) -> Decision:
@@ -451,7 +454,7 @@ class Population:
             from autogen_core.models import SystemMessage, UserMessage
 
             text = "\n".join(quote(m.text) for m in memories)
-            messages = [SystemMessage(content=h.agent.system_message.split("\nAnswer with")[0]),
+            messages = [SystemMessage(content=h.persona.system_message()),
                         UserMessage(content=f"Your recent memories:\n{text}\nIn one short sentence, what have you "
                                             "learned about driving or walking here?", source="twin")]
             async with self.runner.slot():

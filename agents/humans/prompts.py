@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from agents.humans.config import MemoryConfig
-from agents.humans.roster import Human
+from agents.humans.roster import RECENT_DECISIONS, Human
 from agents.humans.scene import quote
 
 
@@ -21,6 +21,16 @@ def _context(h: Human, scene: str) -> list[str]:
     if h.recent:
         parts.append("Your recent decisions: " + quote("; ".join(h.recent)))
     return parts
+
+
+def _recall(h: Human, memory: Any, query: str, k: int, now_s: float, episode: int) -> list:
+    """The ``k`` best memories for ``query``, leaving out the decisions the prompt already
+    lists under "Your recent decisions" (the same words twice cost tokens and tell nothing)."""
+    shown = {entry.split(" s:", 1)[0] for entry in h.recent}
+    recalled = memory.retrieve(h.identity, query, now_s=now_s, k=k + RECENT_DECISIONS, episode=episode)
+    fresh = [m for m in recalled
+             if not (m.kind == "decision" and m.episode == episode and f"{m.time_s:.0f}" in shown)]
+    return fresh[:k]
 
 
 def decision_prompt(h: Human, scene: str, memory: Any, config: MemoryConfig, now_s: float,
@@ -34,7 +44,7 @@ def decision_prompt(h: Human, scene: str, memory: Any, config: MemoryConfig, now
         return "\n".join(parts), []
     from memory.budget import count_tokens, fit_prompt
 
-    recalled = memory.retrieve(h.identity, scene, now_s=now_s, k=config.recall, episode=episode)
+    recalled = _recall(h, memory, scene, config.recall, now_s, episode)
     budget = config.prompt_budget_tokens - count_tokens(h.agent.system_message)
     budget = max(budget, count_tokens("\n\n".join(parts)))  # memories are what gives way, never the scene
     prompt, used = fit_prompt(parts, [quote(m.text) for m in recalled], budget, header="You remember:")
@@ -47,7 +57,7 @@ def interview_prompt(h: Human, scene: str, question: str, memory: Any, config: M
     parts = _context(h, scene)
     recalled = []
     if memory is not None and config.recall:
-        recalled = memory.retrieve(h.identity, question, now_s=now_s, k=config.recall, episode=episode)
+        recalled = _recall(h, memory, question, config.recall, now_s, episode)
         if recalled:
             parts.append("You remember: " + " ".join(quote(m.text) for m in recalled))
     parts.append("Interviewer: " + quote(question))

@@ -55,7 +55,8 @@ class LocalModelServer:
         threads = threads or os.cpu_count() or 1
         self.command = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model_path), "--host",
                         "127.0.0.1", "--port", str(self.port), "--n_ctx", str(context_tokens), "--n_threads",
-                        str(threads), "--n_threads_batch", str(threads), "--cache", str(prompt_cache).lower()]
+                        str(threads), "--n_threads_batch", str(threads), "--cache", str(prompt_cache).lower(),
+                        "--flash_attn", "true"]
         self.process: subprocess.Popen | None = None
         self.log: Any = None
 
