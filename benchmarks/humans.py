@@ -82,7 +82,19 @@ def measure_cost(minutes: float, out: Path, console: Console) -> dict[str, Any]:
     }
 
 
-THROUGHPUT_BACKENDS = ("embedded", "server")
+CROWD_HUMANS = {  # 20 LLM humans at the intersection, for the throughput target "20 LLM humans at 1x real time"
+    "drivers": [{"persona": "commuter_late", "count": 3}, {"persona": "aggressive_young", "count": 2},
+                {"persona": "cautious_elderly", "count": 2}, {"persona": "phone_distracted", "count": 2},
+                {"persona": "taxi_driver", "count": 2, "llm": True}, {"persona": "learner", "count": 2},
+                {"persona": "tourist", "count": 1}],
+    "pedestrians": [{"persona": "child_to_school", "count": 2}, {"persona": "elderly_pedestrian", "count": 1},
+                    {"persona": "jogger", "count": 1, "llm": True}, {"persona": "phone_commuter", "count": 1}],
+    "operators": [{"persona": "tmc_operator", "count": 1}],
+}
+# a throughput row: its model (embedded in-process, or behind llama-cpp-python's server) and
+# its humans (None: the scenario's own 8)
+THROUGHPUT_RUNS = {"embedded": ("embedded", None), "server": ("server", None), "embedded-20": ("embedded", CROWD_HUMANS)}
+THROUGHPUT_BACKENDS = tuple(THROUGHPUT_RUNS)
 CEILING_REQUESTS = 16  # requests of the run sent again, straight to the model, for its ceiling
 
 
@@ -121,9 +133,10 @@ def _ceiling(run_dir: Path, config: Any, client: Any, requests: int) -> dict[str
             "seconds_per_decision": round(wall / len(records), 3) if records else None, "fallbacks": fallbacks}
 
 
-def measure_throughput(backend: str, minutes: float, out: Path, console: Console) -> dict[str, Any]:
-    """The README's main scenario on ``backend`` (``embedded`` in-process, or ``server``: the
-    embedded model behind llama-cpp-python's local server), then the model's ceiling."""
+def measure_throughput(name: str, minutes: float, out: Path, console: Console) -> dict[str, Any]:
+    """The README's main scenario as the :data:`THROUGHPUT_RUNS` row ``name`` says (the
+    embedded model in-process or behind llama-cpp-python's local server; its own humans or
+    20), then the model's ceiling."""
     from contextlib import nullcontext
 
     from agents.llm.backend import build_model_client
@@ -131,10 +144,12 @@ def measure_throughput(backend: str, minutes: float, out: Path, console: Console
     from twin.run import simulate
     from twin.scenario import load_scenario
 
-    run_dir = out / f"throughput-{backend}"
+    backend, humans = THROUGHPUT_RUNS[name]
+    run_dir = out / f"throughput-{name}"
     with (LocalModelServer() if backend == "server" else nullcontext()) as server:
-        overrides = {} if server is None else {"humans.model.backend": "openai",
-                                                "humans.model.base_url": server.base_url}
+        overrides: dict[str, Any] = {} if server is None else {"humans.model.backend": "openai",
+                                                               "humans.model.base_url": server.base_url}
+        overrides.update({f"humans.{role}": people for role, people in (humans or {}).items()})
         summary = simulate("intersection", minutes=minutes, overrides=overrides, out=run_dir, console=console)
     config = load_scenario(run_dir / "scenario.yaml")  # as probed
     # the ceiling on a fresh model (or server): nothing of the run's prompt cache helps it
@@ -147,7 +162,7 @@ def measure_throughput(backend: str, minutes: float, out: Path, console: Console
     busy_s = max(summary["wall_s"] - summary["compile_s"], 1e-9)
     rate = summary["llm_calls"] / busy_s
     return {
-        "backend": backend, "structured_output": summary.get("structured_output"),
+        "backend": name, "structured_output": summary.get("structured_output"),
         "llm_humans": summary["llm_humans"], "simulated_s": summary["simulated_s"],
         "realtime_factor": summary["realtime_factor"], "decisions": summary["llm_decisions"],
         "decisions_per_s": round(rate, 3), "prompt_tokens_per_decision": prompt_tokens,

@@ -21,7 +21,6 @@ import importlib.util
 import json
 import logging
 import os
-import threading
 from pathlib import Path
 from typing import Any, AsyncGenerator, Optional, Sequence
 

@@ -273,23 +273,19 @@ class EmbeddedChatCompletionClient(LlamaCppChatCompletionClient):
             else:
                 logits = self._logits()
                 # ending here (a value that is a prefix of another) is weighed by the quote that would follow
-                scores = np.array([logits[t] if t is not None else logits[self._quote] for t in candidates])
+                quote = self.llm.tokenize(b'"', add_bos=False, special=False)[0]
+                scores = np.array([logits[t] if t is not None else logits[quote] for t in candidates])
                 token = candidates[_sample(scores, temperature, rng)]
             if token is None:
                 return node[None]
             self._write([token])
             node = node[token]
 
-    @property
-    def _quote(self) -> int:
-        return self.llm.tokenize(b'"', add_bos=False, special=False)[0]
-
     def _string(self, max_chars: int, max_tokens: int, temperature: float, rng: np.random.Generator) -> str:
         """Sample a free string of at most ``max_chars``, evaluating each token kept. A token
         with a quote or backslash ends it (the text before that is kept, the token is not
         evaluated: the closing quote is written as forced text), as does end of turn."""
         pieces = self._piece_table()
-        llm = self.llm
         value = b""
         while self._completion_tokens < max_tokens:
             token = _sample_vocab(self._logits(), temperature, rng)
