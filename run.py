@@ -6,6 +6,7 @@
     python run.py evaluate supervisor
     python run.py inspect runs/<run>
     python run.py bench twin
+    python run.py network inspect my.net.xml
 """
 
 from __future__ import annotations
@@ -41,6 +42,11 @@ EXAMPLES = {
                "  python run.py inspect runs/a --export runs/a/replay.gif --speed 8",
     "distill": "examples:\n  python run.py distill runs/a runs/b --out surrogate.pkl\n"
                "  python run.py simulate intersection --set humans.surrogate.path=surrogate.pkl",
+    "network": "examples:\n  python run.py network inspect \"$(python -c 'from envs.roads.sumo import shipped_scenarios as s; "
+               "print(s())')/A10KW.sumocfg\"\n"
+               "  python run.py network inspect my.net.xml --json network.json\n"
+               "  python run.py network import map.osm --out map.net.xml      # OpenStreetMap, via netconvert\n"
+               "  python run.py network import road.xodr --out road.net.xml   # OpenDRIVE",
     "bench": "examples:\n  python run.py bench twin --seconds 20 --vector 2\n"
              "  python run.py bench humans --minutes 3 --separation-minutes 10 --json humans.json\n"
              "  python run.py bench humans --minutes 0 --separation-minutes 0 --throughput-minutes 2\n"
@@ -189,6 +195,47 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_network(args: argparse.Namespace) -> int:
+    """Read a SUMO network (or configuration) and report it, or import a map into one."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from envs.roads import sumo
+
+    console = Console(stderr=args.json == Path("-"))
+    if args.action == "import":
+        if args.out is None:
+            raise sumo.SumoInputError("network import needs --out FILE.net.xml")
+        with console.status(f"netconvert {args.path.name}"):
+            network = sumo.import_map(args.path, args.out)
+        console.print(f"wrote {args.out}")
+        demand, config = None, None
+    else:
+        with console.status(f"reading {args.path.name}"):
+            network, demand, config = sumo.load(args.path)
+    figures = network.summary()
+    if demand is not None:
+        end = config.end_s if config is not None else None
+        figures["demand"] = {"departures": len(demand.departures), "vehicles": demand.vehicles(end),
+                             "vehicle_types": len(demand.vtypes), "persons": demand.persons,
+                             "until_s": end, "unsupported": demand.unsupported}
+    if config is not None:
+        figures["ignored_options"] = config.ignored
+    table = Table(title=f"road network: {figures['source']}")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for key, value in figures.items():
+        if key not in ("source", "unsupported"):
+            table.add_row(key, json.dumps(value) if isinstance(value, (dict, list)) else str(value))
+    console.print(table)
+    for item in figures["unsupported"] + (figures.get("demand", {}).get("unsupported") or []):
+        console.print(f"[yellow]not modelled:[/yellow] {item}")
+    if args.json:
+        text = json.dumps(figures, indent=2)
+        sys.stdout.write(text + "\n") if args.json == Path("-") else args.json.write_text(text)
+    return 0
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     from inspector.server import HOST, RecordedRun, make_server
 
@@ -326,6 +373,15 @@ def main(argv: list[str] | None = None) -> int:
     ins.add_argument("--speed", type=float, default=4.0, help="export: simulated seconds per second of GIF")
     ins.set_defaults(func=cmd_inspect)
 
+    net = sub.add_parser("network", help="read a SUMO network or configuration and report it; import an "
+                                         "OpenStreetMap or OpenDRIVE map through netconvert",
+                         epilog=EXAMPLES["network"], formatter_class=fmt)
+    net.add_argument("action", choices=["inspect", "import"])
+    net.add_argument("path", type=Path, help="inspect: a .net.xml or .sumocfg; import: a .osm or .xodr map")
+    net.add_argument("--out", type=Path, default=None, help="import: the SUMO network to write")
+    net.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file ('-': stdout)")
+    net.set_defaults(func=cmd_network)
+
     bench = sub.add_parser("bench", help="measure speed: the twin (vs highway-env), LLM humans, memory, supervisor, RL training", epilog=EXAMPLES["bench"],
                            formatter_class=fmt)
     bench.add_argument("target", choices=["twin", "humans", "memory", "supervisor", "rl"],
@@ -371,10 +427,11 @@ def main(argv: list[str] | None = None) -> int:
     from agents.humans.persona import PersonaError
     from agents.controllers.training import TrainingError
     from envs.scenario import ScenarioError
+    from envs.roads.sumo import SumoInputError
 
     try:
         return args.func(args)
-    except (ScenarioError, PersonaError, BackendError, TrainingError, FileNotFoundError) as exc:
+    except (ScenarioError, PersonaError, BackendError, TrainingError, SumoInputError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -1,0 +1,475 @@
+"""SUMO's files in: networks (``.net.xml``), traffic-light programs in additional files,
+demand (``.rou.xml``) and configurations (``.sumocfg``), read with ``sumolib`` into
+:mod:`envs.roads.model`; OpenStreetMap and OpenDRIVE maps through SUMO's ``netconvert``.
+
+Every problem is a :class:`SumoInputError` naming the file, the element and what is wrong:
+a file that is missing or not XML, a route over edges that do not exist or do not connect,
+a vehicle class an edge forbids, a program for a traffic light the network lacks. What the
+files hold that the twin does not model is listed in ``unsupported`` when they are read.
+
+``sumolib`` comes from PyPI; ``netconvert`` and the networks shipped under
+``sumo/tools/game/`` come with the ``eclipse-sumo`` wheel (``pip install -e ".[sumo]"``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+import xml.sax
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from envs.roads.model import (INTERNAL, Demand, Departure, Junction, Link, Phase, RoadEdge, RoadLane, RoadNetwork,
+                              SignalProgram, VehicleType)
+
+# junction types the twin's road model is built for; others are listed as unsupported
+JUNCTION_TYPES = {"traffic_light", "traffic_light_unregulated", "priority", "priority_stop", "right_before_left",
+                  "left_before_right", "allway_stop", "zipper", "dead_end", "unregulated", INTERNAL}
+RAIL_CLASSES = {"rail", "rail_urban", "rail_electric", "rail_fast", "tram", "subway", "cable_car"}
+ROAD_CLASSES = {"passenger", "private", "taxi", "bus", "coach", "delivery", "truck", "trailer", "emergency",
+                "authority", "army", "vip", "motorcycle", "moped", "evehicle", "hov", "custom1", "custom2"}
+STATIC_PROGRAMS = {"static"}
+DEFAULT_VTYPE = "DEFAULT_VEHTYPE"
+NETWORK_SUFFIXES = (".net.xml", ".net.xml.gz")
+MAP_CONVERTERS = {".osm": "--osm-files", ".xml": "--osm-files", ".xodr": "--opendrive-files"}
+
+
+class SumoInputError(ValueError):
+    """A SUMO input that cannot be used; the message names the file, element and problem."""
+
+
+# ---- where SUMO is ------------------------------------------------------------------------------
+def sumo_home() -> Path | None:
+    """SUMO's installation: the ``eclipse-sumo`` wheel's package folder, else ``$SUMO_HOME``."""
+    spec = importlib.util.find_spec("sumo")
+    if spec is not None and spec.submodule_search_locations:
+        home = Path(list(spec.submodule_search_locations)[0])
+        if (home / "bin").is_dir():
+            return home
+    env = os.environ.get("SUMO_HOME")
+    return Path(env) if env and Path(env).is_dir() else None
+
+
+def shipped_scenarios() -> Path | None:
+    """``sumo/tools/game/`` of the ``eclipse-sumo`` wheel: real networks with demand."""
+    home = sumo_home()
+    folder = home / "tools" / "game" if home else None
+    return folder if folder is not None and folder.is_dir() else None
+
+
+def sumo_binary(name: str) -> Path:
+    """A SUMO program (``netconvert``, ``sumo``, ``duarouter``), or a clear error."""
+    home = sumo_home()
+    for candidate in ([home / "bin" / name] if home else []) + ([Path(p)] if (p := shutil.which(name)) else []):
+        if candidate.exists():
+            return candidate
+    raise SumoInputError(f"{name} is not installed: pip install -e '.[sumo]' (the eclipse-sumo wheel ships it)")
+
+
+def _sumolib() -> Any:
+    try:
+        import sumolib
+    except ImportError:  # pragma: no cover - depends on the install
+        raise SumoInputError("reading SUMO files needs sumolib: pip install -e '.[sumo]'") from None
+    return sumolib
+
+
+def _existing(path: str | Path, what: str) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise SumoInputError(f"{path}: {what} not found")
+    return path
+
+
+def _xml(path: Path) -> ET.Element:
+    try:
+        return ET.parse(path).getroot()
+    except ET.ParseError as exc:
+        line, column = exc.position
+        raise SumoInputError(f"{path}: line {line}, column {column}: not well-formed XML") from None
+
+
+# ---- networks -----------------------------------------------------------------------------------
+def read_network(path: str | Path, additional: list[str | Path] | tuple = ()) -> RoadNetwork:
+    """The network of a ``.net.xml`` with the traffic-light programs of ``additional`` files
+    (a ``<tlLogic>`` there replaces the network's program of that light, as in SUMO)."""
+    network, _ = read_network_and_sumolib(path, additional)
+    return network
+
+
+def read_network_and_sumolib(path: str | Path, additional: list[str | Path] | tuple = ()) -> tuple[RoadNetwork, Any]:
+    """:func:`read_network` and sumolib's own network object (for routing trips)."""
+    path = _existing(path, "network file")
+    sumolib = _sumolib()
+    try:
+        net = sumolib.net.readNet(str(path), withInternal=True, withPrograms=True, withPedestrianConnections=True)
+    except xml.sax.SAXParseException as exc:
+        raise SumoInputError(f"{path}: line {exc.getLineNumber()}, column {exc.getColumnNumber()}: "
+                             f"not well-formed XML ({exc.getMessage()})") from None
+    except (KeyError, ValueError, AttributeError, TypeError) as exc:
+        raise SumoInputError(f"{path}: not a SUMO network ({type(exc).__name__}: {exc})") from None
+    if not net.getEdges():
+        raise SumoInputError(f"{path}: no <edge> in the file: not a SUMO network")
+    unsupported: list[str] = []
+    edges, lanes = _edges_and_lanes(net, unsupported)
+    links = _links(net, edges)
+    junctions = _junctions(net, unsupported)
+    programs = {tl.getID(): _program(tl) for tl in net.getTrafficLights() if tl.getPrograms()}
+    for extra in additional:
+        programs.update(read_signal_programs(extra, set(programs) | {tl.getID() for tl in net.getTrafficLights()}))
+    for program in programs.values():
+        if program.type not in STATIC_PROGRAMS:
+            unsupported.append(f"traffic light {program.tls!r}: program {program.program!r} is {program.type}; "
+                               "it runs as its base plan (fixed phase durations)")
+    return RoadNetwork(source=str(path), edges=edges, lanes=lanes, links=links, junctions=junctions,
+                       programs=programs, unsupported=unsupported), net
+
+
+def _edges_and_lanes(net: Any, unsupported: list[str]) -> tuple[dict[str, RoadEdge], dict[str, RoadLane]]:
+    edges: dict[str, RoadEdge] = {}
+    lanes: dict[str, RoadLane] = {}
+    rail = bicycle = 0
+    for e in net.getEdges(withInternal=True):
+        function = e.getFunction() or ""
+        ids = []
+        for lane in e.getLanes():
+            allowed = frozenset(lane.getPermissions())
+            shape = np.asarray(lane.getShape(), dtype=float)[:, :2]
+            lanes[lane.getID()] = RoadLane(id=lane.getID(), edge=e.getID(), index=lane.getIndex(), shape=shape,
+                                           width=float(lane.getWidth()), speed=float(lane.getSpeed()),
+                                           length=float(lane.getLength()), allowed=allowed)
+            ids.append(lane.getID())
+            if not function and allowed and allowed <= RAIL_CLASSES:
+                rail += 1
+            elif not function and allowed == frozenset({"bicycle"}):
+                bicycle += 1
+        from_node, to_node = e.getFromNode(), e.getToNode()
+        edges[e.getID()] = RoadEdge(id=e.getID(), from_junction=from_node.getID() if from_node else "",
+                                    to_junction=to_node.getID() if to_node else "", lanes=ids, function=function,
+                                    priority=int(e.getPriority() or -1), name=e.getName() or "")
+    if rail:
+        unsupported.append(f"{rail} rail or tram lanes: rail traffic is not modelled")
+    if bicycle:
+        unsupported.append(f"{bicycle} bicycle lanes: bicycles on their own lanes are not modelled")
+    return edges, lanes
+
+
+def _links(net: Any, edges: dict[str, RoadEdge]) -> list[Link]:
+    links = []
+    for e in net.getEdges(withInternal=False):
+        if edges[e.getID()].function:
+            continue
+        for lane in e.getLanes():
+            for c in lane.getOutgoing():
+                to_lane = c.getToLane()
+                if edges[to_lane.getEdge().getID()].function:
+                    continue  # towards a walking area
+                junction = c.getJunction()
+                links.append(Link(from_lane=lane.getID(), to_lane=to_lane.getID(), via=c.getViaLaneID() or "",
+                                  direction=c.getDirection(), state=c.getState() or "",
+                                  junction=junction.getID() if junction is not None else "",
+                                  index=int(c.getJunctionIndex()) if c.getJunctionIndex() is not None else -1,
+                                  tls=c.getTLSID() or "", tl_index=int(c.getTLLinkIndex())))
+    return links
+
+
+def _junctions(net: Any, unsupported: list[str]) -> dict[str, Junction]:
+    junctions = {}
+    other_types: dict[str, int] = {}
+    for node in net.getNodes():
+        kind = node.getType()
+        if kind not in JUNCTION_TYPES:
+            other_types[kind] = other_types.get(kind, 0) + 1
+        foes, response = {}, {}
+        for index, bits in getattr(node, "_foes", {}).items():  # sumolib keeps <request> bit strings there
+            foes[index] = frozenset(j for j in range(len(bits)) if node.areFoes(index, j))
+        for index, bits in getattr(node, "_prohibits", {}).items():
+            response[index] = frozenset(j for j, bit in enumerate(reversed(bits)) if bit == "1")
+        shape = np.asarray(node.getShape() or [node.getCoord()], dtype=float)[:, :2]
+        x, y = node.getCoord()[:2]
+        junctions[node.getID()] = Junction(
+            id=node.getID(), type=kind, x=float(x), y=float(y), shape=shape,
+            incoming_lanes=[lane.getID() for e in node.getIncoming() for lane in e.getLanes()],
+            internal_lanes=list(node.getInternal()), foes=foes, response=response)
+    for kind, n in sorted(other_types.items()):
+        unsupported.append(f"{n} junction(s) of type {kind!r}: not modelled (vehicles pass them unregulated)")
+    return junctions
+
+
+def _program(tl: Any) -> SignalProgram:
+    programs = tl.getPrograms()
+    program = programs.get("0") or next(iter(programs.values()))
+    return SignalProgram(tls=tl.getID(), program=str(program._id) if hasattr(program, "_id") else "0",
+                         type=str(program.getType()), offset=float(program.getOffset()),
+                         phases=[Phase(duration=float(p.duration), state=p.state,
+                                       min_duration=_number(p.minDur), max_duration=_number(p.maxDur),
+                                       name=p.name or "") for p in program.getPhases()])
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return None if value is None or float(value) < 0 else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def read_signal_programs(path: str | Path, known: set[str]) -> dict[str, SignalProgram]:
+    """The ``<tlLogic>`` programs of an additional file, keyed by traffic light; a program
+    for a light that ``known`` lacks is an error."""
+    path = _existing(path, "additional file")
+    programs = {}
+    for element in _xml(path).iter("tlLogic"):
+        tls = element.get("id", "")
+        where = f"{path}: <tlLogic id={tls!r}>"
+        if tls not in known:
+            raise SumoInputError(f"{where}: the network has no traffic light {tls!r}")
+        phases = []
+        for p in element.iter("phase"):
+            try:
+                phases.append(Phase(duration=float(p.get("duration", "")), state=p.get("state", ""),
+                                    min_duration=_number(p.get("minDur")), max_duration=_number(p.get("maxDur")),
+                                    name=p.get("name", "")))
+            except ValueError:
+                raise SumoInputError(f"{where}: a <phase> without a numeric duration") from None
+        if not phases:
+            raise SumoInputError(f"{where}: no <phase>")
+        programs[tls] = SignalProgram(tls=tls, program=element.get("programID", "0"),
+                                      type=element.get("type", "static"), offset=float(element.get("offset", 0)),
+                                      phases=phases)
+    return programs
+
+
+# ---- demand -------------------------------------------------------------------------------------
+def read_routes(paths: list[str | Path] | tuple, network: RoadNetwork, sumolib_net: Any | None = None) -> Demand:
+    """Vehicle types and departures of route files. Trips (``from`` / ``to``) are routed on
+    the network (fastest path for their vehicle class); every route is checked."""
+    vtypes: dict[str, VehicleType] = {DEFAULT_VTYPE: VehicleType(DEFAULT_VTYPE)}
+    departures: list[Departure] = []
+    named_routes: dict[str, list[str]] = {}
+    distributions: dict[str, list[tuple[str, float]]] = {}
+    persons = 0
+    unsupported: list[str] = []
+    for raw in paths:
+        path = _existing(raw, "route file")
+        root = _xml(path)
+        for element in root:
+            tag = element.tag
+            if tag == "vType":
+                vtypes[element.get("id", "")] = _vtype(element, path)
+            elif tag == "vTypeDistribution":
+                members = []
+                for member in element.iter("vType"):
+                    vtypes[member.get("id", "")] = _vtype(member, path)
+                    members.append((member.get("id", ""), float(member.get("probability", 1.0))))
+                for name in element.get("vTypes", "").split():
+                    if name not in vtypes:
+                        raise SumoInputError(f"{path}: <vTypeDistribution id={element.get('id')!r}>: vehicle type "
+                                             f"{name!r} is not defined")
+                    members.append((name, 1.0))
+                distributions[element.get("id", "")] = members
+            elif tag == "route" and element.get("id"):
+                named_routes[element.get("id", "")] = element.get("edges", "").split()
+            elif tag in ("vehicle", "trip", "flow"):
+                departures.append(_departure(element, path, vtypes, distributions, named_routes, network,
+                                             sumolib_net))
+            elif tag in ("person", "personFlow"):
+                persons += _count(element)
+            elif tag in ("container", "containerFlow", "interval", "routeDistribution"):
+                unsupported.append(f"{path.name}: <{tag}> elements are not read")
+    if persons:
+        unsupported.append(f"{persons} person(s) in the route files: walking on SUMO's sidewalks, crossings and "
+                           "walking areas is not modelled yet")
+    return Demand(vtypes=vtypes, departures=departures, type_distributions=distributions, persons=persons,
+                  unsupported=sorted(set(unsupported)))
+
+
+def _vtype(element: ET.Element, path: Path) -> VehicleType:
+    where = f"{path}: <vType id={element.get('id')!r}>"
+    numbers = {"length": "length", "minGap": "min_gap", "maxSpeed": "max_speed", "accel": "accel", "decel": "decel",
+               "emergencyDecel": "emergency_decel", "tau": "tau", "speedFactor": "speed_factor"}
+    values: dict[str, Any] = {}
+    for attribute, name in numbers.items():
+        if element.get(attribute) is not None:
+            try:
+                values[name] = float(element.get(attribute, "").split("norm")[0] or 1.0)
+            except ValueError:
+                raise SumoInputError(f"{where}: {attribute}={element.get(attribute)!r} is not a number") from None
+    return VehicleType(id=element.get("id", ""), vclass=element.get("vClass", "passenger"),
+                       car_follow_model=element.get("carFollowModel", "Krauss"), **values)
+
+
+def _count(element: ET.Element) -> int:
+    if element.tag.endswith("Flow") or element.tag == "flow":
+        if element.get("number"):
+            return int(float(element.get("number", 0)))
+        begin, end = float(element.get("begin", 0)), float(element.get("end", 3600))
+        if element.get("period"):
+            return int((end - begin) / float(element.get("period", 1)))
+        if element.get("vehsPerHour") or element.get("personsPerHour"):
+            return int((end - begin) / 3600.0 * float(element.get("vehsPerHour") or element.get("personsPerHour")))
+        return 0
+    return 1
+
+
+def _departure(element: ET.Element, path: Path, vtypes: dict[str, VehicleType],
+               distributions: dict[str, list[tuple[str, float]]], named_routes: dict[str, list[str]],
+               network: RoadNetwork, sumolib_net: Any | None) -> Departure:
+    tag, ident = element.tag, element.get("id", "")
+    where = f"{path}: <{tag} id={ident!r}>"
+    vtype = element.get("type", DEFAULT_VTYPE)
+    if vtype in distributions:
+        classes = [vtypes[member].vclass for member, _ in distributions[vtype]]
+    elif vtype in vtypes:
+        classes = [vtypes[vtype].vclass]
+    else:
+        raise SumoInputError(f"{where}: vehicle type {vtype!r} is not defined (no <vType id={vtype!r}> before it)")
+    edges = _route_edges(element, where, named_routes, network, sumolib_net, classes[0])
+    for vclass in dict.fromkeys(classes):
+        problem = network.route_problem(edges, vclass)
+        if problem:
+            raise SumoInputError(f"{where}: {problem}")
+    depart_attr = "begin" if tag == "flow" else "depart"
+    try:
+        depart = float(element.get(depart_attr, "0"))
+    except ValueError:
+        raise SumoInputError(f"{where}: {depart_attr}={element.get(depart_attr)!r} is not a time in seconds") from None
+    common = {"id": ident, "vtype": vtype, "depart_s": depart, "edges": edges,
+              "depart_lane": element.get("departLane", "first"), "depart_speed": element.get("departSpeed", "0")}
+    if tag != "flow":
+        return Departure(**common)
+    end = float(element.get("end", depart + 3600.0))
+    if element.get("probability"):
+        return Departure(**common, count=0, probability=float(element.get("probability", 0)), end_s=end)
+    if element.get("period"):
+        period = float(element.get("period", "").replace("exp(", "").rstrip(")") or 1.0)
+        count = int(element.get("number") or max(0, int((end - depart) / period + 1e-9)))
+    elif element.get("vehsPerHour"):
+        period = 3600.0 / float(element.get("vehsPerHour", 1))
+        count = int(element.get("number") or max(0, int((end - depart) / period + 1e-9)))
+    elif element.get("number"):
+        count = int(element.get("number", 1))
+        period = (end - depart) / max(count, 1)
+    else:
+        raise SumoInputError(f"{where}: a flow needs vehsPerHour, period, probability or number")
+    return Departure(**common, count=count, period_s=period, end_s=end)
+
+
+def _route_edges(element: ET.Element, where: str, named_routes: dict[str, list[str]], network: RoadNetwork,
+                 sumolib_net: Any | None, vclass: str) -> list[str]:
+    inline = element.find("route")
+    if inline is not None:
+        return inline.get("edges", "").split()
+    if element.get("route"):
+        name = element.get("route", "")
+        if name not in named_routes:
+            raise SumoInputError(f"{where}: route {name!r} is not defined (no <route id={name!r}> before it)")
+        return named_routes[name]
+    if element.get("from") and element.get("to"):
+        stops = [element.get("from", ""), *element.get("via", "").split(), element.get("to", "")]
+        for edge in stops:
+            if edge not in network.edges:
+                raise SumoInputError(f"{where}: edge {edge!r} is not in the network")
+        if sumolib_net is None:
+            raise SumoInputError(f"{where}: a trip needs routing on the network it was read with")
+        edges: list[str] = []
+        for a, b in zip(stops, stops[1:]):
+            path, _ = sumolib_net.getShortestPath(sumolib_net.getEdge(a), sumolib_net.getEdge(b), vClass=vclass)
+            if path is None:
+                raise SumoInputError(f"{where}: no route from edge {a!r} to edge {b!r} for vehicle class {vclass!r}")
+            ids = [e.getID() for e in path]
+            edges += ids if not edges else ids[1:]
+        return edges
+    raise SumoInputError(f"{where}: no route (give route=, a <route> inside, or from= and to=)")
+
+
+# ---- configurations -----------------------------------------------------------------------------
+@dataclass
+class SumoConfig:
+    """A ``.sumocfg``'s inputs (absolute paths) and times [s]; ``ignored`` names the options
+    the twin does not use (GUI-only settings among them)."""
+
+    path: Path
+    net_file: Path
+    route_files: list[Path]
+    additional_files: list[Path]
+    begin_s: float = 0.0
+    end_s: float | None = None
+    step_length_s: float = 1.0
+    ignored: list[str] = field(default_factory=list)
+
+
+def read_config(path: str | Path) -> SumoConfig:
+    """A SUMO configuration; a file it names that does not exist is an error naming the option."""
+    path = _existing(path, "SUMO configuration")
+    root = _xml(path)
+    values: dict[str, str] = {}
+    ignored = []
+    for section in root:
+        for option in section:
+            if section.tag == "gui_only":
+                ignored.append(f"{option.tag} (GUI only)")
+                continue
+            values[option.tag] = option.get("value", "")
+    used = {"net-file", "route-files", "additional-files", "begin", "end", "step-length"}
+    ignored += sorted(k for k in values if k not in used)
+    if not values.get("net-file"):
+        raise SumoInputError(f"{path}: <net-file> is missing: a configuration needs a network")
+
+    def files(option: str) -> list[Path]:
+        found = []
+        for name in filter(None, (v.strip() for v in values.get(option, "").split(","))):
+            file = (path.parent / name).resolve()
+            if not file.is_file():
+                raise SumoInputError(f"{path}: <{option} value={values[option]!r}>: file not found: {file}")
+            found.append(file)
+        return found
+
+    def seconds(option: str, default: float | None) -> float | None:
+        try:
+            return float(values[option]) if values.get(option) else default
+        except ValueError:
+            raise SumoInputError(f"{path}: <{option} value={values[option]!r}>: not a time in seconds") from None
+
+    return SumoConfig(path=path, net_file=files("net-file")[0], route_files=files("route-files"),
+                      additional_files=files("additional-files"), begin_s=seconds("begin", 0.0) or 0.0,
+                      end_s=seconds("end", None), step_length_s=seconds("step-length", 1.0) or 1.0, ignored=ignored)
+
+
+def load(path: str | Path) -> tuple[RoadNetwork, Demand | None, SumoConfig | None]:
+    """A ``.sumocfg`` (network, demand and configuration) or a bare ``.net.xml`` (no demand)."""
+    path = Path(path)
+    if path.suffix == ".sumocfg":
+        config = read_config(path)
+        network, net = read_network_and_sumolib(config.net_file, config.additional_files)
+        return network, read_routes(config.route_files, network, net), config
+    if not path.name.endswith(NETWORK_SUFFIXES):
+        raise SumoInputError(f"{path}: expected a .sumocfg or a .net.xml file")
+    return read_network(path), None, None
+
+
+# ---- importing maps ------------------------------------------------------------------------------
+def import_map(source: str | Path, out: str | Path, extra_options: list[str] | tuple = ()) -> RoadNetwork:
+    """Convert an OpenStreetMap (``.osm``) or OpenDRIVE (``.xodr``) file to a SUMO network at
+    ``out`` with ``netconvert`` (junctions joined, ramps guessed, signals and crossings kept as
+    mapped), then read it."""
+    source, out = _existing(source, "map file"), Path(out)
+    option = MAP_CONVERTERS.get(source.suffix.lower())
+    if option is None:
+        raise SumoInputError(f"{source}: expected an OpenStreetMap .osm or an OpenDRIVE .xodr file")
+    command = [str(sumo_binary("netconvert")), option, str(source), "-o", str(out), "--no-warnings", "true"]
+    if option == "--osm-files":
+        command += ["--geometry.remove", "--ramps.guess", "--junctions.join", "--tls.guess-signals",
+                    "--tls.join", "--crossings.guess"]
+    command += list(extra_options)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0 or not out.exists():
+        message = (done.stderr or done.stdout).strip().splitlines()
+        raise SumoInputError(f"{source}: netconvert failed: {' | '.join(message[-5:]) or done.returncode}")
+    return read_network(out)
