@@ -242,8 +242,9 @@ def _sample(world, population, samples, last_phase, wait: int, cross: int, every
             r = int(hits[0])
             if veh.v[r] > 3.0:
                 bucket.setdefault("speed_mps", []).append(float(veh.v[r]))
-                if world.leader[r] >= 0 and world.leader_gap[r] < 60.0:
-                    bucket.setdefault("headway_s", []).append(float(world.leader_gap[r] / veh.v[r]))
+                seen = world.perception_now()
+                if seen.leader[r] >= 0 and seen.leader_gap[r] < 60.0:
+                    bucket.setdefault("headway_s", []).append(float(seen.leader_gap[r] / veh.v[r]))
         else:
             hits = np.flatnonzero(ped.id == h.actor_id)
             if not len(hits):

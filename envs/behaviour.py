@@ -1,4 +1,5 @@
-"""Behaviour models that execute the humans' intents: IDM, MOBIL, lane keeping, gap acceptance.
+"""Behaviour models that execute the humans' intents: IDM (with the ACC model's bound on
+over-reactions), MOBIL, lane keeping, gap acceptance.
 
 Pure functions (IDM element-wise over arrays or scalars, the rest per driver, compiled by
 numba); the world decides whom to apply them to.
@@ -31,6 +32,35 @@ def idm(v, v0, headway, min_gap, a_max, b_comf, gap, v_lead):
     """
     s_star = min_gap + np.maximum(0.0, v * headway + v * (v - v_lead) / (2.0 * np.sqrt(a_max * b_comf)))
     return a_max * (1.0 - (v / np.maximum(v0, 1e-3)) ** IDM_DELTA - (s_star / np.maximum(gap, 0.05)) ** 2)
+
+
+ACC_COOLNESS = 0.99  # c of the ACC model: how much a driver trusts the leader not to brake harder
+
+
+@njit(cache=True)
+def cah(v: float, v_lead: float, a_lead: float, gap: float, a_max: float) -> float:
+    """The constant-acceleration heuristic [m/s^2] (Kesting, Treiber, Helbing 2010): the
+    deceleration that avoids a collision if the leader keeps its acceleration ``a_lead``
+    (at most ``a_max``) and nobody reacts late; for a leader cutting in at constant speed it
+    is the kinematic DRAC, (v - v_lead)^2 / (2 gap)."""
+    a_l = min(a_lead, a_max)
+    gap = max(gap, 0.05)
+    if a_l < 0.0 and v_lead * (v - v_lead) <= -2.0 * gap * a_l:  # a braking leader stops before we catch up
+        return v * v * a_l / (v_lead * v_lead - 2.0 * gap * a_l)
+    closing = max(v - v_lead, 0.0)
+    return a_l - closing * closing / (2.0 * gap)
+
+
+@njit(cache=True)
+def acc(a_idm: float, a_cah: float, b_comf: float, b_max: float) -> float:
+    """The ACC model's acceleration [m/s^2]: IDM's, unless IDM brakes harder than the CAH
+    says the situation needs (a leader that cut in close but is not closing fast); then a
+    blend that brakes at most about ``b_comf`` beyond the CAH instead of IDM's over-reaction
+    (IDM's own value counted at most at the maximum deceleration ``b_max``)."""
+    if a_idm >= a_cah:
+        return a_idm
+    a_idm = max(a_idm, -b_max)
+    return (1.0 - ACC_COOLNESS) * a_idm + ACC_COOLNESS * (a_cah + b_comf * math.tanh((a_idm - a_cah) / b_comf))
 
 
 @njit(cache=True)

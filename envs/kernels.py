@@ -324,7 +324,8 @@ def accelerations(v, a, speed_factor, speed_limit, v_max, headway, min_gap, a_ma
     """New acceleration [m/s^2] of every vehicle, and the IDM acceleration of its driver.
 
     Humans: IDM toward their desired speed (``speed_factor`` times the ``speed_limit`` they
-    may drive, at most ``v_max``) behind the leader and before the stopping point, reached
+    may drive, at most ``v_max``) behind the leader (bounded by the ACC model where IDM would
+    brake harder than the leader's motion calls for) and before the stopping point, reached
     with a lag of their reaction time. RL drivers: speed tracking (meta actions) or the
     commanded value.
     """
@@ -337,6 +338,9 @@ def accelerations(v, a, speed_factor, speed_limit, v_max, headway, min_gap, a_ma
             v0 = v_max[i]
         v_lead = v[leader[i]] if leader[i] >= 0 else 0.0
         follow = behaviour.idm(v[i], v0, headway[i], min_gap[i], a_max[i], b_comf[i], gap[i], v_lead)
+        if leader[i] >= 0 and gap[i] < 1e9:  # a leader that cut in close: no harsher than the situation needs
+            follow = behaviour.acc(follow, behaviour.cah(v[i], v_lead, a[leader[i]], gap[i], a_max[i]), b_comf[i],
+                                   b_max[i])
         halt = behaviour.idm(v[i], v0, headway[i], min_gap[i], a_max[i], b_comf[i], stop[i] + min_gap[i], 0.0)
         a_idm[i] = min(follow, halt)
         if driver[i] == META:

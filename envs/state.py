@@ -83,6 +83,16 @@ class CrossingState(BaseModel):
     time_gap_s: float | None  # smallest time [s] until a vehicle reaches it
 
 
+
+def _sensed_now(world: "World", gap_now: np.ndarray) -> np.ndarray:
+    """The gap [m] each vehicle's sensor reports, moved to the positions ``gap_now`` is of: the
+    sensor read at the start of the step, its error (noise, a dropout's inf) is kept."""
+    if world.perceived_gap is world.leader_gap:  # no sensor fault: the sensors read the truth
+        return gap_now.copy()
+    error = np.where(np.isfinite(world.perceived_gap) & np.isfinite(world.leader_gap),
+                     world.perceived_gap - world.leader_gap, 0.0)
+    return np.where(np.isfinite(world.perceived_gap), np.maximum(gap_now + error, 0.0), world.perceived_gap)
+
 @dataclass
 class WorldState:
     """The world at ``time`` [s]: actor columns (numpy) plus signals, crossings and events."""
@@ -118,25 +128,26 @@ class WorldState:
     def capture(cls, world: "World") -> "WorldState":
         veh, ped = world.vehicles, world.pedestrians
         elapsed, planned = world.signals.elapsed
+        seen = world.perception_now()  # of the positions this snapshot shows
         return cls(
             time=world.time,
             network=world.network,
             vehicles=_copies(veh, cls.VEHICLE_COLUMNS),
             pedestrians=_copies(ped, cls.PEDESTRIAN_COLUMNS),
-            leader=world.leader.copy(),
-            leader_gap=world.leader_gap.copy(),
-            stop_distance=world.stop_distance(),
+            leader=seen.leader.copy(),
+            leader_gap=seen.leader_gap.copy(),
+            stop_distance=world.stop_distance(seen.zone_distance),
             group_state=world.group_state.copy(),
             crossing_signal=world.crossing_signal.copy(),
             crossing_occupied=world.occupied.copy(),
-            crossing_gap=world.crossing_gap.copy(),
+            crossing_gap=seen.crossing_gap.copy(),
             signal_interval=world.signals.name,
             events=list(world.events),
             expected_accel=veh.a_expected.copy(),
-            sensed_gap=np.array(world.perceived_gap),
+            sensed_gap=_sensed_now(world, seen.leader_gap),
             speed_limit=world.legal_speed_limit(),
-            to_zone=world.zone_distance.copy(),
-            past_zone=world.past_zone.copy(),
+            to_zone=seen.zone_distance.copy(),
+            past_zone=seen.past_zone.copy(),
             lane_speed_limit=world.lane_speed_limit.copy(),
             lane_closed=world.lane_closed.copy(),
             signal_elapsed_s=elapsed,

@@ -6,6 +6,7 @@ was done to it is logged, so a test can compare the twin's counts with the serve
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import threading
 import time
@@ -49,8 +50,9 @@ class ModelServer:
     """``with ModelServer(...) as server:`` serves ``server.base_url`` in a thread.
 
     ``refuse``: structured-output ways answered with HTTP 500 (``json_schema``,
-    ``json_object``, ``tools``); ``break_share``: share of the twin's requests broken, each
-    by one kind of ``BREAKS`` chosen from the request's hash; ``busy_first``: answer each
+    ``json_object``, ``tools``); ``break_share``: share of the twin's requests broken (which
+    ones: from the request's hash), by the kinds of ``BREAKS`` in turn, so that every kind
+    comes up once ``len(BREAKS)`` requests were broken; ``busy_first``: answer each
     request first with HTTP 429; ``delay_s``: time per answer, one answer at a time;
     ``timeout_s``: how long a ``timeout`` break keeps the client waiting."""
 
@@ -60,6 +62,7 @@ class ModelServer:
         self.delay_s, self.timeout_s = delay_s, timeout_s
         self.log: list[dict[str, Any]] = []  # one per request: way, role, what was done
         self._seen: set[str] = set()
+        self._breaks = itertools.count()  # the kind of the next broken answer: BREAKS in turn
         self._lock = threading.Lock()  # one answer at a time, like llama-cpp-python's server
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}/v1"
@@ -101,7 +104,7 @@ class ModelServer:
         status, content, finish, wait_s = 200, good, "stop", 0.0
         share = int(key[:8], 16) / 0xFFFFFFFF
         if not entry["probe"] and share < self.break_share:
-            kind = BREAKS[int(key[8:16], 16) % len(BREAKS)]
+            kind = BREAKS[next(self._breaks) % len(BREAKS)]
             entry["done"] = kind
             if kind == "timeout":
                 wait_s = self.timeout_s

@@ -127,3 +127,31 @@ def test_vehicles_yield_to_pedestrian_in_crosswalk(lane_named):
     assert stopped_before_zone
     assert front >= zone_in + 10.0  # and went on once the pedestrian had crossed
     assert not [e for e in world.events if e.kind == "collision"]
+
+
+def test_a_cut_in_close_ahead_is_met_with_plausible_braking_not_idms_overreaction(lane_named):
+    """A car cuts in 8 m ahead, 5 m/s slower, and keeps its speed: the kinematic need is
+    (5 m/s)^2 / (2 x 8 m) = 1.56 m/s^2. Plain IDM asks for far more (clamped only at the
+    maximum deceleration); the ACC model's bound keeps the follower within about its
+    comfortable deceleration beyond that need, and nobody collides."""
+    from envs.behaviour import acc, cah
+
+    world = bare_world("highway", **{"network.lanes": 1, "network.on_ramp": False})
+    lane = lane_named(world, "main_0")
+    follower = world.add_vehicle(lane, 300.0, 20.0, speed_factor=1.0)
+    r = world.vehicles.row(follower)
+    length = float(world.vehicles.length[r])
+    world.add_vehicle(lane, 300.0 + length + 8.0, 15.0, speed_factor=15.0 / 30.0)  # the cut-in, at its own pace
+    veh = world.vehicles
+    b_comf, b_max = float(veh.b_comf[r]), float(veh.b_max[r])
+    raw = float(idm(20.0, 30.0, veh.headway[r], veh.min_gap[r], veh.a_max[r], b_comf, 8.0, 15.0))
+    need = cah(20.0, 15.0, 0.0, 8.0, float(veh.a_max[r]))
+    assert need == np.float64(-25.0 / 16.0) and raw < -b_max  # IDM alone would brake at the maximum
+    assert -need - 1e-9 <= -acc(raw, need, b_comf, b_max) <= -need + b_comf + 0.01 * b_max + 1e-9
+    decelerations = []
+    for _ in range(5 * 15):
+        world.step()
+        decelerations.append(-float(world.vehicles.a[world.vehicles.row(follower)]))
+    assert max(decelerations) <= -need + b_comf + 0.1  # never beyond the need plus its comfortable deceleration
+    assert max(decelerations) >= -need * 0.8  # and it does brake for the cut-in
+    assert not [e for e in world.events if e.kind == "collision"]

@@ -21,9 +21,9 @@ from rich.console import Console
 from twin.run import simulate
 
 GOLDEN = {  # first 16 hex digits of SHA-256 over the tick records
-    "highway": "d39755540ce56614",
-    "intersection": "3f1fb4f626d3fa24",
-    "crosswalk": "76522ae7e952c4e0",
+    "highway": "d080c33e5949fffe",
+    "intersection": "1da5bd9e2f248f68",
+    "crosswalk": "2cc657f5dc1bd83d",
 }
 NO_PERSONAS = {"humans.drivers": [], "humans.pedestrians": [], "humans.operators": []}
 

@@ -32,8 +32,9 @@ def test_the_trace_has_one_record_per_decision_tick_with_state_decisions_and_haz
     assert header["format"] == "traffic-twin-trace" and header["network"]["lanes"]
     assert {h["role"] for h in header["humans"]} == {"driver", "pedestrian", "operator"}
     times = [t["t"] for t in ticks]
-    assert len(ticks) == pytest.approx(45 / TICK_S, abs=1)
-    assert all(0 < b - a < 2 * TICK_S for a, b in zip(times, times[1:]))
+    assert header["tick_s"] == pytest.approx(8 / 15) and abs(header["tick_s"] - TICK_S) < 0.5 / header["sim_hz"]
+    assert len(ticks) == pytest.approx(45 / header["tick_s"], abs=1)
+    assert all(b - a == pytest.approx(header["tick_s"], abs=1e-3) for a, b in zip(times, times[1:]))  # evenly spaced
     decisions = [json.loads(line) for line in (recorded / "decisions.jsonl").read_text().splitlines()]
     assert [d for t in ticks for d in t["decisions"]] == decisions
     hazards = [h["kind"] for t in ticks for h in t["hazards"]]

@@ -35,7 +35,7 @@ from rich.table import Table
 
 from envs.render import Renderer
 from envs.state import near_miss
-from envs.trace import TICK_S, TRACE_FILE, TraceWriter
+from envs.trace import TRACE_FILE, TraceWriter, tick_steps
 from envs.world import World
 from twin import assemble
 from twin.episode import Episode
@@ -86,7 +86,7 @@ class ScenarioRun:
         self.steps = 0
         self.speeds: list[float] = []
         self.near_misses, self._closing_in = 0, set()
-        self._next_tick = TICK_S
+        self._tick_steps = tick_steps(config.sim_hz)  # a trace tick every this many physics steps
         # the first physics step and the supervisor's first check compile (or load from numba's
         # cache) the kernels: their time is reported apart (the humans' first decisions are not in it)
         self.compile_s = 0.0
@@ -116,12 +116,12 @@ class ScenarioRun:
         if not self._first_check_timed and self.supervisor.checks:
             self.compile_s += self.supervisor.seconds
             self._first_check_timed = True
-        if world.time + 1e-9 >= self._next_tick:
+        self.steps += 1
+        if self.steps % self._tick_steps == 0:
             record = self._trace_tick()
             if self.ticks is not None:
                 self.ticks.append(record)
-            self._pending, self._next_tick = [], self._next_tick + TICK_S
-        self.steps += 1
+            self._pending = []
 
     def _trace_tick(self) -> dict[str, Any]:
         """One trace record (written and returned): the state now and what happened since the previous tick."""
@@ -326,9 +326,10 @@ def _near_misses(world: World, closing_in: set, count: int) -> tuple[int, set]:
     veh = world.vehicles
     now: set = set()
     if len(veh):
-        has = world.leader >= 0
-        closing = np.where(has, veh.v - veh.v[np.maximum(world.leader, 0)], 0.0)
-        risky = has & near_miss(world.leader_gap, closing)
+        seen = world.perception_now()
+        has = seen.leader >= 0
+        closing = np.where(has, veh.v - veh.v[np.maximum(seen.leader, 0)], 0.0)
+        risky = has & near_miss(seen.leader_gap, closing)
         now = set(veh.id[risky].tolist())
     return count + len(now - closing_in), now
 

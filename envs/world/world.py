@@ -18,6 +18,7 @@ readable in one place.
 from __future__ import annotations
 
 from collections import Counter
+from typing import NamedTuple
 
 import numpy as np
 
@@ -57,6 +58,18 @@ DRY_FRICTION = 0.8  # tyre-road friction of dry asphalt; drivers brake less hard
 
 
 
+
+
+class Perception(NamedTuple):
+    """What is perceived at one moment: each vehicle's leader row (-1 none) and gap [m], its
+    distance [m] to each crossing's conflict zone and whether it is past it, and the time gap
+    [s] each crossing offers."""
+
+    leader: np.ndarray
+    leader_gap: np.ndarray
+    zone_distance: np.ndarray
+    past_zone: np.ndarray
+    crossing_gap: np.ndarray
 
 def _sample(rng: np.random.Generator, spread: Spread, low: float, high: float) -> float:
     """One draw of ``spread`` clipped to [low, high] (as ``np.clip``, without its dispatch)."""
@@ -104,6 +117,7 @@ class World:
         self.occupied = np.zeros(len(self.network.crossings), dtype=bool)
         self.crossing_gap = np.full(len(self.network.crossings), np.inf)
         self.perceived_gap = np.zeros(0)  # [m] per vehicle: the leader gap its own sensor reports
+        self._current: Perception | None = None  # perception of the positions now (perception_now)
         self._sensor_rng = np.random.default_rng([self.seed, 104729])
         self.faults = FaultInjector(config.faults, self)
         self.friction = config.road_friction  # tyre-road friction coefficient (set_friction changes it)
@@ -223,6 +237,7 @@ class World:
         self._longitudinal(dt)
         lane_change.decide(self, dt)
         self._integrate_vehicles(dt)
+        self._current = None  # the perception above is of the positions before this step
         pedestrians.move(self, dt)
         self.refresh_world_coords()
         collisions.detect(self)
@@ -304,14 +319,28 @@ class World:
         (``leader``, ``leader_gap`` [m], ``perceived_gap`` [m] through its sensor), the distance
         to every crossing's conflict zone ahead (``zone_distance`` [m], ``past_zone``) and the
         time gap each crossing offers (``crossing_gap`` [s]). Call after moving actors by hand."""
-        veh, net = self.vehicles, self.network
         (self._sorted_keys, self._sorted_lane, self._sorted_veh, self.leader, self.leader_gap, self.zone_distance,
-         self.past_zone, self.crossing_gap) = kernels.perception(
+         self.past_zone, self.crossing_gap) = self._perception()
+        self.perceived_gap = self._sense_gaps()
+        self._current = Perception(self.leader, self.leader_gap, self.zone_distance, self.past_zone, self.crossing_gap)
+
+    def _perception(self) -> tuple:
+        veh, net = self.vehicles, self.network
+        return kernels.perception(
             veh.lane, veh.target_lane, veh.s, veh.d, veh.psi, veh.v, veh.length, veh.width, net.lane_offset,
             net.lane_width, net.lane_left, net.lane_right, net.lane_next, net.lane_next_station, net.lane_s_to,
             net.lane_dead_end, net.zone_lane, net.zone_s_in, net.zone_s_out, net.zone_crossing, len(net.crossings),
             LOOKAHEAD_HOPS, KEY_SCALE)
-        self.perceived_gap = self._sense_gaps()
+
+    def perception_now(self) -> "Perception":
+        """Leaders, gaps [m] and zone distances [m] at the actors' positions now. The drivers'
+        own perception (``leader``, ``leader_gap``, ...) is taken at the start of a step, before
+        it moves them; this one is taken after (and computed at most once per step), so a
+        snapshot pairs gaps with the positions and speeds it shows. Computing it changes
+        nothing in the world."""
+        if self._current is None:
+            self._current = Perception(*self._perception()[3:])
+        return self._current
 
     def _sense_gaps(self) -> np.ndarray:
         """The leader gap [m] each vehicle's forward sensor reports: the truth (the same array)
@@ -331,15 +360,16 @@ class World:
         """Row of the nearest vehicle strictly behind station ``s`` on ``lane`` (-1 if none)."""
         return kernels.query(self._sorted_keys, self._sorted_lane, self._sorted_veh, lane, s, KEY_SCALE, False)
 
-    def stop_distance(self) -> np.ndarray:
+    def stop_distance(self, zone_distance: np.ndarray | None = None) -> np.ndarray:
         """Per vehicle: distance [m] from the front bumper to where it must stop (inf if nowhere).
 
-        Red (and stoppable amber) signals, dead ends, and crosswalks with a pedestrian on them.
+        Red (and stoppable amber) signals, dead ends, and crosswalks with a pedestrian on them
+        (``zone_distance``: per vehicle and conflict zone [m], default the drivers' perception).
         """
         veh, net = self.vehicles, self.network
         return kernels.stop_distances(veh.lane, veh.target_lane, veh.s, veh.v, veh.length, veh.runs_red,
                                       net.lane_signal_group, net.lane_s_to, net.lane_dead_end, self.group_state,
-                                      self.zone_distance, net.zone_crossing, self.occupied, STOP_MARGIN, veh.amber_decel,
+                                      self.zone_distance if zone_distance is None else zone_distance, net.zone_crossing, self.occupied, STOP_MARGIN, veh.amber_decel,
                                       AMBER_STOP_DECEL, net.lane_next, self.junction_busy(), MERGE_ROOM)
 
     def junction_busy(self) -> np.ndarray:
