@@ -55,8 +55,10 @@ def query(keys, key_lane, key_veh, lanes, s, key_scale, ahead):
 
 @njit(cache=True)
 def leaders(keys, key_lane, key_veh, lane, target_lane, s, half, lane_next, lane_next_station, lane_s_to,
-            lane_dead_end, hops, key_scale):
-    """Leader row and bumper gap [m] of every vehicle, searching up to ``hops`` lanes ahead.
+            lane_dead_end, hops, key_scale, min_hops, lookahead_m):
+    """Leader row and bumper gap [m] of every vehicle, searching the lanes ahead: at least
+    ``min_hops`` lanes, then on until ``lookahead_m`` [m] ahead are covered (so short
+    junction-internal lanes do not shorten what a driver sees), at most ``hops`` lanes.
 
     Also returns the lanes of the look-ahead and the vehicle's station expressed on each
     (negative before that lane starts), for conflict-zone distances.
@@ -77,7 +79,7 @@ def leaders(keys, key_lane, key_veh, lane, target_lane, s, half, lane_next, lane
                     lead[i] = j
                     gap[i] = s[j] - si - half[i] - half[j]
             nxt = lane_next[ln]
-            if nxt < 0 or lane_dead_end[ln]:
+            if nxt < 0 or lane_dead_end[ln] or (h + 1 >= min_hops and lane_s_to[ln] - si >= lookahead_m):
                 break
             si = lane_next_station[ln] + si - lane_s_to[ln]
             ln = nxt
@@ -251,7 +253,7 @@ def crossing_gaps(to_zone, past, v, zone_crossing, n_crossings):
 @njit(cache=True)
 def perception(lane, target_lane, s, d, psi, v, length, width, lane_offset, lane_width, lane_left, lane_right,
                lane_next, lane_next_station, lane_s_to, lane_dead_end, zone_lane, zone_s_in, zone_s_out, zone_crossing,
-               n_crossings, hops, key_scale):
+               n_crossings, hops, key_scale, min_hops, lookahead_m):
     """:func:`occupancy`, :func:`leaders`, :func:`zone_distances` and :func:`crossing_gaps` in one
     call. Returns the occupancy (keys, lanes, rows), leader rows and gaps [m], distances to the
     conflict zones [m] and whether each is passed, and each crossing's time gap [s]."""
@@ -259,7 +261,8 @@ def perception(lane, target_lane, s, d, psi, v, length, width, lane_offset, lane
                                         lane_left, lane_right, key_scale)
     half = 0.5 * length
     lead, gap, hop_lane, hop_s = leaders(keys, key_lane, key_veh, lane, target_lane, s, half, lane_next,
-                                         lane_next_station, lane_s_to, lane_dead_end, hops, key_scale)
+                                         lane_next_station, lane_s_to, lane_dead_end, hops, key_scale, min_hops,
+                                         lookahead_m)
     to_zone, past = zone_distances(hop_lane, hop_s, half, zone_lane, zone_s_in, zone_s_out)
     gaps = crossing_gaps(to_zone, past, v, zone_crossing, n_crossings)
     return keys, key_lane, key_veh, lead, gap, to_zone, past, gaps

@@ -155,3 +155,27 @@ def test_a_cut_in_close_ahead_is_met_with_plausible_braking_not_idms_overreactio
     assert max(decelerations) <= -need + b_comf + 0.1  # never beyond the need plus its comfortable deceleration
     assert max(decelerations) >= -need * 0.8  # and it does brake for the cut-in
     assert not [e for e in world.events if e.kind == "collision"]
+
+
+def test_drivers_see_a_leader_beyond_a_chain_of_short_junction_lanes():
+    """Real junctions are chains of short internal lanes: the leader search goes on by
+    distance (LOOKAHEAD_M), not only a fixed number of lanes."""
+    from envs import kernels
+    from envs.world.world import LOOKAHEAD_HOPS, LOOKAHEAD_M, LOOKAHEAD_MIN_HOPS
+
+    n_lanes = 6  # six 10 m lanes in a row; a car on the first, its leader on the last
+    lane, s = np.array([0, 5]), np.array([1.0, 5.0])
+    length, width = np.array([4.0, 4.0]), np.array([1.8, 1.8])
+    none = np.full(n_lanes, -1)
+    keys, key_lane, key_veh = kernels.occupancy(lane, lane, s, np.zeros(2), np.zeros(2), length, width,
+                                                np.zeros(n_lanes), np.full(n_lanes, 3.5), none, none,
+                                                kernels.KEY_SCALE)
+    chain = (np.array([1, 2, 3, 4, 5, -1]), np.zeros(n_lanes), np.full(n_lanes, 10.0), np.zeros(n_lanes, dtype=bool))
+
+    def leader(min_hops, lookahead_m):
+        lead, gap, _, _ = kernels.leaders(keys, key_lane, key_veh, lane, lane, s, 0.5 * length, *chain,
+                                          LOOKAHEAD_HOPS, kernels.KEY_SCALE, min_hops, lookahead_m)
+        return int(lead[0]), float(gap[0])
+
+    assert leader(LOOKAHEAD_MIN_HOPS, LOOKAHEAD_M) == (1, 50.0 + 5.0 - 1.0 - 4.0)
+    assert leader(LOOKAHEAD_MIN_HOPS, 0.0)[0] == -1  # three lanes only (30 m): what drivers saw before

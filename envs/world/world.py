@@ -44,7 +44,9 @@ from envs.world import collisions, demand, lane_change, pedestrians
 from envs.world.events import WorldEvent
 from envs.world.signals import PHASE_SUFFIXES, SignalPlan  # noqa: F401  (PHASE_SUFFIXES: re-exported)
 
-LOOKAHEAD_HOPS = 3  # lanes searched ahead for leaders and conflict zones
+LOOKAHEAD_M = 200.0  # [m] drivers search leaders and conflict zones this far ahead (a braking distance at 30 m/s)...
+LOOKAHEAD_MIN_HOPS = 3  # ...and at least this many lanes ahead...
+LOOKAHEAD_HOPS = 16  # ...and at most this many
 STOP_MARGIN = 1.0  # [m] stopping point before a stop line or crosswalk
 MERGE_ROOM = 15.0  # [m] drivers wait this far before the end of an ending lane for a gap
 AMBER_STOP_DECEL = 3.5  # [m/s^2] drivers stop at amber if they can within this deceleration
@@ -330,7 +332,7 @@ class World:
             veh.lane, veh.target_lane, veh.s, veh.d, veh.psi, veh.v, veh.length, veh.width, net.lane_offset,
             net.lane_width, net.lane_left, net.lane_right, net.lane_next, net.lane_next_station, net.lane_s_to,
             net.lane_dead_end, net.zone_lane, net.zone_s_in, net.zone_s_out, net.zone_crossing, len(net.crossings),
-            LOOKAHEAD_HOPS, KEY_SCALE)
+            LOOKAHEAD_HOPS, KEY_SCALE, LOOKAHEAD_MIN_HOPS, LOOKAHEAD_M)
 
     def perception_now(self) -> "Perception":
         """Leaders, gaps [m] and zone distances [m] at the actors' positions now. The drivers'
