@@ -52,7 +52,8 @@ EXAMPLES = {
              "  python run.py bench humans --minutes 0 --separation-minutes 0 --throughput-minutes 2\n"
              "  python run.py bench memory --sizes 10000 100000\n"
              "  python run.py bench supervisor --minutes 5\n"
-             "  python run.py bench rl --minutes 10 --threshold 0.9",
+             "  python run.py bench rl --minutes 10 --threshold 0.9\n"
+             "  python run.py bench sumo --minutes 10 --json sumo.json      # SUMO itself on its shipped scenarios",
 }
 
 
@@ -162,6 +163,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.minutes is None:
+        args.minutes = 10.0 if args.target == "sumo" else 3.0
+    if args.target == "sumo":
+        from benchmarks.sumo import run_sumo_benchmark
+
+        run_sumo_benchmark(minutes=args.minutes, json_path=args.json)
+        return 0
     if args.target == "humans":
         from benchmarks.humans import run_humans_benchmark
 
@@ -384,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
 
     bench = sub.add_parser("bench", help="measure speed: the twin (vs highway-env), LLM humans, memory, supervisor, RL training", epilog=EXAMPLES["bench"],
                            formatter_class=fmt)
-    bench.add_argument("target", choices=["twin", "humans", "memory", "supervisor", "rl"],
+    bench.add_argument("target", choices=["twin", "humans", "memory", "supervisor", "rl", "sumo"],
                        help="twin: physics vs highway-env; humans: LLM cost and persona separation; memory: recall "
                             "latency; supervisor: its share of the physics step; rl: PPO wall-clock to a success "
                             "rate vs highway-fast-v0")
@@ -410,9 +418,9 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--rounds", type=int, default=4, help="twin: interleaved rounds the single-env measurements take")
     bench.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     bench.add_argument("--no-peer", action="store_true", help="skip highway-env even if installed")
-    bench.add_argument("--minutes", type=float, default=3.0,
-                       help="humans: simulated minutes of the cost run (0 skips it); supervisor: per row; "
-                            "rl: training minutes per env at most")
+    bench.add_argument("--minutes", type=float, default=None,
+                       help="humans: simulated minutes of the cost run (0 skips it; default 3); supervisor: per "
+                            "row (3); rl: training minutes per env at most (3); sumo: simulated minutes (10)")
     bench.add_argument("--separation-minutes", type=float, default=10.0,
                        help="humans: simulated minutes of the persona-separation run (0 skips it)")
     bench.add_argument("--sizes", type=int, nargs="+", default=[10000, 100000], help="memory: store sizes")

@@ -247,3 +247,16 @@ def test_network_inspect_reports_a_shipped_configuration(capsys):
     figures = json.loads(capsys.readouterr().out)
     assert figures["junctions"]["traffic_light"] == 6 and figures["demand"]["vehicles"] > 100
     assert main(["network", "inspect", str(GAME / "nothing.net.xml")]) == 2
+
+
+@needs_sumo
+def test_bench_sumo_runs_sumo_itself_on_a_shipped_configuration(tmp_path):
+    """The reference side of `bench sumo`: SUMO's own binary on `cross` (its GUI-only
+    options dropped), teleporting off; the counts add up."""
+    from benchmarks.sumo import run_sumo
+
+    figures = run_sumo(GAME / "cross.sumocfg", 10.0, tmp_path)
+    assert figures["simulated_s"] == 600 and figures["collisions"] == 0
+    assert figures["inserted"] == figures["arrived"] + figures["running"]
+    assert sum(r["arrived"] for r in figures["routes"].values()) == figures["arrived"] > 50
+    assert figures["vehicle_steps_per_s"] > 0 and 0 < figures["travel_time_p50_s"] <= figures["travel_time_p90_s"]
