@@ -44,7 +44,7 @@ EXAMPLES = {
                "  python run.py simulate intersection --set humans.surrogate.path=surrogate.pkl",
     "network": "examples:\n  python run.py network inspect \"$(python -c 'from envs.roads.sumo import shipped_scenarios as s; "
                "print(s())')/A10KW.sumocfg\"\n"
-               "  python run.py network inspect my.net.xml --json network.json\n"
+               "  python run.py network inspect my.net.xml --json network.json --png network.png\n"
                "  python run.py network import map.osm --out map.net.xml      # OpenStreetMap, via netconvert\n"
                "  python run.py network import road.xodr --out road.net.xml   # OpenDRIVE",
     "bench": "examples:\n  python run.py bench twin --seconds 20 --vector 2\n"
@@ -238,6 +238,11 @@ def cmd_network(args: argparse.Namespace) -> int:
     console.print(table)
     for item in figures["unsupported"] + (figures.get("demand", {}).get("unsupported") or []):
         console.print(f"[yellow]not modelled:[/yellow] {item}")
+    if args.png:
+        from envs.roads.figure import draw_network
+
+        with console.status(f"drawing {args.png}"):
+            console.print(f"wrote {draw_network(network, args.png)}")
     if args.json:
         text = json.dumps(figures, indent=2)
         sys.stdout.write(text + "\n") if args.json == Path("-") else args.json.write_text(text)
@@ -388,6 +393,7 @@ def main(argv: list[str] | None = None) -> int:
     net.add_argument("path", type=Path, help="inspect: a .net.xml or .sumocfg; import: a .osm or .xodr map")
     net.add_argument("--out", type=Path, default=None, help="import: the SUMO network to write")
     net.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file ('-': stdout)")
+    net.add_argument("--png", type=Path, default=None, help="also draw the network to this PNG file")
     net.set_defaults(func=cmd_network)
 
     bench = sub.add_parser("bench", help="measure speed: the twin (vs highway-env), LLM humans, memory, supervisor, RL training", epilog=EXAMPLES["bench"],

@@ -250,6 +250,15 @@ def test_network_inspect_reports_a_shipped_configuration(capsys):
 
 
 @needs_sumo
+def test_network_inspect_draws_the_network(tmp_path):
+    from run import main
+
+    picture = tmp_path / "cross.png"
+    assert main(["-q", "network", "inspect", str(GAME / "cross.sumocfg"), "--png", str(picture)]) == 0
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and picture.stat().st_size > 20_000
+
+
+@needs_sumo
 def test_bench_sumo_runs_sumo_itself_on_a_shipped_configuration(tmp_path):
     """The reference side of `bench sumo`: SUMO's own binary on `cross` (its GUI-only
     options dropped), teleporting off; the counts add up."""
