@@ -234,6 +234,8 @@ def cmd_network(args: argparse.Namespace) -> int:
     table.add_column("value", justify="right")
     for key, value in figures.items():
         if key not in ("source", "unsupported"):
+            if isinstance(value, dict):
+                value = {k: v for k, v in value.items() if k != "unsupported"}  # printed below, once
             table.add_row(key, json.dumps(value) if isinstance(value, (dict, list)) else str(value))
     console.print(table)
     for item in figures["unsupported"] + (figures.get("demand", {}).get("unsupported") or []):

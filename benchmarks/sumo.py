@@ -5,7 +5,7 @@ shipped configuration (``ramp``, ``cross``, ``A10KW``, ``grid6``, ``bs3d`` under
 ``sumo/tools/game/``) for ``--minutes`` simulated minutes with teleporting off, as the
 twin runs (a stuck vehicle stays stuck), and reports what it produced: vehicles inserted,
 arrived and still running, collisions, mean travel time and its distribution per route
-(the flow or vehicle id before its last dot), and SUMO's vehicle updates per second.
+(a flow's vehicles together), and SUMO's vehicle updates per second.
 
 The twin's side of the comparison (the same files in the twin, interleaved, and the ratio
 of vehicle-steps per second) comes when the twin drives on these networks; until then
@@ -15,6 +15,7 @@ of vehicle-steps per second) comes when the twin drives on these networks; until
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import tempfile
 import time
@@ -48,9 +49,11 @@ def run_sumo(config: Path, minutes: float, out: Path) -> dict[str, Any]:
     root = ET.parse(stats).getroot()
     vehicles, trip, safety, perf = (root.find(tag) for tag in ("vehicles", "vehicleTripStatistics", "safety",
                                                                 "performance"))
-    by_route: dict[str, list[float]] = {}
+    by_route: dict[str, list[float]] = {}  # a flow's vehicles ("flow.k") together; single vehicles as one group
     for t in ET.parse(trips).getroot().iter("tripinfo"):
-        by_route.setdefault(t.get("id", "").rsplit(".", 1)[0], []).append(float(t.get("duration", 0)))
+        ident = t.get("id", "")
+        by_route.setdefault(ident.rsplit(".", 1)[0] if "." in ident else "(vehicles)", []).append(
+            float(t.get("duration", 0)))
     durations = np.array([d for ds in by_route.values() for d in ds])
     updates = float(perf.get("vehicleUpdatesPerSecond", 0)) if perf is not None else 0.0
     return {
@@ -69,16 +72,25 @@ def run_sumo(config: Path, minutes: float, out: Path) -> dict[str, Any]:
 
 
 def _without_gui_options(config: Path, out: Path) -> Path:
-    """A copy of ``config`` without its ``<gui_only>`` section (the plain ``sumo`` binary
-    refuses options such as ``osg-view``), its input files made absolute."""
+    """A copy of ``config`` in ``out`` without its ``<gui_only>`` section (the plain ``sumo``
+    binary refuses options such as ``osg-view``), its network and routes named by absolute
+    path, and its additional files copied into ``out``: they may ask for outputs (the shipped
+    ``input_additional.add.xml`` writes ``tlsstate.xml`` and ``netstate.xml`` beside itself),
+    which must not land in the installed package."""
     root = ET.parse(config).getroot()
     for section in list(root):
         if section.tag == "gui_only":
             root.remove(section)
         elif section.tag == "input":
             for option in section:
-                names = [n.strip() for n in option.get("value", "").split(",") if n.strip()]
-                option.set("value", ",".join(str((config.parent / n).resolve()) for n in names))
+                names = [(config.parent / n.strip()).resolve() for n in option.get("value", "").split(",") if n.strip()]
+                if option.tag == "additional-files":
+                    copies = []
+                    for k, name in enumerate(names):
+                        copies.append(out / f"{config.stem}.{k}.{name.name}")
+                        shutil.copyfile(name, copies[-1])
+                    names = copies
+                option.set("value", ",".join(str(n) for n in names))
     copy = out / config.name
     ET.ElementTree(root).write(copy)
     return copy
@@ -96,7 +108,8 @@ def run_sumo_benchmark(minutes: float = 10.0, json_path: Path | None = None, con
         for name in configs:
             with console.status(f"sumo {name}, {minutes:g} simulated minutes"):
                 rows.append(run_sumo(game / f"{name}.sumocfg", minutes, Path(tmp)))
-    table = Table(title=f"SUMO {_version()} on its shipped scenarios, {minutes:g} simulated minutes, teleporting off")
+    version = _version()
+    table = Table(title=f"SUMO {version} on its shipped scenarios, {minutes:g} simulated minutes, teleporting off")
     for column in ("network", "inserted", "arrived", "running", "collisions", "travel time mean / p50 / p90 [s]",
                    "vehicle-steps/s"):
         table.add_column(column, justify="left" if column == "network" else "right")
@@ -106,7 +119,7 @@ def run_sumo_benchmark(minutes: float = 10.0, json_path: Path | None = None, con
                       f"{r['travel_time_p90_s']}", f"{r['vehicle_steps_per_s']:,}")
     console.print(table)
     console.print("the twin: not run yet (it does not drive on SUMO networks yet); its column and the ratio are null")
-    figures = {"minutes": minutes, "sumo_version": _version(), "runs": rows,
+    figures = {"minutes": minutes, "sumo_version": version, "runs": rows,
                "vehicle_steps_per_s": {"twin": None, "sumo": {r["config"]: r["vehicle_steps_per_s"] for r in rows}},
                "ratio": None}
     if json_path:

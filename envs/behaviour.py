@@ -57,7 +57,7 @@ def acc(a_idm: float, a_cah: float, b_comf: float, b_max: float) -> float:
     says the situation needs (a leader that cut in close but is not closing fast); then a
     blend that brakes at most about ``b_comf`` beyond the CAH instead of IDM's over-reaction
     (IDM's own value counted at most at the maximum deceleration ``b_max``)."""
-    if a_idm >= a_cah:
+    if a_idm >= a_cah:  # (with IDM's own value: the clip below only bounds the blend)
         return a_idm
     a_idm = max(a_idm, -b_max)
     return (1.0 - ACC_COOLNESS) * a_idm + ACC_COOLNESS * (a_cah + b_comf * math.tanh((a_idm - a_cah) / b_comf))

@@ -323,14 +323,15 @@ def stop_distances(lane, target_lane, s, v, length, runs_red, lane_group, lane_s
 
 @njit(cache=True)
 def accelerations(v, a, speed_factor, speed_limit, v_max, headway, min_gap, a_max, b_comf, b_max, reaction_time,
-                  leader, gap, stop, driver, cmd_speed, cmd_accel, crashed, dt, meta_gain):
+                  leader, gap, stop, driver, cmd_speed, cmd_accel, crashed, dt, meta_gain, a_now):
     """New acceleration [m/s^2] of every vehicle, and the IDM acceleration of its driver.
 
     Humans: IDM toward their desired speed (``speed_factor`` times the ``speed_limit`` they
     may drive, at most ``v_max``) behind the leader (bounded by the ACC model where IDM would
     brake harder than the leader's motion calls for) and before the stopping point, reached
-    with a lag of their reaction time. RL drivers: speed tracking (meta actions) or the
-    commanded value.
+    with a lag of their reaction time, from ``a``. RL drivers: speed tracking (meta actions) or
+    the commanded value. ``a_now`` [m/s^2] is what every vehicle really does now: the leader's
+    acceleration the ACC bound reckons with (whatever model ``a`` is of).
     """
     n = v.shape[0]
     a_new = np.empty(n)
@@ -342,7 +343,7 @@ def accelerations(v, a, speed_factor, speed_limit, v_max, headway, min_gap, a_ma
         v_lead = v[leader[i]] if leader[i] >= 0 else 0.0
         follow = behaviour.idm(v[i], v0, headway[i], min_gap[i], a_max[i], b_comf[i], gap[i], v_lead)
         if leader[i] >= 0 and gap[i] < 1e9:  # a leader that cut in close: no harsher than the situation needs
-            follow = behaviour.acc(follow, behaviour.cah(v[i], v_lead, a[leader[i]], gap[i], a_max[i]), b_comf[i],
+            follow = behaviour.acc(follow, behaviour.cah(v[i], v_lead, a_now[leader[i]], gap[i], a_max[i]), b_comf[i],
                                    b_max[i])
         halt = behaviour.idm(v[i], v0, headway[i], min_gap[i], a_max[i], b_comf[i], stop[i] + min_gap[i], 0.0)
         a_idm[i] = min(follow, halt)

@@ -91,7 +91,8 @@ def _sensed_now(world: "World", gap_now: np.ndarray) -> np.ndarray:
         return gap_now.copy()
     error = np.where(np.isfinite(world.perceived_gap) & np.isfinite(world.leader_gap),
                      world.perceived_gap - world.leader_gap, 0.0)
-    return np.where(np.isfinite(world.perceived_gap), np.maximum(gap_now + error, 0.0), world.perceived_gap)
+    sensed = np.where(np.isfinite(gap_now), np.maximum(gap_now + error, 0.0), gap_now)
+    return np.where(world.vehicles.sensor_dropout, np.inf, sensed)
 
 @dataclass
 class WorldState:

@@ -148,6 +148,22 @@ def test_routes_flows_and_trips_are_read_and_trips_routed(tiny, tmp_path):
     assert demand.vtypes["car"].tau == 1.2 and demand.vtypes["car"].decel == 4.0
 
 
+def test_flows_count_as_sumo_inserts_them(tiny, tmp_path):
+    """At begin + k * period while before end (so 4 in 10 s at 1200/h), SUMO's 24 h default
+    end, and exp(r) as a random flow of r vehicles per second."""
+    network, net = sumo.read_network_and_sumolib(tiny)
+    extra = ('<flow id="hour" type="car" route="r" begin="0" end="10" vehsPerHour="1200"/>'
+             '<flow id="long" type="car" route="r" begin="0" period="1000"/>'
+             '<flow id="random" type="car" route="r" begin="0" end="100" period="exp(0.1)"/>'
+             '<vType id="lorry" vClass="truck" speedFactor="normc(1.2,0.1,0.5,2)"/>')
+    demand = sumo.read_routes([write_routes(tmp_path, extra)], network, net)
+    by_id = {d.id: d for d in demand.departures}
+    assert by_id["hour"].times() == [0, 3, 6, 9]
+    assert len([t for t in by_id["long"].times() if t <= 7200]) == 8
+    assert by_id["random"].probability == 0.1 and by_id["random"].end_s == 100
+    assert demand.vtypes["lorry"].speed_factor == 1.2 and demand.vtypes["lorry"].length == 7.1
+
+
 @pytest.mark.parametrize("extra, expected", [
     ('<vehicle id="bad" type="car" depart="0"><route edges="AB XY"/></vehicle>',
      "<vehicle id='bad'>: edge 'XY' is not in the network"),
@@ -212,14 +228,61 @@ OSM = """<?xml version="1.0" encoding="UTF-8"?>
 """
 
 
+def imported(tmp_path: Path, name: str, text: str):
+    """The network netconvert makes of the map ``text`` saved as ``name``."""
+    source = tmp_path / name
+    source.write_text(text)
+    return sumo.import_map(source, tmp_path / f"{source.stem}.net.xml")
+
+
 @needs_sumo
 def test_an_openstreetmap_file_imports_through_netconvert(tmp_path):
-    source = tmp_path / "map.osm"
-    source.write_text(OSM)
-    network = sumo.import_map(source, tmp_path / "map.net.xml")
+    network = imported(tmp_path, "map.osm", OSM)
     figures = network.summary()
     assert figures["edges"] >= 8 and figures["links"] > 8  # two crossing roads, both directions, turns
     assert any(len({lk.to_lane for lk in network.links_from(lane.id)}) > 1 for lane in network.road_lanes())
+
+
+XODR = """<?xml version="1.0" standalone="yes"?>
+<OpenDRIVE>
+    <header revMajor="1" revMinor="4" name="straight" version="1.00" north="0" south="0" east="0" west="0"/>
+    <road name="main" length="200.0" id="1" junction="-1">
+        <link/>
+        <planView>
+            <geometry s="0.0" x="0.0" y="0.0" hdg="0.0" length="200.0"><line/></geometry>
+        </planView>
+        <lanes>
+            <laneSection s="0.0">
+                <left>
+                    <lane id="1" type="driving" level="false"><link/><width sOffset="0.0" a="3.5" b="0" c="0" d="0"/></lane>
+                </left>
+                <center>
+                    <lane id="0" type="none" level="false"><link/></lane>
+                </center>
+                <right>
+                    <lane id="-1" type="driving" level="false"><link/><width sOffset="0.0" a="3.5" b="0" c="0" d="0"/></lane>
+                    <lane id="-2" type="driving" level="false"><link/><width sOffset="0.0" a="3.5" b="0" c="0" d="0"/></lane>
+                </right>
+            </laneSection>
+        </lanes>
+    </road>
+</OpenDRIVE>
+"""
+
+
+@needs_sumo
+def test_an_opendrive_file_imports_through_netconvert(tmp_path):
+    """A straight 200 m road, one lane westbound and two eastbound."""
+    network = imported(tmp_path, "road.xodr", XODR)
+    lanes = network.road_lanes()
+    assert sorted(len(e.lanes) for e in network.edges.values() if not e.function) == [1, 2]
+    assert all(abs(lane.length - 200.0) < 1.0 and abs(lane.width - 3.5) < 0.01 for lane in lanes)
+
+
+@needs_sumo
+def test_a_map_netconvert_cannot_read_is_a_clear_error(tmp_path):
+    with pytest.raises(sumo.SumoInputError, match=r"broken\.osm: netconvert failed: .+"):
+        imported(tmp_path, "broken.osm", "<osm version='0.6'><node id='1' lat='52.0'")
 
 
 def test_importing_without_netconvert_says_what_to_install(tmp_path, monkeypatch):

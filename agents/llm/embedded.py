@@ -13,8 +13,11 @@ batch ("jump-forward" decoding), and samples only where the model has a choice:
 - a free string: from the whole vocabulary, ended by a token that holds a quote (the text
   before the quote is kept), by end of turn, or at the schema's ``maxLength``.
 
-So the answer is always valid JSON of the schema, and the model's choices are drawn from
-the same distribution as with the grammar. Sampling is seeded by the request's ``seed``.
+An answer that finishes (``stop``) is valid JSON of the schema; one cut at ``max_tokens`` is
+not (``length``: a ``cut`` answer). The enum choices are drawn as with the grammar, from each
+value's usual tokenisation; a free string is drawn from the tokens a JSON string may hold.
+Sampling is seeded by the request's ``seed``; ``temperature`` (default 0.2, as llama.cpp's)
+and ``max_tokens`` are read from the request, llama.cpp's other sampling options are not.
 Any other request (free text, a schema with numbers, tools) goes to llama.cpp's own
 ``create_chat_completion``.
 
@@ -62,7 +65,7 @@ def flat_fields(answer_type: type[BaseModel]) -> list[Field] | None:
     for name, prop in schema.get("properties", {}).items():
         if "$ref" in prop or prop.get("type") != "string":
             return None
-        options = prop.get("enum")
+        options = prop.get("enum") or ([prop["const"]] if "const" in prop else None)  # Literal["x"]: a const
         if options is not None and not all(isinstance(o, str) and o and '"' not in o and "\\" not in o
                                            for o in options):
             return None
@@ -90,6 +93,8 @@ class EmbeddedChatCompletionClient(LlamaCppChatCompletionClient):
         self._serialise()
         self._pieces: list[bytes] | None = None
         self._tries: dict[tuple[str, ...], dict] = {}
+        self._string_tokens = np.zeros(0, dtype=bool)  # set with the piece table
+        self._quote_tokens = np.zeros(0, dtype=int)
         self._prefix_states: OrderedDict[tuple[int, ...], bytes] = OrderedDict()
         self._completion_tokens = 0
         self._unevaluated: list[int] = []
@@ -123,7 +128,7 @@ class EmbeddedChatCompletionClient(LlamaCppChatCompletionClient):
         args = dict(extra_create_args)
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(None, lambda: self._answer(
-            prompt, fields, int(args.get("max_tokens") or 256), float(args.get("temperature", 0.8)),
+            prompt, fields, int(args.get("max_tokens") or 256), float(args.get("temperature", 0.2)),
             int(args.get("seed") or 0)))
         if cancellation_token:
             cancellation_token.link_future(future)
@@ -245,9 +250,13 @@ class EmbeddedChatCompletionClient(LlamaCppChatCompletionClient):
         return "".join(out), "stop"
 
     def _piece_table(self) -> list[bytes]:
+        """Each token's text; with it the tokens a free string may hold (no control characters,
+        nothing empty such as end of turn) and those that start with a quote."""
         if self._pieces is None:
             llm = self.llm
             self._pieces = [llm.detokenize([t]) for t in range(llm.n_vocab())]
+            self._string_tokens = np.array([bool(p) and min(p) >= 0x20 for p in self._pieces])
+            self._quote_tokens = np.array([t for t, p in enumerate(self._pieces) if p.startswith(b'"')])
         return self._pieces
 
     def _trie(self, options: tuple[str, ...]) -> dict:
@@ -272,9 +281,12 @@ class EmbeddedChatCompletionClient(LlamaCppChatCompletionClient):
                 token = candidates[0]
             else:
                 logits = self._logits()
-                # ending here (a value that is a prefix of another) is weighed by the quote that would follow
-                quote = self.llm.tokenize(b'"', add_bos=False, special=False)[0]
-                scores = np.array([logits[t] if t is not None else logits[quote] for t in candidates])
+                self._piece_table()
+                # ending here (a value that is a prefix of another) is weighed by every token that
+                # starts with the closing quote
+                quoted = logits[self._quote_tokens]
+                end = float(quoted.max() + np.log(np.exp(quoted - quoted.max()).sum()))
+                scores = np.array([logits[t] if t is not None else end for t in candidates])
                 token = candidates[_sample(scores, temperature, rng)]
             if token is None:
                 return node[None]
@@ -282,25 +294,27 @@ class EmbeddedChatCompletionClient(LlamaCppChatCompletionClient):
             node = node[token]
 
     def _string(self, max_chars: int, max_tokens: int, temperature: float, rng: np.random.Generator) -> str:
-        """Sample a free string of at most ``max_chars``, evaluating each token kept. A token
-        with a quote or backslash ends it (the text before that is kept, the token is not
-        evaluated: the closing quote is written as forced text), as does end of turn."""
+        """Sample a free string of at most ``max_chars``, among the tokens a JSON string may
+        hold. A token with a quote or backslash ends it: the text before that is kept (and
+        evaluated, so the model reads what the answer says), the closing quote is written as
+        forced text; so does reaching ``max_chars``."""
         pieces = self._piece_table()
         value = b""
         while self._completion_tokens < max_tokens:
-            token = _sample_vocab(self._logits(), temperature, rng)
+            logits = np.where(self._string_tokens, self._logits(), -np.inf)
+            token = _sample_vocab(logits, temperature, rng)
             piece = pieces[token]
-            if not piece:  # end of turn, or another control token
-                break
-            if b'"' in piece or b"\\" in piece:
-                value += piece.split(b'"')[0].split(b"\\")[0]
-                break
-            if len(_text(value + piece)) >= max_chars:
-                value += piece
-                break
+            ends = b'"' in piece or b"\\" in piece
+            if ends or len(_text(value + piece)) >= max_chars:
+                kept = piece.split(b'"')[0].split(b"\\")[0] if ends else piece
+                before = _text(value)
+                text = _text(value + kept)[:max_chars]
+                if text[len(before):]:
+                    self._feed(text[len(before):])
+                return text
             value += piece
             self._write([token])
-        return _text(value)[:max_chars].rstrip("\\")
+        return _text(value)[:max_chars]
 
 
 def _text(data: bytes) -> str:

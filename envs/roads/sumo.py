@@ -14,6 +14,7 @@ files hold that the twin does not model is listed in ``unsupported`` when they a
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 import shutil
 import subprocess
@@ -36,7 +37,22 @@ ROAD_CLASSES = {"passenger", "private", "taxi", "bus", "coach", "delivery", "tru
                 "authority", "army", "vip", "motorcycle", "moped", "evehicle", "hov", "custom1", "custom2"}
 STATIC_PROGRAMS = {"static"}
 DEFAULT_VTYPE = "DEFAULT_VEHTYPE"
+DEFAULT_VTYPES = {  # SUMO's built-in types: class and the sizes [m] and top speed [m/s] that differ from a car's
+    DEFAULT_VTYPE: ("passenger", {}),
+    "DEFAULT_BIKETYPE": ("bicycle", {"length": 1.6, "min_gap": 0.5, "max_speed": 5.56}),
+    "DEFAULT_PEDTYPE": ("pedestrian", {"length": 0.215, "min_gap": 0.25, "max_speed": 10.44}),
+    "DEFAULT_TAXITYPE": ("taxi", {}),
+    "DEFAULT_RAILTYPE": ("rail", {"length": 67.0, "max_speed": 44.44}),
+    "DEFAULT_CONTAINERTYPE": ("ignoring", {}),
+}
+CLASS_SIZES = {  # SUMO's defaults per vehicle class where a vType gives no length / minGap / maxSpeed
+    "truck": {"length": 7.1, "max_speed": 36.11}, "trailer": {"length": 16.5, "max_speed": 36.11},
+    "bus": {"length": 12.0, "max_speed": 27.78}, "coach": {"length": 14.0, "max_speed": 27.78},
+    "motorcycle": {"length": 2.2, "max_speed": 55.55}, "moped": {"length": 2.1, "max_speed": 12.5},
+    "bicycle": {"length": 1.6, "min_gap": 0.5, "max_speed": 5.56}, "delivery": {"length": 6.5},
+}
 NETWORK_SUFFIXES = (".net.xml", ".net.xml.gz")
+FLOW_END_S = 86400.0  # [s] SUMO's default end of a flow
 MAP_CONVERTERS = {".osm": "--osm-files", ".xml": "--osm-files", ".xodr": "--opendrive-files"}
 
 
@@ -152,7 +168,8 @@ def _edges_and_lanes(net: Any, unsupported: list[str]) -> tuple[dict[str, RoadEd
         from_node, to_node = e.getFromNode(), e.getToNode()
         edges[e.getID()] = RoadEdge(id=e.getID(), from_junction=from_node.getID() if from_node else "",
                                     to_junction=to_node.getID() if to_node else "", lanes=ids, function=function,
-                                    priority=int(e.getPriority() or -1), name=e.getName() or "")
+                                    priority=-1 if e.getPriority() is None else int(e.getPriority()),
+                                    name=e.getName() or "")
     if rail:
         unsupported.append(f"{rail} rail or tram lanes: rail traffic is not modelled")
     if bicycle:
@@ -239,9 +256,12 @@ def read_signal_programs(path: str | Path, known: set[str]) -> dict[str, SignalP
                 raise SumoInputError(f"{where}: a <phase> without a numeric duration") from None
         if not phases:
             raise SumoInputError(f"{where}: no <phase>")
+        try:
+            offset = float(element.get("offset", 0))
+        except ValueError:
+            raise SumoInputError(f"{where}: offset={element.get('offset')!r} is not a time in seconds") from None
         programs[tls] = SignalProgram(tls=tls, program=element.get("programID", "0"),
-                                      type=element.get("type", "static"), offset=float(element.get("offset", 0)),
-                                      phases=phases)
+                                      type=element.get("type", "static"), offset=offset, phases=phases)
     return programs
 
 
@@ -249,7 +269,8 @@ def read_signal_programs(path: str | Path, known: set[str]) -> dict[str, SignalP
 def read_routes(paths: list[str | Path] | tuple, network: RoadNetwork, sumolib_net: Any | None = None) -> Demand:
     """Vehicle types and departures of route files. Trips (``from`` / ``to``) are routed on
     the network (fastest path for their vehicle class); every route is checked."""
-    vtypes: dict[str, VehicleType] = {DEFAULT_VTYPE: VehicleType(DEFAULT_VTYPE)}
+    vtypes: dict[str, VehicleType] = {name: VehicleType(name, vclass=vclass, **sizes)
+                                      for name, (vclass, sizes) in DEFAULT_VTYPES.items()}
     departures: list[Departure] = []
     named_routes: dict[str, list[str]] = {}
     distributions: dict[str, list[tuple[str, float]]] = {}
@@ -263,16 +284,7 @@ def read_routes(paths: list[str | Path] | tuple, network: RoadNetwork, sumolib_n
             if tag == "vType":
                 vtypes[element.get("id", "")] = _vtype(element, path)
             elif tag == "vTypeDistribution":
-                members = []
-                for member in element.iter("vType"):
-                    vtypes[member.get("id", "")] = _vtype(member, path)
-                    members.append((member.get("id", ""), float(member.get("probability", 1.0))))
-                for name in element.get("vTypes", "").split():
-                    if name not in vtypes:
-                        raise SumoInputError(f"{path}: <vTypeDistribution id={element.get('id')!r}>: vehicle type "
-                                             f"{name!r} is not defined")
-                    members.append((name, 1.0))
-                distributions[element.get("id", "")] = members
+                distributions[element.get("id", "")] = _distribution(element, path, vtypes)
             elif tag == "route" and element.get("id"):
                 named_routes[element.get("id", "")] = element.get("edges", "").split()
             elif tag in ("vehicle", "trip", "flow"):
@@ -289,6 +301,41 @@ def read_routes(paths: list[str | Path] | tuple, network: RoadNetwork, sumolib_n
                   unsupported=sorted(set(unsupported)))
 
 
+def _distribution(element: ET.Element, path: Path, vtypes: dict[str, VehicleType]) -> list[tuple[str, float]]:
+    """The members of a ``<vTypeDistribution>`` and their weights (inline ``<vType>`` elements
+    with ``probability``, or ``vTypes`` with ``probabilities``); inline types are registered."""
+    where = f"{path}: <vTypeDistribution id={element.get('id')!r}>"
+    members = []
+    try:
+        for member in element.iter("vType"):
+            vtypes[member.get("id", "")] = _vtype(member, path)
+            members.append((member.get("id", ""), float(member.get("probability", 1.0))))
+        names = element.get("vTypes", "").split()
+        weights = [float(w) for w in element.get("probabilities", "").split()] or [1.0] * len(names)
+    except ValueError:
+        raise SumoInputError(f"{where}: a probability that is not a number") from None
+    if len(weights) != len(names):
+        raise SumoInputError(f"{where}: {len(names)} vTypes but {len(weights)} probabilities")
+    for name, weight in zip(names, weights):
+        if name not in vtypes:
+            raise SumoInputError(f"{where}: vehicle type {name!r} is not defined")
+        members.append((name, weight))
+    return members
+
+
+def _distribution_mean(text: str) -> float:
+    """A SUMO value that may be a distribution (``normc(1.2,0.1,0.2,2)``, ``uniform(0.8,1.2)``):
+    its mean, or the number itself."""
+    text = text.strip()
+    if "(" not in text:
+        return float(text)
+    name, args = text.split("(", 1)
+    values = [float(a) for a in args.rstrip(")").split(",") if a.strip()]
+    if name.strip() == "uniform" and len(values) >= 2:
+        return 0.5 * (values[0] + values[1])
+    return values[0]
+
+
 def _vtype(element: ET.Element, path: Path) -> VehicleType:
     where = f"{path}: <vType id={element.get('id')!r}>"
     numbers = {"length": "length", "minGap": "min_gap", "maxSpeed": "max_speed", "accel": "accel", "decel": "decel",
@@ -297,22 +344,25 @@ def _vtype(element: ET.Element, path: Path) -> VehicleType:
     for attribute, name in numbers.items():
         if element.get(attribute) is not None:
             try:
-                values[name] = float(element.get(attribute, "").split("norm")[0] or 1.0)
+                values[name] = _distribution_mean(element.get(attribute, ""))
             except ValueError:
                 raise SumoInputError(f"{where}: {attribute}={element.get(attribute)!r} is not a number") from None
-    return VehicleType(id=element.get("id", ""), vclass=element.get("vClass", "passenger"),
-                       car_follow_model=element.get("carFollowModel", "Krauss"), **values)
+    vclass = element.get("vClass", "passenger")
+    return VehicleType(id=element.get("id", ""), vclass=vclass, car_follow_model=element.get("carFollowModel", "Krauss"),
+                       **{**CLASS_SIZES.get(vclass, {}), **values})
 
 
 def _count(element: ET.Element) -> int:
     if element.tag.endswith("Flow") or element.tag == "flow":
         if element.get("number"):
             return int(float(element.get("number", 0)))
-        begin, end = float(element.get("begin", 0)), float(element.get("end", 3600))
-        if element.get("period"):
-            return int((end - begin) / float(element.get("period", 1)))
-        if element.get("vehsPerHour") or element.get("personsPerHour"):
-            return int((end - begin) / 3600.0 * float(element.get("vehsPerHour") or element.get("personsPerHour")))
+        begin, end = float(element.get("begin", 0)), float(element.get("end", FLOW_END_S))
+        period = element.get("period", "")
+        if period and not period.startswith("exp("):
+            return math.ceil((end - begin) / float(period) - 1e-9)
+        rate = element.get("vehsPerHour") or element.get("personsPerHour")
+        if rate:
+            return math.ceil((end - begin) / (3600.0 / float(rate)) - 1e-9)
         return 0
     return 1
 
@@ -343,20 +393,35 @@ def _departure(element: ET.Element, path: Path, vtypes: dict[str, VehicleType],
               "depart_lane": element.get("departLane", "first"), "depart_speed": element.get("departSpeed", "0")}
     if tag != "flow":
         return Departure(**common)
-    end = float(element.get("end", depart + 3600.0))
+    try:
+        return _flow(element, common, depart)
+    except SumoInputError as exc:
+        raise SumoInputError(f"{where}: {exc}") from None
+    except (ValueError, ZeroDivisionError):
+        raise SumoInputError(f"{where}: its rate (vehsPerHour, period, probability or number) is not a "
+                             "positive number") from None
+
+
+def _flow(element: ET.Element, common: dict[str, Any], depart: float) -> Departure:
+    """A ``<flow>`` as SUMO inserts it: at ``begin + k * period`` while before ``end``
+    (default 24 h), or ``number`` of them spread over ``[begin, end)``; ``period="exp(r)"`` and
+    ``probability`` are random (``r`` and ``probability`` vehicles per second)."""
+    end = float(element.get("end", FLOW_END_S))
+    period_text = element.get("period", "")
+    if period_text.startswith("exp("):
+        return Departure(**common, count=0, probability=float(period_text[4:].rstrip(")")), end_s=end)
     if element.get("probability"):
         return Departure(**common, count=0, probability=float(element.get("probability", 0)), end_s=end)
-    if element.get("period"):
-        period = float(element.get("period", "").replace("exp(", "").rstrip(")") or 1.0)
-        count = int(element.get("number") or max(0, int((end - depart) / period + 1e-9)))
-    elif element.get("vehsPerHour"):
-        period = 3600.0 / float(element.get("vehsPerHour", 1))
-        count = int(element.get("number") or max(0, int((end - depart) / period + 1e-9)))
+    if period_text or element.get("vehsPerHour"):
+        period = float(period_text) if period_text else 3600.0 / float(element.get("vehsPerHour", 1))
+        if period <= 0:
+            raise ValueError("period")
+        count = int(element.get("number") or max(0, math.ceil((end - depart) / period - 1e-9)))
     elif element.get("number"):
         count = int(element.get("number", 1))
         period = (end - depart) / max(count, 1)
     else:
-        raise SumoInputError(f"{where}: a flow needs vehsPerHour, period, probability or number")
+        raise SumoInputError("a flow needs vehsPerHour, period, probability or number")
     return Departure(**common, count=count, period_s=period, end_s=end)
 
 
@@ -379,7 +444,7 @@ def _route_edges(element: ET.Element, where: str, named_routes: dict[str, list[s
             raise SumoInputError(f"{where}: a trip needs routing on the network it was read with")
         edges: list[str] = []
         for a, b in zip(stops, stops[1:]):
-            path, _ = sumolib_net.getShortestPath(sumolib_net.getEdge(a), sumolib_net.getEdge(b), vClass=vclass)
+            path, _ = sumolib_net.getFastestPath(sumolib_net.getEdge(a), sumolib_net.getEdge(b), vClass=vclass)
             if path is None:
                 raise SumoInputError(f"{where}: no route from edge {a!r} to edge {b!r} for vehicle class {vclass!r}")
             ids = [e.getID() for e in path]
@@ -411,6 +476,8 @@ def read_config(path: str | Path) -> SumoConfig:
     values: dict[str, str] = {}
     ignored = []
     for section in root:
+        if section.get("value") is not None:  # an option straight under the root, as SUMO also accepts
+            values[section.tag] = section.get("value", "")
         for option in section:
             if section.tag == "gui_only":
                 ignored.append(f"{option.tag} (GUI only)")

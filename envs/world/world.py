@@ -119,7 +119,6 @@ class World:
         self.occupied = np.zeros(len(self.network.crossings), dtype=bool)
         self.crossing_gap = np.full(len(self.network.crossings), np.inf)
         self.perceived_gap = np.zeros(0)  # [m] per vehicle: the leader gap its own sensor reports
-        self._current: Perception | None = None  # perception of the positions now (perception_now)
         self._sensor_rng = np.random.default_rng([self.seed, 104729])
         self.faults = FaultInjector(config.faults, self)
         self.friction = config.road_friction  # tyre-road friction coefficient (set_friction changes it)
@@ -239,7 +238,6 @@ class World:
         self._longitudinal(dt)
         lane_change.decide(self, dt)
         self._integrate_vehicles(dt)
-        self._current = None  # the perception above is of the positions before this step
         pedestrians.move(self, dt)
         self.refresh_world_coords()
         collisions.detect(self)
@@ -324,7 +322,6 @@ class World:
         (self._sorted_keys, self._sorted_lane, self._sorted_veh, self.leader, self.leader_gap, self.zone_distance,
          self.past_zone, self.crossing_gap) = self._perception()
         self.perceived_gap = self._sense_gaps()
-        self._current = Perception(self.leader, self.leader_gap, self.zone_distance, self.past_zone, self.crossing_gap)
 
     def _perception(self) -> tuple:
         veh, net = self.vehicles, self.network
@@ -335,14 +332,12 @@ class World:
             LOOKAHEAD_HOPS, KEY_SCALE, LOOKAHEAD_MIN_HOPS, LOOKAHEAD_M)
 
     def perception_now(self) -> "Perception":
-        """Leaders, gaps [m] and zone distances [m] at the actors' positions now. The drivers'
-        own perception (``leader``, ``leader_gap``, ...) is taken at the start of a step, before
-        it moves them; this one is taken after (and computed at most once per step), so a
-        snapshot pairs gaps with the positions and speeds it shows. Computing it changes
-        nothing in the world."""
-        if self._current is None:
-            self._current = Perception(*self._perception()[3:])
-        return self._current
+        """Leaders, gaps [m] and zone distances [m] at the actors' positions and lane targets
+        now. The drivers' own perception (``leader``, ``leader_gap``, ...) is taken at the start
+        of a step, before it moves them; this one is taken when asked (a snapshot), so a
+        snapshot pairs gaps with the positions and speeds it shows. Computing it (about 9 µs
+        for 60 vehicles) changes nothing in the world."""
+        return Perception(*self._perception()[3:])
 
     def _sense_gaps(self) -> np.ndarray:
         """The leader gap [m] each vehicle's forward sensor reports: the truth (the same array)
@@ -403,7 +398,7 @@ class World:
             return kernels.accelerations(
                 veh.v, a, veh.speed_factor, limit, veh.v_max, veh.headway, veh.min_gap, veh.a_max, veh.b_comf,
                 veh.b_max, veh.reaction_time, self.leader, gap, stop, veh.driver, veh.cmd_speed, veh.cmd_accel,
-                veh.crashed, dt, META_SPEED_GAIN)
+                veh.crashed, dt, META_SPEED_GAIN, veh.a)
 
         faulty = self.perceived_gap is not self.leader_gap or kernels.any_fault(veh.brake_limit, veh.forced_accel,
                                                                                  veh.a_model, veh.a)
