@@ -224,7 +224,8 @@ def cmd_network(args: argparse.Namespace) -> int:
     figures = network.summary()
     if demand is not None:
         end = config.end_s if config is not None else None
-        figures["demand"] = {"departures": len(demand.departures), "vehicles": demand.vehicles(end),
+        begin = config.begin_s if config is not None else 0.0
+        figures["demand"] = {"departures": len(demand.departures), "vehicles": demand.vehicles(end, begin),
                              "vehicle_types": len(demand.vtypes), "persons": demand.persons,
                              "until_s": end, "unsupported": demand.unsupported}
     if config is not None:

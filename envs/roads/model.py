@@ -259,15 +259,16 @@ class Demand:
     persons: int = 0
     unsupported: list[str] = field(default_factory=list)
 
-    def vehicles(self, until_s: float | None = None) -> int:
-        """Vehicles departing up to ``until_s`` [s] (probability flows: their expectation)."""
+    def vehicles(self, until_s: float | None = None, since_s: float = 0.0) -> int:
+        """Vehicles departing from ``since_s`` up to ``until_s`` [s] (probability flows: their
+        expectation)."""
         total = 0.0
         for d in self.departures:
             if d.probability is not None:
                 end = d.end_s if d.end_s is not None else until_s
                 if end is not None:
                     stop = min(end, until_s) if until_s is not None else end
-                    total += max(0.0, stop - d.depart_s) * d.probability
+                    total += max(0.0, stop - max(d.depart_s, since_s)) * d.probability
                 continue
-            total += sum(1 for t in d.times() if until_s is None or t <= until_s)
+            total += sum(1 for t in d.times() if t >= since_s and (until_s is None or t <= until_s))
         return int(round(total))
