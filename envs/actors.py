@@ -33,6 +33,7 @@ VEHICLE_TYPES = (
 TYPE_INDEX = {t.name: i for i, t in enumerate(VEHICLE_TYPES)}
 
 HUMAN, META, CONTINUOUS = 0, 1, 2  # who drives a vehicle
+ROUTE_HOPS = 16  # lane ends a vehicle's route looks ahead
 
 APPROACH, WAIT, CROSS, DEPART, HIT = 0, 1, 2, 3, 4  # pedestrian phases
 PHASE_NAMES = ("approach", "wait", "cross", "depart", "hit")
@@ -106,6 +107,9 @@ class Vehicles(ActorArrays):
         "driver": (I, ()),  # HUMAN, META or CONTINUOUS
         "lane": (I, ()),
         "target_lane": (I, ()),
+        # the edges (+1) of the lanes it enters at its next lane ends, in order; 0: the lane's
+        # ``next`` (a vehicle without a route); shifted by one at each lane end
+        "route": (I, (ROUTE_HOPS,)),
         "s": (F, ()),  # [m] station of the centre along the lane's edge
         "d": (F, ()),  # [m] lateral offset from the edge's reference curve
         "psi": (F, ()),  # [rad] heading relative to the reference tangent

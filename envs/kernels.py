@@ -53,18 +53,34 @@ def query(keys, key_lane, key_veh, lanes, s, key_scale, ahead):
     return out
 
 
+@njit(cache=True, inline="always")  # inlined: a call per vehicle and lane end would cost more than the work
+def successor(route, i, h, ln, lane_next, lane_next_station, turn_ptr, turn_lane, turn_station, lane_edge):
+    """The lane vehicle ``i`` enters at the end of lane ``ln``, ``h`` lane ends from now, and
+    the station [m] where it joins it: the one on its route's edge, else ``ln``'s ``next``
+    (-1: the network ends there). The lane arrays are ``Network.turns``."""
+    want = route[i, h] - 1 if h < route.shape[1] else -1
+    if want >= 0:
+        for k in range(turn_ptr[ln], turn_ptr[ln + 1]):
+            if lane_edge[turn_lane[k]] == want:
+                return turn_lane[k], turn_station[k]
+    return lane_next[ln], lane_next_station[ln]
+
+
 @njit(cache=True)
-def leaders(keys, key_lane, key_veh, lane, target_lane, s, half, lane_next, lane_next_station, lane_s_to,
+def leaders(keys, key_lane, key_veh, lane, target_lane, s, half, route, lane_next, lane_next_station, turn_ptr,
+            turn_lane, turn_station, lane_edge, lane_s_to,
             lane_dead_end, hops, key_scale, min_hops, lookahead_m):
     """Leader row and bumper gap [m] of every vehicle, searching the lanes ahead: at least
     ``min_hops`` lanes, then on until ``lookahead_m`` [m] ahead are covered (so short
     junction-internal lanes do not shorten what a driver sees), at most ``hops`` lanes.
 
     Also returns the lanes of the look-ahead and the vehicle's station expressed on each
-    (negative before that lane starts), for conflict-zone distances.
+    (negative before that lane starts), for conflict-zone distances, and the lane each
+    vehicle enters at the end of its own (its route's, else the lane's ``next``; -1: none).
     """
     n = lane.shape[0]
     lead = np.full(n, -1, dtype=np.int64)
+    next_lane = np.full(n, -1, dtype=np.int64)
     gap = np.full(n, INF)
     hop_lane = np.full((n, hops), -1, dtype=np.int64)
     hop_s = np.zeros((n, hops))
@@ -78,10 +94,16 @@ def leaders(keys, key_lane, key_veh, lane, target_lane, s, half, lane_next, lane
                 if j >= 0:
                     lead[i] = j
                     gap[i] = s[j] - si - half[i] - half[j]
-            nxt = lane_next[ln]
+            if h < route.shape[1] and route[i, h] > 0:
+                nxt, station = successor(route, i, h, ln, lane_next, lane_next_station, turn_ptr, turn_lane,
+                                         turn_station, lane_edge)
+            else:  # no route here: the lane's own next (the common case, kept cheap)
+                nxt, station = lane_next[ln], lane_next_station[ln]
+            if h == 0:
+                next_lane[i] = nxt
             if nxt < 0 or lane_dead_end[ln] or (h + 1 >= min_hops and lane_s_to[ln] - si >= lookahead_m):
                 break
-            si = lane_next_station[ln] + si - lane_s_to[ln]
+            si = station + si - lane_s_to[ln]
             ln = nxt
         if target_lane[i] != lane[i]:  # changing lanes: also follow the target lane's leader
             j = _ahead(keys, key_lane, key_veh, target_lane[i], s[i], key_scale)
@@ -90,7 +112,7 @@ def leaders(keys, key_lane, key_veh, lane, target_lane, s, half, lane_next, lane
                 if g < gap[i]:
                     lead[i] = j
                     gap[i] = g
-    return lead, gap, hop_lane, hop_s
+    return lead, gap, hop_lane, hop_s, next_lane
 
 
 @njit(cache=True)
@@ -252,24 +274,27 @@ def crossing_gaps(to_zone, past, v, zone_crossing, n_crossings):
 
 @njit(cache=True)
 def perception(lane, target_lane, s, d, psi, v, length, width, lane_offset, lane_width, lane_left, lane_right,
-               lane_next, lane_next_station, lane_s_to, lane_dead_end, zone_lane, zone_s_in, zone_s_out, zone_crossing,
+               route, lane_next, lane_next_station, turn_ptr, turn_lane, turn_station, lane_edge, lane_s_to,
+               lane_dead_end, zone_lane, zone_s_in, zone_s_out, zone_crossing,
                n_crossings, hops, key_scale, min_hops, lookahead_m):
     """:func:`occupancy`, :func:`leaders`, :func:`zone_distances` and :func:`crossing_gaps` in one
     call. Returns the occupancy (keys, lanes, rows), leader rows and gaps [m], distances to the
-    conflict zones [m] and whether each is passed, and each crossing's time gap [s]."""
+    conflict zones [m] and whether each is passed, each crossing's time gap [s], and the lane
+    each vehicle enters next."""
     keys, key_lane, key_veh = occupancy(lane, target_lane, s, d, psi, length, width, lane_offset, lane_width,
                                         lane_left, lane_right, key_scale)
     half = 0.5 * length
-    lead, gap, hop_lane, hop_s = leaders(keys, key_lane, key_veh, lane, target_lane, s, half, lane_next,
-                                         lane_next_station, lane_s_to, lane_dead_end, hops, key_scale, min_hops,
-                                         lookahead_m)
+    lead, gap, hop_lane, hop_s, next_lane = leaders(keys, key_lane, key_veh, lane, target_lane, s, half, route,
+                                                    lane_next, lane_next_station, turn_ptr, turn_lane, turn_station,
+                                                    lane_edge, lane_s_to, lane_dead_end, hops, key_scale, min_hops,
+                                                    lookahead_m)
     to_zone, past = zone_distances(hop_lane, hop_s, half, zone_lane, zone_s_in, zone_s_out)
     gaps = crossing_gaps(to_zone, past, v, zone_crossing, n_crossings)
-    return keys, key_lane, key_veh, lead, gap, to_zone, past, gaps
+    return keys, key_lane, key_veh, lead, gap, to_zone, past, gaps, next_lane
 
 
 @njit(cache=True)
-def speed_limits(lane, s, v, length, lane_limit, curve_speed, lane_next, lane_s_to, zone_lane, zone_from, zone_to,
+def speed_limits(lane, s, v, length, lane_limit, curve_speed, next_lane, lane_s_to, zone_lane, zone_from, zone_to,
                  zone_limit, preview_s, approach_decel):
     """Speed [m/s] each driver may drive: limits, curves (slowing before the next lane's
     curve at ``approach_decel``) and speed zones up to ``preview_s`` seconds ahead."""
@@ -278,7 +303,7 @@ def speed_limits(lane, s, v, length, lane_limit, curve_speed, lane_next, lane_s_
     for i in range(n):
         ln = lane[i]
         lim = min(lane_limit[ln], curve_speed[ln])
-        nxt = lane_next[ln]
+        nxt = next_lane[i]
         if nxt >= 0:
             to_end = max(lane_s_to[ln] - s[i] - 0.5 * length[i], 0.0)
             lim = min(lim, math.sqrt(curve_speed[nxt] ** 2 + 2.0 * approach_decel * to_end))
@@ -292,7 +317,8 @@ def speed_limits(lane, s, v, length, lane_limit, curve_speed, lane_next, lane_s_
 
 @njit(cache=True)
 def stop_distances(lane, target_lane, s, v, length, runs_red, lane_group, lane_s_to, lane_dead_end, group_state,
-                   to_zone, zone_crossing, occupied, margin, amber_decel, busy_decel, lane_next, junction_busy, merge_room):
+                   to_zone, zone_crossing, occupied, margin, amber_decel, busy_decel, next_lane, junction_busy,
+                   merge_room):
     """Distance [m] from each front bumper to where the vehicle must stop (inf if nowhere):
     a red or stoppable amber signal, a green one whose path through the junction is still
     used by a crossing vehicle, the end of a dead-end lane, an occupied crosswalk.
@@ -309,7 +335,8 @@ def stop_distances(lane, target_lane, s, v, length, runs_red, lane_group, lane_s
             to_line = lane_s_to[ln] - margin - front
             stop_room = 2.0 * max(to_line, 0.0)
             stops_at_amber = state == AMBER and v[i] ** 2 <= amber_decel[i] * stop_room + 0.1
-            busy = lane_next[ln] >= 0 and junction_busy[lane_next[ln]] and v[i] ** 2 <= busy_decel * stop_room + 0.1
+            nxt = next_lane[i]
+            busy = nxt >= 0 and junction_busy[nxt] and v[i] ** 2 <= busy_decel * stop_room + 0.1
             if ((state == RED and not runs_red[i]) or stops_at_amber or busy) and to_line > -margin:
                 stop = to_line
         if lane_dead_end[ln]:  # wait short of the end, keeping room to steer out once merging
@@ -380,8 +407,9 @@ def any_sensor_fault(dropout, noise_sd):
 
 @njit(cache=True)
 def integrate(dt, lane, target_lane, s, d, psi, v, a, steer, kappa, wheelbase, length, driver, cmd_steer, crashed,
-              odometer, a_model, a_expected, lane_offset, lane_left, lane_right, lane_s_from, lane_s_to, lane_next,
-              lane_next_station, lane_group, group_state, lane_dead_end):
+              odometer, a_model, a_expected, lane_offset, lane_left, lane_right, lane_s_from, lane_s_to, route,
+              lane_next, lane_next_station, turn_ptr, turn_lane, turn_station, lane_edge,
+              lane_group, group_state, lane_dead_end):
     """Advance every vehicle by ``dt`` [s] on a kinematic bicycle in lane (Frenet) coordinates,
     in place; update lane membership and hand over to the next lane at a lane's end. A vehicle
     that stands does not keep decelerating: neither do its behaviour model's accelerations
@@ -424,13 +452,19 @@ def integrate(dt, lane, target_lane, s, d, psi, v, a, steer, kappa, wheelbase, l
             if nb >= 0 and abs(d[i] - lane_offset[nb]) < abs(d[i] - lane_offset[ln]) \
                     and lane_s_from[nb] <= s[i] <= lane_s_to[nb]:
                 ln = nb
-        if s[i] > lane_s_to[ln] and lane_next[ln] >= 0:  # hand over to the next lane
-            nxt = lane_next[ln]
-            s[i] = lane_next_station[ln] + s[i] - lane_s_to[ln]
+        nxt, station = -1, 0.0
+        if s[i] > lane_s_to[ln]:
+            nxt, station = successor(route, i, 0, ln, lane_next, lane_next_station, turn_ptr, turn_lane, turn_station,
+                                     lane_edge)
+        if nxt >= 0:  # hand over to the next lane (of its route), and move the route on
+            s[i] = station + s[i] - lane_s_to[ln]
             d[i] = d[i] - lane_offset[ln] + lane_offset[nxt]
             if target_lane[i] == ln or driver[i] == HUMAN:
                 target_lane[i] = nxt
             ln = nxt
+            for h in range(route.shape[1] - 1):
+                route[i, h] = route[i, h + 1]
+            route[i, route.shape[1] - 1] = 0
         lane[i] = ln
     return np.flatnonzero(ran_red)
 
@@ -459,7 +493,7 @@ def departed(lane, s, driver, crashed, crash_time, now, clear_after, lane_s_to, 
         if driver[i] != 0:
             continue
         ln = lane[i]
-        out = s[i] > lane_s_to[ln] and lane_next[ln] < 0 and not lane_dead_end[ln]
+        out = s[i] > lane_s_to[ln] and lane_next[ln] < 0 and not lane_dead_end[ln]  # (integrate hands over routes)
         gone[i] = out or (crashed[i] and now - crash_time[i] > clear_after)
         exited += out
     return gone, exited

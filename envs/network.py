@@ -3,8 +3,9 @@
 An *edge* is a reference curve; its *lanes* are parallel to it at a lateral offset ``d``
 [m] (positive to the left of the direction of travel) and share its station ``s`` [m].
 Lanes join end-to-start through ``next`` (a turning movement in a junction is a short
-single-lane edge). The network also flattens everything into numpy tables so that the
-world can look up geometry for all actors at once.
+single-lane edge); a lane may lead to other lanes too (``successors``), taken by the
+vehicles whose route goes there (``World.set_route``). The network also flattens
+everything into numpy tables so that the world can look up geometry for all actors at once.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ class Lane:
     s_to: float | None = None  # [m]; None means the end of the edge
     next: int = -1  # lane entered at s_to, or -1 for an exit of the network
     next_station: float = 0.0  # [m] station on ``next`` where this lane joins it
+    # other lanes entered at s_to by a vehicle whose route leads there, with the station [m]
+    # where each joins (``next`` is where a vehicle without a route goes)
+    successors: list[tuple[int, float]] = field(default_factory=list)
     dead_end: bool = False  # the lane stops at s_to (an acceleration lane)
     lane_change: bool = True  # lane changes to and from this lane are allowed
     signal_group: int = -1  # signal group controlling the stop line at s_to
@@ -155,6 +159,11 @@ class Network:
         self.lane_s_to = np.array([ln.s_to for ln in lanes])
         self.lane_next = np.array([ln.next for ln in lanes], dtype=np.int64)
         self.lane_next_station = np.array([ln.next_station for ln in lanes])
+        # every lane a lane leads to (``next`` first, then ``successors``), as compressed rows
+        turns = [([(ln.next, ln.next_station)] if ln.next >= 0 else []) + list(ln.successors) for ln in lanes]
+        self.lane_turn_ptr = np.cumsum([0] + [len(t) for t in turns]).astype(np.int64)
+        self.lane_turn = np.array([lane for t in turns for lane, _ in t], dtype=np.int64)
+        self.lane_turn_station = np.array([station for t in turns for _, station in t], dtype=float)
         self.lane_dead_end = np.array([ln.dead_end for ln in lanes])
         self.lane_change_ok = np.array([ln.lane_change for ln in lanes])
         self.lane_signal_group = np.array([ln.signal_group for ln in lanes], dtype=np.int64)
@@ -176,6 +185,14 @@ class Network:
         self.edge_length = np.array([p.length for p in self.edges])
         self.chain_s = np.concatenate([p[0] for p in pieces])
         self.chain_table = np.concatenate([p[1] for p in pieces])
+
+    @property
+    def turns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """What the kernels need to follow a vehicle's route from lane to lane: each lane's
+        default ``next`` and its station, the compressed rows of all the lanes it leads to and
+        their stations, and each lane's edge."""
+        return (self.lane_next, self.lane_next_station, self.lane_turn_ptr, self.lane_turn, self.lane_turn_station,
+                self.lane_edge)
 
     def rebuild_zones(self) -> None:
         zones = [(lane, s_in, s_out, c) for c, cr in enumerate(self.crossings) for lane, s_in, s_out in cr.zones]

@@ -137,7 +137,7 @@ class WorldState:
             pedestrians=_copies(ped, cls.PEDESTRIAN_COLUMNS),
             leader=seen.leader.copy(),
             leader_gap=seen.leader_gap.copy(),
-            stop_distance=world.stop_distance(seen.zone_distance),
+            stop_distance=world.stop_distance(seen.zone_distance, seen.next_lane),
             group_state=world.group_state.copy(),
             crossing_signal=world.crossing_signal.copy(),
             crossing_occupied=world.occupied.copy(),

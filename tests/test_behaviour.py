@@ -1,6 +1,7 @@
 """Behaviour models on bare worlds: each test builds the exact situation it checks."""
 
 import numpy as np
+import pytest
 
 from envs.actors import CROSS, WAIT
 from envs.behaviour import MOBIL_SAFE_DECEL, idm
@@ -161,6 +162,7 @@ def test_drivers_see_a_leader_beyond_a_chain_of_short_junction_lanes():
     """Real junctions are chains of short internal lanes: the leader search goes on by
     distance (LOOKAHEAD_M), not only a fixed number of lanes."""
     from envs import kernels
+    from envs.actors import ROUTE_HOPS
     from envs.world.world import LOOKAHEAD_HOPS, LOOKAHEAD_M, LOOKAHEAD_MIN_HOPS
 
     n_lanes = 6  # six 10 m lanes in a row; a car on the first, its leader on the last
@@ -170,12 +172,63 @@ def test_drivers_see_a_leader_beyond_a_chain_of_short_junction_lanes():
     keys, key_lane, key_veh = kernels.occupancy(lane, lane, s, np.zeros(2), np.zeros(2), length, width,
                                                 np.zeros(n_lanes), np.full(n_lanes, 3.5), none, none,
                                                 kernels.KEY_SCALE)
-    chain = (np.array([1, 2, 3, 4, 5, -1]), np.zeros(n_lanes), np.full(n_lanes, 10.0), np.zeros(n_lanes, dtype=bool))
+    nxt = np.array([1, 2, 3, 4, 5, -1])
+    turns = (nxt, np.zeros(n_lanes), np.array([0, 1, 2, 3, 4, 5, 5]), nxt[:5], np.zeros(5), np.arange(n_lanes))
+    no_route = np.zeros((2, ROUTE_HOPS), dtype=np.int64)
 
     def leader(min_hops, lookahead_m):
-        lead, gap, _, _ = kernels.leaders(keys, key_lane, key_veh, lane, lane, s, 0.5 * length, *chain,
-                                          LOOKAHEAD_HOPS, kernels.KEY_SCALE, min_hops, lookahead_m)
+        lead, gap, _, _, _ = kernels.leaders(keys, key_lane, key_veh, lane, lane, s, 0.5 * length, no_route, *turns,
+                                          np.full(n_lanes, 10.0), np.zeros(n_lanes, dtype=bool), LOOKAHEAD_HOPS,
+                                          kernels.KEY_SCALE, min_hops, lookahead_m)
         return int(lead[0]), float(gap[0])
 
     assert leader(LOOKAHEAD_MIN_HOPS, LOOKAHEAD_M) == (1, 50.0 + 5.0 - 1.0 - 4.0)
     assert leader(LOOKAHEAD_MIN_HOPS, 0.0)[0] == -1  # three lanes only (30 m): what drivers saw before
+
+
+def _fork_world(monkeypatch):
+    """A lane that leads straight on (its ``next``) and also off to the right (a successor)."""
+    import envs.world.world as world_module
+    from envs.geometry import Path
+    from envs.network import Lane, Network
+    from envs.world import World
+    from twin.scenario import load_scenario
+
+    def fork(config):
+        lanes = [Lane(edge=0, offset=0.0, width=3.5, speed_limit=20.0, next=1, successors=[(2, 0.0)], name="in"),
+                 Lane(edge=1, offset=0.0, width=3.5, speed_limit=20.0, name="straight"),
+                 Lane(edge=2, offset=0.0, width=3.5, speed_limit=20.0, name="off")]
+        edges = [Path.straight((0.0, 0.0), (100.0, 0.0)), Path.straight((100.0, 0.0), (200.0, 0.0)),
+                 Path.straight((100.0, 0.0), (180.0, -60.0))]
+        return Network(edges=edges, lanes=lanes)
+
+    monkeypatch.setattr(world_module, "_network_for", fork)
+    empty = {"ego.controlled": 0, "demand.vehicles": 0, "demand.vehicles_per_hour": 0,
+             "demand.ramp_vehicles_per_hour": 0}
+    return World(load_scenario("highway", empty), populate=False)
+
+
+def test_a_vehicle_follows_its_route_where_a_lane_leads_to_several(monkeypatch):
+    world = _fork_world(monkeypatch)
+    plain = world.add_vehicle(0, 20.0, 15.0)
+    routed = world.add_vehicle(0, 50.0, 15.0)
+    world.set_route(routed, [2])
+    parked = world.add_vehicle(2, 60.0, 0.0, speed_factor=0.0)  # stands on the off lane
+    lanes = {}
+    for _ in range(25 * 15):
+        world.step()
+        veh = world.vehicles
+        for vid in (plain, routed):
+            if vid in veh.id:
+                r = veh.row(vid)
+                lanes.setdefault(vid, []).append(world.network.lanes[veh.lane[r]].name)
+                if vid == routed and veh.lane[r] == 0:
+                    assert world.leader[r] == veh.row(parked)  # seen across the fork, on its route
+                if vid == plain and veh.lane[r] == 0:
+                    assert world.leader[r] != veh.row(parked)
+    assert lanes[plain][-1] == "straight" and "off" not in lanes[plain]
+    assert lanes[routed][-1] == "off"
+    r = world.vehicles.row(routed)
+    assert world.vehicles.v[r] < 0.5 and not [e for e in world.events if e.kind == "collision"]  # stopped behind it
+    with pytest.raises(ValueError, match="not in the network"):
+        world.set_route(plain, [7])

@@ -29,6 +29,7 @@ from envs.actors import (
     DEPART,
     HIT,
     HUMAN,
+    ROUTE_HOPS,
     TYPE_INDEX,
     VEHICLE_TYPES,
     WAIT,
@@ -64,14 +65,15 @@ DRY_FRICTION = 0.8  # tyre-road friction of dry asphalt; drivers brake less hard
 
 class Perception(NamedTuple):
     """What is perceived at one moment: each vehicle's leader row (-1 none) and gap [m], its
-    distance [m] to each crossing's conflict zone and whether it is past it, and the time gap
-    [s] each crossing offers."""
+    distance [m] to each crossing's conflict zone and whether it is past it, the time gap [s]
+    each crossing offers, and the lane each vehicle enters at the end of its own (-1 none)."""
 
     leader: np.ndarray
     leader_gap: np.ndarray
     zone_distance: np.ndarray
     past_zone: np.ndarray
     crossing_gap: np.ndarray
+    next_lane: np.ndarray
 
 def _sample(rng: np.random.Generator, spread: Spread, low: float, high: float) -> float:
     """One draw of ``spread`` clipped to [low, high] (as ``np.clip``, without its dispatch)."""
@@ -119,6 +121,7 @@ class World:
         self.occupied = np.zeros(len(self.network.crossings), dtype=bool)
         self.crossing_gap = np.full(len(self.network.crossings), np.inf)
         self.perceived_gap = np.zeros(0)  # [m] per vehicle: the leader gap its own sensor reports
+        self.next_lane = np.zeros(0, dtype=np.int64)  # per vehicle: the lane it enters at the end of its own
         self._sensor_rng = np.random.default_rng([self.seed, 104729])
         self.faults = FaultInjector(config.faults, self)
         self.friction = config.road_friction  # tyre-road friction coefficient (set_friction changes it)
@@ -174,6 +177,21 @@ class World:
         )
         self.stats["vehicles_entered"] += 1
         return vid
+
+    def set_route(self, vehicle_id: int, edges: list[int]) -> None:
+        """Make a vehicle follow ``edges``: the edges of the lanes it enters at its next lane
+        ends, in order (at most ``ROUTE_HOPS``). Where a lane does not lead to the route's next
+        edge, and after the route's last edge, the vehicle takes each lane's ``next``."""
+        if len(edges) > ROUTE_HOPS:
+            raise ValueError(f"a route of {len(edges)} edges: at most {ROUTE_HOPS} lane ends ahead")
+        bad = [e for e in edges if not 0 <= e < len(self.network.edges)]
+        if bad:
+            raise ValueError(f"edges {bad} are not in the network ({len(self.network.edges)} edges)")
+        veh = self.vehicles
+        row = veh.row(vehicle_id)
+        veh.route[row] = 0
+        veh.route[row, :len(edges)] = np.asarray(edges, dtype=np.int64) + 1
+        self.perceive()
 
     def add_pedestrian(self, path: np.ndarray, crossing: int, s: float = 0.0, jaywalker: bool = False, **params) -> int:
         """Add a pedestrian walking the 4-point ``path`` [m] over ``crossing``; returns its id."""
@@ -320,14 +338,14 @@ class World:
         to every crossing's conflict zone ahead (``zone_distance`` [m], ``past_zone``) and the
         time gap each crossing offers (``crossing_gap`` [s]). Call after moving actors by hand."""
         (self._sorted_keys, self._sorted_lane, self._sorted_veh, self.leader, self.leader_gap, self.zone_distance,
-         self.past_zone, self.crossing_gap) = self._perception()
+         self.past_zone, self.crossing_gap, self.next_lane) = self._perception()
         self.perceived_gap = self._sense_gaps()
 
     def _perception(self) -> tuple:
         veh, net = self.vehicles, self.network
         return kernels.perception(
             veh.lane, veh.target_lane, veh.s, veh.d, veh.psi, veh.v, veh.length, veh.width, net.lane_offset,
-            net.lane_width, net.lane_left, net.lane_right, net.lane_next, net.lane_next_station, net.lane_s_to,
+            net.lane_width, net.lane_left, net.lane_right, veh.route, *net.turns, net.lane_s_to,
             net.lane_dead_end, net.zone_lane, net.zone_s_in, net.zone_s_out, net.zone_crossing, len(net.crossings),
             LOOKAHEAD_HOPS, KEY_SCALE, LOOKAHEAD_MIN_HOPS, LOOKAHEAD_M)
 
@@ -337,7 +355,7 @@ class World:
         of a step, before it moves them; this one is taken when asked (a snapshot), so a
         snapshot pairs gaps with the positions and speeds it shows. Computing it (about 9 µs
         for 60 vehicles) changes nothing in the world."""
-        return Perception(*self._perception()[3:])
+        return Perception(*self._perception()[3:])  # leaders ... the next lanes
 
     def _sense_gaps(self) -> np.ndarray:
         """The leader gap [m] each vehicle's forward sensor reports: the truth (the same array)
@@ -357,17 +375,21 @@ class World:
         """Row of the nearest vehicle strictly behind station ``s`` on ``lane`` (-1 if none)."""
         return kernels.query(self._sorted_keys, self._sorted_lane, self._sorted_veh, lane, s, KEY_SCALE, False)
 
-    def stop_distance(self, zone_distance: np.ndarray | None = None) -> np.ndarray:
+    def stop_distance(self, zone_distance: np.ndarray | None = None, next_lane: np.ndarray | None = None
+                      ) -> np.ndarray:
         """Per vehicle: distance [m] from the front bumper to where it must stop (inf if nowhere).
 
         Red (and stoppable amber) signals, dead ends, and crosswalks with a pedestrian on them
-        (``zone_distance``: per vehicle and conflict zone [m], default the drivers' perception).
+        (``zone_distance``: per vehicle and conflict zone [m], and ``next_lane``: the lane each
+        enters next; default the drivers' perception).
         """
         veh, net = self.vehicles, self.network
         return kernels.stop_distances(veh.lane, veh.target_lane, veh.s, veh.v, veh.length, veh.runs_red,
                                       net.lane_signal_group, net.lane_s_to, net.lane_dead_end, self.group_state,
-                                      self.zone_distance if zone_distance is None else zone_distance, net.zone_crossing, self.occupied, STOP_MARGIN, veh.amber_decel,
-                                      AMBER_STOP_DECEL, net.lane_next, self.junction_busy(), MERGE_ROOM)
+                                      self.zone_distance if zone_distance is None else zone_distance,
+                                      net.zone_crossing, self.occupied, STOP_MARGIN, veh.amber_decel, AMBER_STOP_DECEL,
+                                      self.next_lane if next_lane is None else next_lane, self.junction_busy(),
+                                      MERGE_ROOM)
 
     def junction_busy(self) -> np.ndarray:
         """Per lane: a junction lane that crosses one a vehicle is on now (drivers wait for it to clear)."""
@@ -382,7 +404,7 @@ class World:
         """Per vehicle: the speed [m/s] allowed by limits and curves from here to a few seconds ahead."""
         veh, net = self.vehicles, self.network
         return kernels.speed_limits(veh.lane, veh.s, veh.v, veh.length, self.lane_speed_limit, self._curve_speed,
-                                    net.lane_next, net.lane_s_to, net.speed_zone_lane, net.speed_zone_from,
+                                    self.next_lane, net.lane_s_to, net.speed_zone_lane, net.speed_zone_from,
                                     net.speed_zone_to, net.speed_zone_limit, SPEED_PREVIEW_S, CURVE_APPROACH_DECEL)
 
     # pedestrians
@@ -418,8 +440,8 @@ class World:
         ran_red = kernels.integrate(
             dt, veh.lane, veh.target_lane, veh.s, veh.d, veh.psi, veh.v, veh.a, veh.steer, veh.kappa, veh.wheelbase,
             veh.length, veh.driver, veh.cmd_steer, veh.crashed, veh.odometer, veh.a_model, veh.a_expected,
-            net.lane_offset, net.lane_left, net.lane_right, net.lane_s_from, net.lane_s_to, net.lane_next,
-            net.lane_next_station, net.lane_signal_group, self.group_state, net.lane_dead_end)
+            net.lane_offset, net.lane_left, net.lane_right, net.lane_s_from, net.lane_s_to, veh.route, *net.turns,
+            net.lane_signal_group, self.group_state, net.lane_dead_end)
         for r in ran_red:
             self.events.append(WorldEvent("red_light", self.time, (int(veh.id[r]),), float(veh.x[r]), float(veh.y[r])))
 
