@@ -232,3 +232,45 @@ def test_a_vehicle_follows_its_route_where_a_lane_leads_to_several(monkeypatch):
     assert world.vehicles.v[r] < 0.5 and not [e for e in world.events if e.kind == "collision"]  # stopped behind it
     with pytest.raises(ValueError, match="not in the network"):
         world.set_route(plain, [7])
+
+
+def _exit_world(monkeypatch):
+    """A two-lane road whose right lane leads to an exit and whose left lane goes straight on."""
+    import envs.world.world as world_module
+    from envs.geometry import Path
+    from envs.network import Lane, Network
+    from envs.world import World
+    from twin.scenario import load_scenario
+
+    def network(config):
+        lanes = [Lane(edge=0, offset=-1.75, width=3.5, speed_limit=20.0, next=2, name="right"),
+                 Lane(edge=0, offset=1.75, width=3.5, speed_limit=20.0, next=3, name="left"),
+                 Lane(edge=2, offset=0.0, width=3.5, speed_limit=20.0, name="exit"),
+                 Lane(edge=1, offset=0.0, width=3.5, speed_limit=20.0, name="on")]
+        edges = [Path.straight((0.0, 0.0), (300.0, 0.0)), Path.straight((300.0, 1.75), (500.0, 1.75)),
+                 Path.straight((300.0, -1.75), (400.0, -60.0))]
+        return Network(edges=edges, lanes=lanes)
+
+    monkeypatch.setattr(world_module, "_network_for", network)
+    empty = {"ego.controlled": 0, "demand.vehicles": 0, "demand.vehicles_per_hour": 0,
+             "demand.ramp_vehicles_per_hour": 0}
+    return World(load_scenario("highway", empty), populate=False)
+
+
+def test_a_routed_driver_changes_to_a_lane_that_leads_on_before_its_own_ends(monkeypatch):
+    world = _exit_world(monkeypatch)
+    names = [ln.name for ln in world.network.lanes]
+    leaving = world.add_vehicle(names.index("left"), 20.0, 15.0, politeness=0.2)
+    staying = world.add_vehicle(names.index("left"), 60.0, 15.0, politeness=0.2)
+    world.set_route(leaving, [2])  # the exit's edge: only the right lane leads there
+    world.set_route(staying, [1])  # straight on: only the left lane does (keeping right would miss it)
+    seen = {leaving: set(), staying: set()}
+    for _ in range(22 * 15):
+        world.step()
+        veh = world.vehicles
+        for vid in seen:
+            if vid in veh.id:
+                seen[vid].add(names[veh.lane[veh.row(vid)]])
+    assert "exit" in seen[leaving] and "on" not in seen[leaving]
+    assert "on" in seen[staying] and "exit" not in seen[staying]
+    assert not [e for e in world.events if e.kind == "collision"]

@@ -1,8 +1,9 @@
 """Lane changes of human drivers: MOBIL over the neighbouring lanes, once per decision period.
 
 Drivers reconsider their lane together on the slow clock (``DECISION_PERIOD_S``); a lane
-wish from an intent or a closed lane adds to the incentive only, never to MOBIL's safety
-criterion. Two drivers never claim the same stretch of a lane at once.
+wish from an intent, a closed lane or the route (a lane that leads on where the own lane
+does not) adds to the incentive only, never to MOBIL's safety criterion. Two drivers never
+claim the same stretch of a lane at once.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
 
 DECISION_PERIOD_S = 1.0  # [s] between lane-change decisions of a human driver
 CLOSED_LANE_WISH = 3.0  # [m/s^2] MOBIL bonus for leaving a closed lane
+ROUTE_WISH = 4.0  # [m/s^2] MOBIL bonus, at its strongest, toward a lane that leads on along the route
+ROUTE_WISH_RANGE_M = 300.0  # [m] before its lane's end where the route pulls in full
 
 
 def decide(world: "World", dt: float) -> None:
@@ -49,6 +52,7 @@ def decide(world: "World", dt: float) -> None:
             continue
         wish = (veh.wish_right[rows] if to_right else veh.wish_left[rows])
         wish = wish + np.where(world.lane_closed[veh.lane[rows]], CLOSED_LANE_WISH, 0.0)
+        wish = wish + route_wish(world, rows, tg)
         gain, safe = mobil(world, rows, tg, to_right, wish)
         take = ok & safe & (gain > best_gain)
         best_gain = np.where(take, gain, best_gain)
@@ -68,6 +72,28 @@ def decide(world: "World", dt: float) -> None:
     veh.target_lane[rows[~yield_rear]] = choice[~yield_rear]
     world.perceive()  # the movers now also occupy their target lanes
 
+
+
+def route_wish(world: "World", rows: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Strategic lane changes: per driver of ``rows``, the MOBIL bonus [m/s^2] for moving to
+    ``target`` because that lane leads on along its route and its own lane does not (negative
+    the other way round); stronger as the end of the lane nears, zero without a route."""
+    veh, net = world.vehicles, world.network
+    out = np.zeros(len(rows))
+    want = veh.route[rows, 0] - 1  # the edge entered at the end of the current lane
+    for k in np.flatnonzero(want >= 0):
+        here, there = _leads_to(net, veh.lane[rows[k]], want[k]), _leads_to(net, target[k], want[k])
+        if here != there:
+            to_end = net.lane_s_to[veh.lane[rows[k]]] - veh.s[rows[k]]
+            pull = ROUTE_WISH * min(1.0, max(0.25, 1.0 - to_end / ROUTE_WISH_RANGE_M))
+            out[k] = pull if there else -pull
+    return out
+
+
+def _leads_to(net, lane: int, edge: int) -> bool:
+    """Whether ``lane`` leads to a lane of ``edge``."""
+    turns = net.lane_turn[net.lane_turn_ptr[lane]:net.lane_turn_ptr[lane + 1]]
+    return bool((net.lane_edge[turns] == edge).any())
 
 
 def mobil(world: "World", rows: np.ndarray, target: np.ndarray, to_right: bool, wish: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
