@@ -186,26 +186,30 @@ def test_drivers_see_a_leader_beyond_a_chain_of_short_junction_lanes():
     assert leader(LOOKAHEAD_MIN_HOPS, 0.0)[0] == -1  # three lanes only (30 m): what drivers saw before
 
 
-def _fork_world(monkeypatch):
-    """A lane that leads straight on (its ``next``) and also off to the right (a successor)."""
+def _world_on(monkeypatch, lanes, edges):
+    """An empty world on a network of ``lanes`` over the ``edges`` (envs.geometry paths)."""
     import envs.world.world as world_module
-    from envs.geometry import Path
-    from envs.network import Lane, Network
+    from envs.network import Network
     from envs.world import World
     from twin.scenario import load_scenario
 
-    def fork(config):
-        lanes = [Lane(edge=0, offset=0.0, width=3.5, speed_limit=20.0, next=1, successors=[(2, 0.0)], name="in"),
-                 Lane(edge=1, offset=0.0, width=3.5, speed_limit=20.0, name="straight"),
-                 Lane(edge=2, offset=0.0, width=3.5, speed_limit=20.0, name="off")]
-        edges = [Path.straight((0.0, 0.0), (100.0, 0.0)), Path.straight((100.0, 0.0), (200.0, 0.0)),
-                 Path.straight((100.0, 0.0), (180.0, -60.0))]
-        return Network(edges=edges, lanes=lanes)
-
-    monkeypatch.setattr(world_module, "_network_for", fork)
+    monkeypatch.setattr(world_module, "_network_for", lambda config: Network(edges=edges, lanes=lanes))
     empty = {"ego.controlled": 0, "demand.vehicles": 0, "demand.vehicles_per_hour": 0,
              "demand.ramp_vehicles_per_hour": 0}
     return World(load_scenario("highway", empty), populate=False)
+
+
+def _fork_world(monkeypatch):
+    """A lane that leads straight on (its ``next``) and also off to the right (a successor)."""
+    from envs.geometry import Path
+    from envs.network import Lane
+
+    lanes = [Lane(edge=0, offset=0.0, width=3.5, speed_limit=20.0, next=1, successors=[(2, 0.0)], name="in"),
+             Lane(edge=1, offset=0.0, width=3.5, speed_limit=20.0, name="straight"),
+             Lane(edge=2, offset=0.0, width=3.5, speed_limit=20.0, name="off")]
+    edges = [Path.straight((0.0, 0.0), (100.0, 0.0)), Path.straight((100.0, 0.0), (200.0, 0.0)),
+             Path.straight((100.0, 0.0), (180.0, -60.0))]
+    return _world_on(monkeypatch, lanes, edges)
 
 
 def test_a_vehicle_follows_its_route_where_a_lane_leads_to_several(monkeypatch):
@@ -236,25 +240,16 @@ def test_a_vehicle_follows_its_route_where_a_lane_leads_to_several(monkeypatch):
 
 def _exit_world(monkeypatch):
     """A two-lane road whose right lane leads to an exit and whose left lane goes straight on."""
-    import envs.world.world as world_module
     from envs.geometry import Path
-    from envs.network import Lane, Network
-    from envs.world import World
-    from twin.scenario import load_scenario
+    from envs.network import Lane
 
-    def network(config):
-        lanes = [Lane(edge=0, offset=-1.75, width=3.5, speed_limit=20.0, next=2, name="right"),
-                 Lane(edge=0, offset=1.75, width=3.5, speed_limit=20.0, next=3, name="left"),
-                 Lane(edge=2, offset=0.0, width=3.5, speed_limit=20.0, name="exit"),
-                 Lane(edge=1, offset=0.0, width=3.5, speed_limit=20.0, name="on")]
-        edges = [Path.straight((0.0, 0.0), (300.0, 0.0)), Path.straight((300.0, 1.75), (500.0, 1.75)),
-                 Path.straight((300.0, -1.75), (400.0, -60.0))]
-        return Network(edges=edges, lanes=lanes)
-
-    monkeypatch.setattr(world_module, "_network_for", network)
-    empty = {"ego.controlled": 0, "demand.vehicles": 0, "demand.vehicles_per_hour": 0,
-             "demand.ramp_vehicles_per_hour": 0}
-    return World(load_scenario("highway", empty), populate=False)
+    lanes = [Lane(edge=0, offset=-1.75, width=3.5, speed_limit=20.0, next=2, name="right"),
+             Lane(edge=0, offset=1.75, width=3.5, speed_limit=20.0, next=3, name="left"),
+             Lane(edge=2, offset=0.0, width=3.5, speed_limit=20.0, name="exit"),
+             Lane(edge=1, offset=0.0, width=3.5, speed_limit=20.0, name="on")]
+    edges = [Path.straight((0.0, 0.0), (300.0, 0.0)), Path.straight((300.0, 1.75), (500.0, 1.75)),
+             Path.straight((300.0, -1.75), (400.0, -60.0))]
+    return _world_on(monkeypatch, lanes, edges)
 
 
 def test_a_routed_driver_changes_to_a_lane_that_leads_on_before_its_own_ends(monkeypatch):
