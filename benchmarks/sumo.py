@@ -37,15 +37,12 @@ def run_sumo(config: Path, minutes: float, out: Path) -> dict[str, Any]:
     cfg = sumo.read_config(config)
     end = cfg.begin_s + 60.0 * minutes
     stats, trips = out / f"{config.stem}.stats.xml", out / f"{config.stem}.trips.xml"
-    command = [str(sumo.sumo_binary("sumo")), "-c", str(_without_gui_options(config, out)), "--end", f"{end:g}", "--time-to-teleport", "-1",
-               "--no-step-log", "true", "--no-warnings", "true", "--statistic-output", str(stats),
-               "--tripinfo-output", str(trips), "--duration-log.statistics", "true", "--duration-log.disable", "false"]
+    args = ["-c", str(_without_gui_options(config, out)), "--end", f"{end:g}", "--time-to-teleport", "-1",
+            "--no-step-log", "true", "--no-warnings", "true", "--statistic-output", str(stats),
+            "--tripinfo-output", str(trips), "--duration-log.statistics", "true", "--duration-log.disable", "false"]
     start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True)
+    sumo.run_program("sumo", args, config, stats)
     wall = time.perf_counter() - start
-    if done.returncode != 0 or not stats.exists():
-        lines = (done.stderr or done.stdout).strip().splitlines()
-        raise sumo.SumoInputError(f"{config}: sumo failed: {' | '.join(lines[-5:]) or done.returncode}")
     root = ET.parse(stats).getroot()
     vehicles, trip, safety, perf = (root.find(tag) for tag in ("vehicles", "vehicleTripStatistics", "safety",
                                                                 "performance"))

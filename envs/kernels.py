@@ -53,23 +53,30 @@ def query(keys, key_lane, key_veh, lanes, s, key_scale, ahead):
     return out
 
 
+@njit(cache=True, inline="always")
+def turn_to(ln, edge, turn_ptr, turn_lane, lane_edge):
+    """The index into ``turn_lane`` of the lane of ``edge`` that lane ``ln`` leads to, or -1."""
+    for k in range(turn_ptr[ln], turn_ptr[ln + 1]):
+        if lane_edge[turn_lane[k]] == edge:
+            return k
+    return -1
+
+
 @njit(cache=True, inline="always")  # inlined: a call per vehicle and lane end would cost more than the work
 def successor(route, i, h, ln, lane_next, lane_next_station, turn_ptr, turn_lane, turn_station, lane_edge):
     """The lane vehicle ``i`` enters at the end of lane ``ln``, ``h`` lane ends from now, and
     the station [m] where it joins it: the one on its route's edge, else ``ln``'s ``next``
     (-1: the network ends there). The lane arrays are ``Network.turns``."""
     want = route[i, h] - 1 if h < route.shape[1] else -1
-    if want >= 0:
-        for k in range(turn_ptr[ln], turn_ptr[ln + 1]):
-            if lane_edge[turn_lane[k]] == want:
-                return turn_lane[k], turn_station[k]
+    k = turn_to(ln, want, turn_ptr, turn_lane, lane_edge) if want >= 0 else -1
+    if k >= 0:
+        return turn_lane[k], turn_station[k]
     return lane_next[ln], lane_next_station[ln]
 
 
 @njit(cache=True)
 def leaders(keys, key_lane, key_veh, lane, target_lane, s, half, route, lane_next, lane_next_station, turn_ptr,
-            turn_lane, turn_station, lane_edge, lane_s_to,
-            lane_dead_end, hops, key_scale, min_hops, lookahead_m):
+            turn_lane, turn_station, lane_edge, lane_s_to, lane_dead_end, hops, key_scale, min_hops, lookahead_m):
     """Leader row and bumper gap [m] of every vehicle, searching the lanes ahead: at least
     ``min_hops`` lanes, then on until ``lookahead_m`` [m] ahead are covered (so short
     junction-internal lanes do not shorten what a driver sees), at most ``hops`` lanes.

@@ -83,7 +83,6 @@ class CrossingState(BaseModel):
     time_gap_s: float | None  # smallest time [s] until a vehicle reaches it
 
 
-
 def _sensed_now(world: "World", gap_now: np.ndarray) -> np.ndarray:
     """The gap [m] each vehicle's sensor reports, moved to the positions ``gap_now`` is of: the
     sensor read at the start of the step, its error (noise, a dropout's inf) is kept."""
@@ -93,6 +92,7 @@ def _sensed_now(world: "World", gap_now: np.ndarray) -> np.ndarray:
                      world.perceived_gap - world.leader_gap, 0.0)
     sensed = np.where(np.isfinite(gap_now), np.maximum(gap_now + error, 0.0), gap_now)
     return np.where(world.vehicles.sensor_dropout, np.inf, sensed)
+
 
 @dataclass
 class WorldState:
@@ -137,7 +137,7 @@ class WorldState:
             pedestrians=_copies(ped, cls.PEDESTRIAN_COLUMNS),
             leader=seen.leader.copy(),
             leader_gap=seen.leader_gap.copy(),
-            stop_distance=world.stop_distance(seen.zone_distance, seen.next_lane),
+            stop_distance=world.stop_distance(seen),
             group_state=world.group_state.copy(),
             crossing_signal=world.crossing_signal.copy(),
             crossing_occupied=world.occupied.copy(),

@@ -31,13 +31,13 @@ log = logging.getLogger(__name__)
 FORMAT = "traffic-twin-trace"
 VERSION = 1
 TICK_S = 0.5  # [s] the wanted time between trace ticks; a tick is a whole number of physics steps (tick_steps)
+TRACE_FILE = "trace.jsonl.gz"
 
 
 def tick_steps(sim_hz: int) -> int:
     """Physics steps per trace tick: the whole number nearest :data:`TICK_S` (at 15 Hz 8
     steps, 0.533 s; at 10 or 20 Hz exactly 0.5 s), so ticks are evenly spaced."""
     return max(1, round(TICK_S * sim_hz))
-TRACE_FILE = "trace.jsonl.gz"
 
 
 def _r(values: np.ndarray, digits: int) -> list:
@@ -99,7 +99,8 @@ class TraceWriter:
 
     def header(self, config: Any, network: Any, humans: list[dict[str, Any]]) -> None:
         record = {"type": "header", "format": FORMAT, "version": VERSION, "scenario": config.name,
-                  "seed": config.seed, "tick_s": round(tick_steps(config.sim_hz) / config.sim_hz, 6), "sim_hz": config.sim_hz, "network": network_geometry(network),
+                  "seed": config.seed, "tick_s": round(tick_steps(config.sim_hz) / config.sim_hz, 6),
+                  "sim_hz": config.sim_hz, "network": network_geometry(network),
                   "humans": humans,
                   "legend": {"vehicle_types": [t.name for t in VEHICLE_TYPES], "pedestrian_phases": list(PHASE_NAMES),
                              "signal_states": list(SIGNAL_NAMES), "walk_states": list(WALK_NAMES)}}

