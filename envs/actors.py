@@ -34,6 +34,8 @@ TYPE_INDEX = {t.name: i for i, t in enumerate(VEHICLE_TYPES)}
 
 HUMAN, META, CONTINUOUS = 0, 1, 2  # who drives a vehicle
 ROUTE_HOPS = 16  # lane ends a vehicle's route looks ahead
+ROUTE_END = -1  # in a route: the vehicle leaves the network at the end of its lane
+ROUTE_LOST = -2  # in a route: the vehicle missed its route's lane (the world routes it again)
 
 APPROACH, WAIT, CROSS, DEPART, HIT = 0, 1, 2, 3, 4  # pedestrian phases
 PHASE_NAMES = ("approach", "wait", "cross", "depart", "hit")
@@ -107,8 +109,9 @@ class Vehicles(ActorArrays):
         "driver": (I, ()),  # HUMAN, META or CONTINUOUS
         "lane": (I, ()),
         "target_lane": (I, ()),
-        # the edges (+1) of the lanes it enters at its next lane ends, in order; 0: the lane's
-        # ``next`` (a vehicle without a route); shifted by one at each lane end
+        # the route keys (+1; ``Network.lane_route_key``, an edge by default) of the lanes it
+        # enters at its next lane ends, in order; 0: the lane's ``next`` (a vehicle without a
+        # route); ROUTE_END, ROUTE_LOST; shifted by one at each lane end
         "route": (I, (ROUTE_HOPS,)),
         "s": (F, ()),  # [m] station of the centre along the lane's edge
         "d": (F, ()),  # [m] lateral offset from the edge's reference curve

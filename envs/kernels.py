@@ -15,7 +15,7 @@ import numpy as np
 from numba import njit
 
 from envs import behaviour
-from envs.actors import CONTINUOUS, HUMAN, META  # who drives (numba folds them as constants)
+from envs.actors import CONTINUOUS, HUMAN, META, ROUTE_END, ROUTE_LOST  # (numba folds them as constants)
 from envs.network import AMBER, RED
 
 INF = np.inf
@@ -66,7 +66,9 @@ def turn_to(ln, edge, turn_ptr, turn_lane, lane_edge):
 def successor(route, i, h, ln, lane_next, lane_next_station, turn_ptr, turn_lane, turn_station, lane_edge):
     """The lane vehicle ``i`` enters at the end of lane ``ln``, ``h`` lane ends from now, and
     the station [m] where it joins it: the one on its route's edge, else ``ln``'s ``next``
-    (-1: the network ends there). The lane arrays are ``Network.turns``."""
+    (-1: the network ends there, or the route does). The lane arrays are ``Network.turns``."""
+    if h < route.shape[1] and route[i, h] == ROUTE_END:
+        return -1, 0.0
     want = route[i, h] - 1 if h < route.shape[1] else -1
     k = turn_to(ln, want, turn_ptr, turn_lane, lane_edge) if want >= 0 else -1
     if k >= 0:
@@ -101,7 +103,7 @@ def leaders(keys, key_lane, key_veh, lane, target_lane, s, half, route, lane_nex
                 if j >= 0:
                     lead[i] = j
                     gap[i] = s[j] - si - half[i] - half[j]
-            if h < route.shape[1] and route[i, h] > 0:
+            if h < route.shape[1] and route[i, h] != 0:
                 nxt, station = successor(route, i, h, ln, lane_next, lane_next_station, turn_ptr, turn_lane,
                                          turn_station, lane_edge)
             else:  # no route here: the lane's own next (the common case, kept cheap)
@@ -286,8 +288,8 @@ def perception(lane, target_lane, s, d, psi, v, length, width, lane_offset, lane
                n_crossings, hops, key_scale, min_hops, lookahead_m):
     """:func:`occupancy`, :func:`leaders`, :func:`zone_distances` and :func:`crossing_gaps` in one
     call. Returns the occupancy (keys, lanes, rows), leader rows and gaps [m], distances to the
-    conflict zones [m] and whether each is passed, each crossing's time gap [s], and the lane
-    each vehicle enters next."""
+    conflict zones [m] and whether each is passed, each crossing's time gap [s], the lane
+    each vehicle enters next, and the lanes of each vehicle's look-ahead with its station on each."""
     keys, key_lane, key_veh = occupancy(lane, target_lane, s, d, psi, length, width, lane_offset, lane_width,
                                         lane_left, lane_right, key_scale)
     half = 0.5 * length
@@ -297,7 +299,7 @@ def perception(lane, target_lane, s, d, psi, v, length, width, lane_offset, lane
                                                     lookahead_m)
     to_zone, past = zone_distances(hop_lane, hop_s, half, zone_lane, zone_s_in, zone_s_out)
     gaps = crossing_gaps(to_zone, past, v, zone_crossing, n_crossings)
-    return keys, key_lane, key_veh, lead, gap, to_zone, past, gaps, next_lane
+    return keys, key_lane, key_veh, lead, gap, to_zone, past, gaps, next_lane, hop_lane, hop_s
 
 
 @njit(cache=True)
@@ -329,7 +331,8 @@ def stop_distances(lane, target_lane, s, v, length, runs_red, lane_group, lane_s
     """Distance [m] from each front bumper to where the vehicle must stop (inf if nowhere):
     a red or stoppable amber signal, a green one whose path through the junction is still
     used by a crossing vehicle, the end of a dead-end lane, an occupied crosswalk.
-    ``amber_decel`` [m/s^2] is per driver; ``busy_decel`` [m/s^2] applies to busy junctions."""
+    ``amber_decel`` [m/s^2] is per driver; ``busy_decel`` [m/s^2] applies to busy junctions.
+    (The junction links of general networks: :func:`junction_stops`.)"""
     n = lane.shape[0]
     out = np.full(n, INF)
     for i in range(n):
@@ -352,6 +355,128 @@ def stop_distances(lane, target_lane, s, v, length, runs_red, lane_group, lane_s
             if occupied[zone_crossing[z]] and to_zone[i, z] >= 0.0:
                 stop = min(stop, to_zone[i, z] - margin)
         out[i] = stop
+    return out
+
+
+@njit(cache=True)
+def link_leaders(keys, key_lane, key_veh, hop_lane, hop_s, s, half, lead, gap, peer_ptr, peer_lane, peer_merges,
+                 lane_s_from, lane_s_to, key_scale, hops):
+    """Leaders across junction links that share a stretch of road, in place of ``lead`` and
+    ``gap`` [m] where nearer: a vehicle on a link leaving the same lane (a sibling, whose
+    start it shares: the one nearest that start) or on a link entering the same lane (a merge:
+    the one nearest the end, if nearer the end than this vehicle will be), within the first
+    ``hops`` lanes of each vehicle's look-ahead."""
+    n = hop_lane.shape[0]
+    for i in range(n):
+        for h in range(min(hops, hop_lane.shape[1])):
+            j = hop_lane[i, h]
+            if j < 0:
+                break
+            for k in range(peer_ptr[j], peer_ptr[j + 1]):
+                f = peer_lane[k]
+                if peer_merges[k]:  # the one nearest the common end
+                    other = _behind(keys, key_lane, key_veh, f, lane_s_to[f] + 1.0e4, key_scale)
+                    if other < 0 or other == i:
+                        continue
+                    mine, theirs = lane_s_to[j] - hop_s[i, h], lane_s_to[f] - s[other]
+                    g = mine - theirs - half[i] - half[other]
+                    if theirs < mine or (theirs == mine and other < i):
+                        if g < gap[i]:
+                            lead[i] = other
+                            gap[i] = max(g, 0.0)
+                else:  # the one nearest the common start
+                    other = _ahead(keys, key_lane, key_veh, f, lane_s_from[f] - 1.0e4, key_scale)
+                    if other < 0 or other == i:
+                        continue
+                    mine, theirs = hop_s[i, h] - lane_s_from[j], s[other] - lane_s_from[f]
+                    if theirs > mine:
+                        g = theirs - mine - half[i] - half[other]
+                        if g < gap[i]:
+                            lead[i] = other
+                            gap[i] = max(g, 0.0)
+
+
+@njit(cache=True)
+def link_arrivals(hop_lane, hop_s, half, v, lane_s_from, is_link):
+    """Per lane, for the junction links (``is_link``): the soonest time [s] a vehicle's front
+    reaches the link's start (0: a vehicle is on it; stopped vehicles, under 0.1 m/s, never
+    arrive), and whether a vehicle is on it now, from each vehicle's look-ahead lanes."""
+    n_lanes = lane_s_from.shape[0]
+    arrival = np.full(n_lanes, INF)
+    occupied = np.zeros(n_lanes, dtype=np.bool_)
+    n, hops = hop_lane.shape
+    for i in range(n):
+        for h in range(hops):
+            ln = hop_lane[i, h]
+            if ln < 0:
+                break
+            if not is_link[ln]:
+                continue
+            if h == 0:
+                occupied[ln] = True
+                arrival[ln] = 0.0
+                continue
+            dist = lane_s_from[ln] - hop_s[i, h] - half[i]
+            t = 0.0 if dist <= 0.0 else (dist / v[i] if v[i] > 0.1 else INF)
+            if t < arrival[ln]:
+                arrival[ln] = t
+    return arrival, occupied
+
+
+@njit(cache=True)
+def junction_stops(hop_lane, hop_s, v, half, a_max, runs_red, amber_decel, is_link, lane_s_from, lane_s_to,
+                   entry_group, group_state, must_yield, foe_ptr, foe_lane, response_ptr, response_lane, arrival,
+                   occupied, margin, yield_decel, gap_margin_s, reach_m):
+    """Distance [m] from each front bumper to the start of the first junction link ahead
+    (within ``reach_m`` [m]) where it must wait (inf if none): a red signal, an amber it can
+    stop for at its ``amber_decel`` [m/s^2], a link that crosses one a vehicle is on, or a link
+    that must yield (``must_yield``: minor, permissive green) while a vehicle on a link it yields
+    to (not held by a red) arrives before it would have crossed, plus ``gap_margin_s`` [s]. A
+    driver who cannot stop for a busy or yielding link at ``yield_decel`` [m/s^2] goes on."""
+    n, hops = hop_lane.shape
+    out = np.full(n, INF)
+    for i in range(n):
+        for h in range(1, hops):
+            j = hop_lane[i, h]
+            if j < 0:
+                break
+            if not is_link[j]:
+                continue
+            to_line = lane_s_from[j] - hop_s[i, h] - half[i] - margin
+            if to_line > reach_m:
+                break
+            if to_line < -margin:
+                continue
+            room = 2.0 * max(to_line, 0.0)
+            g = entry_group[j]
+            if g >= 0 and group_state.shape[0] > 0:
+                state = group_state[g]
+                if (state == RED and not runs_red[i]) or (state == AMBER and v[i] * v[i] <= amber_decel[i] * room + 0.1):
+                    out[i] = max(to_line, 0.0)
+                    break
+            if v[i] * v[i] > 2.0 * yield_decel * (max(to_line, 0.0) + margin):  # cannot stop before the line
+                continue
+            blocked = False
+            for k in range(foe_ptr[j], foe_ptr[j + 1]):
+                if occupied[foe_lane[k]]:
+                    blocked = True
+                    break
+            if not blocked and must_yield[j] and response_ptr[j + 1] > response_ptr[j]:
+                # time to drive to the line and clear the link with the own length, accelerating
+                d = max(to_line, 0.0) + margin + lane_s_to[j] - lane_s_from[j] + 2.0 * half[i]
+                a = max(a_max[i], 0.5)
+                t_clear = (-v[i] + math.sqrt(v[i] * v[i] + 2.0 * a * d)) / a
+                for k in range(response_ptr[j], response_ptr[j + 1]):
+                    f = response_lane[k]
+                    gf = entry_group[f]
+                    if gf >= 0 and group_state.shape[0] > 0 and group_state[gf] == RED:
+                        continue
+                    if arrival[f] < t_clear + gap_margin_s:
+                        blocked = True
+                        break
+            if blocked:
+                out[i] = max(to_line, 0.0)
+                break
     return out
 
 
@@ -416,11 +541,14 @@ def any_sensor_fault(dropout, noise_sd):
 def integrate(dt, lane, target_lane, s, d, psi, v, a, steer, kappa, wheelbase, length, driver, cmd_steer, crashed,
               odometer, a_model, a_expected, lane_offset, lane_left, lane_right, lane_s_from, lane_s_to, route,
               lane_next, lane_next_station, turn_ptr, turn_lane, turn_station, lane_edge,
-              lane_group, group_state, lane_dead_end):
+              lane_group, group_state, lane_dead_end, entry_group):
     """Advance every vehicle by ``dt`` [s] on a kinematic bicycle in lane (Frenet) coordinates,
     in place; update lane membership and hand over to the next lane at a lane's end. A vehicle
     that stands does not keep decelerating: neither do its behaviour model's accelerations
     (``a_model``, ``a_expected``, clamped at 0 in place).
+
+    A vehicle whose lane does not lead to its route's next lane takes the lane's ``next`` and
+    has its route marked ``ROUTE_LOST`` (the world routes it again).
 
     Returns the rows of the vehicles whose front bumper crossed a red stop line.
     """
@@ -464,6 +592,9 @@ def integrate(dt, lane, target_lane, s, d, psi, v, a, steer, kappa, wheelbase, l
             nxt, station = successor(route, i, 0, ln, lane_next, lane_next_station, turn_ptr, turn_lane, turn_station,
                                      lane_edge)
         if nxt >= 0:  # hand over to the next lane (of its route), and move the route on
+            lost = route[i, 0] > 0 and lane_edge[nxt] != route[i, 0] - 1
+            if nxt >= 0 and entry_group[nxt] >= 0 and group_state.shape[0] > 0 and group_state[entry_group[nxt]] == RED:
+                ran_red[i] = True
             s[i] = station + s[i] - lane_s_to[ln]
             d[i] = d[i] - lane_offset[ln] + lane_offset[nxt]
             if target_lane[i] == ln or driver[i] == HUMAN:
@@ -472,6 +603,8 @@ def integrate(dt, lane, target_lane, s, d, psi, v, a, steer, kappa, wheelbase, l
             for h in range(route.shape[1] - 1):
                 route[i, h] = route[i, h + 1]
             route[i, route.shape[1] - 1] = 0
+            if lost:
+                route[i, 0] = ROUTE_LOST
         lane[i] = ln
     return np.flatnonzero(ran_red)
 
@@ -490,9 +623,9 @@ def off_road(lane, s, d, length, width, crashed, lane_offset, lane_width, lane_d
 
 
 @njit(cache=True)
-def departed(lane, s, driver, crashed, crash_time, now, clear_after, lane_s_to, lane_next, lane_dead_end):
-    """Human-driven vehicles that left the network at an exit or, crashed, are towed away: a flag
-    per vehicle, and how many of them exited."""
+def departed(lane, s, driver, crashed, crash_time, now, clear_after, lane_s_to, lane_next, lane_dead_end, route):
+    """Human-driven vehicles that left the network at an exit or at the end of their route or,
+    crashed, are towed away: a flag per vehicle, and how many of them exited."""
     n = lane.shape[0]
     gone = np.zeros(n, dtype=np.bool_)
     exited = 0
@@ -500,7 +633,7 @@ def departed(lane, s, driver, crashed, crash_time, now, clear_after, lane_s_to, 
         if driver[i] != 0:
             continue
         ln = lane[i]
-        out = s[i] > lane_s_to[ln] and lane_next[ln] < 0 and not lane_dead_end[ln]  # (integrate hands over routes)
+        out = s[i] > lane_s_to[ln] and (lane_next[ln] < 0 or route[i, 0] == ROUTE_END) and not lane_dead_end[ln]
         gone[i] = out or (crashed[i] and now - crash_time[i] > clear_after)
         exited += out
     return gone, exited

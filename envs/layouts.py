@@ -32,6 +32,10 @@ SIDEWALK_WIDTH = 2.5  # [m]
 def build_network(config: WorldConfig) -> Network:
     """The road network described by a scenario's ``network`` section."""
     net = config.network
+    if net.kind == "sumo":
+        from envs.roads.build import from_scenario  # (imports SUMO's reader only where it is used)
+
+        return from_scenario(net, config)
     builder = {"highway": _highway, "intersection": _intersection, "crosswalk": _crosswalk}[net.kind]
     return builder(net, config)
 

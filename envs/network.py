@@ -41,6 +41,18 @@ class Lane:
     lane_change: bool = True  # lane changes to and from this lane are allowed
     signal_group: int = -1  # signal group controlling the stop line at s_to
     name: str = ""
+    # a junction link (a movement across a junction from one lane to another): the signal group
+    # controlling entry into it at its start (-1: none), and whether it always yields to the
+    # links of ``Network.link_response`` (a minor link of an unsignalised junction)
+    link: bool = False
+    entry_group: int = -1
+    minor: bool = False
+    # what a route names to lead a vehicle onto this lane (default: its edge)
+    route_key: int = -1
+    # the junctions (indices of the source's) at the lane's start and end; a link's both are its
+    # junction. Vehicles on lanes with no junction or edge in common are on different levels
+    junctions: tuple[int, int] = (-1, -1)
+    max_curvature: float | None = None  # [1/m] for curve speeds; None: from the edge's sampled curvature
     left: int = -1
     right: int = -1
 
@@ -120,6 +132,14 @@ class Network:
     sidewalks: list[np.ndarray] = field(default_factory=list)  # polylines for rendering
     sidewalk_width: float = 2.5  # [m]
     bounds: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)  # xmin, ymin, xmax, ymax
+    # junction links of a general network (``envs.roads.build``): per link lane, the link lanes
+    # that cross or merge with it (``link_foes``) and those it yields to (``link_response``)
+    link_foes: dict[int, list[int]] = field(default_factory=dict)
+    link_response: dict[int, list[int]] = field(default_factory=dict)
+    signal_programs: list = field(default_factory=list)  # envs.world.signals.Program, one per traffic light
+    trips: list = field(default_factory=list)  # envs.world.demand.Trip: scheduled departures with routes
+    route_key_count: int = 0  # route keys in use (default: one per edge)
+    edge_names: list[str] = field(default_factory=list)  # the source's id of each edge (imported networks)
 
     def __post_init__(self) -> None:
         self._link_neighbours()
@@ -127,7 +147,10 @@ class Network:
         for crossing in self.crossings:
             crossing.zones = self.conflict_zones(crossing.polygon)
         self.rebuild_zones()
-        self.lane_conflicts = self._junction_conflicts()
+        self.lane_conflicts = self._foe_matrix() if self.link_foes else self._junction_conflicts()
+        self.foe_ptr, self.foe_lane = _compressed(self.link_foes, len(self.lanes))
+        self._link_peers()
+        self.response_ptr, self.response_lane = _compressed(self.link_response, len(self.lanes))
         pts = np.concatenate([np.stack([p.x, p.y], 1) for p in self.edges])
         pad = 15.0
         self.bounds = (pts[:, 0].min() - pad, pts[:, 1].min() - pad, pts[:, 0].max() + pad, pts[:, 1].max() + pad)
@@ -169,9 +192,15 @@ class Network:
         self.lane_signal_group = np.array([ln.signal_group for ln in lanes], dtype=np.int64)
         self.lane_left = np.array([ln.left for ln in lanes], dtype=np.int64)
         self.lane_right = np.array([ln.right for ln in lanes], dtype=np.int64)
+        self.lane_entry_group = np.array([ln.entry_group for ln in lanes], dtype=np.int64)
+        self.lane_minor = np.array([ln.minor for ln in lanes], dtype=bool)
+        self.lane_is_link = np.array([ln.link for ln in lanes], dtype=bool)
+        self.lane_route_key = np.array([ln.edge if ln.route_key < 0 else ln.route_key for ln in lanes], dtype=np.int64)
+        self.route_key_count = max(self.route_key_count, len(self.edges), int(self.lane_route_key.max(initial=-1)) + 1)
         self.lane_max_curvature = np.array([
-            np.abs(self.edges[ln.edge].curvature[(self.edges[ln.edge].s >= ln.s_from) & (self.edges[ln.edge].s <= ln.s_to)]).max(initial=0.0)
-            / max(1.0 - abs(ln.offset) * np.abs(self.edges[ln.edge].curvature).max(), 0.1)
+            (np.abs(self.edges[ln.edge].curvature[(self.edges[ln.edge].s >= ln.s_from) & (self.edges[ln.edge].s <= ln.s_to)]).max(initial=0.0)
+             / max(1.0 - abs(ln.offset) * np.abs(self.edges[ln.edge].curvature).max(), 0.1))
+            if ln.max_curvature is None else ln.max_curvature
             for ln in lanes
         ])
         # edge reference curves laid end to end on one "chain" axis, 1 km apart
@@ -190,9 +219,9 @@ class Network:
     def turns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """What the kernels need to follow a vehicle's route from lane to lane: each lane's
         default ``next`` and its station, the compressed rows of all the lanes it leads to and
-        their stations, and each lane's edge."""
+        their stations, and each lane's route key (its edge, or what a route names it by)."""
         return (self.lane_next, self.lane_next_station, self.lane_turn_ptr, self.lane_turn, self.lane_turn_station,
-                self.lane_edge)
+                self.lane_route_key)
 
     def rebuild_zones(self) -> None:
         zones = [(lane, s_in, s_out, c) for c, cr in enumerate(self.crossings) for lane, s_in, s_out in cr.zones]
@@ -220,6 +249,83 @@ class Network:
                     d = np.linalg.norm(lines[a][:, None, :] - lines[b][None, :, :], axis=2)
                     conflicts[a, b] = conflicts[b, a] = bool(d.min() < clearance)
         return conflicts
+
+    def _link_peers(self) -> None:
+        """Per junction link: the links that leave the same lane (siblings, sharing their start)
+        and those that enter the same lane (merging at their end), as compressed rows
+        (``link_peer_ptr``, ``link_peer``) with ``link_peer_merges`` telling which is which."""
+        links = np.flatnonzero(self.lane_is_link)
+        from_lane = {}
+        for lane in range(len(self.lanes)):
+            for k in range(self.lane_turn_ptr[lane], self.lane_turn_ptr[lane + 1]):
+                if self.lane_is_link[self.lane_turn[k]]:
+                    from_lane[int(self.lane_turn[k])] = lane
+        by_from: dict[int, list[int]] = {}
+        by_to: dict[int, list[int]] = {}
+        for link in links.tolist():
+            by_from.setdefault(from_lane.get(link, -1), []).append(link)
+            by_to.setdefault(int(self.lane_next[link]), []).append(link)
+        peers: dict[int, list[tuple[int, bool]]] = {}
+        for link in links.tolist():
+            siblings = [(o, False) for o in by_from.get(from_lane.get(link, -1), []) if o != link and link in from_lane]
+            merges = [(o, True) for o in by_to.get(int(self.lane_next[link]), []) if o != link]
+            if siblings or merges:
+                peers[link] = siblings + merges
+        self.lane_link_from = np.full(len(self.lanes), -1, dtype=np.int64)  # per link: the lane it leaves
+        for link, lane in from_lane.items():
+            self.lane_link_from[link] = lane
+        into: dict[int, list[int]] = {}
+        for link in links.tolist():
+            into.setdefault(int(self.lane_next[link]), []).append(link)
+        self.link_in_ptr, self.link_in = _compressed(into, len(self.lanes))  # the links entering each lane
+        self.link_peer_ptr, self.link_peer = _compressed({k: [o for o, _ in v] for k, v in peers.items()}, len(self.lanes))
+        _, merges_flat = _compressed({k: [int(m) for _, m in v] for k, v in peers.items()}, len(self.lanes))
+        self.link_peer_merges = merges_flat.astype(bool)
+
+    def _foe_matrix(self) -> np.ndarray:
+        """(lanes, lanes) bool from ``link_foes`` (what the supervisor's junction checks read)."""
+        n = len(self.lanes)
+        conflicts = np.zeros((n, n), dtype=bool)
+        for a, foes in self.link_foes.items():
+            conflicts[a, foes] = True
+            conflicts[foes, a] = True
+        return conflicts
+
+    def may_touch(self, a: int, b: int) -> bool:
+        """Whether vehicles on lanes ``a`` and ``b`` can touch. On the hand-built layouts, always.
+        On an imported network, as SUMO sees a junction: on one lane or edge; on a junction link
+        and the lane it leaves or enters; on two links that cross (foes), leave the same lane or
+        enter the same lane; on two lanes that meet at a junction. Other lanes pass over each
+        other (an interchange's bridges) or only seem to touch where a link's drawn shape jumps
+        sideways (a lane that splits in two)."""
+        la, lb = self.lanes[a], self.lanes[b]
+        if a == b or la.junctions == (-1, -1) or lb.junctions == (-1, -1):
+            return True
+        if la.link or lb.link:
+            if la.link and lb.link:
+                peers = self.link_peer[self.link_peer_ptr[a]:self.link_peer_ptr[a + 1]]
+                return b in self.link_foes.get(a, ()) or b in peers.tolist()
+            link, other = (a, b) if la.link else (b, a)
+            return other in (self.lane_link_from[link], self.lane_next[link])
+        return la.edge == lb.edge or bool(set(la.junctions) & set(lb.junctions) - {-1})
+
+    def route_keys(self, edges: list[int]) -> list[int]:
+        """The route keys a vehicle on a lane of ``edges[0]`` follows to drive ``edges`` (for
+        ``World.set_route``): on a network with junction links, the movement between each two
+        edges, then the edge; else the edges after the first."""
+        keys: list[int] = []
+        for a, b in zip(edges, edges[1:]):
+            move = -1
+            for lane in np.flatnonzero(self.lane_edge == a):
+                for k in range(self.lane_turn_ptr[lane], self.lane_turn_ptr[lane + 1]):
+                    link = int(self.lane_turn[k])
+                    if self.lane_is_link[link] and self.lane_next[link] >= 0 and self.lane_edge[self.lane_next[link]] == b:
+                        move = int(self.lane_route_key[link])
+            if move < 0 and not any(self.lane_edge[self.lane_turn[k]] == b for lane in np.flatnonzero(self.lane_edge == a)
+                                    for k in range(self.lane_turn_ptr[lane], self.lane_turn_ptr[lane + 1])):
+                raise ValueError(f"edge {a} does not lead to edge {b}")
+            keys += [move, b] if move >= 0 else [b]
+        return keys
 
     def add_crossing(self, crossing: Crossing) -> int:
         """Register a crossing (e.g. a jaywalk line) and its conflict zones; returns its index."""
@@ -263,6 +369,18 @@ class Network:
         path = self.edges[ln.edge]
         x, y = path.point(s, ln.offset)
         return x, y, float(np.interp(s, path.s, path.heading))
+
+
+def _compressed(rows: dict[int, list[int]], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``rows`` (lane -> lanes) as compressed rows: pointers (n + 1) and the lanes."""
+    counts = np.zeros(n + 1, dtype=np.int64)
+    for lane, others in rows.items():
+        counts[lane + 1] = len(others)
+    ptr = np.cumsum(counts)
+    flat = np.zeros(int(ptr[-1]), dtype=np.int64)
+    for lane, others in rows.items():
+        flat[ptr[lane]:ptr[lane + 1]] = others
+    return ptr, flat
 
 
 def _inside_convex(poly: np.ndarray, px: np.ndarray, py: np.ndarray) -> np.ndarray:

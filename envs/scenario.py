@@ -103,6 +103,25 @@ class CrosswalkNetwork(Strict):
         return self
 
 
+class SumoNetwork(Strict):
+    """A real network in SUMO's formats: a ``.sumocfg`` (its network, routes and additional
+    files), or a ``.net.xml`` with route and additional files. Relative paths in a scenario
+    file are relative to that file."""
+
+    kind: Literal["sumo"] = "sumo"
+    config: str | None = Field(None, description="a SUMO configuration (.sumocfg)")
+    net_file: str | None = Field(None, description="a SUMO network (.net.xml); with config: replaces its network")
+    route_files: list[str] = Field(default_factory=list, description="demand (.rou.xml), added to the config's")
+    additional_files: list[str] = Field(default_factory=list, description="e.g. <tlLogic> programs (.add.xml)")
+    begin_s: float | None = Field(None, ge=0.0, description="SUMO time of the world's time 0 (default: the config's begin)")
+
+    @model_validator(mode="after")
+    def _has_network(self) -> "SumoNetwork":
+        if not self.config and not self.net_file:
+            raise ValueError("give config (a .sumocfg) or net_file (a .net.xml)")
+        return self
+
+
 class VehicleMix(Strict):
     car: float = Field(0.85, ge=0.0)
     truck: float = Field(0.10, ge=0.0)
@@ -166,7 +185,8 @@ class RenderConfig(Strict):
     follow_ego: bool = False
 
 
-Network = Annotated[Union[HighwayNetwork, IntersectionNetwork, CrosswalkNetwork], Field(discriminator="kind")]
+Network = Annotated[Union[HighwayNetwork, IntersectionNetwork, CrosswalkNetwork, SumoNetwork],
+                    Field(discriminator="kind")]
 
 
 class WorldConfig(Strict):
@@ -201,7 +221,48 @@ class WorldConfig(Strict):
         return self.sim_hz // self.policy_hz
 
 
-NETWORK_VARIANTS = {"highway": HighwayNetwork, "intersection": IntersectionNetwork, "crosswalk": CrosswalkNetwork}
+NETWORK_VARIANTS = {"highway": HighwayNetwork, "intersection": IntersectionNetwork, "crosswalk": CrosswalkNetwork,
+                    "sumo": SumoNetwork}
+SUMO_SUFFIXES = (".sumocfg", ".net.xml", ".net.xml.gz")  # files simulate runs directly
+
+
+def sumo_scenario(path: FilePath) -> dict[str, Any]:
+    """A scenario (as a mapping) that runs a SUMO configuration or network directly: its network
+    and demand, for as long as the configuration says (default one hour)."""
+    path = FilePath(path)
+    if not path.exists():
+        raise ScenarioError(f"{path}: file not found")
+    name = path.name.split(".")[0]
+    network: dict[str, Any] = {"kind": "sumo"}
+    duration = 3600.0
+    if path.suffix == ".sumocfg":
+        from envs.roads.sumo import SumoInputError, read_config
+
+        try:
+            sumo = read_config(path)
+        except SumoInputError as exc:
+            raise ScenarioError(str(exc)) from None
+        network["config"] = str(path.resolve())
+        if sumo.end_s is not None and sumo.end_s > sumo.begin_s:
+            duration = sumo.end_s - sumo.begin_s
+    else:
+        network["net_file"] = str(path.resolve())
+    return {"name": name, "description": f"SUMO input {path}", "duration_s": duration, "network": network,
+            "demand": {"vehicles": 0}}
+
+
+def _resolve_sumo_paths(data: dict, folder: FilePath) -> None:
+    """Make a scenario file's relative SUMO paths relative to the file's folder."""
+    network = data.get("network")
+    if not isinstance(network, dict) or network.get("kind") != "sumo":
+        return
+    for key in ("config", "net_file"):
+        if isinstance(network.get(key), str) and not FilePath(network[key]).is_absolute():
+            network[key] = str((folder / network[key]).resolve())
+    for key in ("route_files", "additional_files"):
+        if isinstance(network.get(key), list):
+            network[key] = [str((folder / p).resolve()) if isinstance(p, str) and not FilePath(p).is_absolute()
+                            else p for p in network[key]]
 
 
 def resolve_scenario_path(scenario: str | FilePath) -> FilePath:
@@ -231,6 +292,8 @@ def load_config(scenario: str | FilePath | dict | WorldConfig, overrides: dict[s
         data, source = scenario.model_dump(), f"<scenario {scenario.name}>"
     elif isinstance(scenario, dict):
         data = dict(scenario)
+    elif str(scenario).endswith(SUMO_SUFFIXES):
+        data, source = sumo_scenario(FilePath(scenario)), str(scenario)
     else:
         path = resolve_scenario_path(scenario)
         source = str(path)
@@ -238,6 +301,7 @@ def load_config(scenario: str | FilePath | dict | WorldConfig, overrides: dict[s
             data = read_mapping(path, "scenario")
         except ConfigFileError as exc:
             raise ScenarioError(str(exc)) from None
+        _resolve_sumo_paths(data, path.parent)
     overridden = [SHORTCUTS.get(key, key) for key in (overrides or {})]
     for key, value in (overrides or {}).items():
         set_dotted(data, SHORTCUTS.get(key, key), value)

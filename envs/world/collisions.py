@@ -18,7 +18,10 @@ def detect(world: "World") -> None:
     veh, ped = world.vehicles, world.pedestrians
     n = len(veh)
     i, j = kernels.vehicle_collisions(veh.x, veh.y, veh.heading, veh.length, veh.width, veh.crashed)
+    net = world.network
     for a, b in zip(i, j):
+        if not net.may_touch(int(veh.lane[a]), int(veh.lane[b])):  # one passes over the other (a bridge)
+            continue
         crash(world, int(a))
         crash(world, int(b))
         world.events.append(WorldEvent("collision", world.time, (int(veh.id[a]), int(veh.id[b])),
@@ -33,7 +36,6 @@ def detect(world: "World") -> None:
             crash(world, int(b))
             world.events.append(WorldEvent("collision", world.time, (int(veh.id[b]), int(ped.id[a])),
                                           float(ped.x[a]), float(ped.y[a])))
-    net = world.network
     off = kernels.off_road(veh.lane, veh.s, veh.d, veh.length, veh.width, veh.crashed, net.lane_offset,
                            net.lane_width, net.lane_dead_end, net.lane_s_to)
     for r in off:

@@ -7,13 +7,15 @@ from the world's random stream; an arrival that cannot enter waits in a short ba
 from __future__ import annotations
 
 import bisect
+import heapq
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from envs.kernels import KEY_SCALE
-from envs.actors import CONTINUOUS, HUMAN, META, VEHICLE_TYPES
+from envs.actors import CONTINUOUS, HUMAN, META, ROUTE_END, ROUTE_HOPS, ROUTE_LOST, VEHICLE_TYPES
 from envs.network import Crossing, Network
 
 if TYPE_CHECKING:
@@ -44,6 +46,12 @@ class Arrivals:
 def place_controlled(world: "World", count: int, action: str = "meta") -> list[int]:
     """Place ``count`` RL-driven vehicles near the start of the network's inlets."""
     driver = META if action == "meta" else CONTINUOUS
+    if count and not world.network.inlets:
+        raise ValueError(f"ego.controlled={count}: controlled vehicles are placed at a built-in layout's inlets; "
+                         "on an imported network set ego.controlled: 0")
+    if not count:
+        world.controlled_ids = []
+        return []
     lanes = controlled_lanes(world)
     ids = []
     for k in range(count):
@@ -78,8 +86,11 @@ def controlled_lanes(world: "World") -> np.ndarray:
 
 
 def populate(world: "World", count: int) -> None:
-    """Place ``count`` background vehicles on the network's long lanes, safely spaced."""
+    """Place ``count`` background vehicles on the network's long lanes, safely spaced (built-in
+    layouts: an imported network's vehicles come from its trips)."""
     net = world.network
+    if world.config.network.kind == "sumo":
+        return
     length = net.lane_s_to - net.lane_s_from
     usable = (length >= 60.0) & ~net.lane_dead_end
     is_connector = np.array([ln.edge >= 0 and net.edge_length[ln.edge] < 60.0 for ln in net.lanes])
@@ -123,6 +134,8 @@ def populate(world: "World", count: int) -> None:
 
 def spawn(world: "World", dt: float) -> None:
     net = world.network
+    if world.schedule is not None:
+        world.schedule.spawn(world, world.time + dt)
     # Poisson arrivals, drawn as exponential gaps; the last slot is the pedestrians'
     now = world.time + dt
     arrivals = world.arrivals.next_arrival
@@ -197,3 +210,252 @@ def spawn_pedestrian(world: "World") -> None:
     start = float(world.rng.uniform(0.0, 0.6)) * np.linalg.norm(a1 - a0)
     world.add_pedestrian(path, crossing, s=start, jaywalker=jay)
 
+
+
+# ---- general networks: scheduled trips with routes ------------------------------------------------
+@dataclass
+class Trip:
+    """Departures of one vehicle or flow of an imported demand (a SUMO ``<vehicle>``, ``<trip>`` or
+    ``<flow>``): when, on which lanes of its first edge, along which route, with which vehicle.
+
+    ``route`` holds the route keys of the lanes entered after the first edge (junction
+    movements and edges in turn, ``ROUTE_END`` last); ``params`` are behaviour parameters
+    (``World.append_vehicle``) and ``size`` the vehicle's dimensions [m] and limits."""
+
+    name: str
+    lanes: list[int]
+    route: list[int]
+    destination: int  # the edge the route ends on
+    vtype: str  # the twin's vehicle type (car, truck, bus)
+    size: dict[str, float]
+    params: dict[str, float]
+    depart_s: float
+    count: int = 1
+    period_s: float = 0.0
+    probability: float | None = None  # [1/s] for random flows
+    end_s: float = float("inf")
+    depart_lane: str = "first"
+    depart_speed: str = "0"
+
+
+INSERT_MARGIN_M = 1.0  # [m] more than the minimum gap a departing vehicle needs ahead and behind
+
+
+class Schedule:
+    """The departures of a network's trips: who is due, who still waits to be inserted (per
+    first edge, in order, as SUMO's insertion queue), and inserting them where there is room."""
+
+    def __init__(self, network: Network, config: "Demand", rng: np.random.Generator) -> None:
+        self.trips: list[Trip] = network.trips
+        self.next_s = np.array([t.depart_s for t in self.trips], float)  # [s] next departure per trip
+        self.left = np.array([t.count if t.probability is None else np.iinfo(np.int64).max for t in self.trips])
+        self.waiting: dict[tuple[int, ...], list[int]] = {}  # first-edge lanes -> trips due, oldest first
+        self.rng = rng
+        self.incoming: dict[int, list[int]] = {}
+        for lane in range(len(network.lanes)):
+            for k in range(network.lane_turn_ptr[lane], network.lane_turn_ptr[lane + 1]):
+                self.incoming.setdefault(int(network.lane_turn[k]), []).append(lane)
+
+    @property
+    def backlog(self) -> int:
+        """Vehicles due that wait for room to enter."""
+        return sum(len(q) for q in self.waiting.values())
+
+    def spawn(self, world: "World", now: float) -> None:
+        """Queue the departures due by ``now`` [s] and insert the first waiting one per edge."""
+        for k in np.flatnonzero((self.next_s <= now) & (self.left > 0)):
+            trip = self.trips[k]
+            while self.next_s[k] <= now and self.left[k] > 0:
+                if trip.probability is None:
+                    self.waiting.setdefault(tuple(trip.lanes), []).append(int(k))
+                    self.left[k] -= 1
+                    self.next_s[k] += trip.period_s if trip.period_s > 0 else np.inf
+                else:  # a random flow: a vehicle each second with its probability
+                    if self.rng.random() < trip.probability:
+                        self.waiting.setdefault(tuple(trip.lanes), []).append(int(k))
+                    self.next_s[k] += 1.0
+                if self.next_s[k] > trip.end_s:
+                    self.left[k] = 0
+        for lanes, queue in self.waiting.items():
+            if queue and self._insert(world, self.trips[queue[0]]):
+                queue.pop(0)
+
+    def _insert(self, world: "World", trip: Trip) -> bool:
+        """Insert one vehicle of ``trip`` at the start of its first edge if it fits; returns whether it did."""
+        net, veh = world.network, world.vehicles
+        lanes = [ln for ln in trip.lanes if not world.lane_closed[ln]]
+        if trip.depart_lane == "random":
+            lanes = [lanes[int(self.rng.integers(len(lanes)))]] if lanes else []
+        elif trip.depart_lane not in ("free", "best", "allowed"):
+            lanes = lanes[:1]  # "first" or a lane index: the trip's first lane (the builder chose it)
+        best, best_v = -1, -1.0
+        length, min_gap = trip.size["length"], trip.params.get("min_gap", 2.5)
+        headway, b = trip.params.get("headway", 1.0), trip.size.get("b_comf", 2.5)
+        for lane in lanes:
+            s0 = net.lane_s_from[lane] + 0.5 * length
+            limit = min(world.speed_limit_at(lane, s0) * trip.params.get("speed_factor", 1.0), trip.size["v_max"])
+            v = {"max": limit, "desired": limit, "speedLimit": limit, "avg": 0.5 * limit,
+                 "random": float(self.rng.uniform(0.0, limit))}.get(trip.depart_speed)
+            if v is None:
+                try:
+                    v = min(float(trip.depart_speed), limit)
+                except ValueError:
+                    v = 0.0
+            j = first_vehicle(world, lane)
+            if j >= 0:  # keep a safe gap to the leader: v * headway + the braking difference
+                gap = veh.s[j] - 0.5 * veh.length[j] - (s0 + 0.5 * length) - min_gap - INSERT_MARGIN_M
+                if gap < 0:
+                    continue
+                room = gap + veh.v[j] ** 2 / (2 * b)
+                v = min(v, b * (-headway + np.sqrt(headway ** 2 + 2.0 * room / b)))
+            if not self._clear_behind(world, lane, s0 - 0.5 * length):
+                continue
+            if v > best_v:
+                best, best_v = lane, v
+        if best < 0:
+            return False
+        vid = world.add_vehicle(best, net.lane_s_from[best] + 0.5 * length, best_v, vtype=trip.vtype,
+                                **self._drivers(world, trip))
+        row = len(world.vehicles) - 1
+        for name, value in trip.size.items():
+            getattr(world.vehicles, name)[row] = value
+        world.set_route(vid, trip.route, trip.destination)
+        return True
+
+    def _drivers(self, world: "World", trip: Trip) -> dict[str, float]:
+        """The trip's driver parameters (its vehicle type's means), each spread as the scenario's
+        driver distribution of it spreads around its own mean."""
+        beh = world.config.drivers
+        spreads = {"speed_factor": beh.desired_speed_factor, "headway": beh.time_headway_s, "min_gap": beh.min_gap_m}
+        out = dict(trip.params)
+        for name, spread in spreads.items():
+            if name in out and spread.mean > 0:
+                out[name] = float(out[name] * max(self.rng.normal(1.0, spread.sd / spread.mean), 0.5))
+        return out
+
+    def _clear_behind(self, world: "World", lane: int, rear: float) -> bool:
+        """Whether no vehicle coming into ``lane`` over a junction link is too close behind ``rear`` [m]."""
+        net, veh = world.network, world.vehicles
+        for before in self.incoming.get(lane, []):
+            j = int(world.query_behind(np.array([before]), np.array([net.lane_s_to[before] + 1e4]))[0])
+            if j < 0:
+                continue
+            gap = (net.lane_s_to[before] - veh.s[j] - 0.5 * veh.length[j]) + (rear - net.lane_s_from[lane])
+            if gap < veh.min_gap[j] + veh.v[j] * veh.headway[j] * 0.5 + INSERT_MARGIN_M:
+                return False
+        return True
+
+
+class Routes:
+    """The parts of vehicles' routes beyond their route columns (refilled as they drive on), and
+    routing again the vehicles that missed their route's lane."""
+
+    def __init__(self, network: Network) -> None:
+        self.network = network
+        self.rest: dict[int, list[int]] = {}  # vehicle id -> route keys (+1) after its column
+        self.destination: dict[int, int] = {}  # vehicle id -> the edge its route ends on
+        self.rerouted = 0
+        self.stranded = 0  # vehicles with no way on to their destination: they leave where they come out
+        self._moves: dict[int, list[tuple[int, int]]] | None = None
+
+    @property
+    def active(self) -> bool:
+        return bool(self.rest) or bool(self.destination)
+
+    def set(self, vehicle_id: int, rest: list[int], destination: int) -> None:
+        self.rest.pop(vehicle_id, None)
+        if rest:
+            self.rest[vehicle_id] = list(rest)
+        if destination >= 0:
+            self.destination[vehicle_id] = destination
+
+    def follow(self, world: "World") -> None:
+        """Refill route columns that run low and route again the vehicles that lost their route."""
+        veh = world.vehicles
+        lost = np.flatnonzero(veh.route[:, 0] == ROUTE_LOST)
+        for r in lost:
+            self._reroute(world, int(r))
+        if self.rest:
+            low = np.flatnonzero(veh.route[:, ROUTE_HOPS // 2] == 0)
+            for r in low:
+                rest = self.rest.get(int(veh.id[r]))
+                if not rest:
+                    continue
+                filled = int(np.count_nonzero(veh.route[r]))
+                take = min(ROUTE_HOPS - filled, len(rest))
+                veh.route[r, filled:filled + take] = rest[:take]
+                del rest[:take]
+                if not rest:
+                    del self.rest[int(veh.id[r])]
+        if len(self.destination) > 4 * len(veh) + 64:  # forget the vehicles that have left
+            present = set(veh.id.tolist())
+            self.destination = {v: d for v, d in self.destination.items() if v in present}
+            self.rest = {v: r for v, r in self.rest.items() if v in present}
+
+    def _reroute(self, world: "World", row: int) -> None:
+        """A new route for the vehicle at ``row`` from the edge its lane leads to, to its destination."""
+        net, veh = self.network, world.vehicles
+        vid = int(veh.id[row])
+        self.rerouted += 1
+        lane = int(veh.lane[row])
+        after = int(net.lane_next[lane]) if net.lane_is_link[lane] else lane
+        start = int(net.lane_route_key[after]) if after >= 0 else -1
+        goal = self.destination.get(vid, -1)
+        path = self.shortest_path(start, goal) if start >= 0 and goal >= 0 else None
+        keys: list[int] = []
+        if net.lane_is_link[lane]:
+            keys.append(start + 1)
+        if path is None:
+            self.stranded += 1
+            keys.append(ROUTE_END)
+        else:
+            keys += [k + 1 for k in path] + [ROUTE_END]
+        veh.route[row] = 0
+        veh.route[row, :min(len(keys), ROUTE_HOPS)] = keys[:ROUTE_HOPS]
+        self.rest.pop(vid, None)
+        if len(keys) > ROUTE_HOPS:
+            self.rest[vid] = keys[ROUTE_HOPS:]
+
+    def shortest_path(self, start: int, goal: int) -> list[int] | None:
+        """Route keys (movements and edges) from edge ``start`` to edge ``goal`` by length, or None."""
+        if start == goal:
+            return []
+        moves = self._edge_moves()
+        lengths = self.network.edge_length
+        best = {start: 0.0}
+        back: dict[int, tuple[int, int]] = {}
+        heap = [(0.0, start)]
+        while heap:
+            dist, edge = heapq.heappop(heap)
+            if edge == goal:
+                path: list[int] = []
+                while edge != start:
+                    prev, move = back[edge]
+                    path = [move, edge] + path
+                    edge = prev
+                return path
+            if dist > best.get(edge, np.inf):
+                continue
+            for to, move in moves.get(edge, []):
+                d = dist + float(lengths[edge])
+                if d < best.get(to, np.inf):
+                    best[to] = d
+                    back[to] = (edge, move)
+                    heapq.heappush(heap, (d, to))
+        return None
+
+    def _edge_moves(self) -> dict[int, list[tuple[int, int]]]:
+        """Edge -> (edge it leads to, the movement's route key), from the lanes' turns."""
+        if self._moves is None:
+            net, moves = self.network, {}
+            for lane in range(len(net.lanes)):
+                if net.lane_is_link[lane]:
+                    continue
+                for k in range(net.lane_turn_ptr[lane], net.lane_turn_ptr[lane + 1]):
+                    link = int(net.lane_turn[k])
+                    to = int(net.lane_next[link])
+                    if net.lane_is_link[link] and to >= 0:
+                        moves.setdefault(int(net.lane_route_key[lane]), set()).add(
+                            (int(net.lane_route_key[to]), int(net.lane_route_key[link])))
+            self._moves = {e: sorted(m) for e, m in moves.items()}
+        return self._moves

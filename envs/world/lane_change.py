@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 DECISION_PERIOD_S = 1.0  # [s] between lane-change decisions of a human driver
 CLOSED_LANE_WISH = 3.0  # [m/s^2] MOBIL bonus for leaving a closed lane
 ROUTE_WISH = 4.0  # [m/s^2] MOBIL bonus, at its strongest, toward a lane that leads on along the route
+LEADER_HOPS = 3  # lanes beyond the target lane's end searched for the leader a change would bring
 ROUTE_WISH_RANGE_M = 300.0  # [m] before its lane's end where the route pulls in full
 
 
@@ -91,24 +92,32 @@ def route_wish(world: "World", rows: np.ndarray, target: np.ndarray) -> np.ndarr
 
 
 def _leads_to(net, lane: int, edge: int) -> bool:
-    """Whether ``lane`` leads to a lane of ``edge``."""
-    return kernels.turn_to(int(lane), int(edge), net.lane_turn_ptr, net.lane_turn, net.lane_edge) >= 0
+    """Whether ``lane`` leads to a lane of route key ``edge`` (an edge, or a junction movement)."""
+    return kernels.turn_to(int(lane), int(edge), net.lane_turn_ptr, net.lane_turn, net.lane_route_key) >= 0
 
 
 def mobil(world: "World", rows: np.ndarray, target: np.ndarray, to_right: bool, wish: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Gain [m/s^2] and acceptance of moving vehicles ``rows`` into lanes ``target``; ``wish``
     [m/s^2] is the drivers' own preference for that side (intent), added to the incentive only."""
     veh = world.vehicles
+    net = world.network
     return _mobil(rows, target, to_right, wish, world._sorted_keys, world._sorted_lane, world._sorted_veh, KEY_SCALE,
                   world.leader, world.idm_accel, veh.lane, veh.s, veh.v, veh.length, veh.speed_factor, veh.v_max,
-                  veh.headway, veh.min_gap, veh.a_max, veh.b_comf, veh.politeness, world.lane_speed_limit)
+                  veh.headway, veh.min_gap, veh.a_max, veh.b_comf, veh.politeness, world.lane_speed_limit,
+                  net.link_in_ptr, net.link_in, net.lane_link_from, net.lane_s_from, net.lane_s_to, net.lane_next,
+                  net.lane_next_station)
 
 
 @njit(cache=True)
 def _mobil(rows, target, to_right, wish, keys, key_lane, key_veh, key_scale, leader, idm_accel, lane, s, v, length,
-           speed_factor, v_max, headway, min_gap, a_max, b_comf, politeness, lane_limit):
+           speed_factor, v_max, headway, min_gap, a_max, b_comf, politeness, lane_limit, in_ptr, in_lane, link_from,
+           lane_s_from, lane_s_to, lane_next, lane_next_station):
     """:func:`mobil` per driver: IDM of the changer and of its old and new followers, before
-    and after, from the occupancy (``keys``, ``key_lane``, ``key_veh``) of the last perception."""
+    and after, from the occupancy (``keys``, ``key_lane``, ``key_veh``) of the last perception.
+    With no follower in the target lane, the new follower is the nearest vehicle on a junction
+    link leading into it or on the lane before that link (``in_ptr``, ``in_lane``, ``link_from``:
+    general networks; empty on the layouts). With no leader in the target lane, the new leader
+    is searched on the lanes it leads to (``lane_next``, up to ``LEADER_HOPS`` lanes)."""
     n = rows.shape[0]
     gain, accept = np.empty(n), np.zeros(n, dtype=np.bool_)
 
@@ -127,19 +136,45 @@ def _mobil(rows, target, to_right, wish, keys, key_lane, key_veh, key_scale, lea
     for i in range(n):
         me, si = rows[i], s[rows[i]]
         new_lead = kernels._ahead(keys, key_lane, key_veh, target[i], si, key_scale)
+        nl_gap = gap_between(me, new_lead)
+        ln, station = target[i], si
+        for _ in range(LEADER_HOPS if new_lead < 0 else 0):  # beyond the target lane's end
+            nxt = lane_next[ln]
+            if nxt < 0:
+                break
+            station = lane_next_station[ln] + station - lane_s_to[ln]
+            ln = nxt
+            c = kernels._ahead(keys, key_lane, key_veh, ln, station, key_scale)
+            if c >= 0:
+                new_lead, nl_gap = c, s[c] - station - 0.5 * (length[c] + length[me])
+                break
         new_follow = kernels._behind(keys, key_lane, key_veh, target[i], si, key_scale)
+        nf_gap = gap_between(new_follow, me)
+        if new_follow < 0:  # coming into the target lane over a junction link, behind its start
+            for k in range(in_ptr[target[i]], in_ptr[target[i] + 1]):
+                u = in_lane[k]
+                c = kernels._behind(keys, key_lane, key_veh, u, lane_s_to[u] + 1.0e4, key_scale)
+                back = 0.0  # [m] the link's length when the follower is on the lane before it
+                if c < 0 and link_from[u] >= 0:
+                    back = lane_s_to[u] - lane_s_from[u]
+                    u = link_from[u]
+                    c = kernels._behind(keys, key_lane, key_veh, u, lane_s_to[u] + 1.0e4, key_scale)
+                if c >= 0:
+                    g = back + (lane_s_to[u] - s[c]) + (si - lane_s_from[target[i]]) - 0.5 * (length[c] + length[me])
+                    if g < nf_gap:
+                        new_follow, nf_gap = c, g
         old_lead = leader[me]
         old_follow = kernels._behind(keys, key_lane, key_veh, lane[me], si, key_scale)
         a_self_now = idm_accel[me]
-        a_self_new = idm_for(me, gap_between(me, new_lead), speed(new_lead))
+        a_self_new = idm_for(me, nl_gap, speed(new_lead))
         a_nf_now = a_nf_new = a_of_now = a_of_new = 0.0
         if new_follow >= 0:
-            a_nf_now = idm_for(new_follow, gap_between(new_follow, new_lead), speed(new_lead))
-            a_nf_new = idm_for(new_follow, gap_between(new_follow, me), v[me])
+            a_nf_now = idm_for(new_follow, nf_gap + length[me] + nl_gap, speed(new_lead))
+            a_nf_new = idm_for(new_follow, nf_gap, v[me])
         if old_follow >= 0:
             a_of_now = idm_for(old_follow, gap_between(old_follow, me), v[me])
             a_of_new = idm_for(old_follow, gap_between(old_follow, old_lead), speed(old_lead))
-        room = gap_between(me, new_lead) > min_gap[me] and gap_between(new_follow, me) > 1.0
+        room = nl_gap > min_gap[me] and nf_gap > 1.0
         g = (a_self_new - a_self_now) + politeness[me] * ((a_nf_new - a_nf_now) + (a_of_new - a_of_now))
         accept[i] = room and behaviour.mobil(a_self_now, a_self_new, a_nf_now, a_nf_new, a_of_now, a_of_new,
                                              politeness[me], to_right, behaviour.MOBIL_SAFE_DECEL, wish[i])

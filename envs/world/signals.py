@@ -9,9 +9,11 @@ hold the current interval (``stuck``) or darken every head (``dark``).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from envs.network import DONT_WALK, GREEN, Network
+from envs.network import AMBER, DONT_WALK, GREEN, RED, Network
 
 PHASE_SUFFIXES = (" green", "pedestrians walk")  # signal intervals that are phases (the rest are clearances)
 MIN_GREEN_S = 5.0  # [s] shortest green an operator's retiming may leave
@@ -83,3 +85,120 @@ class SignalPlan:
         scale = np.array([green_factor if n.endswith(" green") else pedestrian_factor if n == "pedestrians walk"
                           else 1.0 for n in names])
         self.durations = np.maximum(base * scale, np.minimum(base, MIN_GREEN_S))
+
+
+# SUMO's link states (``docs/web/docs/Simulation/Traffic_Lights.md``): what a driver sees, and
+# whether a green is permissive (the link yields to the links its junction says it must)
+LINK_STATES = {"G": (GREEN, False), "g": (GREEN, True), "y": (AMBER, False), "Y": (AMBER, False),
+               "r": (RED, False), "u": (RED, False), "s": (GREEN, True), "o": (GREEN, True), "O": (GREEN, False)}
+
+
+@dataclass
+class Program:
+    """One traffic light's fixed-time program on the world's signal groups: per phase, its
+    duration [s] and the state of each of the light's links (``groups[k]`` is the world's
+    signal group of the light's link index ``k``; -1 where no link of the network uses it)."""
+
+    name: str
+    groups: list[int]
+    durations: list[float]  # [s]
+    states: list[str]  # one character per link index, SUMO's link states
+    offset_s: float = 0.0  # [s] SUMO's offset: the first phase begins at this time (the cycle repeats)
+
+
+class ProgramPlan:
+    """The signals of a general network: one fixed-time program per traffic light, each on its
+    own cycle and offset, showing SUMO's link states per link (``G`` green, ``g`` permissive
+    green, ``y`` amber, ``r`` red, ...). The same controls as :class:`SignalPlan`: ``stuck``
+    holds every light's phase, ``dark`` switches them all off (drivers yield as at an
+    unsignalised junction), ``retime`` scales the greens."""
+
+    def __init__(self, network: Network) -> None:
+        self.programs: list[Program] = list(network.signal_programs)
+        groups = network.signal_groups
+        self.group_state = np.full(groups, GREEN, dtype=np.int64)  # never rebound
+        self.group_permissive = np.zeros(groups, dtype=bool)
+        self.crossing_signal = np.full(network.pedestrian_signals, DONT_WALK, dtype=np.int64)
+        self._link_minor = network.lane_minor
+        self._link_group = network.lane_entry_group
+        self._yield = network.lane_minor.copy()
+        self.stuck = self.dark = self.manual = False
+        self.base = [np.array(p.durations, float) for p in self.programs]
+        self.program_durations = [b.copy() for b in self.base]
+        # per program: the phase showing and the time [s] spent in it
+        self.phase = np.zeros(len(self.programs), dtype=np.int64)
+        self.in_phase_s = np.zeros(len(self.programs))
+        self._codes = [np.array([[LINK_STATES.get(c, (GREEN, True))[0] for c in st] for st in p.states], np.int64)
+                       for p in self.programs]
+        self._permissive = [np.array([[LINK_STATES.get(c, (GREEN, True))[1] for c in st] for st in p.states], bool)
+                            for p in self.programs]
+        self._groups = [np.array(p.groups, np.int64) for p in self.programs]
+        self._used = [g >= 0 for g in self._groups]
+        for k, program in enumerate(self.programs):  # the first phase begins at ``offset`` [s]
+            t = (-program.offset_s) % max(float(self.base[k].sum()), 1e-9)
+            while t >= self.base[k][self.phase[k]]:
+                t -= self.base[k][self.phase[k]]
+                self.phase[k] = (self.phase[k] + 1) % len(self.base[k])
+            self.in_phase_s[k] = t
+        self.apply()
+
+    # the interface SignalPlan offers to the rest of the world
+    interval = 0
+    clock_s = 0.0
+    name = ""
+
+    @property
+    def durations(self) -> np.ndarray:
+        """[s] every program's phase durations, one after another."""
+        return np.concatenate(self.program_durations) if self.programs else np.zeros(0)
+
+    @property
+    def elapsed(self) -> tuple[float, float]:
+        return 0.0, float("inf")
+
+    def is_phase(self, index: int) -> bool:
+        return True
+
+    def apply(self, only: list[int] | None = None) -> None:
+        """Show each program's current phase (every program, or those in ``only``)."""
+        for k in range(len(self.programs)) if only is None else only:
+            groups, used = self._groups[k], self._used[k]
+            if self.dark:
+                self.group_state[groups[used]] = GREEN
+                self.group_permissive[groups[used]] = True
+            else:
+                self.group_state[groups[used]] = self._codes[k][self.phase[k]][used]
+                self.group_permissive[groups[used]] = self._permissive[k][self.phase[k]][used]
+
+    def update(self, dt: float) -> None:
+        """Advance every program's clock by ``dt`` [s], moving on the ones whose phase is over."""
+        if not self.programs or self.stuck or self.manual:
+            return
+        self.in_phase_s += dt
+        changed = []
+        for k in range(len(self.programs)):
+            planned = self.program_durations[k][self.phase[k]]
+            if self.in_phase_s[k] >= planned:
+                self.in_phase_s[k] -= planned
+                self.phase[k] = (self.phase[k] + 1) % len(self.program_durations[k])
+                changed.append(k)
+        if changed:
+            self.apply(changed)
+
+    def must_yield(self) -> np.ndarray:
+        """Per lane: a junction link that yields now (a minor link, or a permissive or dark signal)."""
+        signalled = self._link_group >= 0
+        if not signalled.any():
+            return self._link_minor
+        self._yield[signalled] = self.group_permissive[self._link_group[signalled]]
+        return self._yield
+
+    def set_interval(self, index: int, elapsed_s: float = 0.0) -> None:
+        raise NotImplementedError("a general network's programs are not set interval by interval yet")
+
+    def retime(self, green_factor: float = 1.0, pedestrian_factor: float = 1.0) -> None:
+        """Scale the phases that show a green (and no amber) by ``green_factor``; others keep theirs."""
+        for k, program in enumerate(self.programs):
+            green = np.array([("G" in st or "g" in st) and "y" not in st.lower() for st in program.states])
+            self.program_durations[k] = np.where(green, np.maximum(self.base[k] * green_factor,
+                                                                   np.minimum(self.base[k], MIN_GREEN_S)), self.base[k])

@@ -29,6 +29,7 @@ from envs.actors import (
     DEPART,
     HIT,
     HUMAN,
+    ROUTE_END,
     ROUTE_HOPS,
     TYPE_INDEX,
     VEHICLE_TYPES,
@@ -43,14 +44,18 @@ from envs.scenario import FRICTION_RANGE, WorldConfig, Spread
 from envs.state import WorldState
 from envs.world import collisions, demand, lane_change, pedestrians
 from envs.world.events import WorldEvent
-from envs.world.signals import PHASE_SUFFIXES, SignalPlan  # noqa: F401  (PHASE_SUFFIXES: re-exported)
+from envs.world.signals import PHASE_SUFFIXES, ProgramPlan, SignalPlan  # noqa: F401  (PHASE_SUFFIXES: re-exported)
 
 LOOKAHEAD_M = 200.0  # [m] drivers search leaders and conflict zones this far ahead (a braking distance at 30 m/s)...
 LOOKAHEAD_MIN_HOPS = 3  # ...and at least this many lanes ahead...
 LOOKAHEAD_HOPS = 16  # ...and at most this many
+LINK_LEADER_HOPS = 4  # lanes ahead in which drivers look for vehicles on junction links that share their road
 STOP_MARGIN = 1.0  # [m] stopping point before a stop line or crosswalk
 MERGE_ROOM = 15.0  # [m] drivers wait this far before the end of an ending lane for a gap
 AMBER_STOP_DECEL = 3.5  # [m/s^2] drivers stop at amber if they can within this deceleration
+YIELD_STOP_DECEL = 5.0  # [m/s^2] drivers wait at a junction's line if they can stop within this deceleration (else they go)
+YIELD_GAP_MARGIN_S = 1.0  # [s] a yielding driver goes when it clears the link this long before a priority vehicle
+JUNCTION_REACH_M = 120.0  # [m] drivers heed the junction links (signals, yielding) within this distance ahead
 CRASH_CLEAR_S = 30.0  # [s] a crashed background vehicle is towed after this time
 SPEED_PREVIEW_S = 3.0  # [s] how far ahead drivers look for a lower speed limit
 LATERAL_COMFORT = 2.0  # [m/s^2] lateral acceleration drivers accept in a curve
@@ -65,7 +70,8 @@ DRY_FRICTION = 0.8  # tyre-road friction of dry asphalt; drivers brake less hard
 class Perception(NamedTuple):
     """What is perceived at one moment: each vehicle's leader row (-1 none) and gap [m], its
     distance [m] to each crossing's conflict zone and whether it is past it, the time gap [s]
-    each crossing offers, and the lane each vehicle enters at the end of its own (-1 none)."""
+    each crossing offers, the lane each vehicle enters at the end of its own (-1 none), and
+    the lanes it looks ahead on with its station [m] on each (-1: no more lanes)."""
 
     leader: np.ndarray
     leader_gap: np.ndarray
@@ -73,6 +79,8 @@ class Perception(NamedTuple):
     past_zone: np.ndarray
     crossing_gap: np.ndarray
     next_lane: np.ndarray
+    hop_lane: np.ndarray
+    hop_s: np.ndarray
 
 
 def _sample(rng: np.random.Generator, spread: Spread, low: float, high: float) -> float:
@@ -103,6 +111,7 @@ class World:
         self.rng = np.random.default_rng(self.seed)
         self.dt = 1.0 / config.sim_hz
         self._no_lanes = np.zeros(len(self.network.lanes), dtype=bool)
+        self._has_links = bool(self.network.lane_is_link.any())
         self._curve_speed = np.sqrt(LATERAL_COMFORT / np.maximum(self.network.lane_max_curvature, 1e-6))
         self.time = 0.0
         self.vehicles = Vehicles()
@@ -111,11 +120,14 @@ class World:
         self._next_id = 0
         self.stats: Counter[str] = Counter()  # vehicles/pedestrians entered, exited, crossed; waits [s]
         self.arrivals = demand.Arrivals(self.network, config.demand, self.rng)
+        self.routes = demand.Routes(self.network)  # routes longer than the vehicles' route columns
+        self.schedule = demand.Schedule(self.network, config.demand, self.rng) if self.network.trips else None
         # [m/s] the limit in force per lane: the posted one (network.lane_speed_limit), or a lower variable limit
         self.lane_speed_limit = self.network.lane_speed_limit.copy()
         self.variable_speed_limit: float | None = None  # [m/s] set by an operator
         self.lane_closed = np.zeros(len(self.network.lanes), dtype=bool)
-        self.signals = SignalPlan(self.network)
+        net = self.network
+        self.signals = ProgramPlan(net) if net.link_foes or net.signal_programs else SignalPlan(net)
         self.group_state = self.signals.group_state  # [per signal group] GREEN / AMBER / RED now (the plan's array)
         self.crossing_signal = self.signals.crossing_signal  # [per pedestrian head] WALK / FLASHING / DONT_WALK
         self.occupied = np.zeros(len(self.network.crossings), dtype=bool)
@@ -178,19 +190,21 @@ class World:
         self.stats["vehicles_entered"] += 1
         return vid
 
-    def set_route(self, vehicle_id: int, edges: list[int]) -> None:
-        """Make a vehicle follow ``edges``: the edges of the lanes it enters at its next lane
-        ends, in order (at most ``ROUTE_HOPS``). Where a lane does not lead to the route's next
-        edge, and after the route's last edge, the vehicle takes each lane's ``next``."""
-        if len(edges) > ROUTE_HOPS:
-            raise ValueError(f"a route of {len(edges)} edges: at most {ROUTE_HOPS} lane ends ahead")
-        bad = [e for e in edges if not 0 <= e < len(self.network.edges)]
+    def set_route(self, vehicle_id: int, edges: list[int], destination: int = -1) -> None:
+        """Make a vehicle follow ``edges``: the route keys (``Network.lane_route_key``: an edge,
+        or on an imported network a junction movement) of the lanes it enters at its next lane
+        ends, in order, of any length (``ROUTE_END`` last: it leaves the network there). Where a
+        lane does not lead to the route's next key the vehicle takes the lane's ``next`` and, with
+        a ``destination`` edge, is routed again from where it comes out (``envs.world.demand``)."""
+        bad = [e for e in edges if not (0 <= e < self.network.route_key_count or e == ROUTE_END)]
         if bad:
             raise ValueError(f"edges {bad} are not in the network ({len(self.network.edges)} edges)")
         veh = self.vehicles
         row = veh.row(vehicle_id)
+        keys = [e + 1 if e >= 0 else e for e in edges]
         veh.route[row] = 0
-        veh.route[row, :len(edges)] = np.asarray(edges, dtype=np.int64) + 1
+        veh.route[row, :min(len(keys), ROUTE_HOPS)] = keys[:ROUTE_HOPS]
+        self.routes.set(vehicle_id, keys[ROUTE_HOPS:], destination)
         self.perceive()
 
     def add_pedestrian(self, path: np.ndarray, crossing: int, s: float = 0.0, jaywalker: bool = False, **params) -> int:
@@ -256,6 +270,10 @@ class World:
         self._longitudinal(dt)
         lane_change.decide(self, dt)
         self._integrate_vehicles(dt)
+        if self._has_links:  # across a junction a vehicle follows its link's drawn path (SUMO's internal lane)
+            self._keep_on_links()
+        if self.routes.active:
+            self.routes.follow(self)
         pedestrians.move(self, dt)
         self.refresh_world_coords()
         collisions.detect(self)
@@ -338,16 +356,22 @@ class World:
         to every crossing's conflict zone ahead (``zone_distance`` [m], ``past_zone``) and the
         time gap each crossing offers (``crossing_gap`` [s]). Call after moving actors by hand."""
         (self._sorted_keys, self._sorted_lane, self._sorted_veh, self.leader, self.leader_gap, self.zone_distance,
-         self.past_zone, self.crossing_gap, self.next_lane) = self._perception()
+         self.past_zone, self.crossing_gap, self.next_lane, self.hop_lane, self.hop_s) = self._perception()
         self.perceived_gap = self._sense_gaps()
 
     def _perception(self) -> tuple:
         veh, net = self.vehicles, self.network
-        return kernels.perception(
+        seen = kernels.perception(
             veh.lane, veh.target_lane, veh.s, veh.d, veh.psi, veh.v, veh.length, veh.width, net.lane_offset,
             net.lane_width, net.lane_left, net.lane_right, veh.route, *net.turns, net.lane_s_to,
             net.lane_dead_end, net.zone_lane, net.zone_s_in, net.zone_s_out, net.zone_crossing, len(net.crossings),
             LOOKAHEAD_HOPS, KEY_SCALE, LOOKAHEAD_MIN_HOPS, LOOKAHEAD_M)
+        if len(net.link_peer) and len(veh):  # junction links sharing a start or an end: leaders across them
+            keys, key_lane, key_veh, lead, gap = seen[:5]
+            kernels.link_leaders(keys, key_lane, key_veh, seen[9], seen[10], veh.s, 0.5 * veh.length, lead, gap,
+                                 net.link_peer_ptr, net.link_peer, net.link_peer_merges, net.lane_s_from,
+                                 net.lane_s_to, KEY_SCALE, LINK_LEADER_HOPS)
+        return seen
 
     def perception_now(self) -> "Perception":
         """Leaders, gaps [m] and zone distances [m] at the actors' positions and lane targets
@@ -382,17 +406,28 @@ class World:
         as ``seen`` (default: the drivers' own perception, taken at the start of the step).
         """
         veh, net = self.vehicles, self.network
-        zone_distance, next_lane = (self.zone_distance, self.next_lane) if seen is None else \
-            (seen.zone_distance, seen.next_lane)
-        return kernels.stop_distances(veh.lane, veh.target_lane, veh.s, veh.v, veh.length, veh.runs_red,
+        zone_distance, next_lane, hop_lane, hop_s = (self.zone_distance, self.next_lane, self.hop_lane, self.hop_s) \
+            if seen is None else (seen.zone_distance, seen.next_lane, seen.hop_lane, seen.hop_s)
+        stop = kernels.stop_distances(veh.lane, veh.target_lane, veh.s, veh.v, veh.length, veh.runs_red,
                                       net.lane_signal_group, net.lane_s_to, net.lane_dead_end, self.group_state,
                                       zone_distance, net.zone_crossing, self.occupied, STOP_MARGIN, veh.amber_decel,
                                       AMBER_STOP_DECEL, next_lane, self.junction_busy(), MERGE_ROOM)
+        if net.lane_is_link.any() and len(veh):  # junction links: signals, foes on them, yielding
+            half = 0.5 * veh.length
+            arrival, occupied = kernels.link_arrivals(hop_lane, hop_s, half, veh.v, net.lane_s_from,
+                                                      net.lane_is_link)
+            waits = kernels.junction_stops(hop_lane, hop_s, veh.v, half, veh.a_max, veh.runs_red, veh.amber_decel,
+                                           net.lane_is_link, net.lane_s_from, net.lane_s_to, net.lane_entry_group,
+                                           self.group_state, self.signals.must_yield(), net.foe_ptr, net.foe_lane,
+                                           net.response_ptr, net.response_lane, arrival, occupied, STOP_MARGIN,
+                                           YIELD_STOP_DECEL, YIELD_GAP_MARGIN_S, JUNCTION_REACH_M)
+            stop = np.minimum(stop, waits)
+        return stop
 
     def junction_busy(self) -> np.ndarray:
         """Per lane: a junction lane that crosses one a vehicle is on now (drivers wait for it to clear)."""
         net = self.network
-        if not len(self.group_state):
+        if not len(self.group_state) or net.link_foes:  # (general networks: the junction links' foes, in stop_distance)
             return self._no_lanes
         used = np.zeros(len(net.lanes), dtype=bool)
         used[self.vehicles.lane] = True
@@ -439,9 +474,16 @@ class World:
             dt, veh.lane, veh.target_lane, veh.s, veh.d, veh.psi, veh.v, veh.a, veh.steer, veh.kappa, veh.wheelbase,
             veh.length, veh.driver, veh.cmd_steer, veh.crashed, veh.odometer, veh.a_model, veh.a_expected,
             net.lane_offset, net.lane_left, net.lane_right, net.lane_s_from, net.lane_s_to, veh.route, *net.turns,
-            net.lane_signal_group, self.group_state, net.lane_dead_end)
+            net.lane_signal_group, self.group_state, net.lane_dead_end, net.lane_entry_group)
         for r in ran_red:
             self.events.append(WorldEvent("red_light", self.time, (int(veh.id[r]),), float(veh.x[r]), float(veh.y[r])))
+
+    def _keep_on_links(self) -> None:
+        veh, net = self.vehicles, self.network
+        on = net.lane_is_link[veh.lane]
+        if on.any():
+            veh.d[on] = net.lane_offset[veh.lane[on]]
+            veh.psi[on] = 0.0
 
     def refresh_world_coords(self) -> None:
         veh, net = self.vehicles, self.network
@@ -456,7 +498,7 @@ class World:
         veh, ped, net = self.vehicles, self.pedestrians, self.network
         if len(veh):
             gone, exited = kernels.departed(veh.lane, veh.s, veh.driver, veh.crashed, veh.crash_time, self.time,
-                                            CRASH_CLEAR_S, net.lane_s_to, net.lane_next, net.lane_dead_end)
+                                            CRASH_CLEAR_S, net.lane_s_to, net.lane_next, net.lane_dead_end, veh.route)
             if gone.any():
                 self.stats["vehicles_exited"] += exited
                 veh.keep(~gone)

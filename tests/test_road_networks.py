@@ -1,0 +1,157 @@
+"""The world on imported road networks (envs/roads/build.py): SUMO's shipped networks drive
+with their demand, and at each junction type of a small network built with netconvert the
+right vehicle yields and nobody crashes."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sumolib")
+from envs.roads import sumo  # noqa: E402
+from envs.world import World  # noqa: E402
+from twin.scenario import load_scenario  # noqa: E402
+
+GAME = sumo.shipped_scenarios()
+needs_sumo = pytest.mark.skipif(GAME is None, reason="the eclipse-sumo wheel is not installed (pip install -e '.[sumo]')")
+
+ARMS = {"W": (-150.0, 0.0), "E": (150.0, 0.0), "S": (0.0, -150.0), "N": (0.0, 150.0)}
+
+
+def junction_world(tmp_path: Path, kind: str) -> World:
+    """An empty world on a four-arm junction ``C`` of type ``kind`` (one lane each way, 50 km/h;
+    W-E is the major road), built by netconvert."""
+    nodes = [f'<node id="C" x="0" y="0" type="{kind}"/>'] + [
+        f'<node id="{a}" x="{x}" y="{y}" type="priority"/>' for a, (x, y) in ARMS.items()]
+    edges = []
+    for a in ARMS:
+        priority = 2 if a in "WE" else 1
+        edges.append(f'<edge id="{a}C" from="{a}" to="C" numLanes="1" speed="13.89" priority="{priority}"/>')
+        edges.append(f'<edge id="C{a}" from="C" to="{a}" numLanes="1" speed="13.89" priority="{priority}"/>')
+    (tmp_path / "j.nod.xml").write_text("<nodes>" + "".join(nodes) + "</nodes>")
+    (tmp_path / "j.edg.xml").write_text("<edges>" + "".join(edges) + "</edges>")
+    net = tmp_path / "j.net.xml"
+    sumo.run_program("netconvert", ["--node-files", str(tmp_path / "j.nod.xml"), "--edge-files",
+                                    str(tmp_path / "j.edg.xml"), "--no-turnarounds", "true", "-o", str(net)],
+                     "junction", net)
+    config = load_scenario({"name": kind, "network": {"kind": "sumo", "net_file": str(net)},
+                            "ego": {"controlled": 0}, "demand": {"vehicles": 0}})
+    return World(config)
+
+
+def drive(world: World, route: list[str], to_line_m: float, v: float) -> int:
+    """A car on the first edge of ``route`` (SUMO edge ids), ``to_line_m`` [m] before its end."""
+    net = world.network
+    edges = [net.edge_names.index(e) for e in route]
+    lane = int(np.flatnonzero(net.lane_edge == edges[0])[0])
+    vid = world.add_vehicle(lane, net.lane_s_to[lane] - to_line_m, v, speed_factor=1.0, reaction_time=0.3)
+    world.set_route(vid, net.route_keys(edges) + [-1], edges[-1])
+    return vid
+
+
+def run(world: World, seconds: float, ids: list[int]) -> dict[int, dict]:
+    """Run the world; per vehicle: when it entered the junction (its first link lane), its
+    lowest speed before that, and whether it crashed."""
+    seen = {vid: {"entered": None, "min_v": np.inf} for vid in ids}
+    net = world.network
+    for _ in range(int(seconds / world.dt)):
+        world.step()
+        veh = world.vehicles
+        for vid in ids:
+            if vid not in veh.id:
+                continue
+            r = veh.row(vid)
+            if seen[vid]["entered"] is None:
+                if net.lane_is_link[veh.lane[r]]:
+                    seen[vid]["entered"] = world.time
+                else:
+                    seen[vid]["min_v"] = min(seen[vid]["min_v"], float(veh.v[r]))
+    assert not [e for e in world.events if e.kind == "collision"]
+    return seen
+
+
+@needs_sumo
+def test_priority_junction_the_minor_road_yields(tmp_path):
+    world = junction_world(tmp_path, "priority")
+    major = drive(world, ["WC", "CE"], 60.0, 13.0)
+    minor = drive(world, ["SC", "CN"], 45.0, 10.0)  # would reach the junction first
+    seen = run(world, 25.0, [major, minor])
+    assert seen[major]["entered"] < seen[minor]["entered"]
+    assert seen[minor]["min_v"] < 4.0  # it slowed for the major road, from 10 m/s
+    assert seen[major]["min_v"] > 11.0  # the major road did not brake for it
+
+
+@needs_sumo
+def test_right_before_left_the_vehicle_from_the_right_goes_first(tmp_path):
+    world = junction_world(tmp_path, "right_before_left")
+    from_west = drive(world, ["WC", "CE"], 40.0, 9.0)  # has the northbound car on its right
+    from_south = drive(world, ["SC", "CN"], 45.0, 9.0)
+    seen = run(world, 25.0, [from_west, from_south])
+    assert seen[from_south]["entered"] < seen[from_west]["entered"]
+    assert seen[from_west]["min_v"] < 4.0
+
+
+@needs_sumo
+def test_all_way_stop_lets_both_through_one_after_the_other(tmp_path):
+    world = junction_world(tmp_path, "allway_stop")
+    a = drive(world, ["WC", "CE"], 40.0, 9.0)
+    b = drive(world, ["SC", "CN"], 40.0, 9.0)
+    seen = run(world, 30.0, [a, b])
+    assert seen[a]["entered"] is not None and seen[b]["entered"] is not None
+    assert abs(seen[a]["entered"] - seen[b]["entered"]) > 1.5
+
+
+@needs_sumo
+def test_a_permissive_left_turn_yields_to_oncoming_traffic(tmp_path):
+    world = junction_world(tmp_path, "traffic_light")
+    net = world.network
+    turn_link = link_between(net, "WC", "CN")
+    plan = world.signals
+    # run the programs until the westbound left turn shows a permissive green
+    for _ in range(int(120 / world.dt)):
+        if plan.group_permissive[net.lane_entry_group[turn_link]] and world.group_state[net.lane_entry_group[turn_link]] == 0:
+            break
+        world.step()
+    else:
+        pytest.fail("the program never shows a permissive green for the left turn")
+    turner = drive(world, ["WC", "CN"], 30.0, 8.0)
+    oncoming = drive(world, ["EC", "CW"], 55.0, 13.0)
+    seen = run(world, 15.0, [turner, oncoming])
+    assert seen[oncoming]["entered"] is not None
+    assert seen[turner]["entered"] is None or seen[oncoming]["entered"] < seen[turner]["entered"]
+    assert seen[oncoming]["min_v"] > 11.0
+
+
+def link_between(net, from_edge: str, to_edge: str) -> int:
+    """The junction link lane from a lane of ``from_edge`` to a lane of ``to_edge``."""
+    for lane in np.flatnonzero(net.lane_edge == net.edge_names.index(from_edge)):
+        for link in net.lane_turn[net.lane_turn_ptr[lane]:net.lane_turn_ptr[lane + 1]]:
+            if net.edge_names[net.lane_edge[net.lane_next[link]]] == to_edge:
+                return int(link)
+    raise AssertionError(f"no link from {from_edge} to {to_edge}")
+
+
+# ---- SUMO's shipped networks -------------------------------------------------------------------
+@needs_sumo
+@pytest.mark.parametrize("name", ["ramp", "cross", "A10KW", "grid6", "bs3d"])
+def test_shipped_networks_become_twin_networks_with_their_trips(name):
+    config = load_scenario(str(GAME / f"{name}.sumocfg"), {"ego.controlled": 0})
+    world = World(config)
+    net = world.network
+    assert net.trips, "the demand became trips"
+    links = np.flatnonzero(net.lane_is_link)
+    assert len(links) and (net.lane_next[links] >= 0).all()  # every link leads on to a lane
+    for trip in net.trips[:200]:
+        assert trip.route[-1] == -1 and all(0 <= k < net.route_key_count for k in trip.route[:-1])
+
+
+@needs_sumo
+@pytest.mark.parametrize("name", ["ramp", "cross"])
+def test_shipped_networks_drive_their_demand_without_collisions(name):
+    config = load_scenario(str(GAME / f"{name}.sumocfg"), {"ego.controlled": 0})
+    world = World(config)
+    for _ in range(int(120 / world.dt)):
+        world.step()
+    assert world.stats["vehicles_entered"] > 20
+    assert world.stats["vehicles_exited"] > 10
+    assert not [e for e in world.events if e.kind == "collision"]
