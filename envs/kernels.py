@@ -66,14 +66,40 @@ def turn_to(ln, edge, turn_ptr, turn_lane, lane_edge):
 def successor(route, i, h, ln, lane_next, lane_next_station, turn_ptr, turn_lane, turn_station, lane_edge):
     """The lane vehicle ``i`` enters at the end of lane ``ln``, ``h`` lane ends from now, and
     the station [m] where it joins it: the one on its route's edge, else ``ln``'s ``next``
-    (-1: the network ends there, or the route does). The lane arrays are ``Network.turns``."""
+    (-1: the network ends there, or the route does). Where several lanes of the route's edge
+    follow (a lane that fans out), the one from which the route goes on (``_leads_on``). The
+    lane arrays are ``Network.turns``."""
     if h < route.shape[1] and route[i, h] == ROUTE_END:
         return -1, 0.0
     want = route[i, h] - 1 if h < route.shape[1] else -1
-    k = turn_to(ln, want, turn_ptr, turn_lane, lane_edge) if want >= 0 else -1
-    if k >= 0:
-        return turn_lane[k], turn_station[k]
+    found = -1
+    if want >= 0:
+        for k in range(turn_ptr[ln], turn_ptr[ln + 1]):
+            if lane_edge[turn_lane[k]] == want:
+                if found < 0:
+                    found = k
+                if _leads_on(route, i, h + 1, turn_lane[k], lane_next, turn_ptr, turn_lane, lane_edge):
+                    found = k
+                    break
+    if found >= 0:
+        return turn_lane[found], turn_station[found]
     return lane_next[ln], lane_next_station[ln]
+
+
+@njit(cache=True, inline="always")
+def _leads_on(route, i, h, ln, lane_next, turn_ptr, turn_lane, lane_edge):
+    """Whether lane ``ln`` (entered ``h`` lane ends from now) leads to the route's lane after it,
+    or to the one after that through the one lane it must lead to (a junction link)."""
+    if h >= route.shape[1] or route[i, h] <= 0:
+        return True
+    nxt = lane_next[ln]
+    if turn_ptr[ln + 1] - turn_ptr[ln] == 1 and nxt >= 0:  # a lane with one way on (a junction link)
+        if lane_edge[nxt] != route[i, h] - 1:
+            return False
+        if h + 1 >= route.shape[1] or route[i, h + 1] <= 0:
+            return True
+        return turn_to(nxt, route[i, h + 1] - 1, turn_ptr, turn_lane, lane_edge) >= 0
+    return turn_to(ln, route[i, h] - 1, turn_ptr, turn_lane, lane_edge) >= 0
 
 
 @njit(cache=True)
@@ -394,6 +420,52 @@ def link_leaders(keys, key_lane, key_veh, hop_lane, hop_s, s, half, lead, gap, p
                         if g < gap[i]:
                             lead[i] = other
                             gap[i] = max(g, 0.0)
+
+
+@njit(cache=True)
+def lane_changes_needed(lane, route, turn_ptr, turn_lane, lane_key, lane_left, lane_right):
+    """Per vehicle: how many lane changes it needs before its lane leads to its route's next
+    lane (0: it does, or it has no route; -1: no lane of the edge does), and toward which side
+    (1 left, -1 right, 0 none)."""
+    n = lane.shape[0]
+    out = np.zeros(n, dtype=np.int64)
+    side_of = np.zeros(n, dtype=np.int64)
+    for i in range(n):
+        want = route[i, 0] - 1
+        if want < 0:
+            continue
+        out[i] = -1
+        for side in range(2):
+            ln, k = lane[i], 0
+            while ln >= 0:
+                if turn_to(ln, want, turn_ptr, turn_lane, lane_key) >= 0:
+                    if out[i] < 0 or k < out[i]:
+                        out[i] = k
+                        side_of[i] = 0 if k == 0 else (1 if side == 0 else -1)
+                    break
+                ln = lane_left[ln] if side == 0 else lane_right[ln]
+                k += 1
+    return out, side_of
+
+
+@njit(cache=True)
+def courtesy_stops(stop, lane, s, v, half, needed, side, lane_left, lane_right, lane_s_to, keys, key_lane, key_veh,
+                   key_scale, reach_m, slow_mps, room_m):
+    """Cooperative lane changing, in place of ``stop`` [m]: the follower in the lane a slow
+    driver near the end of its lane must change into (``needed`` > 0 toward ``side``) stops
+    ``room_m`` [m] behind it, so that a gap opens beside it."""
+    for i in range(lane.shape[0]):
+        if needed[i] <= 0 or v[i] > slow_mps or lane_s_to[lane[i]] - s[i] > reach_m:
+            continue
+        target = lane_left[lane[i]] if side[i] > 0 else lane_right[lane[i]]
+        if target < 0:
+            continue
+        k = _behind(keys, key_lane, key_veh, target, s[i], key_scale)
+        if k < 0 or k == i:
+            continue
+        gap = (s[i] - half[i]) - (s[k] + half[k]) - room_m
+        if gap >= 0.0 and gap < stop[k]:
+            stop[k] = gap
 
 
 @njit(cache=True)

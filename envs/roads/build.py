@@ -269,7 +269,7 @@ def _trips(road: RoadNetwork, demand: Demand, built: Built, moves: dict[tuple[in
                 chosen = [built.lane_of[ln] for ln in road.edges[dep.edges[0]].lanes
                           if ln in built.lane_of and road.lanes[ln].index == index]
                 first = chosen or first
-            elif dep.depart_lane == "best" and keys:
+            elif keys:  # "first", "best", "free", "random", ...: among the lanes that lead on along the route
                 leads = [ln for ln in first if keys[0] in {int(net.lane_route_key[net.lane_turn[k]]) for k in
                                                            range(net.lane_turn_ptr[ln], net.lane_turn_ptr[ln + 1])}]
                 first = leads or first

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 DECISION_PERIOD_S = 1.0  # [s] between lane-change decisions of a human driver
 CLOSED_LANE_WISH = 3.0  # [m/s^2] MOBIL bonus for leaving a closed lane
 ROUTE_WISH = 4.0  # [m/s^2] MOBIL bonus, at its strongest, toward a lane that leads on along the route
+MERGE_ROOM_M = 2.0  # [m] road ahead of its front in the target lane a driver that must change for its route needs
 LEADER_HOPS = 3  # lanes beyond the target lane's end searched for the leader a change would bring
 ROUTE_WISH_RANGE_M = 300.0  # [m] before its lane's end where the route pulls in full
 
@@ -34,12 +35,21 @@ def decide(world: "World", dt: float) -> None:
     tick = int((world.time + dt) / DECISION_PERIOD_S + 1e-9) > int(world.time / DECISION_PERIOD_S + 1e-9)
     if not tick or not len(veh):
         return
-    settled = (np.abs(veh.d - net.lane_offset[veh.lane]) < 0.3) & (np.abs(veh.psi) < 0.05)
+    needs_change = world.changes_needed > 0 if len(world.changes_needed) == len(veh) else False
+    # settled in the lane; a driver who must change for its route and stands (it cannot steer
+    # back to the centre standing) goes on from where it is
+    off_centre, angle = np.abs(veh.d - net.lane_offset[veh.lane]), np.abs(veh.psi)
+    settled = (off_centre < 0.3) & (angle < 0.05) | (needs_change & (off_centre < 1.0) & (angle < 0.3))
     due = (veh.driver == HUMAN) & ~veh.crashed & (veh.target_lane == veh.lane) & settled
-    due &= (net.lane_change_ok[veh.lane] & (veh.v > 2.0)) | net.lane_dead_end[veh.lane]
+    routed_slow = (veh.route[:, 0] > 0) & (veh.v > 0.5)  # drivers with a route change in slow traffic too
+    due &= (net.lane_change_ok[veh.lane] & ((veh.v > 2.0) | needs_change | routed_slow)) | net.lane_dead_end[veh.lane]
     rows = np.flatnonzero(due)
     if not len(rows):
         return
+    # room the target lane must have ahead: 30 m, or (a driver that must leave its lane for
+    # its route, perhaps waiting at the lane's end) enough for its own front
+    ahead_needed = np.where(needs_change[rows], 0.5 * veh.length[rows] + MERGE_ROOM_M, 30.0) \
+        if isinstance(needs_change, np.ndarray) else 30.0
     best_gain = np.full(len(rows), -np.inf)
     choice = np.full(len(rows), -1)
     for to_right, table in ((False, net.lane_left), (True, net.lane_right)):
@@ -47,7 +57,7 @@ def decide(world: "World", dt: float) -> None:
         ok = tgt >= 0
         tg = np.maximum(tgt, 0)
         s = veh.s[rows]
-        ok &= net.lane_change_ok[tg] & (net.lane_s_from[tg] <= s - 0.5 * veh.length[rows]) & (s + 30.0 <= net.lane_s_to[tg])
+        ok &= net.lane_change_ok[tg] & (net.lane_s_from[tg] <= s - 0.5 * veh.length[rows]) & (s + ahead_needed <= net.lane_s_to[tg])
         ok &= ~world.lane_closed[tg]
         if not ok.any():
             continue
@@ -77,18 +87,65 @@ def decide(world: "World", dt: float) -> None:
 
 def route_wish(world: "World", rows: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Strategic lane changes: per driver of ``rows``, the MOBIL bonus [m/s^2] for moving to
-    ``target`` because that lane leads on along its route and its own lane does not (negative
-    the other way round); stronger as the end of the lane nears, zero without a route."""
+    ``target`` because that lane is nearer (in lane changes) to one that leads on along its
+    route, or, as near, leaves fewer changes on the next edge (``_lane_cost``); negative the
+    other way round, and prohibitive within reach of the lane's end when it takes the driver
+    farther from a lane that leads on. Stronger as the end of the lane nears (the more changes
+    are needed, the earlier); zero without a route."""
     veh, net = world.vehicles, world.network
     out = np.zeros(len(rows))
-    want = veh.route[rows, 0] - 1  # the edge entered at the end of the current lane
+    want = veh.route[rows, 0] - 1  # the route key entered at the end of the current lane
+    after = veh.route[rows, 2] - 1  # and two lane ends on: the movement off the next edge
     for k in np.flatnonzero(want >= 0):
-        here, there = _leads_to(net, veh.lane[rows[k]], want[k]), _leads_to(net, target[k], want[k])
+        lane = int(veh.lane[rows[k]])
+        here = _lane_cost(net, lane, int(want[k]), int(after[k]))
+        there = _lane_cost(net, int(target[k]), int(want[k]), int(after[k]))
         if here != there:
-            to_end = net.lane_s_to[veh.lane[rows[k]]] - veh.s[rows[k]]
-            pull = ROUTE_WISH * min(1.0, max(0.25, 1.0 - to_end / ROUTE_WISH_RANGE_M))
-            out[k] = pull if there else -pull
+            to_end = net.lane_s_to[lane] - veh.s[rows[k]]
+            reach = ROUTE_WISH_RANGE_M * max(1, here[0] + here[1], there[0] + there[1])
+            pull = ROUTE_WISH * min(1.0, max(0.25, 1.0 - to_end / reach))
+            if (there[0], there[0] + there[1]) < (here[0], here[0] + here[1]):
+                out[k] = pull
+            else:  # never give up, within reach, a lane nearer to the route's for one farther from it
+                out[k] = -np.inf if there[0] > here[0] and to_end < reach else -pull
     return out
+
+
+def _lane_cost(net, lane: int, key: int, key_after: int) -> tuple[int, int]:
+    """How far ``lane`` is from the route: the lane changes to one that leads to route key
+    ``key``, then the fewest changes left on the next edge for route key ``key_after`` (from
+    that lane's links to ``key``; 0 without one)."""
+    first = _changes_to(net, lane, key)
+    if key_after < 0 or first >= 99:
+        return first, 0
+    best_lane = lane
+    for table in (net.lane_left, net.lane_right):  # the nearest lane that leads on
+        ln, k = int(lane), 0
+        while ln >= 0 and k <= first:
+            if k == first and _leads_to(net, ln, key):
+                best_lane = ln
+            ln, k = int(table[ln]), k + 1
+    then = 99
+    for k in range(net.lane_turn_ptr[best_lane], net.lane_turn_ptr[best_lane + 1]):
+        link = int(net.lane_turn[k])
+        if net.lane_route_key[link] == key:
+            onto = int(net.lane_next[link]) if net.lane_is_link[link] else link
+            if onto >= 0:
+                then = min(then, _changes_to(net, onto, key_after))
+    return first, then
+
+
+def _changes_to(net, lane: int, edge: int) -> int:
+    """Lane changes from ``lane`` to one that leads to route key ``edge`` (99 if none does)."""
+    best = 99
+    for table in (net.lane_left, net.lane_right):
+        ln, k = int(lane), 0
+        while ln >= 0 and k < best:
+            if _leads_to(net, ln, edge):
+                best = k
+                break
+            ln, k = int(table[ln]), k + 1
+    return best
 
 
 def _leads_to(net, lane: int, edge: int) -> bool:

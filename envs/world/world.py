@@ -55,6 +55,9 @@ MERGE_ROOM = 15.0  # [m] drivers wait this far before the end of an ending lane 
 AMBER_STOP_DECEL = 3.5  # [m/s^2] drivers stop at amber if they can within this deceleration
 YIELD_STOP_DECEL = 5.0  # [m/s^2] drivers wait at a junction's line if they can stop within this deceleration (else they go)
 YIELD_GAP_MARGIN_S = 1.0  # [s] a yielding driver goes when it clears the link this long before a priority vehicle
+COURTESY_REACH_M = 60.0  # [m] a slow driver this near the end of a lane it must leave gets a gap made...
+COURTESY_SLOW_MPS = 3.0  # [m/s] ...when slower than this...
+COURTESY_ROOM_M = 3.0  # [m] ...by the follower in the target lane stopping this far behind it
 JUNCTION_REACH_M = 120.0  # [m] drivers heed the junction links (signals, yielding) within this distance ahead
 CRASH_CLEAR_S = 30.0  # [s] a crashed background vehicle is towed after this time
 SPEED_PREVIEW_S = 3.0  # [s] how far ahead drivers look for a lower speed limit
@@ -112,6 +115,7 @@ class World:
         self.dt = 1.0 / config.sim_hz
         self._no_lanes = np.zeros(len(self.network.lanes), dtype=bool)
         self._has_links = bool(self.network.lane_is_link.any())
+        self.changes_needed = np.zeros(0, dtype=np.int64)  # per vehicle (imported networks): lane changes its route needs
         self._curve_speed = np.sqrt(LATERAL_COMFORT / np.maximum(self.network.lane_max_curvature, 1e-6))
         self.time = 0.0
         self.vehicles = Vehicles()
@@ -358,6 +362,11 @@ class World:
         (self._sorted_keys, self._sorted_lane, self._sorted_veh, self.leader, self.leader_gap, self.zone_distance,
          self.past_zone, self.crossing_gap, self.next_lane, self.hop_lane, self.hop_s) = self._perception()
         self.perceived_gap = self._sense_gaps()
+        if self._has_links:  # imported networks: who must change lanes to stay on its route
+            veh, net = self.vehicles, self.network
+            self.changes_needed, self.change_side = kernels.lane_changes_needed(
+                veh.lane, veh.route, net.lane_turn_ptr, net.lane_turn, net.lane_route_key, net.lane_left,
+                net.lane_right)
 
     def _perception(self) -> tuple:
         veh, net = self.vehicles, self.network
@@ -422,6 +431,17 @@ class World:
                                            net.response_ptr, net.response_lane, arrival, occupied, STOP_MARGIN,
                                            YIELD_STOP_DECEL, YIELD_GAP_MARGIN_S, JUNCTION_REACH_M)
             stop = np.minimum(stop, waits)
+            if seen is None and len(self.changes_needed) == len(veh):
+                # a driver whose lane does not lead on along its route waits short of its end (room
+                # to steer out) for a gap, as a SUMO driver does; not once it has begun to change
+                stuck = (self.changes_needed > 0) & (veh.target_lane == veh.lane)
+                if stuck.any():
+                    end = net.lane_s_to[veh.lane] - veh.s - half - MERGE_ROOM
+                    stop = np.where(stuck, np.minimum(stop, np.maximum(end, 0.0)), stop)
+                    kernels.courtesy_stops(stop, veh.lane, veh.s, veh.v, half, self.changes_needed, self.change_side,
+                                           net.lane_left, net.lane_right, net.lane_s_to, self._sorted_keys,
+                                           self._sorted_lane, self._sorted_veh, KEY_SCALE, COURTESY_REACH_M,
+                                           COURTESY_SLOW_MPS, COURTESY_ROOM_M)
         return stop
 
     def junction_busy(self) -> np.ndarray:
