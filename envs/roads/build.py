@@ -310,7 +310,7 @@ def _trip(dep: Departure, vtype: VehicleType, lanes: list[int], route: list[int]
     return Trip(name=dep.id, lanes=lanes, route=route, destination=destination,
                 vtype=TWIN_TYPES.get(vtype.vclass, "car"), size=size, params=params, depart_s=depart, count=count,
                 period_s=dep.period_s, probability=dep.probability, end_s=end, depart_lane=dep.depart_lane,
-                depart_speed=dep.depart_speed)
+                depart_speed=dep.depart_speed, depart_pos=dep.depart_pos)
 
 
 def from_scenario(network: "SumoNetwork", config: "WorldConfig") -> Network:

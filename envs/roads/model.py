@@ -237,6 +237,7 @@ class Departure:
     edges: list[str]
     depart_lane: str = "first"
     depart_speed: str = "0"
+    depart_pos: str = "base"  # SUMO's departPos: base, random, free, random_free, last, or metres
     count: int = 1
     period_s: float = 0.0
     probability: float | None = None  # per second, for flows given by probability

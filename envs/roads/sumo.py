@@ -399,7 +399,8 @@ def _departure(element: ET.Element, path: Path, vtypes: dict[str, VehicleType],
     except ValueError:
         raise SumoInputError(f"{where}: {depart_attr}={element.get(depart_attr)!r} is not a time in seconds") from None
     common = {"id": ident, "vtype": vtype, "depart_s": depart, "edges": edges,
-              "depart_lane": element.get("departLane", "first"), "depart_speed": element.get("departSpeed", "0")}
+              "depart_lane": element.get("departLane", "first"), "depart_speed": element.get("departSpeed", "0"),
+              "depart_pos": element.get("departPos", "base")}
     if tag != "flow":
         return Departure(**common)
     try:

@@ -236,8 +236,11 @@ class Trip:
     end_s: float = float("inf")
     depart_lane: str = "first"
     depart_speed: str = "0"
+    depart_pos: str = "base"
 
 
+LEADER_SEARCH_LANES = 3  # lanes after a departure's lane searched for its leader
+FREE_POSITION_TRIES = 4  # random places tried for departPos="free"
 INSERT_MARGIN_M = 1.0  # [m] more than the minimum gap a departing vehicle needs ahead and behind
 
 
@@ -288,39 +291,67 @@ class Schedule:
             lanes = [lanes[int(self.rng.integers(len(lanes)))]] if lanes else []
         elif trip.depart_lane not in ("free", "best", "allowed"):
             lanes = lanes[:1]  # "first" or a lane index: the trip's first lane (the builder chose it)
-        best, best_v = -1, -1.0
+        best, best_v, best_s = -1, -1.0, 0.0
         length, min_gap = trip.size["length"], trip.params.get("min_gap", 2.5)
         headway, b = trip.params.get("headway", 1.0), trip.size.get("b_comf", 2.5)
         for lane in lanes:
-            s0 = net.lane_s_from[lane] + 0.5 * length
-            limit = min(world.speed_limit_at(lane, s0) * trip.params.get("speed_factor", 1.0), trip.size["v_max"])
-            v = {"max": limit, "desired": limit, "speedLimit": limit, "avg": 0.5 * limit,
-                 "random": float(self.rng.uniform(0.0, limit))}.get(trip.depart_speed)
-            if v is None:
-                try:
-                    v = min(float(trip.depart_speed), limit)
-                except ValueError:
-                    v = 0.0
-            j = first_vehicle(world, lane)
-            if j >= 0:  # keep a safe gap to the leader: v * headway + the braking difference
-                gap = veh.s[j] - 0.5 * veh.length[j] - (s0 + 0.5 * length) - min_gap - INSERT_MARGIN_M
-                if gap < 0:
+            for s0 in self._positions(net, lane, length, trip.depart_pos):
+                limit = min(world.speed_limit_at(lane, s0) * trip.params.get("speed_factor", 1.0), trip.size["v_max"])
+                v = {"max": limit, "desired": limit, "speedLimit": limit, "avg": 0.5 * limit,
+                     "random": float(self.rng.uniform(0.0, limit))}.get(trip.depart_speed)
+                if v is None:
+                    try:
+                        v = min(float(trip.depart_speed), limit)
+                    except ValueError:
+                        v = 0.0
+                j, k = _around(veh, lane, s0)  # (positions now: the occupancy was sorted before this step moved them)
+                ahead_m = veh.s[j] - s0 if j >= 0 else np.inf  # [m] centre to the leader's centre
+                ln, to_end = lane, net.lane_s_to[lane] - s0
+                for _ in range(LEADER_SEARCH_LANES if j < 0 else 0):  # no leader on the lane: on the lanes after it
+                    ln = int(net.lane_next[ln])
+                    if ln < 0:
+                        break
+                    j, _ = _around(veh, ln, net.lane_s_from[ln] - 1e4)
+                    if j >= 0:
+                        ahead_m = to_end + veh.s[j] - net.lane_s_from[ln]
+                        break
+                    to_end += net.lane_s_to[ln] - net.lane_s_from[ln]
+                if j >= 0:  # keep a safe gap to the leader: v * headway + the braking difference
+                    gap = ahead_m - 0.5 * veh.length[j] - 0.5 * length - min_gap - INSERT_MARGIN_M
+                    if gap < 0:
+                        continue
+                    room = gap + veh.v[j] ** 2 / (2 * b)
+                    v = min(v, b * (-headway + np.sqrt(headway ** 2 + 2.0 * room / b)))
+                if not self._clear_behind(world, lane, s0, 0.5 * length, k):
                     continue
-                room = gap + veh.v[j] ** 2 / (2 * b)
-                v = min(v, b * (-headway + np.sqrt(headway ** 2 + 2.0 * room / b)))
-            if not self._clear_behind(world, lane, s0 - 0.5 * length):
-                continue
-            if v > best_v:
-                best, best_v = lane, v
+                if v > best_v:
+                    best, best_v, best_s = lane, v, s0
+                break  # the first position that fits on this lane
         if best < 0:
             return False
-        vid = world.add_vehicle(best, net.lane_s_from[best] + 0.5 * length, best_v, vtype=trip.vtype,
-                                **self._drivers(world, trip))
+        vid = world.add_vehicle(best, best_s, best_v, vtype=trip.vtype, **self._drivers(world, trip))
         row = len(world.vehicles) - 1
         for name, value in trip.size.items():
             getattr(world.vehicles, name)[row] = value
         world.set_route(vid, trip.route, trip.destination)
         return True
+
+    def _positions(self, net: Network, lane: int, length: float, depart_pos: str) -> list[float]:
+        """Stations [m] of a departing vehicle's centre to try on ``lane``, as SUMO's departPos
+        says: the lane's start (base), a random place (random), a few random places (free,
+        random_free), or metres from the start (negative: from the end)."""
+        lo, hi = net.lane_s_from[lane] + 0.5 * length, max(net.lane_s_to[lane] - 0.5 * length - 1.0,
+                                                           net.lane_s_from[lane] + 0.5 * length)
+        if depart_pos == "random":
+            return [float(self.rng.uniform(lo, hi))]
+        if depart_pos in ("free", "random_free"):
+            return [lo] + sorted(float(x) for x in self.rng.uniform(lo, hi, FREE_POSITION_TRIES))
+        try:
+            at = float(depart_pos)
+        except ValueError:
+            return [lo]  # base, last, stop, ...: the start
+        at = net.lane_s_from[lane] + at if at >= 0 else net.lane_s_to[lane] + at
+        return [float(min(max(at, lo), hi))]
 
     def _drivers(self, world: "World", trip: Trip) -> dict[str, float]:
         """The trip's driver parameters (its vehicle type's means), each spread as the scenario's
@@ -333,17 +364,38 @@ class Schedule:
                 out[name] = float(out[name] * max(self.rng.normal(1.0, spread.sd / spread.mean), 0.5))
         return out
 
-    def _clear_behind(self, world: "World", lane: int, rear: float) -> bool:
-        """Whether no vehicle coming into ``lane`` over a junction link is too close behind ``rear`` [m]."""
+    def _clear_behind(self, world: "World", lane: int, s0: float, half: float, k: int) -> bool:
+        """Whether no vehicle behind station ``s0`` [m] on ``lane`` (the nearest: row ``k``), or
+        coming into it over a junction link, is too close behind a vehicle of half length
+        ``half`` [m] placed there."""
         net, veh = world.network, world.vehicles
+        rear = s0 - half
+        if k >= 0:
+            gap = rear - (veh.s[k] + 0.5 * veh.length[k])
+            if gap < veh.min_gap[k] + veh.v[k] * veh.headway[k] + INSERT_MARGIN_M:
+                return False
+            return True
         for before in self.incoming.get(lane, []):
-            j = int(world.query_behind(np.array([before]), np.array([net.lane_s_to[before] + 1e4]))[0])
+            _, j = _around(veh, before, net.lane_s_to[before] + 1e4)
             if j < 0:
                 continue
             gap = (net.lane_s_to[before] - veh.s[j] - 0.5 * veh.length[j]) + (rear - net.lane_s_from[lane])
             if gap < veh.min_gap[j] + veh.v[j] * veh.headway[j] * 0.5 + INSERT_MARGIN_M:
                 return False
         return True
+
+
+def _around(veh, lane: int, s: float) -> tuple[int, int]:
+    """Rows of the nearest vehicles ahead of and behind station ``s`` [m] on ``lane`` (in it or
+    changing into it) at their positions now; -1 where there is none."""
+    on = np.flatnonzero((veh.lane == lane) | (veh.target_lane == lane))
+    if not len(on):
+        return -1, -1
+    ds = veh.s[on] - s
+    ahead, behind = on[ds >= 0], on[ds < 0]
+    j = int(ahead[np.argmin(ds[ds >= 0])]) if len(ahead) else -1
+    k = int(behind[np.argmax(ds[ds < 0])]) if len(behind) else -1
+    return j, k
 
 
 class Routes:

@@ -24,6 +24,7 @@ DECISION_PERIOD_S = 1.0  # [s] between lane-change decisions of a human driver
 CLOSED_LANE_WISH = 3.0  # [m/s^2] MOBIL bonus for leaving a closed lane
 ROUTE_WISH = 4.0  # [m/s^2] MOBIL bonus, at its strongest, toward a lane that leads on along the route
 MERGE_ROOM_M = 2.0  # [m] road ahead of its front in the target lane a driver that must change for its route needs
+ROUTE_LOOKAHEAD = 8  # route keys (four edges with their junction links) strategic lane changes plan for
 LEADER_HOPS = 3  # lanes beyond the target lane's end searched for the leader a change would bring
 ROUTE_WISH_RANGE_M = 300.0  # [m] before its lane's end where the route pulls in full
 
@@ -88,51 +89,73 @@ def decide(world: "World", dt: float) -> None:
 def route_wish(world: "World", rows: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Strategic lane changes: per driver of ``rows``, the MOBIL bonus [m/s^2] for moving to
     ``target`` because that lane is nearer (in lane changes) to one that leads on along its
-    route, or, as near, leaves fewer changes on the next edge (``_lane_cost``); negative the
-    other way round, and prohibitive within reach of the lane's end when it takes the driver
-    farther from a lane that leads on. Stronger as the end of the lane nears (the more changes
-    are needed, the earlier); zero without a route."""
+    route, or, as near, leaves fewer changes along the route ahead (``route_changes``: SUMO's
+    "best lanes", over the next ``ROUTE_LOOKAHEAD`` route keys); negative the other way
+    round, and prohibitive within reach of the lane's end when it takes the driver farther
+    from a lane that leads on. Stronger as the end of the lane nears (the more changes are
+    needed, the earlier); zero without a route."""
     veh, net = world.vehicles, world.network
     out = np.zeros(len(rows))
-    want = veh.route[rows, 0] - 1  # the route key entered at the end of the current lane
-    after = veh.route[rows, 2] - 1  # and two lane ends on: the movement off the next edge
-    for k in np.flatnonzero(want >= 0):
-        lane = int(veh.lane[rows[k]])
-        here = _lane_cost(net, lane, int(want[k]), int(after[k]))
-        there = _lane_cost(net, int(target[k]), int(want[k]), int(after[k]))
+    for k in np.flatnonzero(veh.route[rows, 0] > 0):
+        r, lane = rows[k], int(veh.lane[rows[k]])
+        keys = _route_ahead(veh.route[r])
+        here = (_changes_to(net, lane, keys[0]), route_changes(net, lane, keys))
+        there = (_changes_to(net, int(target[k]), keys[0]), route_changes(net, int(target[k]), keys))
         if here != there:
-            to_end = net.lane_s_to[lane] - veh.s[rows[k]]
-            reach = ROUTE_WISH_RANGE_M * max(1, here[0] + here[1], there[0] + there[1])
+            to_end = net.lane_s_to[lane] - veh.s[r]
+            reach = ROUTE_WISH_RANGE_M * max(1, here[1], there[1])
             pull = ROUTE_WISH * min(1.0, max(0.25, 1.0 - to_end / reach))
-            if (there[0], there[0] + there[1]) < (here[0], here[0] + here[1]):
+            if there < here:
                 out[k] = pull
             else:  # never give up, within reach, a lane nearer to the route's for one farther from it
                 out[k] = -np.inf if there[0] > here[0] and to_end < reach else -pull
     return out
 
 
-def _lane_cost(net, lane: int, key: int, key_after: int) -> tuple[int, int]:
-    """How far ``lane`` is from the route: the lane changes to one that leads to route key
-    ``key``, then the fewest changes left on the next edge for route key ``key_after`` (from
-    that lane's links to ``key``; 0 without one)."""
-    first = _changes_to(net, lane, key)
-    if key_after < 0 or first >= 99:
-        return first, 0
-    best_lane = lane
-    for table in (net.lane_left, net.lane_right):  # the nearest lane that leads on
-        ln, k = int(lane), 0
-        while ln >= 0 and k <= first:
-            if k == first and _leads_to(net, ln, key):
-                best_lane = ln
+def _route_ahead(route: np.ndarray) -> tuple[int, ...]:
+    """The route keys (not +1) a vehicle's route column names ahead, up to ``ROUTE_LOOKAHEAD``."""
+    keys = []
+    for value in route[:ROUTE_LOOKAHEAD]:
+        if value <= 0:
+            break
+        keys.append(int(value) - 1)
+    return tuple(keys)
+
+
+def route_changes(net, lane: int, keys: tuple[int, ...]) -> int:
+    """The fewest lane changes a vehicle on ``lane`` makes to drive the route keys ``keys``
+    (each the route key of the lane entered at the next lane end), changing lanes only within
+    an edge (99 and more: it cannot). Memoised on the network: routes repeat."""
+    cache = net.__dict__.setdefault("_route_changes", {})
+    found = cache.get((lane, keys))
+    if found is not None:
+        return found
+    if not keys:
+        cost = 0
+    else:
+        cost = 99 * len(keys)
+        for side, k0 in _edge_lanes(net, lane):
+            if k0 >= cost:
+                continue
+            for k in range(net.lane_turn_ptr[side], net.lane_turn_ptr[side + 1]):
+                onto = int(net.lane_turn[k])
+                if net.lane_route_key[onto] == keys[0]:
+                    cost = min(cost, k0 + route_changes(net, onto, keys[1:]))
+    if len(cache) > 200_000:
+        cache.clear()
+    cache[(lane, keys)] = cost
+    return cost
+
+
+def _edge_lanes(net, lane: int) -> list[tuple[int, int]]:
+    """The lanes of ``lane``'s edge it can change to, with the number of changes to each."""
+    out = [(int(lane), 0)]
+    for table in (net.lane_left, net.lane_right):
+        ln, k = int(table[lane]), 1
+        while ln >= 0:
+            out.append((ln, k))
             ln, k = int(table[ln]), k + 1
-    then = 99
-    for k in range(net.lane_turn_ptr[best_lane], net.lane_turn_ptr[best_lane + 1]):
-        link = int(net.lane_turn[k])
-        if net.lane_route_key[link] == key:
-            onto = int(net.lane_next[link]) if net.lane_is_link[link] else link
-            if onto >= 0:
-                then = min(then, _changes_to(net, onto, key_after))
-    return first, then
+    return out
 
 
 def _changes_to(net, lane: int, edge: int) -> int:

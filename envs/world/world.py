@@ -55,6 +55,7 @@ MERGE_ROOM = 15.0  # [m] drivers wait this far before the end of an ending lane 
 AMBER_STOP_DECEL = 3.5  # [m/s^2] drivers stop at amber if they can within this deceleration
 YIELD_STOP_DECEL = 5.0  # [m/s^2] drivers wait at a junction's line if they can stop within this deceleration (else they go)
 YIELD_GAP_MARGIN_S = 1.0  # [s] a yielding driver goes when it clears the link this long before a priority vehicle
+GIVE_UP_WAITING_S = 30.0  # [s] a driver standing at a lane's end for a lane change gives up after this and drives on
 COURTESY_REACH_M = 60.0  # [m] a slow driver this near the end of a lane it must leave gets a gap made...
 COURTESY_SLOW_MPS = 3.0  # [m/s] ...when slower than this...
 COURTESY_ROOM_M = 3.0  # [m] ...by the follower in the target lane stopping this far behind it
@@ -116,6 +117,7 @@ class World:
         self._no_lanes = np.zeros(len(self.network.lanes), dtype=bool)
         self._has_links = bool(self.network.lane_is_link.any())
         self.changes_needed = np.zeros(0, dtype=np.int64)  # per vehicle (imported networks): lane changes its route needs
+        self._waiting_since: dict[int, float] = {}  # vehicle id -> since when [s] it waits for a lane change
         self._curve_speed = np.sqrt(LATERAL_COMFORT / np.maximum(self.network.lane_max_curvature, 1e-6))
         self.time = 0.0
         self.vehicles = Vehicles()
@@ -436,6 +438,7 @@ class World:
                 # to steer out) for a gap, as a SUMO driver does; not once it has begun to change
                 stuck = (self.changes_needed > 0) & (veh.target_lane == veh.lane)
                 if stuck.any():
+                    stuck &= self._still_waiting(stuck)
                     end = net.lane_s_to[veh.lane] - veh.s - half - MERGE_ROOM
                     stop = np.where(stuck, np.minimum(stop, np.maximum(end, 0.0)), stop)
                     kernels.courtesy_stops(stop, veh.lane, veh.s, veh.v, half, self.changes_needed, self.change_side,
@@ -497,6 +500,22 @@ class World:
             net.lane_signal_group, self.group_state, net.lane_dead_end, net.lane_entry_group)
         for r in ran_red:
             self.events.append(WorldEvent("red_light", self.time, (int(veh.id[r]),), float(veh.x[r]), float(veh.y[r])))
+
+    def _still_waiting(self, stuck: np.ndarray) -> np.ndarray:
+        """Of the drivers ``stuck`` at the end of a lane that does not lead on along their route,
+        those that have waited there less than ``GIVE_UP_WAITING_S`` (the others drive on, miss
+        their turn and are routed again)."""
+        veh = self.vehicles
+        stopped = stuck & (veh.v < 0.5)
+        since = self._waiting_since
+        now_ids = veh.id[stopped].tolist()
+        for vid in list(since):
+            if vid not in now_ids and vid not in veh.id[stuck]:
+                del since[vid]
+        for vid in now_ids:
+            since.setdefault(vid, self.time)
+        gave_up = np.array([self.time - since.get(int(vid), self.time) > GIVE_UP_WAITING_S for vid in veh.id])
+        return ~gave_up if len(gave_up) else stuck
 
     def _keep_on_links(self) -> None:
         veh, net = self.vehicles, self.network
