@@ -7,9 +7,11 @@ twin runs (a stuck vehicle stays stuck), and reports what it produced: vehicles 
 arrived and still running, collisions, mean travel time and its distribution per route
 (a flow's vehicles together), and SUMO's vehicle updates per second.
 
-The twin's side of the comparison (the same files in the twin, interleaved, and the ratio
-of vehicle-steps per second) comes when the twin drives on these networks; until then
-``vehicle_steps_per_s.twin`` and ``ratio`` are null and the table says so.
+The twin runs the same files right after SUMO on each network (interleaved: SUMO, twin,
+SUMO, twin...), with rule-based drivers only (no humans, no supervisor), and the same
+figures are reported for it; ``ratio`` is the twin's vehicle-steps per second over SUMO's.
+The two step at their own rates (SUMO at the configuration's step length, the twin at its
+``sim_hz``), so the table also gives simulated seconds per wall second.
 """
 
 from __future__ import annotations
@@ -68,6 +70,34 @@ def run_sumo(config: Path, minutes: float, out: Path) -> dict[str, Any]:
     }
 
 
+def run_twin(config: Path, minutes: float) -> dict[str, Any]:
+    """The twin on ``config`` for ``minutes``: the same figures as :func:`run_sumo`."""
+    from envs.world import World
+    from twin.scenario import load_scenario
+
+    world = World(load_scenario(str(config), {"ego.controlled": 0}))
+    steps = int(round(60.0 * minutes * world.config.sim_hz))
+    vehicle_steps = 0
+    start = time.perf_counter()
+    for _ in range(steps):
+        vehicle_steps += len(world.vehicles)
+        world.step()
+    wall = time.perf_counter() - start
+    durations = np.array(world.travel_times)
+    kinds = [e.kind for e in world.events]
+    return {
+        "config": config.name, "simulated_s": round(world.time, 1), "step_length_s": round(world.dt, 4),
+        "inserted": world.stats["vehicles_entered"], "arrived": len(durations), "running": len(world.vehicles),
+        "waiting_to_enter": world.schedule.backlog if world.schedule is not None else 0,
+        "collisions": kinds.count("collision"), "stuck": kinds.count("stuck"),
+        "travel_time_mean_s": round(float(durations.mean()), 1) if len(durations) else None,
+        "travel_time_p50_s": round(float(np.percentile(durations, 50)), 1) if len(durations) else None,
+        "travel_time_p90_s": round(float(np.percentile(durations, 90)), 1) if len(durations) else None,
+        "vehicle_steps_per_s": round(vehicle_steps / max(wall, 1e-9)),
+        "wall_s": round(wall, 2),
+    }
+
+
 def _without_gui_options(config: Path, out: Path) -> Path:
     """A copy of ``config`` in ``out`` without its ``<gui_only>`` section (the plain ``sumo``
     binary refuses options such as ``osg-view``), its network and routes named by absolute
@@ -93,32 +123,44 @@ def _without_gui_options(config: Path, out: Path) -> Path:
     return copy
 
 
-def run_sumo_benchmark(minutes: float = 10.0, json_path: Path | None = None, configs: tuple[str, ...] = CONFIGS
-                       ) -> dict[str, Any]:
-    """SUMO on each shipped configuration; a table, and ``json_path`` when given."""
+def run_sumo_benchmark(minutes: float = 10.0, json_path: Path | None = None, configs: tuple[str, ...] = CONFIGS,
+                       twin: bool = True) -> dict[str, Any]:
+    """SUMO and then the twin on each shipped configuration; a table, and ``json_path`` when given."""
     console = Console()
     game = sumo.shipped_scenarios()
     if game is None:
         raise sumo.SumoInputError("bench sumo needs SUMO's shipped scenarios: pip install -e '.[sumo]'")
-    rows = []
+    rows, twins = [], []
     with tempfile.TemporaryDirectory(prefix="bench-sumo-") as tmp:
         for name in configs:
             with console.status(f"sumo {name}, {minutes:g} simulated minutes"):
                 rows.append(run_sumo(game / f"{name}.sumocfg", minutes, Path(tmp)))
+            if twin:
+                with console.status(f"twin {name}, {minutes:g} simulated minutes"):
+                    twins.append(run_twin(game / f"{name}.sumocfg", minutes))
     version = _version()
-    table = Table(title=f"SUMO {version} on its shipped scenarios, {minutes:g} simulated minutes, teleporting off")
-    for column in ("network", "inserted", "arrived", "running", "collisions", "travel time mean / p50 / p90 [s]",
-                   "vehicle-steps/s"):
-        table.add_column(column, justify="left" if column == "network" else "right")
-    for r in rows:
-        table.add_row(r["config"].removesuffix(".sumocfg"), str(r["inserted"]), str(r["arrived"]), str(r["running"]),
-                      str(r["collisions"]), f"{r['travel_time_mean_s']} / {r['travel_time_p50_s']} / "
-                      f"{r['travel_time_p90_s']}", f"{r['vehicle_steps_per_s']:,}")
+    table = Table(title=f"SUMO {version} and the twin on SUMO's shipped scenarios, {minutes:g} simulated minutes, "
+                        "teleporting off")
+    for column in ("network", "run", "inserted", "arrived", "running", "collisions",
+                   "travel time mean / p50 / p90 [s]", "vehicle-steps/s", "simulated s per s"):
+        table.add_column(column, justify="left" if column in ("network", "run") else "right")
+    for k, r in enumerate(rows):
+        for who, x in (("SUMO", r), ("twin", twins[k] if twins else None)):
+            if x is None:
+                continue
+            table.add_row(r["config"].removesuffix(".sumocfg") if who == "SUMO" else "", who, str(x["inserted"]),
+                          str(x["arrived"]), str(x["running"]), str(x["collisions"]),
+                          f"{x['travel_time_mean_s']} / {x['travel_time_p50_s']} / {x['travel_time_p90_s']}",
+                          f"{x['vehicle_steps_per_s']:,}", f"{x['simulated_s'] / max(x['wall_s'], 1e-9):,.0f}")
     console.print(table)
-    console.print("the twin: not run yet (it does not drive on SUMO networks yet); its column and the ratio are null")
-    figures = {"minutes": minutes, "sumo_version": version, "runs": rows,
-               "vehicle_steps_per_s": {"twin": None, "sumo": {r["config"]: r["vehicle_steps_per_s"] for r in rows}},
-               "ratio": None}
+    sumo_speed = {r["config"]: r["vehicle_steps_per_s"] for r in rows}
+    twin_speed = {t["config"]: t["vehicle_steps_per_s"] for t in twins} if twins else None
+    figures = {"minutes": minutes, "sumo_version": version, "runs": rows, "twin_runs": twins,
+               "vehicle_steps_per_s": {"twin": twin_speed, "sumo": sumo_speed},
+               "ratio": ({name: round(twin_speed[name] / max(sumo_speed[name], 1), 3) for name in sumo_speed}
+                         if twin_speed else None),
+               "arrived_ratio": ({r["config"]: round(t["arrived"] / max(r["arrived"], 1), 3)
+                                  for r, t in zip(rows, twins)} if twins else None)}
     if json_path:
         Path(json_path).write_text(json.dumps(figures, indent=2))
     return figures

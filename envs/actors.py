@@ -149,6 +149,7 @@ class Vehicles(ActorArrays):
         "y": (F, ()),
         "heading": (F, ()),
         "odometer": (F, ()),  # [m] distance travelled
+        "standing_s": (F, ()),  # [s] how long it has stood still (envs.world.world.STUCK_REPORT_S)
         # injected faults (envs/faults.py); nominal values are set when a vehicle is added
         "brake_limit": (F, ()),  # [m/s^2] hardest deceleration the brakes deliver (inf: sound)
         "sensor_dropout": (B, ()),  # the forward sensor reports no leader

@@ -136,6 +136,14 @@ def leaders(keys, key_lane, key_veh, lane, target_lane, s, half, route, lane_nex
                 nxt, station = lane_next[ln], lane_next_station[ln]
             if h == 0:
                 next_lane[i] = nxt
+            if nxt < 0 and lead[i] < 0 and h < route.shape[1] and route[i, h] == ROUTE_END:
+                # its route ends with this lane: it leaves at the end, but sees who is beyond it until then
+                beyond, at = lane_next[ln], lane_next_station[ln] + si - lane_s_to[ln]
+                if beyond >= 0:
+                    j = _ahead(keys, key_lane, key_veh, beyond, at, key_scale)
+                    if j >= 0:
+                        lead[i] = j
+                        gap[i] = s[j] - at - half[i] - half[j]
             if nxt < 0 or lane_dead_end[ln] or (h + 1 >= min_hops and lane_s_to[ln] - si >= lookahead_m):
                 break
             si = station + si - lane_s_to[ln]

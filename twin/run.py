@@ -168,7 +168,8 @@ class ScenarioRun:
         with (out / "events.jsonl").open("w") as fh:
             for e in world.events:
                 fh.write(json.dumps({"kind": e.kind, "time_s": round(e.time, 3), "actors": list(e.actors),
-                                     "x_m": round(e.x, 2), "y_m": round(e.y, 2)}) + "\n")
+                                     "x_m": round(e.x, 2), "y_m": round(e.y, 2),
+                                     **({"cause": e.cause} if e.cause else {})}) + "\n")
         with (out / "hazards.jsonl").open("w") as fh:
             for h in sorted(supervisor.events, key=lambda h: (h.start_s, h.kind, h.actors)):
                 fh.write(json.dumps(h.to_dict()) + "\n")
@@ -187,6 +188,9 @@ class ScenarioRun:
             "vehicles_entered": world.stats["vehicles_entered"],
             "vehicles_exited": world.stats["vehicles_exited"],
             "vehicles_now": len(world.vehicles),
+            **({"vehicles_waiting_to_depart": world.schedule.backlog,
+                "mean_travel_time_s": round(float(np.mean(world.travel_times)), 1) if world.travel_times else None,
+                "vehicles_rerouted": world.routes.rerouted} if world.schedule is not None else {}),
             "mean_speed_mps": round(float(np.mean(self.speeds)), 2) if self.speeds else None,
             "pedestrians_entered": world.stats["pedestrians_entered"],
             "pedestrians_crossed": world.stats["pedestrians_crossed"],
@@ -195,6 +199,8 @@ class ScenarioRun:
             "collisions": kinds.count("collision"),
             "off_road": kinds.count("off_road"),
             "red_light_violations": kinds.count("red_light"),
+            "stuck_vehicles": kinds.count("stuck"),  # stood still for envs.world.world.STUCK_REPORT_S
+            "stuck_by_cause": dict(sorted(Counter(e.cause for e in world.events if e.kind == "stuck").items())),
             "near_misses": self.near_misses,
             "hazards": dict(sorted(hazards.items())),
             "violations": dict(sorted(Counter(h.kind for h in supervisor.events if h.category == "violation").items())),

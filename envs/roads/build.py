@@ -36,7 +36,7 @@ from envs.world.signals import Program
 if TYPE_CHECKING:
     from envs.scenario import SumoNetwork, WorldConfig
 
-CURVE_CHORD_M = 10.0  # [m] chord over which a normal lane's curvature is measured
+CURVE_CHORD_M = 40.0  # [m] arc over which a normal lane's curvature is measured (a polyline's kinks average out)
 FOE_CLEARANCE_M = 2.5  # [m] links of an unregulated junction whose centre lines come this close cross
 ROAD_CLASSES = ("passenger", "private", "taxi", "bus", "coach", "delivery", "truck", "trailer", "emergency",
                 "authority", "army", "vip", "motorcycle", "moped", "evehicle", "hov", "custom1", "custom2")
@@ -125,6 +125,11 @@ def twin_network(road: RoadNetwork, demand: Demand | None = None, begin_s: float
         at_junction.setdefault(link.junction, []).append((link_lane, a, b))
         outgoing.setdefault(a, []).append((link_lane, link.direction))
     route_key_count = normal_edges + len(moves)
+    for edge_lanes in _lanes_by_edge(lanes, normal_edges).values():  # a lane that ends where its neighbours go on
+        if any(ln in outgoing for ln in edge_lanes):
+            for ln in edge_lanes:
+                if ln not in outgoing:
+                    lanes[ln].dead_end = True
     for lane_index, links in outgoing.items():
         links.sort(key=lambda item: item[1] != "s")  # straight on is where a vehicle without a route goes
         lane = lanes[lane_index]
@@ -182,6 +187,15 @@ def _geometric_foes(members: list[tuple[int, int, int]], edges: list[Path], lane
                 lanes[b].minor = True
 
 
+def _lanes_by_edge(lanes: list[Lane], normal_edges: int) -> dict[int, list[int]]:
+    """The lanes of each normal edge."""
+    out: dict[int, list[int]] = {}
+    for k, lane in enumerate(lanes):
+        if lane.edge < normal_edges:
+            out.setdefault(lane.edge, []).append(k)
+    return out
+
+
 def _drivable(allowed: frozenset[str]) -> bool:
     return any(c in allowed for c in ROAD_CLASSES)
 
@@ -205,13 +219,15 @@ def _stations(path: Path, shape: np.ndarray) -> tuple[float, float]:
 
 
 def _curvature(shape: np.ndarray, chord: float = CURVE_CHORD_M) -> float:
-    """Largest curvature [1/m] of a polyline measured over chords of ``chord`` [m]: the turn
-    between the chord ending at a point and the chord starting there, over the chord length
-    (independent of how densely the line is sampled; 0 on lines shorter than two chords)."""
+    """Largest curvature [1/m] of a polyline measured over chords of ``chord`` [m] (at most a
+    quarter of its length, at least 5 m): the turn between the chord ending at a point and the
+    chord starting there, over the chord length. Independent of how densely the line is
+    sampled, and a kink between two straight pieces counts as a curve as long as the chord."""
     pts = np.asarray(shape, float)
     seg = np.hypot(*np.diff(pts, axis=0).T)
     s = np.concatenate([[0.0], np.cumsum(seg)])
-    if s[-1] < 2 * chord:
+    chord = min(chord, 0.25 * s[-1])
+    if chord < 5.0:
         return 0.0
     stations = np.arange(0.0, s[-1] + 1e-9, 1.0)
     x, y = np.interp(stations, s, pts[:, 0]), np.interp(stations, s, pts[:, 1])

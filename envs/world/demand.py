@@ -304,14 +304,14 @@ class Schedule:
                         v = min(float(trip.depart_speed), limit)
                     except ValueError:
                         v = 0.0
-                j, k = _around(veh, lane, s0)  # (positions now: the occupancy was sorted before this step moved them)
+                j, k = _around(veh, net, lane, s0)  # (positions now: the occupancy was sorted before this step moved them)
                 ahead_m = veh.s[j] - s0 if j >= 0 else np.inf  # [m] centre to the leader's centre
                 ln, to_end = lane, net.lane_s_to[lane] - s0
                 for _ in range(LEADER_SEARCH_LANES if j < 0 else 0):  # no leader on the lane: on the lanes after it
                     ln = int(net.lane_next[ln])
                     if ln < 0:
                         break
-                    j, _ = _around(veh, ln, net.lane_s_from[ln] - 1e4)
+                    j, _ = _around(veh, net, ln, net.lane_s_from[ln] - 1e4)
                     if j >= 0:
                         ahead_m = to_end + veh.s[j] - net.lane_s_from[ln]
                         break
@@ -334,6 +334,7 @@ class Schedule:
         for name, value in trip.size.items():
             getattr(world.vehicles, name)[row] = value
         world.set_route(vid, trip.route, trip.destination)
+        world.departed_at[vid] = world.time
         return True
 
     def _positions(self, net: Network, lane: int, length: float, depart_pos: str) -> list[float]:
@@ -376,7 +377,7 @@ class Schedule:
                 return False
             return True
         for before in self.incoming.get(lane, []):
-            _, j = _around(veh, before, net.lane_s_to[before] + 1e4)
+            _, j = _around(veh, net, before, net.lane_s_to[before] + 1e4)
             if j < 0:
                 continue
             gap = (net.lane_s_to[before] - veh.s[j] - 0.5 * veh.length[j]) + (rear - net.lane_s_from[lane])
@@ -385,10 +386,13 @@ class Schedule:
         return True
 
 
-def _around(veh, lane: int, s: float) -> tuple[int, int]:
-    """Rows of the nearest vehicles ahead of and behind station ``s`` [m] on ``lane`` (in it or
-    changing into it) at their positions now; -1 where there is none."""
-    on = np.flatnonzero((veh.lane == lane) | (veh.target_lane == lane))
+def _around(veh, net: Network, lane: int, s: float) -> tuple[int, int]:
+    """Rows of the nearest vehicles ahead of and behind station ``s`` [m] on ``lane`` (in it,
+    changing into it or reaching into it from beside) at their positions now; -1 where there
+    is none."""
+    beside = (net.lane_edge[veh.lane] == net.lane_edge[lane]) & \
+        (np.abs(veh.d - net.lane_offset[lane]) < 0.5 * (net.lane_width[lane] + veh.width))
+    on = np.flatnonzero((veh.lane == lane) | (veh.target_lane == lane) | beside)
     if not len(on):
         return -1, -1
     ds = veh.s[on] - s

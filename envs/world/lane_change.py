@@ -25,6 +25,7 @@ CLOSED_LANE_WISH = 3.0  # [m/s^2] MOBIL bonus for leaving a closed lane
 ROUTE_WISH = 4.0  # [m/s^2] MOBIL bonus, at its strongest, toward a lane that leads on along the route
 MERGE_ROOM_M = 2.0  # [m] road ahead of its front in the target lane a driver that must change for its route needs
 ROUTE_LOOKAHEAD = 8  # route keys (four edges with their junction links) strategic lane changes plan for
+TURN_OUT_ROOM_M = 1.5  # [m] bumper gap to its own leader a driver needs to turn out of its lane
 LEADER_HOPS = 3  # lanes beyond the target lane's end searched for the leader a change would bring
 ROUTE_WISH_RANGE_M = 300.0  # [m] before its lane's end where the route pulls in full
 
@@ -254,7 +255,8 @@ def _mobil(rows, target, to_right, wish, keys, key_lane, key_veh, key_scale, lea
         if old_follow >= 0:
             a_of_now = idm_for(old_follow, gap_between(old_follow, me), v[me])
             a_of_new = idm_for(old_follow, gap_between(old_follow, old_lead), speed(old_lead))
-        room = nl_gap > min_gap[me] and nf_gap > 1.0
+        # room in the target lane, and to the own leader (turning out, the front corner swings toward it)
+        room = nl_gap > min_gap[me] and nf_gap > 1.0 and gap_between(me, old_lead) > TURN_OUT_ROOM_M
         g = (a_self_new - a_self_now) + politeness[me] * ((a_nf_new - a_nf_now) + (a_of_new - a_of_now))
         accept[i] = room and behaviour.mobil(a_self_now, a_self_new, a_nf_now, a_nf_new, a_of_now, a_of_new,
                                              politeness[me], to_right, behaviour.MOBIL_SAFE_DECEL, wish[i])

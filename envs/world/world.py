@@ -55,6 +55,8 @@ MERGE_ROOM = 15.0  # [m] drivers wait this far before the end of an ending lane 
 AMBER_STOP_DECEL = 3.5  # [m/s^2] drivers stop at amber if they can within this deceleration
 YIELD_STOP_DECEL = 5.0  # [m/s^2] drivers wait at a junction's line if they can stop within this deceleration (else they go)
 YIELD_GAP_MARGIN_S = 1.0  # [s] a yielding driver goes when it clears the link this long before a priority vehicle
+STANDING_MPS = 0.1  # [m/s] a vehicle slower than this stands
+STUCK_REPORT_S = 300.0  # [s] a vehicle standing this long is reported stuck (SUMO's time-to-teleport)
 GIVE_UP_WAITING_S = 30.0  # [s] a driver standing at a lane's end for a lane change gives up after this and drives on
 COURTESY_REACH_M = 60.0  # [m] a slow driver this near the end of a lane it must leave gets a gap made...
 COURTESY_SLOW_MPS = 3.0  # [m/s] ...when slower than this...
@@ -117,7 +119,9 @@ class World:
         self._no_lanes = np.zeros(len(self.network.lanes), dtype=bool)
         self._has_links = bool(self.network.lane_is_link.any())
         self.changes_needed = np.zeros(0, dtype=np.int64)  # per vehicle (imported networks): lane changes its route needs
-        self._waiting_since: dict[int, float] = {}  # vehicle id -> since when [s] it waits for a lane change
+        self._waiting_since: dict[int, float] = {}
+        self.departed_at: dict[int, float] = {}  # vehicle id -> when [s] it departed on its trip (imported demand)
+        self.travel_times: list[float] = []  # [s] of the trips that arrived  # vehicle id -> since when [s] it waits for a lane change
         self._curve_speed = np.sqrt(LATERAL_COMFORT / np.maximum(self.network.lane_max_curvature, 1e-6))
         self.time = 0.0
         self.vehicles = Vehicles()
@@ -280,6 +284,7 @@ class World:
             self._keep_on_links()
         if self.routes.active:
             self.routes.follow(self)
+        self._watch_standing(dt)
         pedestrians.move(self, dt)
         self.refresh_world_coords()
         collisions.detect(self)
@@ -501,21 +506,58 @@ class World:
         for r in ran_red:
             self.events.append(WorldEvent("red_light", self.time, (int(veh.id[r]),), float(veh.x[r]), float(veh.y[r])))
 
+    def _watch_standing(self, dt: float) -> None:
+        """Count how long each vehicle has stood still; one ``stuck`` event, with its cause, when
+        a vehicle reaches ``STUCK_REPORT_S`` (SUMO would teleport it then; the twin reports it)."""
+        veh = self.vehicles
+        if not len(veh):
+            return
+        veh.standing_s[:] = np.where(veh.v < STANDING_MPS, veh.standing_s + dt, 0.0)
+        for r in np.flatnonzero((veh.standing_s >= STUCK_REPORT_S) & (veh.standing_s - dt < STUCK_REPORT_S)):
+            self.events.append(WorldEvent("stuck", self.time, (int(veh.id[r]),), float(veh.x[r]), float(veh.y[r]),
+                                          self.waiting_cause(int(r))))
+
+    def waiting_cause(self, row: int) -> str:
+        """What the standing vehicle at ``row`` waits for: ``crashed``, ``queue`` (behind a
+        standing vehicle), ``red signal``, ``lane change`` (its lane does not lead on along its
+        route), ``junction`` (a foe on its link, or priority traffic), else ``unknown``."""
+        veh, net = self.vehicles, self.network
+        if veh.crashed[row]:
+            return "crashed"
+        lead = self.leader[row] if row < len(self.leader) else -1
+        if lead >= 0 and self.leader_gap[row] < 10.0 and veh.v[lead] < STANDING_MPS:
+            return "queue"
+        if row < len(self.changes_needed) and self.changes_needed[row] > 0:
+            return "lane change"
+        hops = self.hop_lane[row] if row < len(self.hop_lane) else []
+        for ln in hops[1:4]:
+            if ln < 0:
+                break
+            group = net.lane_entry_group[ln] if net.lane_is_link[ln] else -1
+            if group >= 0 and len(self.group_state) and self.group_state[group] != 0:
+                return "red signal"
+            if net.lane_is_link[ln]:
+                return "junction"
+        group = net.lane_signal_group[veh.lane[row]]
+        if group >= 0 and len(self.group_state) and self.group_state[group] != 0:
+            return "red signal"
+        return "unknown"
+
     def _still_waiting(self, stuck: np.ndarray) -> np.ndarray:
         """Of the drivers ``stuck`` at the end of a lane that does not lead on along their route,
         those that have waited there less than ``GIVE_UP_WAITING_S`` (the others drive on, miss
         their turn and are routed again)."""
         veh = self.vehicles
-        stopped = stuck & (veh.v < 0.5)
-        since = self._waiting_since
-        now_ids = veh.id[stopped].tolist()
-        for vid in list(since):
-            if vid not in now_ids and vid not in veh.id[stuck]:
-                del since[vid]
-        for vid in now_ids:
-            since.setdefault(vid, self.time)
-        gave_up = np.array([self.time - since.get(int(vid), self.time) > GIVE_UP_WAITING_S for vid in veh.id])
-        return ~gave_up if len(gave_up) else stuck
+        rows = np.flatnonzero(stuck)
+        ids = veh.id[rows].tolist()
+        since = {vid: self._waiting_since.get(vid, self.time) if veh.v[r] < 0.5 else self._waiting_since.get(vid)
+                 for vid, r in zip(ids, rows)}
+        self._waiting_since = {vid: t for vid, t in since.items() if t is not None}
+        waiting = np.ones(len(veh), dtype=bool)
+        for vid, r in zip(ids, rows):
+            if self.time - self._waiting_since.get(vid, self.time) > GIVE_UP_WAITING_S:
+                waiting[r] = False
+        return waiting
 
     def _keep_on_links(self) -> None:
         veh, net = self.vehicles, self.network
@@ -540,6 +582,11 @@ class World:
                                             CRASH_CLEAR_S, net.lane_s_to, net.lane_next, net.lane_dead_end, veh.route)
             if gone.any():
                 self.stats["vehicles_exited"] += exited
+                if self.departed_at:
+                    for vid in veh.id[gone & ~veh.crashed].tolist():
+                        start = self.departed_at.pop(vid, None)
+                        if start is not None:
+                            self.travel_times.append(self.time - start)
                 veh.keep(~gone)
                 self.perceive()
         if len(ped):
