@@ -26,7 +26,9 @@ import yaml
 EXAMPLES = {
     "simulate": "examples:\n  python run.py simulate configs/scenarios/intersection.yaml --minutes 5 --set demand.pedestrians_per_hour=600\n"
                 "  python run.py simulate intersection --minutes 2 --out runs/a\n"
-                "  python run.py simulate --replay runs/a --out runs/a-replay   # zero model calls, same trace",
+                "  python run.py simulate --replay runs/a --out runs/a-replay   # zero model calls, same trace\n"
+                "  python run.py simulate my.sumocfg --minutes 10 --humans rule    # a SUMO configuration (pip install -e '.[sumo]')\n"
+                "  python run.py simulate sumo_highway --minutes 5                  # a scenario on a SUMO network",
     "train": "examples:\n  python run.py train ppo_highway                      # configs/training/ppo_highway.yaml\n"
              "  python run.py train ppo_highway --resume             # continue after an interruption\n"
              "  python run.py train dqn_highway --set timesteps=20000 --out runs/train/dqn-short\n"
@@ -53,7 +55,7 @@ EXAMPLES = {
              "  python run.py bench memory --sizes 10000 100000\n"
              "  python run.py bench supervisor --minutes 5\n"
              "  python run.py bench rl --minutes 10 --threshold 0.9\n"
-             "  python run.py bench sumo --minutes 10 --json sumo.json      # SUMO itself on its shipped scenarios",
+             "  python run.py bench sumo --minutes 10 --json sumo.json      # SUMO and the twin on SUMO's shipped scenarios",
 }
 
 
@@ -322,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     sim = sub.add_parser("simulate", help="run a scenario with its (LLM) humans and print a summary",
                          epilog=EXAMPLES["simulate"], formatter_class=fmt)
     sim.add_argument("scenario", nargs="?", default=None,
-                     help=f"scenario YAML path or shipped name ({_shipped('scenarios')})")
+                     help=f"scenario YAML path or shipped name ({_shipped('scenarios')}), or a SUMO .sumocfg / .net.xml")
     sim.add_argument("--minutes", type=_minutes, default=None, help="simulated minutes (default: the scenario's duration)")
     sim.add_argument("--humans", choices=["llm", "rule", "off"], default="llm",
                      help="llm: the scenario's humans as configured (default); rule: every persona slot without a "

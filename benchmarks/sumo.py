@@ -32,6 +32,7 @@ from rich.table import Table
 from envs.roads import sumo
 
 CONFIGS = ("ramp", "cross", "A10KW", "grid6", "bs3d")
+SCALING_COUNTS = (50, 200, 800)  # vehicles at which the twin's cost per step is measured on bs3d
 
 
 def run_sumo(config: Path, minutes: float, out: Path) -> dict[str, Any]:
@@ -93,9 +94,53 @@ def run_twin(config: Path, minutes: float) -> dict[str, Any]:
         "travel_time_mean_s": round(float(durations.mean()), 1) if len(durations) else None,
         "travel_time_p50_s": round(float(np.percentile(durations, 50)), 1) if len(durations) else None,
         "travel_time_p90_s": round(float(np.percentile(durations, 90)), 1) if len(durations) else None,
+        "routes": {trip: {"arrived": int(sum(1 for t in world.travel_trips if t == trip)),
+                          "travel_time_mean_s": round(float(np.mean([d for d, t in zip(durations, world.travel_trips)
+                                                                     if t == trip])), 1)}
+                   for trip in sorted(set(world.travel_trips))},
         "vehicle_steps_per_s": round(vehicle_steps / max(wall, 1e-9)),
         "wall_s": round(wall, 2),
     }
+
+
+def step_cost_by_vehicles(config: Path, counts: tuple[int, ...] = SCALING_COUNTS, steps: int = 60,
+                          seed: int = 0) -> dict[str, Any]:
+    """How the twin's cost per physics step grows with the vehicles on ``config``'s network:
+    for each count, a world filled with that many vehicles of its trips (departing at random
+    places along their first lanes), then ``steps`` steps timed. Per count: the vehicles, the
+    mean step time [us] and the cost per vehicle-step [us]."""
+    import dataclasses
+
+    from envs.world import World
+    from twin.scenario import load_scenario
+
+    rows = []
+    for count in counts:
+        world = World(load_scenario(str(config), {"ego.controlled": 0, "seed": seed}))
+        schedule, rng, net = world.schedule, np.random.default_rng(seed), world.network
+        template = schedule.trips[0]
+        lanes = [k for k in range(len(net.lanes)) if not net.lane_is_link[k] and net.lane_s_to[k] - net.lane_s_from[k] > 30]
+        edges = sorted({int(net.lane_edge[k]) for k in lanes})
+        tries = 0
+        while len(world.vehicles) < count and tries < 20 * count:  # random trips from anywhere to anywhere
+            tries += 1
+            lane, goal = lanes[int(rng.integers(len(lanes)))], edges[int(rng.integers(len(edges)))]
+            path = world.routes.shortest_path(int(net.lane_edge[lane]), goal)
+            if not path:
+                continue
+            trip = dataclasses.replace(template, lanes=[lane], route=path + [-1], destination=goal,
+                                       depart_pos="random", depart_lane="first")
+            schedule._insert(world, trip)
+        schedule.next_s[:] = np.inf  # no more departures: the count stays (vehicles may arrive)
+        world.step()  # compiled and warm
+        start = time.perf_counter()
+        for _ in range(steps):
+            world.step()
+        step_us = 1e6 * (time.perf_counter() - start) / steps
+        n = len(world.vehicles)
+        rows.append({"asked": count, "vehicles": n, "step_us": round(step_us, 1),
+                     "us_per_vehicle_step": round(step_us / max(n, 1), 2)})
+    return {"config": config.name, "steps": steps, "rows": rows}
 
 
 def _without_gui_options(config: Path, out: Path) -> Path:
@@ -124,7 +169,7 @@ def _without_gui_options(config: Path, out: Path) -> Path:
 
 
 def run_sumo_benchmark(minutes: float = 10.0, json_path: Path | None = None, configs: tuple[str, ...] = CONFIGS,
-                       twin: bool = True) -> dict[str, Any]:
+                       twin: bool = True, scaling: bool = True) -> dict[str, Any]:
     """SUMO and then the twin on each shipped configuration; a table, and ``json_path`` when given."""
     console = Console()
     game = sumo.shipped_scenarios()
@@ -161,6 +206,15 @@ def run_sumo_benchmark(minutes: float = 10.0, json_path: Path | None = None, con
                          if twin_speed else None),
                "arrived_ratio": ({r["config"]: round(t["arrived"] / max(r["arrived"], 1), 3)
                                   for r, t in zip(rows, twins)} if twins else None)}
+    if twin and scaling:
+        with console.status("twin: cost per step on bs3d at " + ", ".join(map(str, SCALING_COUNTS)) + " vehicles"):
+            figures["step_cost"] = step_cost_by_vehicles(game / "bs3d.sumocfg")
+        cost = Table(title="the twin's cost per physics step on bs3d (a part of Braunschweig)")
+        for column in ("vehicles", "step [us]", "per vehicle-step [us]"):
+            cost.add_column(column, justify="right")
+        for row in figures["step_cost"]["rows"]:
+            cost.add_row(str(row["vehicles"]), f"{row['step_us']:,.0f}", f"{row['us_per_vehicle_step']:.2f}")
+        console.print(cost)
     if json_path:
         Path(json_path).write_text(json.dumps(figures, indent=2))
     return figures

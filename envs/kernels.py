@@ -506,13 +506,15 @@ def link_arrivals(hop_lane, hop_s, half, v, lane_s_from, is_link):
 @njit(cache=True)
 def junction_stops(hop_lane, hop_s, v, half, a_max, runs_red, amber_decel, is_link, lane_s_from, lane_s_to,
                    entry_group, group_state, must_yield, foe_ptr, foe_lane, response_ptr, response_lane, arrival,
-                   occupied, margin, yield_decel, gap_margin_s, reach_m):
+                   occupied, margin, yield_decel, gap_margin_s, reach_m, lane_next):
     """Distance [m] from each front bumper to the start of the first junction link ahead
     (within ``reach_m`` [m]) where it must wait (inf if none): a red signal, an amber it can
     stop for at its ``amber_decel`` [m/s^2], a link that crosses one a vehicle is on, or a link
     that must yield (``must_yield``: minor, permissive green) while a vehicle on a link it yields
-    to (not held by a red) arrives before it would have crossed, plus ``gap_margin_s`` [s]. A
-    driver who cannot stop for a busy or yielding link at ``yield_decel`` [m/s^2] goes on."""
+    to (not held by a red) arrives before it would have crossed, plus ``gap_margin_s`` [s]
+    (where the two links merge into one lane: before it would have reached the merge; the
+    vehicle behind then follows). A driver who cannot stop for a busy or yielding link at
+    ``yield_decel`` [m/s^2] goes on."""
     n, hops = hop_lane.shape
     out = np.full(n, INF)
     for i in range(n):
@@ -543,15 +545,18 @@ def junction_stops(hop_lane, hop_s, v, half, a_max, runs_red, amber_decel, is_li
                     break
             if not blocked and must_yield[j] and response_ptr[j + 1] > response_ptr[j]:
                 # time to drive to the line and clear the link with the own length, accelerating
-                d = max(to_line, 0.0) + margin + lane_s_to[j] - lane_s_from[j] + 2.0 * half[i]
+                d = max(to_line, 0.0) + margin + lane_s_to[j] - lane_s_from[j]
                 a = max(a_max[i], 0.5)
+                t_merge = (-v[i] + math.sqrt(v[i] * v[i] + 2.0 * a * d)) / a
+                d += 2.0 * half[i]
                 t_clear = (-v[i] + math.sqrt(v[i] * v[i] + 2.0 * a * d)) / a
                 for k in range(response_ptr[j], response_ptr[j + 1]):
                     f = response_lane[k]
                     gf = entry_group[f]
                     if gf >= 0 and group_state.shape[0] > 0 and group_state[gf] == RED:
                         continue
-                    if arrival[f] < t_clear + gap_margin_s:
+                    needed = t_merge if lane_next[f] == lane_next[j] else t_clear
+                    if arrival[f] < needed + gap_margin_s:
                         blocked = True
                         break
             if blocked:

@@ -251,18 +251,34 @@ def sumo_scenario(path: FilePath) -> dict[str, Any]:
             "demand": {"vehicles": 0}}
 
 
+SUMO_GAME_PREFIX = "sumo-game:"  # a path under the eclipse-sumo wheel's sumo/tools/game/ (shipped networks)
+
+
 def _resolve_sumo_paths(data: dict, folder: FilePath) -> None:
-    """Make a scenario file's relative SUMO paths relative to the file's folder."""
+    """Make a scenario file's SUMO paths absolute: relative ones against the file's folder,
+    ``sumo-game:NAME`` against the networks shipped in the eclipse-sumo wheel."""
     network = data.get("network")
     if not isinstance(network, dict) or network.get("kind") != "sumo":
         return
+
+    def resolve(path: Any) -> Any:
+        if not isinstance(path, str):
+            return path
+        if path.startswith(SUMO_GAME_PREFIX):
+            from envs.roads.sumo import shipped_scenarios
+
+            game = shipped_scenarios()
+            if game is None:
+                raise ScenarioError(f"network: {path!r} names a network shipped with SUMO, which is not installed: "
+                                    "pip install -e '.[sumo]'")
+            return str(game / path[len(SUMO_GAME_PREFIX):])
+        return path if FilePath(path).is_absolute() else str((folder / path).resolve())
+
     for key in ("config", "net_file"):
-        if isinstance(network.get(key), str) and not FilePath(network[key]).is_absolute():
-            network[key] = str((folder / network[key]).resolve())
+        network[key] = resolve(network.get(key))
     for key in ("route_files", "additional_files"):
         if isinstance(network.get(key), list):
-            network[key] = [str((folder / p).resolve()) if isinstance(p, str) and not FilePath(p).is_absolute()
-                            else p for p in network[key]]
+            network[key] = [resolve(p) for p in network[key]]
 
 
 def resolve_scenario_path(scenario: str | FilePath) -> FilePath:

@@ -155,3 +155,92 @@ def test_shipped_networks_drive_their_demand_without_collisions(name):
     assert world.stats["vehicles_entered"] > 20
     assert world.stats["vehicles_exited"] > 10
     assert not [e for e in world.events if e.kind == "collision"]
+
+
+@needs_sumo
+def test_the_twin_matches_sumos_arrivals_on_cross(tmp_path):
+    """`bench sumo`'s twin side on the same files SUMO runs: on `cross` (one signal phase
+    green for the whole run, as the shipped game program holds it) as many vehicles arrive
+    as in SUMO, within 10%, in about the same time; counts add up; nobody collides."""
+    from benchmarks.sumo import run_sumo, run_twin
+
+    reference = run_sumo(GAME / "cross.sumocfg", 10.0, tmp_path)
+    twin = run_twin(GAME / "cross.sumocfg", 10.0)
+    assert twin["collisions"] == 0 and twin["simulated_s"] == pytest.approx(600.0, abs=0.1)
+    assert twin["inserted"] == twin["arrived"] + twin["running"]
+    assert abs(twin["arrived"] - reference["arrived"]) <= 0.1 * reference["arrived"]
+    assert abs(twin["travel_time_mean_s"] - reference["travel_time_mean_s"]) <= 0.2 * reference["travel_time_mean_s"]
+    assert sum(r["arrived"] for r in twin["routes"].values()) == twin["arrived"]
+    assert twin["vehicle_steps_per_s"] > 0
+
+
+@needs_sumo
+def test_a_vehicle_standing_for_five_minutes_is_reported_with_its_cause():
+    """cross's game program keeps three approaches red for the whole run: their first vehicles
+    are reported stuck at a red signal, the ones behind them in a queue."""
+    world = World(load_scenario(str(GAME / "cross.sumocfg"), {"ego.controlled": 0}))
+    while world.time < 420.0:
+        world.step()
+    stuck = [e for e in world.events if e.kind == "stuck"]
+    causes = {e.cause for e in stuck}
+    assert "red signal" in causes and "queue" in causes and causes <= {"red signal", "queue"}
+    for e in stuck:  # each at most once, after standing 300 s
+        assert [x.actors for x in stuck].count(e.actors) == 1 and e.time >= 300.0
+
+
+@needs_sumo
+def test_simulate_runs_a_sumo_configuration_directly(tmp_path):
+    from run import main
+
+    out = tmp_path / "run"
+    code = main(["-q", "simulate", str(GAME / "cross.sumocfg"), "--minutes", "1", "--humans", "rule", "--out",
+                 str(out), "--json", str(tmp_path / "summary.json")])
+    assert code == 0
+    import json
+
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["vehicles_entered"] > 10 and summary["collisions"] == 0
+    assert {"vehicles_waiting_to_depart", "mean_travel_time_s", "stuck_vehicles"} <= summary.keys()
+    assert (out / "trace.jsonl.gz").exists()
+
+
+@needs_sumo
+def test_a_scenario_file_names_a_network_shipped_with_sumo_and_keeps_its_humans():
+    config = load_scenario("sumo_highway", {"humans.drivers": [{"persona": "truck_driver", "count": 1, "llm": False}]})
+    assert config.network.kind == "sumo" and config.network.net_file.endswith("highway/highway.net.xml")
+    world = World(config)
+    assert world.network.trips and world.schedule is not None
+
+
+def test_a_sumo_network_without_a_file_is_refused_naming_the_field():
+    from envs.scenario import ScenarioError
+
+    with pytest.raises(ScenarioError, match="network"):
+        load_scenario({"name": "x", "network": {"kind": "sumo"}})
+
+
+@needs_sumo
+def test_departing_vehicles_never_overlap_the_ones_already_there():
+    """departPos="free"/"random" (SUMO's ramp) inserts along the lane: every new vehicle keeps
+    at least its minimum gap to the vehicles around it, in its lane or reaching into it."""
+    world = World(load_scenario(str(GAME / "ramp.sumocfg"), {"ego.controlled": 0}))
+    seen: set[int] = set()
+    for _ in range(int(240 / world.dt)):
+        world.step()
+        veh = world.vehicles
+        for r in np.flatnonzero(~np.isin(veh.id, list(seen))):
+            seen.add(int(veh.id[r]))
+            same = (veh.lane == veh.lane[r]) & (np.arange(len(veh)) != r)
+            gaps = np.abs(veh.s[same] - veh.s[r]) - 0.5 * (veh.length[same] + veh.length[r])
+            assert (gaps > 1.0).all(), f"vehicle {veh.id[r]} departed {gaps.min():.1f} m from another"
+    assert not [e for e in world.events if e.kind == "collision"]
+
+
+def test_curvature_of_a_lane_does_not_depend_on_how_densely_it_is_drawn():
+    from envs.roads.build import _curvature
+
+    radii = []
+    for points in (12, 60, 600):
+        a = np.linspace(0.0, np.pi / 2, points)
+        radii.append(1.0 / _curvature(np.stack([100.0 * np.cos(a), 100.0 * np.sin(a)], 1)))
+    assert max(radii) - min(radii) < 5.0 and abs(radii[-1] - 100.0) < 2.0

@@ -334,7 +334,7 @@ class Schedule:
         for name, value in trip.size.items():
             getattr(world.vehicles, name)[row] = value
         world.set_route(vid, trip.route, trip.destination)
-        world.departed_at[vid] = world.time
+        world.departed_at[vid] = (world.time, trip.name)
         return True
 
     def _positions(self, net: Network, lane: int, length: float, depart_pos: str) -> list[float]:
@@ -412,6 +412,7 @@ class Routes:
         self.destination: dict[int, int] = {}  # vehicle id -> the edge its route ends on
         self.rerouted = 0
         self.stranded = 0  # vehicles with no way on to their destination: they leave where they come out
+        self.stranded_ids: set[int] = set()  # (their ids: leaving, they have not arrived)
         self._moves: dict[int, list[tuple[int, int]]] | None = None
 
     @property
@@ -463,6 +464,7 @@ class Routes:
             keys.append(start + 1)
         if path is None:
             self.stranded += 1
+            self.stranded_ids.add(vid)
             keys.append(ROUTE_END)
         else:
             keys += [k + 1 for k in path] + [ROUTE_END]

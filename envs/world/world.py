@@ -57,7 +57,7 @@ YIELD_STOP_DECEL = 5.0  # [m/s^2] drivers wait at a junction's line if they can 
 YIELD_GAP_MARGIN_S = 1.0  # [s] a yielding driver goes when it clears the link this long before a priority vehicle
 STANDING_MPS = 0.1  # [m/s] a vehicle slower than this stands
 STUCK_REPORT_S = 300.0  # [s] a vehicle standing this long is reported stuck (SUMO's time-to-teleport)
-GIVE_UP_WAITING_S = 30.0  # [s] a driver standing at a lane's end for a lane change gives up after this and drives on
+GIVE_UP_WAITING_S = 20.0  # [s] a driver standing at a lane's end for a lane change gives up after this and drives on
 COURTESY_REACH_M = 60.0  # [m] a slow driver this near the end of a lane it must leave gets a gap made...
 COURTESY_SLOW_MPS = 3.0  # [m/s] ...when slower than this...
 COURTESY_ROOM_M = 3.0  # [m] ...by the follower in the target lane stopping this far behind it
@@ -120,8 +120,9 @@ class World:
         self._has_links = bool(self.network.lane_is_link.any())
         self.changes_needed = np.zeros(0, dtype=np.int64)  # per vehicle (imported networks): lane changes its route needs
         self._waiting_since: dict[int, float] = {}
-        self.departed_at: dict[int, float] = {}  # vehicle id -> when [s] it departed on its trip (imported demand)
-        self.travel_times: list[float] = []  # [s] of the trips that arrived  # vehicle id -> since when [s] it waits for a lane change
+        self.departed_at: dict[int, tuple[float, str]] = {}  # vehicle id -> when [s] it departed, on which trip
+        self.travel_times: list[float] = []  # [s] of the trips that arrived
+        self.travel_trips: list[str] = []  # the trip (vehicle or flow id) of each of them  # vehicle id -> since when [s] it waits for a lane change
         self._curve_speed = np.sqrt(LATERAL_COMFORT / np.maximum(self.network.lane_max_curvature, 1e-6))
         self.time = 0.0
         self.vehicles = Vehicles()
@@ -436,12 +437,13 @@ class World:
                                            net.lane_is_link, net.lane_s_from, net.lane_s_to, net.lane_entry_group,
                                            self.group_state, self.signals.must_yield(), net.foe_ptr, net.foe_lane,
                                            net.response_ptr, net.response_lane, arrival, occupied, STOP_MARGIN,
-                                           YIELD_STOP_DECEL, YIELD_GAP_MARGIN_S, JUNCTION_REACH_M)
+                                           YIELD_STOP_DECEL, YIELD_GAP_MARGIN_S, JUNCTION_REACH_M, net.lane_next)
             stop = np.minimum(stop, waits)
             if seen is None and len(self.changes_needed) == len(veh):
                 # a driver whose lane does not lead on along its route waits short of its end (room
                 # to steer out) for a gap, as a SUMO driver does; not once it has begun to change
-                stuck = (self.changes_needed > 0) & (veh.target_lane == veh.lane)
+                # (one change to make; facing more, a driver drives on, misses its turn and is routed again)
+                stuck = (self.changes_needed == 1) & (veh.target_lane == veh.lane)
                 if stuck.any():
                     stuck &= self._still_waiting(stuck)
                     end = net.lane_s_to[veh.lane] - veh.s - half - MERGE_ROOM
@@ -585,8 +587,12 @@ class World:
                 if self.departed_at:
                     for vid in veh.id[gone & ~veh.crashed].tolist():
                         start = self.departed_at.pop(vid, None)
-                        if start is not None:
-                            self.travel_times.append(self.time - start)
+                        if vid in self.routes.stranded_ids:  # left the network off its route: not arrived
+                            self.routes.stranded_ids.discard(vid)
+                            self.stats["vehicles_left_off_route"] += 1
+                        elif start is not None:
+                            self.travel_times.append(self.time - start[0])
+                            self.travel_trips.append(start[1])
                 veh.keep(~gone)
                 self.perceive()
         if len(ped):
