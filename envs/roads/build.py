@@ -55,7 +55,7 @@ class Built:
 
 
 def twin_network(road: RoadNetwork, demand: Demand | None = None, begin_s: float = 0.0,
-                 drivers: dict[str, float] | None = None) -> Built:
+                 drivers: dict[str, float] | None = None, random_factor: float = 1.0) -> Built:
     """The twin network of ``road`` with the trips of ``demand`` departing from ``begin_s`` [s]
     on (time 0 of the world is ``begin_s``)."""
     edges: list[Path] = []
@@ -159,7 +159,7 @@ def twin_network(road: RoadNetwork, demand: Demand | None = None, begin_s: float
                       signal_programs=programs, route_key_count=route_key_count, edge_names=names)
     built = Built(network=network, lane_of=lane_of, edge_of=edge_of)
     if demand is not None:
-        network.trips = _trips(road, demand, built, moves, normal_edges, begin_s, drivers or {})
+        network.trips = _trips(road, demand, built, moves, normal_edges, begin_s, drivers or {}, random_factor)
     return built
 
 
@@ -259,7 +259,7 @@ def _link_shape(road: RoadNetwork, link: Link, edges: list[Path], src: Lane, dst
 
 
 def _trips(road: RoadNetwork, demand: Demand, built: Built, moves: dict[tuple[int, int], int], normal_edges: int,
-           begin_s: float, drivers: dict[str, float]) -> list[Trip]:
+           begin_s: float, drivers: dict[str, float], random_factor: float = 1.0) -> list[Trip]:
     """The departures of ``demand`` as trips on the twin network (times from ``begin_s``)."""
     net, trips = built.network, []
     for dep in demand.departures:
@@ -291,6 +291,7 @@ def _trips(road: RoadNetwork, demand: Demand, built: Built, moves: dict[tuple[in
                 first = leads or first
             trip = _trip(dep, vtype, first, keys + [ROUTE_END], edge_ids[-1], begin_s, drivers)
             if trip is not None:
+                trip.random_factor = random_factor if dep.routed else 1.0
                 trips.append(trip)
     for reason, count in built.skipped_departures.items():
         log.warning("%d departures left out: %s", count, reason)
@@ -336,7 +337,7 @@ def from_scenario(network: "SumoNetwork", config: "WorldConfig") -> Network:
 
     additional = list(network.additional_files)
     routes = list(network.route_files)
-    begin = 0.0
+    begin, random_factor = 0.0, 1.0
     net_file = network.net_file
     if network.config:
         cfg = sumo.read_config(network.config)
@@ -345,14 +346,14 @@ def from_scenario(network: "SumoNetwork", config: "WorldConfig") -> Network:
         net_file = net_file or str(cfg.net_file)
         routes = [str(p) for p in cfg.route_files] + routes
         additional = [str(p) for p in cfg.additional_files] + additional
-        begin = cfg.begin_s
+        begin, random_factor = cfg.begin_s, cfg.random_factor
     if network.begin_s is not None:
         begin = network.begin_s
     road, sumolib_net = sumo.read_network_and_sumolib(net_file, [a for a in additional if _has_programs(a)])
     demand = sumo.read_routes(routes, road, sumolib_net) if routes else None
     for note in road.unsupported + (demand.unsupported if demand else []):
         log.warning("%s: %s", road.source, note)
-    return twin_network(road, demand, begin).network
+    return twin_network(road, demand, begin, random_factor=random_factor).network
 
 
 def _has_programs(path: str) -> bool:

@@ -238,6 +238,7 @@ class Departure:
     depart_lane: str = "first"
     depart_speed: str = "0"
     depart_pos: str = "base"  # SUMO's departPos: base, random, free, random_free, last, or metres
+    routed: bool = False  # a <trip> or from/to <flow>: its edges were found by routing (SUMO routes each vehicle)
     count: int = 1
     period_s: float = 0.0
     probability: float | None = None  # per second, for flows given by probability

@@ -399,6 +399,7 @@ def _departure(element: ET.Element, path: Path, vtypes: dict[str, VehicleType],
     except ValueError:
         raise SumoInputError(f"{where}: {depart_attr}={element.get(depart_attr)!r} is not a time in seconds") from None
     common = {"id": ident, "vtype": vtype, "depart_s": depart, "edges": edges,
+              "routed": element.find("route") is None and not element.get("route") and not element.get("via"),
               "depart_lane": element.get("departLane", "first"), "depart_speed": element.get("departSpeed", "0"),
               "depart_pos": element.get("departPos", "base")}
     if tag != "flow":
@@ -476,6 +477,7 @@ class SumoConfig:
     begin_s: float = 0.0
     end_s: float | None = None
     step_length_s: float = 1.0
+    random_factor: float = 1.0  # weights.random-factor: trips are routed with edge costs disturbed by U(1, this)
     ignored: list[str] = field(default_factory=list)
 
 
@@ -493,7 +495,7 @@ def read_config(path: str | Path) -> SumoConfig:
                 ignored.append(f"{option.tag} (GUI only)")
                 continue
             values[option.tag] = option.get("value", "")
-    used = {"net-file", "route-files", "additional-files", "begin", "end", "step-length"}
+    used = {"net-file", "route-files", "additional-files", "begin", "end", "step-length", "weights.random-factor"}
     ignored += sorted(k for k in values if k not in used)
     if not values.get("net-file"):
         raise SumoInputError(f"{path}: <net-file> is missing: a configuration needs a network")
@@ -515,7 +517,8 @@ def read_config(path: str | Path) -> SumoConfig:
 
     return SumoConfig(path=path, net_file=files("net-file")[0], route_files=files("route-files"),
                       additional_files=files("additional-files"), begin_s=seconds("begin", 0.0) or 0.0,
-                      end_s=seconds("end", None), step_length_s=seconds("step-length", 1.0) or 1.0, ignored=ignored)
+                      end_s=seconds("end", None), step_length_s=seconds("step-length", 1.0) or 1.0,
+                      random_factor=max(seconds("weights.random-factor", 1.0) or 1.0, 1.0), ignored=ignored)
 
 
 def load(path: str | Path) -> tuple[RoadNetwork, Demand | None, SumoConfig | None]:

@@ -237,6 +237,7 @@ class Trip:
     depart_lane: str = "first"
     depart_speed: str = "0"
     depart_pos: str = "base"
+    random_factor: float = 1.0  # > 1: each vehicle is routed anew, edge costs disturbed by U(1, this) (SUMO's weights.random-factor)
 
 
 LEADER_SEARCH_LANES = 3  # lanes after a departure's lane searched for its leader
@@ -333,7 +334,13 @@ class Schedule:
         row = len(world.vehicles) - 1
         for name, value in trip.size.items():
             getattr(world.vehicles, name)[row] = value
-        world.set_route(vid, trip.route, trip.destination)
+        route = trip.route
+        if trip.random_factor > 1.0:
+            path = world.routes.shortest_path(int(net.lane_route_key[best]), trip.destination, self.rng,
+                                              trip.random_factor)
+            if path is not None:
+                route = path + [ROUTE_END]
+        world.set_route(vid, route, trip.destination)
         world.departed_at[vid] = (world.time, trip.name)
         return True
 
@@ -414,6 +421,7 @@ class Routes:
         self.stranded = 0  # vehicles with no way on to their destination: they leave where they come out
         self.stranded_ids: set[int] = set()  # (their ids: leaving, they have not arrived)
         self._moves: dict[int, list[tuple[int, int]]] | None = None
+        self._times: np.ndarray | None = None
 
     @property
     def active(self) -> bool:
@@ -474,12 +482,16 @@ class Routes:
         if len(keys) > ROUTE_HOPS:
             self.rest[vid] = keys[ROUTE_HOPS:]
 
-    def shortest_path(self, start: int, goal: int) -> list[int] | None:
-        """Route keys (movements and edges) from edge ``start`` to edge ``goal`` by length, or None."""
+    def shortest_path(self, start: int, goal: int, rng: np.random.Generator | None = None,
+                      random_factor: float = 1.0) -> list[int] | None:
+        """Route keys (movements and edges) from edge ``start`` to edge ``goal`` by free-flow
+        travel time, or None; with ``rng``, each edge's time disturbed by U(1, ``random_factor``)."""
         if start == goal:
             return []
         moves = self._edge_moves()
-        lengths = self.network.edge_length
+        lengths = self._edge_times()
+        if rng is not None and random_factor > 1.0:
+            lengths = lengths * rng.uniform(1.0, random_factor, len(lengths))
         best = {start: 0.0}
         back: dict[int, tuple[int, int]] = {}
         heap = [(0.0, start)]
@@ -501,6 +513,15 @@ class Routes:
                     back[to] = (edge, move)
                     heapq.heappush(heap, (d, to))
         return None
+
+    def _edge_times(self) -> np.ndarray:
+        """Free-flow travel time [s] of each edge: its length over its lanes' highest speed limit."""
+        if self._times is None:
+            net = self.network
+            speed = np.full(len(net.edges), 0.1)
+            np.maximum.at(speed, net.lane_edge, net.lane_speed_limit)
+            self._times = net.edge_length / speed
+        return self._times
 
     def _edge_moves(self) -> dict[int, list[tuple[int, int]]]:
         """Edge -> (edge it leads to, the movement's route key), from the lanes' turns."""
