@@ -130,7 +130,7 @@ def step_cost_by_vehicles(config: Path, counts: tuple[int, ...] = SCALING_COUNTS
                 continue
             trip = dataclasses.replace(template, lanes=[lane], route=path + [-1], destination=goal,
                                        depart_pos="random", depart_lane="first")
-            schedule._insert(world, trip)
+            schedule.insert(world, trip)
         schedule.next_s[:] = np.inf  # no more departures: the count stays (vehicles may arrive)
         world.step()  # compiled and warm
         start = time.perf_counter()

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from gymnasium import spaces
 
-from envs.actors import HUMAN, PHASE_NAMES
+from envs.actors import HUMAN, PHASE_NAMES, ROUTE_END
 from envs.behaviour import MAX_STEER
 from envs.network import AMBER, RED
 from envs.scenario import WorldConfig
@@ -105,6 +105,8 @@ class EgoInterface:
         lat = (v["d"][r] - net.lane_offset[lane]) / net.lane_width[lane]
         obs[0] = [1.0, 0.0, lat, 0.0, speed / SPEED_SCALE, 0.0, np.cos(psi_rel), np.sin(psi_rel)]
         group = net.lane_signal_group[lane]
+        if group < 0 and len(state.next_lane) > r and state.next_lane[r] >= 0:  # a signalised junction link next
+            group = net.lane_entry_group[state.next_lane[r]]
         red = float(group >= 0 and len(state.group_state) > 0 and state.group_state[group] in (RED, AMBER))
         stop = state.stop_distance[r]
         to_line = net.lane_s_to[lane] - v["s"][r] if group >= 0 else self.range
@@ -159,8 +161,10 @@ class EgoInterface:
         if ttc is not None and ttc < cfg.time_to_collision_hazard_s:
             hazards.append("time_to_collision")
         lane = state.vehicles["lane"][r] if r >= 0 else 0
+        row = world.vehicles.row(vid) if vid in world.vehicles.id else -1
+        route_ends = row >= 0 and world.vehicles.route[row, 0] == ROUTE_END  # an imported trip's last lane
         arrived = (
-            r >= 0 and not crashed and net.lane_next[lane] < 0 and not net.lane_dead_end[lane]
+            r >= 0 and not crashed and (net.lane_next[lane] < 0 or route_ends) and not net.lane_dead_end[lane]
             and state.vehicles["s"][r] >= net.lane_s_to[lane] - ARRIVAL_MARGIN
         )
         reward = cfg.progress * progress - cfg.comfort * min(jerk / JERK_SCALE, 1.0) - cfg.hazard * len(hazards)

@@ -120,6 +120,7 @@ class WorldState:
     lane_closed: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # per lane: closed by an operator
     signal_elapsed_s: float = 0.0  # [s] time in the current signal interval
     signal_planned_s: float = float("inf")  # [s] its planned duration
+    next_lane: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # lane each vehicle enters next (-1)
 
     VEHICLE_COLUMNS = ("id", "vtype", "driver", "lane", "target_lane", "s", "d", "psi", "v", "a", "length", "width", "x",
                        "y", "heading", "crashed", "odometer", "steer")
@@ -153,6 +154,7 @@ class WorldState:
             lane_closed=world.lane_closed.copy(),
             signal_elapsed_s=elapsed,
             signal_planned_s=planned,
+            next_lane=seen.next_lane.copy(),
         )
 
     def actors(self) -> list[ActorState]:

@@ -244,3 +244,37 @@ def test_curvature_of_a_lane_does_not_depend_on_how_densely_it_is_drawn():
         a = np.linspace(0.0, np.pi / 2, points)
         radii.append(1.0 / _curvature(np.stack([100.0 * np.cos(a), 100.0 * np.sin(a)], 1)))
     assert max(radii) - min(radii) < 5.0 and abs(radii[-1] - 100.0) < 2.0
+
+
+@needs_sumo
+def test_the_gym_view_drives_an_ego_on_its_trip_through_an_imported_network():
+    """An ego takes a trip of the network's demand (its route) from the trip's start; the
+    Gymnasium checker passes; driven by the rule-based speed keeping it makes progress and
+    neither crashes nor leaves its route."""
+    from gymnasium.utils.env_checker import check_env
+
+    from twin.gym import make_env
+
+    env = make_env(str(GAME / "A10KW.sumocfg"), duration_s=40)
+    check_env(env, skip_render_check=True)
+    obs, info = env.reset(seed=3)
+    world = env.world
+    row = world.vehicles.row(info["ego_id"])
+    assert world.vehicles.route[row, 0] != 0  # it has a route
+    total = 0.0
+    for _ in range(40):
+        obs, reward, terminated, truncated, info = env.step(1)
+        total += reward
+        if terminated or truncated:
+            break
+    assert not info["crashed"] and total > 5.0 and obs.shape == env.observation_space.shape
+    env.close()
+
+
+@needs_sumo
+def test_the_pettingzoo_view_passes_its_api_test_on_an_imported_network():
+    from pettingzoo.test import parallel_api_test
+
+    from twin.gym import parallel_env
+
+    parallel_api_test(parallel_env(str(GAME / "cross.sumocfg"), duration_s=20), num_cycles=20)

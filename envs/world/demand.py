@@ -46,12 +46,26 @@ class Arrivals:
 def place_controlled(world: "World", count: int, action: str = "meta") -> list[int]:
     """Place ``count`` RL-driven vehicles near the start of the network's inlets."""
     driver = META if action == "meta" else CONTINUOUS
-    if count and not world.network.inlets:
-        raise ValueError(f"ego.controlled={count}: controlled vehicles are placed at a built-in layout's inlets; "
-                         "on an imported network set ego.controlled: 0")
     if not count:
         world.controlled_ids = []
         return []
+    if not world.network.inlets:  # an imported network: each takes a trip of its demand, from its start
+        if world.schedule is None:
+            raise ValueError(f"ego.controlled={count}: this network has no demand to give controlled vehicles "
+                             "a route (add route files), or set ego.controlled: 0")
+        ids = []
+        trips = world.schedule.trips
+        for k in range(count):
+            for _ in range(200):
+                trip = trips[int(world.rng.integers(len(trips)))]
+                vid = world.schedule.insert(world, trip, driver=driver, speed_factor=1.0)
+                if vid is not None:
+                    ids.append(vid)
+                    break
+            else:
+                raise RuntimeError(f"no room to place controlled vehicle {k} at the start of a trip")
+        world.controlled_ids = ids
+        return ids
     lanes = controlled_lanes(world)
     ids = []
     for k in range(count):
@@ -281,11 +295,12 @@ class Schedule:
                 if self.next_s[k] > trip.end_s:
                     self.left[k] = 0
         for lanes, queue in self.waiting.items():
-            if queue and self._insert(world, self.trips[queue[0]]):
+            if queue and self.insert(world, self.trips[queue[0]]) is not None:
                 queue.pop(0)
 
-    def _insert(self, world: "World", trip: Trip) -> bool:
-        """Insert one vehicle of ``trip`` at the start of its first edge if it fits; returns whether it did."""
+    def insert(self, world: "World", trip: Trip, driver: int = HUMAN, **params: float) -> int | None:
+        """Insert one vehicle of ``trip`` on its first edge if it fits (``driver`` drives it,
+        ``params`` override its driver's); returns its id, or None when there is no room."""
         net, veh = world.network, world.vehicles
         lanes = [ln for ln in trip.lanes if not world.lane_closed[ln]]
         if trip.depart_lane == "random":
@@ -329,8 +344,9 @@ class Schedule:
                     best, best_v, best_s = lane, v, s0
                 break  # the first position that fits on this lane
         if best < 0:
-            return False
-        vid = world.add_vehicle(best, best_s, best_v, vtype=trip.vtype, **self._drivers(world, trip))
+            return None
+        vid = world.add_vehicle(best, best_s, best_v, vtype=trip.vtype, driver=driver,
+                                **{**self._drivers(world, trip), **params})
         row = len(world.vehicles) - 1
         for name, value in trip.size.items():
             getattr(world.vehicles, name)[row] = value
@@ -342,7 +358,7 @@ class Schedule:
                 route = path + [ROUTE_END]
         world.set_route(vid, route, trip.destination)
         world.departed_at[vid] = (world.time, trip.name)
-        return True
+        return vid
 
     def _positions(self, net: Network, lane: int, length: float, depart_pos: str) -> list[float]:
         """Stations [m] of a departing vehicle's centre to try on ``lane``, as SUMO's departPos
