@@ -1,4 +1,4 @@
-"""Gymnasium view for RL signal control: an agent chooses the intersection's phases.
+"""Gymnasium view for RL signal control: an agent chooses a junction's phases.
 
 ``twin/SignalControl-v0`` runs the intersection scenario with its humans (rule-based
 personas by default, ``humans="llm"`` for live LLM drivers and pedestrians) and no ego
@@ -8,11 +8,19 @@ the plan's clearance first (amber and all-red, or flashing don't-walk and all-re
 the agent cannot produce conflicting greens. ``fixed_time=True`` ignores the actions and
 runs the scenario's fixed-time plan: the baseline.
 
-- Observation ``Box(0, 1, (17,))``: per approach the stopped and the moving vehicles on its
-  entry lanes (/ 10), pedestrians waiting (/ 10) and the longest wait (/ 120 s), the current
-  phase (one-hot of 5), the time in it (/ 60 s), whether a clearance is running.
-- Reward: minus the vehicle-seconds stopped and ``pedestrian_weight`` times the
-  pedestrian-seconds waiting during the decision period, / 100.
+On an imported network (``network: {kind: sumo}``) the agent drives one traffic light
+(``tls``, default: the one with the most links) the same way: its phases are the program's
+phases that show a green and no amber, its clearances the ambers and reds that follow each
+in the program; the other lights run their programs. Its approaches are the incoming
+edges of the links the light controls.
+
+- Observation ``Box(0, 1, (2 A + 2 + P + 2,))`` (17 on the intersection: A = 4 approaches,
+  P = 5 phases): per approach the stopped and the moving vehicles on its entry lanes (/ 10),
+  pedestrians waiting (/ 10) and the longest wait (/ 120 s), the current phase (one-hot of
+  P), the time in it (/ 60 s), whether a clearance is running.
+- Reward: minus the vehicle-seconds stopped (on an imported network: on the light's
+  approach lanes and links) and ``pedestrian_weight`` times the pedestrian-seconds waiting
+  during the decision period, / 100.
 - ``info``: ``vehicle_delay_s`` and ``pedestrian_wait_s`` of the period, ``exited``, the
   supervisor's events and ``cost`` as in the driving envs.
 """
@@ -37,30 +45,72 @@ def phase_intervals(network) -> list[int]:
     return [k for k, iv in enumerate(network.signal_cycle) if iv.name.endswith(PHASE_SUFFIXES)]
 
 
+class CycleView:
+    """A built-in layout's one signal cycle, as the controller sees it: intervals by index."""
+
+    def __init__(self, world: World) -> None:
+        self.signals = world.signals
+        self.phases = phase_intervals(world.network)
+        self.length = len(world.network.signal_cycle)
+        self.signals.manual = True
+
+    index = property(lambda self: self.signals.interval)
+    elapsed_s = property(lambda self: self.signals.clock_s)
+    stuck = property(lambda self: self.signals.stuck)
+
+    def duration(self, index: int) -> float:
+        return float(self.signals.durations[index])
+
+    def show(self, index: int) -> None:
+        self.signals.set_interval(index)
+
+
+class ProgramView:
+    """One traffic light's program on an imported network, as the controller sees it: its
+    phases by index (greens are the phases; ambers and reds the clearances); the other lights
+    keep running their programs."""
+
+    def __init__(self, world: World, program: int) -> None:
+        self.signals, self.program = world.signals, program
+        self.phases = world.signals.green_phases(program)
+        self.length = len(world.signals.programs[program].states)
+        if not self.phases:
+            raise ValueError(f"traffic light {world.signals.programs[program].name!r} has no green phase to serve")
+
+    index = property(lambda self: int(self.signals.phase[self.program]))
+    elapsed_s = property(lambda self: float(self.signals.in_phase_s[self.program]))
+    stuck = property(lambda self: self.signals.stuck)
+
+    def duration(self, index: int) -> float:
+        return float(self.signals.program_durations[self.program][index])
+
+    def show(self, index: int) -> None:
+        self.signals.set_phase(self.program, index)
+
+
 class SignalController:
     """Runs the phase an agent chose, through the plan's clearance intervals."""
 
-    def __init__(self, world: World) -> None:
-        cycle = world.network.signal_cycle
+    def __init__(self, world: World, view: CycleView | ProgramView | None = None) -> None:
         self.world = world
-        self.phases = phase_intervals(world.network)
+        self.view = view if view is not None else CycleView(world)
+        self.phases = self.view.phases
         # the clearance intervals that follow each phase in the plan (until the next phase)
         self.clearance = {}
         for p in self.phases:
-            k, chain = (p + 1) % len(cycle), []
+            k, chain = (p + 1) % self.view.length, []
             while k not in self.phases:
                 chain.append(k)
-                k = (k + 1) % len(cycle)
+                k = (k + 1) % self.view.length
             self.clearance[p] = chain
         self.phase = self.phases[0]
         self.target = self.phase
         self._queue: list[int] = []
-        world.signals.manual = True
-        world.signals.set_interval(self.phase)
+        self.view.show(self.phase)
 
     @property
     def clearing(self) -> bool:
-        return bool(self._queue) or self.world.signals.interval != self.phase
+        return bool(self._queue) or self.view.index != self.phase
 
     def request(self, phase_index: int) -> None:
         """Serve ``self.phases[phase_index]`` next (after the current phase's clearance)."""
@@ -72,17 +122,16 @@ class SignalController:
 
     def _next(self) -> None:
         if self._queue:
-            self.world.signals.set_interval(self._queue.pop(0))
+            self.view.show(self._queue.pop(0))
         else:
             self.phase = self.target
-            self.world.signals.set_interval(self.phase)
+            self.view.show(self.phase)
 
     def after_step(self, world: World) -> None:
-        if world.signals.stuck:  # an injected controller fault holds whatever is showing
+        if self.view.stuck:  # an injected controller fault holds whatever is showing
             return
-        if world.signals.interval != self.phase or self._queue:
-            elapsed = world.signals.clock_s
-            if elapsed >= world.signals.durations[world.signals.interval] - 1e-9:
+        if self.view.index != self.phase or self._queue:
+            if self.view.elapsed_s >= self.view.duration(self.view.index) - 1e-9:
                 self._next()
 
 
@@ -92,25 +141,51 @@ class SignalControlEnv(gym.Env):
     metadata = {"render_modes": []}
 
     def __init__(self, config: WorldConfig, occupants: Occupants | None = None, decision_s: float = 5.0,
-                 pedestrian_weight: float = 0.5, fixed_time: bool = False) -> None:
-        if config.network.kind != "intersection":
-            raise ValueError("signal control needs an intersection scenario")
+                 pedestrian_weight: float = 0.5, fixed_time: bool = False, tls: str | None = None) -> None:
+        if config.network.kind not in ("intersection", "sumo"):
+            raise ValueError("signal control needs an intersection scenario or a SUMO network with traffic lights")
         self.config = config
         self.occupants: Occupants = occupants if occupants is not None else NoOccupants()
         self.decision_s, self.pedestrian_weight, self.fixed_time = decision_s, pedestrian_weight, fixed_time
         self.steps_per_decision = max(1, int(round(decision_s * self.config.sim_hz)))
-        self.action_space = spaces.Discrete(5)
-        self.observation_space = spaces.Box(0.0, 1.0, (17,), dtype=np.float32)
         self.world: World | None = None
         self.controller: SignalController | None = None
+        self.tls = tls
+        probe = World(config, populate=False)  # the junction's shape: its phases and approaches
+        self._program, self._approach_lanes, self._junction_lanes, self._phases = self._junction(probe)
+        size = 2 * len(self._approach_lanes) + 2 + len(self._phases) + 2
+        self.action_space = spaces.Discrete(len(self._phases))
+        self.observation_space = spaces.Box(0.0, 1.0, (size,), dtype=np.float32)
+
+    def _junction(self, world: World) -> tuple[int | None, list[np.ndarray], np.ndarray | None, list[int]]:
+        """The controlled light's program (None: the layout's cycle), its approaches (lanes per
+        incoming edge), the lanes whose stopped vehicles count (None: all) and its phases."""
+        net = world.network
+        if self.config.network.kind == "intersection":
+            groups = net.lane_signal_group
+            return None, [np.flatnonzero(groups == g) for g in range(net.signal_groups)], None, phase_intervals(net)
+        plan = world.signals
+        if not getattr(plan, "programs", None):
+            raise ValueError("signal control: this network has no traffic light")
+        program = plan.index_of(self.tls) if self.tls is not None else \
+            max(range(len(plan.programs)), key=lambda k: sum(g >= 0 for g in plan.programs[k].groups))
+        groups = [g for g in plan.programs[program].groups if g >= 0]
+        links = np.flatnonzero(np.isin(net.lane_entry_group, groups) & net.lane_is_link)
+        entries = sorted({int(net.lane_link_from[k]) for k in links if net.lane_link_from[k] >= 0})
+        by_edge: dict[int, list[int]] = {}
+        for lane in entries:
+            by_edge.setdefault(int(net.lane_edge[lane]), []).append(lane)
+        self.tls = plan.programs[program].name
+        approaches = [np.array(v) for _, v in sorted(by_edge.items())]
+        return program, approaches, np.concatenate([np.array(entries, dtype=np.int64), links]), \
+            plan.green_phases(program)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         self.world = World(self.config, seed=int(self.np_random.integers(2**31 - 1)))
-        self.controller = None if self.fixed_time else SignalController(self.world)
+        view = None if self._program is None else ProgramView(self.world, self._program)
+        self.controller = None if self.fixed_time else SignalController(self.world, view)
         self.occupants.start(self.world)
-        groups = self.world.network.lane_signal_group
-        self._approach_lanes = [np.flatnonzero(groups == g) for g in range(self.world.network.signal_groups)]
         return self._observe(), {"time_s": 0.0}
 
     def step(self, action):
@@ -126,7 +201,8 @@ class SignalControlEnv(gym.Env):
         for _ in range(self.steps_per_decision):
             self.occupants.advance(world, 1, controllers)
             veh, ped = world.vehicles, world.pedestrians
-            delay += float(((veh.v < STOPPED_MPS) & ~veh.crashed).sum()) * dt
+            here = ~veh.crashed if self._junction_lanes is None else ~veh.crashed & np.isin(veh.lane, self._junction_lanes)
+            delay += float(((veh.v < STOPPED_MPS) & here).sum()) * dt
             wait += float((ped.phase == WAIT).sum()) * dt
         reward = -(delay + self.pedestrian_weight * wait) / 100.0
         info = {"time_s": world.time, "vehicle_delay_s": delay, "pedestrian_wait_s": wait,
@@ -139,21 +215,28 @@ class SignalControlEnv(gym.Env):
     def _observe(self) -> np.ndarray:
         world, net = self.world, self.world.network
         veh, ped = world.vehicles, world.pedestrians
-        obs = np.zeros(17, dtype=np.float32)
+        obs = np.zeros(self.observation_space.shape, dtype=np.float32)
         near = (net.lane_s_to[veh.lane] - veh.s) < APPROACH_M
         for g, lanes in enumerate(self._approach_lanes):
             on = np.isin(veh.lane, lanes) & near
             obs[2 * g] = min(float((on & (veh.v < STOPPED_MPS)).sum()) / 10.0, 1.0)
             obs[2 * g + 1] = min(float((on & (veh.v >= STOPPED_MPS)).sum()) / 10.0, 1.0)
+        k = 2 * len(self._approach_lanes)
         waiting = ped.phase == WAIT
-        obs[8] = min(float(waiting.sum()) / 10.0, 1.0)
-        obs[9] = min(float(ped.waited[waiting].max()) / 120.0, 1.0) if waiting.any() else 0.0
-        phases = phase_intervals(net)
-        current = self.controller.phase if self.controller is not None else world.signals.interval
-        if current in phases:
-            obs[10 + phases.index(current)] = 1.0
-        obs[15] = min(world.signals.clock_s / 60.0, 1.0)
-        obs[16] = float(self.controller.clearing) if self.controller is not None else float(world.signals.interval not in phases)
+        obs[k] = min(float(waiting.sum()) / 10.0, 1.0)
+        obs[k + 1] = min(float(ped.waited[waiting].max()) / 120.0, 1.0) if waiting.any() else 0.0
+        if self.controller is not None:
+            current, elapsed, clearing = self.controller.phase, self.controller.view.elapsed_s, self.controller.clearing
+        elif self._program is None:
+            current, elapsed = world.signals.interval, world.signals.clock_s
+            clearing = world.signals.interval not in self._phases
+        else:
+            current, elapsed = int(world.signals.phase[self._program]), float(world.signals.in_phase_s[self._program])
+            clearing = current not in self._phases
+        if current in self._phases:
+            obs[k + 2 + self._phases.index(current)] = 1.0
+        obs[-2] = min(elapsed / 60.0, 1.0)
+        obs[-1] = float(clearing)
         return obs
 
     def close(self) -> None:

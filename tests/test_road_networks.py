@@ -278,3 +278,37 @@ def test_the_pettingzoo_view_passes_its_api_test_on_an_imported_network():
     from twin.gym import parallel_env
 
     parallel_api_test(parallel_env(str(GAME / "cross.sumocfg"), duration_s=20), num_cycles=20)
+
+
+@needs_sumo
+def test_signal_control_drives_any_traffic_light_of_an_imported_network_through_its_clearances():
+    """twin/SignalControl on grid6: the agent's phases are the program's greens, every change
+    between them shows the program's amber first, the other lights keep their programs, and
+    the Gymnasium checker passes."""
+    from gymnasium.utils.env_checker import check_env
+
+    from twin.gym import make_signal_env
+
+    env = make_signal_env(str(GAME / "grid6.sumocfg"), duration_s=120, decision_s=4.0)
+    check_env(env, skip_render_check=True)
+    env.reset(seed=0)
+    plan, program = env.world.signals, env._program
+    states = plan.programs[program].states
+    others = [k for k in range(len(plan.programs)) if k != program]
+    shown, other_phases = [], set()
+    for k in range(30):
+        env.controller.request(k % env.action_space.n)
+        for _ in range(env.steps_per_decision):
+            env.occupants.advance(env.world, 1, [env.controller])
+            shown.append(states[plan.phase[program]])
+            other_phases.update(int(plan.phase[o]) for o in others)
+    green_phases = {states[i] for i in env._phases}
+    assert len({s for s in shown if s in green_phases}) >= 2  # it served more than one phase
+    last_green, amber_since = None, False
+    for state in shown:  # between two different greens the program's amber shows
+        if state in green_phases:
+            assert state == last_green or last_green is None or amber_since, f"{last_green} -> {state} without amber"
+            last_green, amber_since = state, False
+        elif "y" in state.lower():
+            amber_since = True
+    assert len(other_phases) > 1 and not [e for e in env.world.events if e.kind == "collision"]

@@ -42,8 +42,11 @@ def parallel_env(scenario: str | Path | ScenarioConfig = "highway", render_mode:
 def make_signal_env(scenario: str | Path | ScenarioConfig = "intersection", decision_s: float = 5.0,
                     pedestrian_weight: float = 0.5, fixed_time: bool = False, humans: str = "rule",
                     llm_cache: str | Path | None = None, model_client: Any = None,
-                    overrides: dict[str, Any] | None = None, **fields: Any) -> SignalControlEnv:
-    """RL signal control of the intersection among its humans (``twin/SignalControl-v0``)."""
+                    overrides: dict[str, Any] | None = None, tls: str | None = None,
+                    **fields: Any) -> SignalControlEnv:
+    """RL signal control among the humans (``twin/SignalControl-v0``): of the intersection, or
+    of one traffic light (``tls``; default the largest) of a SUMO network."""
     config = load_scenario(scenario, scenario_overrides(overrides, fields, controlled=0))
     return SignalControlEnv(config, TwinOccupants(config, humans, llm_cache, model_client),
-                            decision_s=decision_s, pedestrian_weight=pedestrian_weight, fixed_time=fixed_time)
+                            decision_s=decision_s, pedestrian_weight=pedestrian_weight, fixed_time=fixed_time,
+                            tls=tls)

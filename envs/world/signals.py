@@ -128,6 +128,7 @@ class ProgramPlan:
         # per program: the phase showing and the time [s] spent in it
         self.phase = np.zeros(len(self.programs), dtype=np.int64)
         self.in_phase_s = np.zeros(len(self.programs))
+        self.held = np.zeros(len(self.programs), dtype=bool)  # programs an external controller sets (RL)
         self._codes = [np.array([[LINK_STATES.get(c, (GREEN, True))[0] for c in st] for st in p.states], np.int64)
                        for p in self.programs]
         self._permissive = [np.array([[LINK_STATES.get(c, (GREEN, True))[1] for c in st] for st in p.states], bool)
@@ -177,6 +178,8 @@ class ProgramPlan:
         self.in_phase_s += dt
         changed = []
         for k in range(len(self.programs)):
+            if self.held[k]:
+                continue
             planned = self.program_durations[k][self.phase[k]]
             if self.in_phase_s[k] >= planned:
                 self.in_phase_s[k] -= planned
@@ -194,7 +197,26 @@ class ProgramPlan:
         return self._yield
 
     def set_interval(self, index: int, elapsed_s: float = 0.0) -> None:
-        raise NotImplementedError("a general network's programs are not set interval by interval yet")
+        raise NotImplementedError("a general network has a program per traffic light: use set_phase(program, phase)")
+
+    def index_of(self, name: str) -> int:
+        """The index of the program of traffic light ``name`` (a KeyError naming the lights if none)."""
+        for k, program in enumerate(self.programs):
+            if program.name == name:
+                return k
+        raise KeyError(f"no traffic light {name!r} (the network's: {', '.join(p.name for p in self.programs)})")
+
+    def green_phases(self, program: int) -> list[int]:
+        """The phases of ``program`` that serve traffic: a green and no amber (the rest clear)."""
+        return [i for i, st in enumerate(self.programs[program].states) if ("G" in st or "g" in st)
+                and "y" not in st.lower()]
+
+    def set_phase(self, program: int, phase: int, hold: bool = True) -> None:
+        """Show ``phase`` of ``program`` from now; ``hold`` keeps it until set again (an external
+        controller drives that light; the others run their programs)."""
+        self.phase[program], self.in_phase_s[program] = phase, 0.0
+        self.held[program] = hold
+        self.apply([program])
 
     def retime(self, green_factor: float = 1.0, pedestrian_factor: float = 1.0) -> None:
         """Scale the phases that show a green (and no amber) by ``green_factor``; others keep theirs."""
