@@ -506,15 +506,16 @@ def link_arrivals(hop_lane, hop_s, half, v, lane_s_from, is_link):
 @njit(cache=True)
 def junction_stops(hop_lane, hop_s, v, half, a_max, runs_red, amber_decel, is_link, lane_s_from, lane_s_to,
                    entry_group, group_state, must_yield, foe_ptr, foe_lane, response_ptr, response_lane, arrival,
-                   occupied, margin, yield_decel, gap_margin_s, reach_m, lane_next):
+                   occupied, margin, yield_decel, gap_margin_s, reach_m, lane_next, waited_s, impatience_s):
     """Distance [m] from each front bumper to the start of the first junction link ahead
     (within ``reach_m`` [m]) where it must wait (inf if none): a red signal, an amber it can
     stop for at its ``amber_decel`` [m/s^2], a link that crosses one a vehicle is on, or a link
     that must yield (``must_yield``: minor, permissive green) while a vehicle on a link it yields
     to (not held by a red) arrives before it would have crossed, plus ``gap_margin_s`` [s]
     (where the two links merge into one lane: before it would have reached the merge; the
-    vehicle behind then follows). A driver who cannot stop for a busy or yielding link at
-    ``yield_decel`` [m/s^2] goes on."""
+    vehicle behind then follows). The margin shrinks to nothing as a driver's wait
+    (``waited_s`` [s]) nears ``impatience_s`` [s], as SUMO's impatience does. A driver who
+    cannot stop for a busy or yielding link at ``yield_decel`` [m/s^2] goes on."""
     n, hops = hop_lane.shape
     out = np.full(n, INF)
     for i in range(n):
@@ -556,7 +557,7 @@ def junction_stops(hop_lane, hop_s, v, half, a_max, runs_red, amber_decel, is_li
                     if gf >= 0 and group_state.shape[0] > 0 and group_state[gf] == RED:
                         continue
                     needed = t_merge if lane_next[f] == lane_next[j] else t_clear
-                    if arrival[f] < needed + gap_margin_s:
+                    if arrival[f] < needed + gap_margin_s * max(0.0, 1.0 - waited_s[i] / impatience_s):
                         blocked = True
                         break
             if blocked:

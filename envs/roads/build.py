@@ -154,7 +154,8 @@ def twin_network(road: RoadNetwork, demand: Demand | None = None, begin_s: float
         width = max((len(p.state) for p in program.phases), default=0)
         programs.append(Program(name=tls, groups=[groups.get((tls, k), -1) for k in range(width)],
                                 durations=[max(p.duration, 0.1) for p in program.phases],
-                                states=[p.state.ljust(width, "O") for p in program.phases], offset_s=program.offset))
+                                states=[p.state.ljust(width, "O") for p in program.phases],
+                                offset_s=program.offset - begin_s))  # (the world's time 0 is SUMO's begin)
     network = Network(edges=edges, lanes=lanes, signal_groups=len(groups), link_foes=foes, link_response=response,
                       signal_programs=programs, route_key_count=route_key_count, edge_names=names)
     built = Built(network=network, lane_of=lane_of, edge_of=edge_of)

@@ -254,6 +254,7 @@ class Trip:
     random_factor: float = 1.0  # > 1: each vehicle is routed anew, edge costs disturbed by U(1, this) (SUMO's weights.random-factor)
 
 
+WHEELBASE_SHARE = 0.6  # wheelbase / length of an imported vehicle type (a car: 2.7 m of 4.5 m)
 LEADER_SEARCH_LANES = 3  # lanes after a departure's lane searched for its leader
 FREE_POSITION_TRIES = 4  # random places tried for departPos="free"
 INSERT_MARGIN_M = 1.0  # [m] more than the minimum gap a departing vehicle needs ahead and behind
@@ -350,6 +351,8 @@ class Schedule:
         row = len(world.vehicles) - 1
         for name, value in trip.size.items():
             getattr(world.vehicles, name)[row] = value
+        world.vehicles.wheelbase[row] = WHEELBASE_SHARE * trip.size["length"]
+        world.within_grip(row)  # the vehicle type's limits, within what the road's friction transmits
         route = trip.route
         if trip.random_factor > 1.0:
             path = world.routes.shortest_path(int(net.lane_route_key[best]), trip.destination, self.rng,
@@ -363,7 +366,7 @@ class Schedule:
     def _positions(self, net: Network, lane: int, length: float, depart_pos: str) -> list[float]:
         """Stations [m] of a departing vehicle's centre to try on ``lane``, as SUMO's departPos
         says: the lane's start (base), a random place (random), a few random places (free,
-        random_free), or metres from the start (negative: from the end)."""
+        random_free), or its front that many metres from the start (negative: from the end)."""
         lo, hi = net.lane_s_from[lane] + 0.5 * length, max(net.lane_s_to[lane] - 0.5 * length - 1.0,
                                                            net.lane_s_from[lane] + 0.5 * length)
         if depart_pos == "random":
@@ -374,8 +377,8 @@ class Schedule:
             at = float(depart_pos)
         except ValueError:
             return [lo]  # base, last, stop, ...: the start
-        at = net.lane_s_from[lane] + at if at >= 0 else net.lane_s_to[lane] + at
-        return [float(min(max(at, lo), hi))]
+        at = net.lane_s_from[lane] + at if at >= 0 else net.lane_s_to[lane] + at  # where its front is, as in SUMO
+        return [float(min(max(at - 0.5 * length, lo), hi))]
 
     def _drivers(self, world: "World", trip: Trip) -> dict[str, float]:
         """The trip's driver parameters (its vehicle type's means), each spread as the scenario's

@@ -25,7 +25,7 @@ CLOSED_LANE_WISH = 3.0  # [m/s^2] MOBIL bonus for leaving a closed lane
 ROUTE_WISH = 4.0  # [m/s^2] MOBIL bonus, at its strongest, toward a lane that leads on along the route
 MERGE_ROOM_M = 2.0  # [m] road ahead of its front in the target lane a driver that must change for its route needs
 ROUTE_LOOKAHEAD = 8  # route keys (four edges with their junction links) strategic lane changes plan for
-TURN_OUT_ROOM_M = 1.5  # [m] bumper gap to its own leader a driver needs to turn out of its lane
+TURN_OUT_ROOM_M = 1.5  # [m] bumper gap to its own leader a driver needs to turn out of its lane (imported networks)
 LEADER_HOPS = 3  # lanes beyond the target lane's end searched for the leader a change would bring
 ROUTE_WISH_RANGE_M = 300.0  # [m] before its lane's end where the route pulls in full
 
@@ -160,7 +160,16 @@ def _edge_lanes(net, lane: int) -> list[tuple[int, int]]:
 
 
 def _changes_to(net, lane: int, edge: int) -> int:
-    """Lane changes from ``lane`` to one that leads to route key ``edge`` (99 if none does)."""
+    """Lane changes from ``lane`` to one that leads to route key ``edge`` (99 if none does;
+    memoised on the network, whose lanes never change)."""
+    cache = net.__dict__.setdefault("_changes_to", {})
+    found = cache.get((lane, edge))
+    if found is None:
+        found = cache[(int(lane), int(edge))] = _count_changes_to(net, lane, edge)
+    return found
+
+
+def _count_changes_to(net, lane: int, edge: int) -> int:
     best = 99
     for table in (net.lane_left, net.lane_right):
         ln, k = int(lane), 0
@@ -186,13 +195,13 @@ def mobil(world: "World", rows: np.ndarray, target: np.ndarray, to_right: bool, 
                   world.leader, world.idm_accel, veh.lane, veh.s, veh.v, veh.length, veh.speed_factor, veh.v_max,
                   veh.headway, veh.min_gap, veh.a_max, veh.b_comf, veh.politeness, world.lane_speed_limit,
                   net.link_in_ptr, net.link_in, net.lane_link_from, net.lane_s_from, net.lane_s_to, net.lane_next,
-                  net.lane_next_station)
+                  net.lane_next_station, TURN_OUT_ROOM_M if world.has_links else -np.inf)
 
 
 @njit(cache=True)
 def _mobil(rows, target, to_right, wish, keys, key_lane, key_veh, key_scale, leader, idm_accel, lane, s, v, length,
            speed_factor, v_max, headway, min_gap, a_max, b_comf, politeness, lane_limit, in_ptr, in_lane, link_from,
-           lane_s_from, lane_s_to, lane_next, lane_next_station):
+           lane_s_from, lane_s_to, lane_next, lane_next_station, turn_out_room):
     """:func:`mobil` per driver: IDM of the changer and of its old and new followers, before
     and after, from the occupancy (``keys``, ``key_lane``, ``key_veh``) of the last perception.
     With no follower in the target lane, the new follower is the nearest vehicle on a junction
@@ -256,7 +265,7 @@ def _mobil(rows, target, to_right, wish, keys, key_lane, key_veh, key_scale, lea
             a_of_now = idm_for(old_follow, gap_between(old_follow, me), v[me])
             a_of_new = idm_for(old_follow, gap_between(old_follow, old_lead), speed(old_lead))
         # room in the target lane, and to the own leader (turning out, the front corner swings toward it)
-        room = nl_gap > min_gap[me] and nf_gap > 1.0 and gap_between(me, old_lead) > TURN_OUT_ROOM_M
+        room = nl_gap > min_gap[me] and nf_gap > 1.0 and gap_between(me, old_lead) > turn_out_room
         g = (a_self_new - a_self_now) + politeness[me] * ((a_nf_new - a_nf_now) + (a_of_new - a_of_now))
         accept[i] = room and behaviour.mobil(a_self_now, a_self_new, a_nf_now, a_nf_new, a_of_now, a_of_new,
                                              politeness[me], to_right, behaviour.MOBIL_SAFE_DECEL, wish[i])

@@ -103,7 +103,7 @@ class Program:
     groups: list[int]
     durations: list[float]  # [s]
     states: list[str]  # one character per link index, SUMO's link states
-    offset_s: float = 0.0  # [s] SUMO's offset: the first phase begins at this time (the cycle repeats)
+    offset_s: float = 0.0  # [s] the first phase begins at this time of the world (SUMO's offset less its begin)
 
 
 class ProgramPlan:

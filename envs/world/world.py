@@ -57,10 +57,12 @@ YIELD_STOP_DECEL = 5.0  # [m/s^2] drivers wait at a junction's line if they can 
 YIELD_GAP_MARGIN_S = 1.0  # [s] a yielding driver goes when it clears the link this long before a priority vehicle
 STANDING_MPS = 0.1  # [m/s] a vehicle slower than this stands
 STUCK_REPORT_S = 300.0  # [s] a vehicle standing this long is reported stuck (SUMO's time-to-teleport)
-GIVE_UP_WAITING_S = 20.0  # [s] a driver standing at a lane's end for a lane change gives up after this and drives on
+GIVE_UP_WAITING_S = 20.0
+WAITING_NEAR_END_M = 10.0  # [m] beyond the merge room: where a driver's wait for a lane change counts  # [s] a driver standing at a lane's end for a lane change gives up after this and drives on
 COURTESY_REACH_M = 60.0  # [m] a slow driver this near the end of a lane it must leave gets a gap made...
 COURTESY_SLOW_MPS = 3.0  # [m/s] ...when slower than this...
 COURTESY_ROOM_M = 3.0  # [m] ...by the follower in the target lane stopping this far behind it
+IMPATIENCE_S = 60.0  # [s] after standing this long a yielding driver accepts gaps without the margin
 JUNCTION_REACH_M = 120.0  # [m] drivers heed the junction links (signals, yielding) within this distance ahead
 CRASH_CLEAR_S = 30.0  # [s] a crashed background vehicle is towed after this time
 SPEED_PREVIEW_S = 3.0  # [s] how far ahead drivers look for a lower speed limit
@@ -117,7 +119,7 @@ class World:
         self.rng = np.random.default_rng(self.seed)
         self.dt = 1.0 / config.sim_hz
         self._no_lanes = np.zeros(len(self.network.lanes), dtype=bool)
-        self._has_links = bool(self.network.lane_is_link.any())
+        self.has_links = bool(self.network.lane_is_link.any())  # an imported network: junction links, trips
         self.changes_needed = np.zeros(0, dtype=np.int64)  # per vehicle (imported networks): lane changes its route needs
         self._waiting_since: dict[int, float] = {}
         self.departed_at: dict[int, tuple[float, str]] = {}  # vehicle id -> when [s] it departed, on which trip
@@ -138,7 +140,7 @@ class World:
         self.variable_speed_limit: float | None = None  # [m/s] set by an operator
         self.lane_closed = np.zeros(len(self.network.lanes), dtype=bool)
         net = self.network
-        self.signals = ProgramPlan(net) if net.link_foes or net.signal_programs else SignalPlan(net)
+        self.signals = ProgramPlan(net) if net.lane_is_link.any() or net.signal_programs else SignalPlan(net)
         self.group_state = self.signals.group_state  # [per signal group] GREEN / AMBER / RED now (the plan's array)
         self.crossing_signal = self.signals.crossing_signal  # [per pedestrian head] WALK / FLASHING / DONT_WALK
         self.occupied = np.zeros(len(self.network.crossings), dtype=bool)
@@ -281,7 +283,7 @@ class World:
         self._longitudinal(dt)
         lane_change.decide(self, dt)
         self._integrate_vehicles(dt)
-        if self._has_links:  # across a junction a vehicle follows its link's drawn path (SUMO's internal lane)
+        if self.has_links:  # across a junction a vehicle follows its link's drawn path (SUMO's internal lane)
             self._keep_on_links()
         if self.routes.active:
             self.routes.follow(self)
@@ -312,6 +314,14 @@ class World:
         grip = self.friction * GRAVITY
         return {"a_max": min(t.a_max, grip), "b_max": min(t.b_max, grip),
                 "b_comf": t.b_comf * min(1.0, self.friction / DRY_FRICTION)}
+
+    def within_grip(self, row: int) -> None:
+        """Bound the acceleration limits of the vehicle at ``row`` (given, e.g. by an imported
+        vehicle type) by what the road's friction transmits, as ``_grip`` bounds a type's."""
+        veh, grip = self.vehicles, self.friction * GRAVITY
+        veh.a_max[row] = min(veh.a_max[row], grip)
+        veh.b_max[row] = min(veh.b_max[row], grip)
+        veh.b_comf[row] = min(veh.b_comf[row] * min(1.0, self.friction / DRY_FRICTION), veh.b_max[row])
 
     def set_friction(self, friction: float) -> None:
         """Change the road's tyre-road friction coefficient (weather) for every vehicle, now and later."""
@@ -370,7 +380,7 @@ class World:
         (self._sorted_keys, self._sorted_lane, self._sorted_veh, self.leader, self.leader_gap, self.zone_distance,
          self.past_zone, self.crossing_gap, self.next_lane, self.hop_lane, self.hop_s) = self._perception()
         self.perceived_gap = self._sense_gaps()
-        if self._has_links:  # imported networks: who must change lanes to stay on its route
+        if self.has_links:  # imported networks: who must change lanes to stay on its route
             veh, net = self.vehicles, self.network
             self.changes_needed, self.change_side = kernels.lane_changes_needed(
                 veh.lane, veh.route, net.lane_turn_ptr, net.lane_turn, net.lane_route_key, net.lane_left,
@@ -437,15 +447,16 @@ class World:
                                            net.lane_is_link, net.lane_s_from, net.lane_s_to, net.lane_entry_group,
                                            self.group_state, self.signals.must_yield(), net.foe_ptr, net.foe_lane,
                                            net.response_ptr, net.response_lane, arrival, occupied, STOP_MARGIN,
-                                           YIELD_STOP_DECEL, YIELD_GAP_MARGIN_S, JUNCTION_REACH_M, net.lane_next)
+                                           YIELD_STOP_DECEL, YIELD_GAP_MARGIN_S, JUNCTION_REACH_M, net.lane_next,
+                                           veh.standing_s, IMPATIENCE_S)
             stop = np.minimum(stop, waits)
             if seen is None and len(self.changes_needed) == len(veh):
                 # a driver whose lane does not lead on along its route waits short of its end (room
                 # to steer out) for a gap, as a SUMO driver does; not once it has begun to change
                 # (one change to make; facing more, a driver drives on, misses its turn and is routed again)
                 stuck = (self.changes_needed == 1) & (veh.target_lane == veh.lane)
+                stuck &= self._still_waiting(stuck)
                 if stuck.any():
-                    stuck &= self._still_waiting(stuck)
                     end = net.lane_s_to[veh.lane] - veh.s - half - MERGE_ROOM
                     stop = np.where(stuck, np.minimum(stop, np.maximum(end, 0.0)), stop)
                     kernels.courtesy_stops(stop, veh.lane, veh.s, veh.v, half, self.changes_needed, self.change_side,
@@ -546,18 +557,19 @@ class World:
         return "unknown"
 
     def _still_waiting(self, stuck: np.ndarray) -> np.ndarray:
-        """Of the drivers ``stuck`` at the end of a lane that does not lead on along their route,
-        those that have waited there less than ``GIVE_UP_WAITING_S`` (the others drive on, miss
-        their turn and are routed again)."""
-        veh = self.vehicles
-        rows = np.flatnonzero(stuck)
+        """Of the drivers ``stuck`` behind a lane's end that does not lead on along their route,
+        those that have waited near that end (within ``WAITING_NEAR_END_M``, slower than 0.5 m/s)
+        less than ``GIVE_UP_WAITING_S`` (the others drive on, miss their turn and are routed
+        again). Called every step on imported networks."""
+        veh, net = self.vehicles, self.network
+        near_end = stuck & (veh.v < 0.5) & (net.lane_s_to[veh.lane] - veh.s - 0.5 * veh.length
+                                            < MERGE_ROOM + WAITING_NEAR_END_M)
+        rows = np.flatnonzero(near_end)
         ids = veh.id[rows].tolist()
-        since = {vid: self._waiting_since.get(vid, self.time) if veh.v[r] < 0.5 else self._waiting_since.get(vid)
-                 for vid, r in zip(ids, rows)}
-        self._waiting_since = {vid: t for vid, t in since.items() if t is not None}
+        self._waiting_since = {vid: self._waiting_since.get(vid, self.time) for vid in ids}
         waiting = np.ones(len(veh), dtype=bool)
         for vid, r in zip(ids, rows):
-            if self.time - self._waiting_since.get(vid, self.time) > GIVE_UP_WAITING_S:
+            if self.time - self._waiting_since[vid] > GIVE_UP_WAITING_S:
                 waiting[r] = False
         return waiting
 
@@ -585,6 +597,9 @@ class World:
             if gone.any():
                 self.stats["vehicles_exited"] += exited
                 if self.departed_at:
+                    for vid in veh.id[gone & veh.crashed].tolist():  # towed away: not arrived
+                        self.departed_at.pop(vid, None)
+                        self.routes.stranded_ids.discard(vid)
                     for vid in veh.id[gone & ~veh.crashed].tolist():
                         start = self.departed_at.pop(vid, None)
                         if vid in self.routes.stranded_ids:  # left the network off its route: not arrived
