@@ -312,3 +312,23 @@ def test_signal_control_drives_any_traffic_light_of_an_imported_network_through_
         elif "y" in state.lower():
             amber_since = True
     assert len(other_phases) > 1 and not [e for e in env.world.events if e.kind == "collision"]
+
+
+@needs_sumo
+def test_a_network_with_no_conflicts_and_no_lights_drives(tmp_path):
+    """A plain road through a priority junction (no foes, no traffic light): vehicles drive
+    through it and arrive."""
+    (tmp_path / "c.nod.xml").write_text('<nodes><node id="A" x="0" y="0"/><node id="B" x="200" y="0" type="priority"/>'
+                                        '<node id="C" x="400" y="0"/></nodes>')
+    (tmp_path / "c.edg.xml").write_text('<edges><edge id="AB" from="A" to="B" numLanes="1" speed="13.89"/>'
+                                        '<edge id="BC" from="B" to="C" numLanes="1" speed="13.89"/></edges>')
+    (tmp_path / "c.rou.xml").write_text('<routes><flow id="f" begin="0" end="60" period="6" from="AB" to="BC" '
+                                        'departSpeed="max"/></routes>')
+    net = tmp_path / "c.net.xml"
+    sumo.run_program("netconvert", ["--node-files", str(tmp_path / "c.nod.xml"), "--edge-files",
+                                    str(tmp_path / "c.edg.xml"), "-o", str(net)], "chain", net)
+    world = World(load_scenario({"name": "chain", "ego": {"controlled": 0}, "network": {
+        "kind": "sumo", "net_file": str(net), "route_files": [str(tmp_path / "c.rou.xml")]}}))
+    for _ in range(int(90 / world.dt)):
+        world.step()
+    assert len(world.travel_times) >= 8 and not [e for e in world.events if e.kind == "collision"]
