@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from envs.scenario import SumoNetwork, WorldConfig
 
 CURVE_CHORD_M = 40.0  # [m] arc over which a normal lane's curvature is measured (a polyline's kinks average out)
+MAX_COMFORTABLE_DECEL = 3.0  # [m/s^2] IDM's b at most: SUMO's default decel (4.5) as IDM's b brakes late and hard
 FOE_CLEARANCE_M = 2.5  # [m] links of an unregulated junction whose centre lines come this close cross
 ROAD_CLASSES = ("passenger", "private", "taxi", "bus", "coach", "delivery", "truck", "trailer", "emergency",
                 "authority", "army", "vip", "motorcycle", "moped", "evehicle", "hov", "custom1", "custom2")
@@ -322,7 +323,8 @@ def _trip(dep: Departure, vtype: VehicleType, lanes: list[int], route: list[int]
         depart = max(depart, 0.0)
     if (dep.probability is None and (count <= 0 or depart < 0)) or end <= 0:
         return None
-    size = {"length": vtype.length, "v_max": vtype.max_speed, "a_max": vtype.accel, "b_comf": vtype.decel,
+    size = {"length": vtype.length, "v_max": vtype.max_speed, "a_max": vtype.accel,
+            "b_comf": min(vtype.decel, MAX_COMFORTABLE_DECEL),
             "b_max": max(vtype.emergency_decel, vtype.decel)}
     params = {"headway": vtype.tau, "min_gap": vtype.min_gap, "speed_factor": vtype.speed_factor, **drivers}
     return Trip(name=dep.id, lanes=lanes, route=route, destination=destination,
