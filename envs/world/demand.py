@@ -295,13 +295,20 @@ class Schedule:
                     self.next_s[k] += 1.0
                 if self.next_s[k] > trip.end_s:
                     self.left[k] = 0
+        inserted = False
         for lanes, queue in self.waiting.items():
-            if queue and self.insert(world, self.trips[queue[0]]) is not None:
+            if queue and self.insert(world, self.trips[queue[0]], perceive=False) is not None:
                 queue.pop(0)
+                inserted = True
+        if inserted:  # once for all of this step's departures (each was placed at positions now)
+            world.refresh_world_coords()
+            world.perceive()
 
-    def insert(self, world: "World", trip: Trip, driver: int = HUMAN, **params: float) -> int | None:
+    def insert(self, world: "World", trip: Trip, driver: int = HUMAN, perceive: bool = True,
+               **params: float) -> int | None:
         """Insert one vehicle of ``trip`` on its first edge if it fits (``driver`` drives it,
-        ``params`` override its driver's); returns its id, or None when there is no room."""
+        ``params`` override its driver's); returns its id, or None when there is no room.
+        ``perceive=False``: the caller refreshes the world's perception after its insertions."""
         net, veh = world.network, world.vehicles
         lanes = [ln for ln in trip.lanes if not world.lane_closed[ln]]
         if trip.depart_lane == "random":
@@ -346,8 +353,7 @@ class Schedule:
                 break  # the first position that fits on this lane
         if best < 0:
             return None
-        vid = world.add_vehicle(best, best_s, best_v, vtype=trip.vtype, driver=driver,
-                                **{**self._drivers(world, trip), **params})
+        vid = world.append_vehicle(best, best_s, best_v, trip.vtype, driver, **{**self._drivers(world, trip), **params})
         row = len(world.vehicles) - 1
         for name, value in trip.size.items():
             getattr(world.vehicles, name)[row] = value
@@ -359,7 +365,10 @@ class Schedule:
                                               trip.random_factor)
             if path is not None:
                 route = path + [ROUTE_END]
-        world.set_route(vid, route, trip.destination)
+        world.set_route(vid, route, trip.destination, perceive=False)
+        if perceive:
+            world.refresh_world_coords()
+            world.perceive()
         world.departed_at[vid] = (world.time, trip.name)
         return vid
 

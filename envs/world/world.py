@@ -203,7 +203,7 @@ class World:
         self.stats["vehicles_entered"] += 1
         return vid
 
-    def set_route(self, vehicle_id: int, edges: list[int], destination: int = -1) -> None:
+    def set_route(self, vehicle_id: int, edges: list[int], destination: int = -1, perceive: bool = True) -> None:
         """Make a vehicle follow ``edges``: the route keys (``Network.lane_route_key``: an edge,
         or on an imported network a junction movement) of the lanes it enters at its next lane
         ends, in order, of any length (``ROUTE_END`` last: it leaves the network there). Where a
@@ -218,7 +218,8 @@ class World:
         veh.route[row] = 0
         veh.route[row, :min(len(keys), ROUTE_HOPS)] = keys[:ROUTE_HOPS]
         self.routes.set(vehicle_id, keys[ROUTE_HOPS:], destination)
-        self.perceive()
+        if perceive:  # (False: the caller perceives once after placing several vehicles)
+            self.perceive()
 
     def add_pedestrian(self, path: np.ndarray, crossing: int, s: float = 0.0, jaywalker: bool = False, **params) -> int:
         """Add a pedestrian walking the 4-point ``path`` [m] over ``crossing``; returns its id."""
