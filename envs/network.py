@@ -140,6 +140,7 @@ class Network:
     trips: list = field(default_factory=list)  # envs.world.demand.Trip: scheduled departures with routes
     route_key_count: int = 0  # route keys in use (default: one per edge)
     edge_names: list[str] = field(default_factory=list)  # the source's id of each edge (imported networks)
+    junction_shapes: list[np.ndarray] = field(default_factory=list)  # (n, 2) outlines [m] of imported junctions
 
     def __post_init__(self) -> None:
         self._link_neighbours()
@@ -308,6 +309,16 @@ class Network:
             link, other = (a, b) if la.link else (b, a)
             return other in (self.lane_link_from[link], self.lane_next[link])
         return la.edge == lb.edge or bool(set(la.junctions) & set(lb.junctions) - {-1})
+
+    def signal_heads(self, into_m: float = 1.5) -> list[tuple[int, float, float]]:
+        """Where each signalised junction link's head is drawn: (signal group, x, y) [m], a little
+        way into the link, so that the heads of the links leaving one lane stand apart."""
+        heads = []
+        for k in np.flatnonzero(self.lane_is_link & (self.lane_entry_group >= 0)):
+            s = self.lane_s_from[k] + min(into_m, 0.5 * (self.lane_s_to[k] - self.lane_s_from[k]))
+            x, y, _ = self.lane_point(int(k), s)
+            heads.append((int(self.lane_entry_group[k]), float(x), float(y)))
+        return heads
 
     def route_keys(self, edges: list[int]) -> list[int]:
         """The route keys a vehicle on a lane of ``edges[0]`` follows to drive ``edges`` (for

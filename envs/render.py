@@ -33,6 +33,7 @@ class Renderer:
         self.centre = np.array([(xmin + xmax) / 2, (ymin + ymax) / 2])
         self._background: Image.Image | None = None
         self._bg_centre: np.ndarray | None = None
+        self._heads = network.signal_heads()  # imported networks: (group, x, y) per signalised link
 
     def to_px(self, pts: np.ndarray, centre: np.ndarray) -> np.ndarray:
         pts = np.asarray(pts, float)
@@ -51,6 +52,8 @@ class Renderer:
             right = net.lane_polyline(lane, -0.5 * ln.width)
             poly = np.concatenate([left, right[::-1]])
             draw.polygon([tuple(p) for p in self.to_px(poly, centre)], fill=ASPHALT)
+        for shape in net.junction_shapes:  # imported networks: the junction areas
+            draw.polygon([tuple(p) for p in self.to_px(np.asarray(shape, float), centre)], fill=ASPHALT)
         for z in net.speed_zones:
             ln = net.lanes[z.lane]
             left = net.edges[ln.edge].offset_polyline(ln.offset + 0.5 * ln.width, z.s_from, z.s_to)
@@ -92,6 +95,12 @@ class Renderer:
                 rad = max(2.0, 0.9 * self.scale)
                 draw.ellipse([px[0] - rad, px[1] - rad, px[0] + rad, px[1] + rad],
                              fill=SIGNAL_COLOURS[int(state.group_state[ln.signal_group])])
+        if len(state.group_state):  # imported networks: a head per signalised junction link
+            for group, x, y in self._heads:
+                px = self.to_px(np.array([x, y]), centre)
+                rad = max(1.5, 0.6 * self.scale)
+                draw.ellipse([px[0] - rad, px[1] - rad, px[0] + rad, px[1] + rad],
+                             fill=SIGNAL_COLOURS[int(state.group_state[group])])
         for c, crossing in enumerate(net.crossings):
             if crossing.signal >= 0 and len(state.crossing_signal):
                 walk = state.crossing_signal[crossing.signal] == WALK

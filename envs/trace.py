@@ -59,8 +59,12 @@ def network_geometry(network: Any) -> dict[str, Any]:
                       "centre": _pts(network.lane_polyline(k, 0.0)), "signal_group": int(ln.signal_group),
                       "stop_line": [round(float(x), 2), round(float(y), 2)], "lane_change": bool(ln.lane_change)})
     crossings = [{"name": c.name, "outline": _pts(c.polygon), "signal": int(c.signal)} for c in network.crossings]
-    return {"bounds": [round(float(b), 2) for b in network.bounds], "lanes": lanes, "crossings": crossings,
-            "sidewalks": [_pts(s) for s in network.sidewalks], "sidewalk_width_m": float(network.sidewalk_width)}
+    geometry = {"bounds": [round(float(b), 2) for b in network.bounds], "lanes": lanes, "crossings": crossings,
+                "sidewalks": [_pts(s) for s in network.sidewalks], "sidewalk_width_m": float(network.sidewalk_width)}
+    if network.junction_shapes:  # imported networks: junction areas, and a signal head per signalised link
+        geometry["junctions"] = [_pts(shape) for shape in network.junction_shapes]
+        geometry["signal_heads"] = [{"group": g, "at": [round(x, 2), round(y, 2)]} for g, x, y in network.signal_heads()]
+    return geometry
 
 
 def tick_state(state: WorldState, humans_by_actor: dict[int, str], signals_dark: bool = False) -> dict[str, Any]:

@@ -332,3 +332,18 @@ def test_a_network_with_no_conflicts_and_no_lights_drives(tmp_path):
     for _ in range(int(90 / world.dt)):
         world.step()
     assert len(world.travel_times) >= 8 and not [e for e in world.events if e.kind == "collision"]
+
+
+@needs_sumo
+def test_the_trace_and_the_renderer_draw_junctions_and_a_signal_head_per_link():
+    from envs.render import Renderer
+    from envs.trace import network_geometry
+
+    world = World(load_scenario(str(GAME / "cross.sumocfg"), {"ego.controlled": 0}))
+    geometry = network_geometry(world.network)
+    heads = geometry["signal_heads"]
+    assert geometry["junctions"] and len(heads) == 12  # cross: one light with 12 links
+    assert {h["group"] for h in heads} == set(range(world.network.signal_groups))
+    assert len({tuple(h["at"]) for h in heads}) == len(heads)  # the heads of one lane's links stand apart
+    image = Renderer(world.network, world.config.render).render(world.snapshot())
+    assert image.shape == (world.config.render.height_px, world.config.render.width_px, 3)

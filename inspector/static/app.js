@@ -342,6 +342,7 @@
       ctx.strokeStyle = ASPHALT;
       ctx.lineWidth = px;
       for (const lane of net.lanes || []) { pathPoly(ctx, lane.outline); ctx.fill(); ctx.stroke(); }
+      for (const shape of net.junctions || []) { pathPoly(ctx, shape); ctx.fill(); ctx.stroke(); }  // imported networks
       ctx.strokeStyle = 'rgba(255,255,255,0.10)';
       for (const lane of net.lanes || []) { pathPoly(ctx, lane.outline); ctx.stroke(); }
       // stop lines: white bar across the lane end
@@ -458,6 +459,11 @@
       const st = groups[lane.signal_group];
       ctx.fillStyle = st == null || sig.dark ? '#777' : (SIGNAL_COLOURS[sNames[st]] || '#777');  // grey: dark heads
       ctx.beginPath(); ctx.arc(lane.stop_line[0], lane.stop_line[1], r, 0, 2 * Math.PI); ctx.fill(); ctx.stroke();
+    }
+    for (const head of net.signal_heads || []) {  // imported networks: one head per signalised link
+      const st = groups[head.group];
+      ctx.fillStyle = st == null || sig.dark ? '#777' : (SIGNAL_COLOURS[sNames[st]] || '#777');
+      ctx.beginPath(); ctx.arc(head.at[0], head.at[1], 0.7 * r, 0, 2 * Math.PI); ctx.fill(); ctx.stroke();
     }
   }
 
