@@ -144,3 +144,26 @@ def test_live_mode_steps_interviews_and_forks_a_second_future(browser, tmp_path)
     finally:
         server.shutdown()
         twin.close()
+
+
+def test_a_run_on_a_sumo_network_plays_with_its_junctions_and_signal_heads(browser, tmp_path):
+    """A recorded run of SUMO's `cross` (junction outlines and a head per signalised link in
+    the trace) loads with no console error and plays."""
+    from envs.roads.sumo import shipped_scenarios
+
+    game = shipped_scenarios()
+    if game is None:
+        pytest.skip("the eclipse-sumo wheel is not installed (pip install -e '.[sumo]')")
+    simulate(str(game / "cross.sumocfg"), minutes=0.5, out=tmp_path, humans="off")
+    server, url = serve(RecordedRun(tmp_path))
+    try:
+        wait_ready(browser, url)
+        assert browser.find_element(By.ID, "scenario").text.startswith("cross")
+        net = browser.execute_script("return window.inspector && window.inspector.header ? "
+                                     "window.inspector.header.network : null")
+        if net is not None:
+            assert net["junctions"] and net["signal_heads"]
+        errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+        assert not errors, errors
+    finally:
+        server.shutdown()
