@@ -347,3 +347,41 @@ def test_the_trace_and_the_renderer_draw_junctions_and_a_signal_head_per_link():
     assert len({tuple(h["at"]) for h in heads}) == len(heads)  # the heads of one lane's links stand apart
     image = Renderer(world.network, world.config.render).render(world.snapshot())
     assert image.shape == (world.config.render.height_px, world.config.render.width_px, 3)
+
+
+@needs_sumo
+def test_detectors_count_the_vehicles_that_pass_and_write_a_csv(tmp_path):
+    """An induction loop and a lane-area detector from an additional file: the loop counts
+    every vehicle that passes it (a flow of 10, one lane, no overtaking), at about the speed
+    they drive; the area sees vehicles on it; simulate writes detectors.csv. A detector on a
+    lane the network lacks is an error naming the file and the element."""
+    import csv
+
+    (tmp_path / "c.nod.xml").write_text('<nodes><node id="A" x="0" y="0"/><node id="B" x="200" y="0" type="priority"/>'
+                                        '<node id="C" x="400" y="0"/></nodes>')
+    (tmp_path / "c.edg.xml").write_text('<edges><edge id="AB" from="A" to="B" numLanes="1" speed="13.89"/>'
+                                        '<edge id="BC" from="B" to="C" numLanes="1" speed="13.89"/></edges>')
+    (tmp_path / "c.rou.xml").write_text('<routes><flow id="f" begin="0" number="10" period="5" from="AB" to="BC" '
+                                        'departSpeed="max"/></routes>')
+    (tmp_path / "d.add.xml").write_text('<additional><inductionLoop id="loop" lane="BC_0" pos="100" period="60" '
+                                        'file="x.xml"/><laneAreaDetector id="area" lane="AB_0" pos="20" '
+                                        'endPos="150" period="60" file="y.xml"/></additional>')
+    net = tmp_path / "c.net.xml"
+    sumo.run_program("netconvert", ["--node-files", str(tmp_path / "c.nod.xml"), "--edge-files",
+                                    str(tmp_path / "c.edg.xml"), "-o", str(net)], "chain", net)
+    scenario = tmp_path / "chain.yaml"
+    scenario.write_text("name: chain\nduration_s: 120\nego: {controlled: 0}\nnetwork: {kind: sumo, net_file: c.net.xml, "
+                        "route_files: [c.rou.xml], additional_files: [d.add.xml]}\n")
+    from twin.run import simulate
+
+    summary = simulate(scenario, out=tmp_path / "run", humans="off")
+    rows = list(csv.DictReader((tmp_path / "run" / "detectors.csv").open()))
+    loop = [r for r in rows if r["id"] == "loop"]
+    assert sum(int(r["vehicles"]) for r in loop) == 10 and summary["detectors"] == 2
+    speeds = [float(r["speed_mps"]) for r in loop if r["speed_mps"]]
+    assert speeds and all(10.0 < s < 15.0 for s in speeds)
+    area = [r for r in rows if r["id"] == "area"]
+    assert area and float(area[0]["mean_vehicles"]) > 0 and float(area[0]["occupancy_pct"]) > 0
+    (tmp_path / "bad.add.xml").write_text('<additional><inductionLoop id="x" lane="nowhere_0" pos="1"/></additional>')
+    with pytest.raises(sumo.SumoInputError, match="bad.add.xml.*inductionLoop id='x'.*not in the network"):
+        sumo.read_detectors(tmp_path / "bad.add.xml", sumo.read_network(net))

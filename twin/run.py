@@ -170,6 +170,9 @@ class ScenarioRun:
                 fh.write(json.dumps({"kind": e.kind, "time_s": round(e.time, 3), "actors": list(e.actors),
                                      "x_m": round(e.x, 2), "y_m": round(e.y, 2),
                                      **({"cause": e.cause} if e.cause else {})}) + "\n")
+        if world.detectors is not None:  # imported networks with SUMO detectors: a row per detector and period
+            world.detectors.flush(world.time)
+            write_detector_rows(out / DETECTORS_FILE, world.detectors.rows)
         with (out / "hazards.jsonl").open("w") as fh:
             for h in sorted(supervisor.events, key=lambda h: (h.start_s, h.kind, h.actors)):
                 fh.write(json.dumps(h.to_dict()) + "\n")
@@ -206,6 +209,8 @@ class ScenarioRun:
             "violations": dict(sorted(Counter(h.kind for h in supervisor.events if h.category == "violation").items())),
             "anomalies": dict(sorted(Counter(h.kind for h in supervisor.events if h.category == "anomaly").items())),
             "alerts": len(supervisor.alerts),
+            **({"detectors": len(world.detectors.specs), "detector_rows": len(world.detectors.rows)}
+               if world.detectors is not None else {}),
             "supervisor_s": round(supervisor.seconds, 2),
             "faults": world.faults.log,
             "faults_never_started": [f.kind for f in world.faults.unstarted  # those whose time came
@@ -304,6 +309,23 @@ def simulate(
             table.add_row(key, str(value))
     console.print(table)
     return summary
+
+
+DETECTORS_FILE = "detectors.csv"
+DETECTOR_COLUMNS = ("id", "kind", "begin_s", "end_s", "vehicles", "flow_veh_h", "mean_vehicles", "speed_mps",
+                    "occupancy_pct", "mean_halting")
+
+
+def write_detector_rows(path: Path, rows: list[dict[str, Any]]) -> None:
+    """The detectors' rows as CSV (``DETECTOR_COLUMNS``; a loop leaves the area's columns empty
+    and the other way round)."""
+    import csv
+
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=DETECTOR_COLUMNS, restval="")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
 
 
 def with_humans(config: ScenarioConfig, humans: str) -> ScenarioConfig:

@@ -29,8 +29,9 @@ import numpy as np
 from envs.actors import ROUTE_END
 from envs.geometry import Path
 from envs.network import Lane, Network
-from envs.roads.model import Demand, Departure, Link, RoadNetwork, VehicleType
+from envs.roads.model import Demand, Departure, Detector, Link, RoadNetwork, VehicleType
 from envs.world.demand import Trip
+from envs.world.detectors import DetectorSpec
 from envs.world.signals import Program
 
 if TYPE_CHECKING:
@@ -56,7 +57,8 @@ class Built:
 
 
 def twin_network(road: RoadNetwork, demand: Demand | None = None, begin_s: float = 0.0,
-                 drivers: dict[str, float] | None = None, random_factor: float = 1.0) -> Built:
+                 drivers: dict[str, float] | None = None, random_factor: float = 1.0,
+                 detectors: list[Detector] | tuple = ()) -> Built:
     """The twin network of ``road`` with the trips of ``demand`` departing from ``begin_s`` [s]
     on (time 0 of the world is ``begin_s``)."""
     edges: list[Path] = []
@@ -162,6 +164,15 @@ def twin_network(road: RoadNetwork, demand: Demand | None = None, begin_s: float
                       signal_programs=programs, route_key_count=route_key_count, edge_names=names,
                       junction_shapes=shapes)
     built = Built(network=network, lane_of=lane_of, edge_of=edge_of)
+    for det in detectors:  # SUMO's positions along the lane's own length, as stations of the twin lane
+        if det.lane not in lane_of:
+            log.warning("detector %r: lane %r carries no vehicles the twin drives; left out", det.id, det.lane)
+            continue
+        twin = lanes[lane_of[det.lane]]
+        scale = (twin.s_to - twin.s_from) / max(road.lanes[det.lane].length, 1e-6)
+        network.detectors.append(DetectorSpec(id=det.id, kind=det.kind, lane=lane_of[det.lane],
+                                              s_from=twin.s_from + det.pos * scale,
+                                              s_to=twin.s_from + det.end_pos * scale, period_s=det.period_s))
     if demand is not None:
         network.trips = _trips(road, demand, built, moves, normal_edges, begin_s, drivers or {}, random_factor)
     return built
@@ -354,17 +365,19 @@ def from_scenario(network: "SumoNetwork", config: "WorldConfig") -> Network:
         begin, random_factor = cfg.begin_s, cfg.random_factor
     if network.begin_s is not None:
         begin = network.begin_s
-    road, sumolib_net = sumo.read_network_and_sumolib(net_file, [a for a in additional if _has_programs(a)])
+    road, sumolib_net = sumo.read_network_and_sumolib(net_file, [a for a in additional if _has(a, "<tlLogic")])
     demand = sumo.read_routes(routes, road, sumolib_net) if routes else None
+    detectors = [d for a in additional if _has(a, "Detector") or _has(a, "inductionLoop")
+                 for d in sumo.read_detectors(a, road)]
     for note in road.unsupported + (demand.unsupported if demand else []):
         log.warning("%s: %s", road.source, note)
-    return twin_network(road, demand, begin, random_factor=random_factor).network
+    return twin_network(road, demand, begin, random_factor=random_factor, detectors=detectors).network
 
 
-def _has_programs(path: str) -> bool:
-    """Whether an additional file holds ``<tlLogic>`` programs (others, e.g. detectors, are not read yet)."""
+def _has(path: str, text: str) -> bool:
+    """Whether an additional file mentions ``text`` (``<tlLogic``: programs; detectors)."""
     try:
         with open(path, encoding="utf-8", errors="replace") as fh:
-            return "<tlLogic" in fh.read()
+            return text in fh.read()
     except OSError:
         return True  # let the reader name the problem

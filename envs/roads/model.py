@@ -210,6 +210,21 @@ class RoadNetwork:
 
 
 @dataclass
+class Detector:
+    """A SUMO detector on ``lane``: an induction loop at ``pos`` [m] from the lane's start
+    (``kind="loop"``, SUMO's ``inductionLoop`` / ``e1Detector``) or a lane-area detector from
+    ``pos`` to ``end_pos`` [m] (``kind="area"``, ``laneAreaDetector`` / ``e2Detector``),
+    aggregated every ``period_s`` [s]."""
+
+    id: str
+    kind: str
+    lane: str
+    pos: float
+    end_pos: float
+    period_s: float
+
+
+@dataclass
 class VehicleType:
     """A SUMO ``vType``: class, size [m], limits [m/s, m/s²] and car-following parameters."""
 

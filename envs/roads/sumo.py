@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from envs.roads.model import (INTERNAL, Demand, Departure, Junction, Link, Phase, RoadEdge, RoadLane, RoadNetwork,
-                              SignalProgram, VehicleType)
+from envs.roads.model import (INTERNAL, Demand, Departure, Detector, Junction, Link, Phase, RoadEdge, RoadLane,
+                              RoadNetwork, SignalProgram, VehicleType)
 
 # junction types the twin's road model is built for; others are listed as unsupported
 JUNCTION_TYPES = {"traffic_light", "traffic_light_unregulated", "priority", "priority_stop", "right_before_left",
@@ -272,6 +272,48 @@ def read_signal_programs(path: str | Path, known: set[str]) -> dict[str, SignalP
         programs[tls] = SignalProgram(tls=tls, program=element.get("programID", "0"),
                                       type=element.get("type", "static"), offset=offset, phases=phases)
     return programs
+
+
+# ---- detectors ----------------------------------------------------------------------------------
+LOOP_TAGS = ("inductionLoop", "e1Detector")
+AREA_TAGS = ("laneAreaDetector", "e2Detector")
+
+
+def read_detectors(path: str | Path, network: RoadNetwork) -> list[Detector]:
+    """The induction loops and lane-area detectors of an additional file; a lane the network
+    lacks, a position off the lane or a period that is not a positive time is an error."""
+    path = _existing(path, "additional file")
+    found = []
+    for element in _xml(path):
+        if element.tag not in LOOP_TAGS + AREA_TAGS:
+            continue
+        ident, lane_id = element.get("id", ""), element.get("lane", "")
+        where = f"{path}: <{element.tag} id={ident!r}>"
+        lane = network.lanes.get(lane_id)
+        if lane is None:
+            raise SumoInputError(f"{where}: lane {lane_id!r} is not in the network")
+        try:
+            period = float(element.get("period") or element.get("freq") or 900.0)
+            pos = float(element.get("pos", 0.0))
+            pos = lane.length + pos if pos < 0 else pos
+            if element.tag in AREA_TAGS:
+                if element.get("endPos") is not None:
+                    end = float(element.get("endPos", 0.0))
+                    end = lane.length + end if end < 0 else end
+                else:
+                    end = pos + float(element.get("length", lane.length - pos))
+            else:
+                end = pos
+        except ValueError:
+            raise SumoInputError(f"{where}: pos, endPos, length and period must be numbers") from None
+        if period <= 0:
+            raise SumoInputError(f"{where}: period={period:g} is not a positive time in seconds")
+        if not (0.0 <= pos <= end <= lane.length + 0.01):
+            raise SumoInputError(f"{where}: positions {pos:g} to {end:g} m are off lane {lane_id!r} "
+                                 f"({lane.length:.1f} m)")
+        found.append(Detector(id=ident, kind="area" if element.tag in AREA_TAGS else "loop", lane=lane_id, pos=pos,
+                              end_pos=end, period_s=period))
+    return found
 
 
 # ---- demand -------------------------------------------------------------------------------------

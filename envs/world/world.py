@@ -43,6 +43,7 @@ from envs.network import Network
 from envs.scenario import FRICTION_RANGE, WorldConfig, Spread
 from envs.state import WorldState
 from envs.world import collisions, demand, lane_change, pedestrians
+from envs.world.detectors import DetectorBank
 from envs.world.events import WorldEvent
 from envs.world.signals import PHASE_SUFFIXES, ProgramPlan, SignalPlan  # noqa: F401  (PHASE_SUFFIXES: re-exported)
 
@@ -135,6 +136,7 @@ class World:
         self.arrivals = demand.Arrivals(self.network, config.demand, self.rng)
         self.routes = demand.Routes(self.network)  # routes longer than the vehicles' route columns
         self.schedule = demand.Schedule(self.network, config.demand, self.rng) if self.network.trips else None
+        self.detectors = DetectorBank(self.network.detectors) if self.network.detectors else None
         # [m/s] the limit in force per lane: the posted one (network.lane_speed_limit), or a lower variable limit
         self.lane_speed_limit = self.network.lane_speed_limit.copy()
         self.variable_speed_limit: float | None = None  # [m/s] set by an operator
@@ -283,7 +285,10 @@ class World:
         pedestrians.decide(self, dt)
         self._longitudinal(dt)
         lane_change.decide(self, dt)
+        before = (self.vehicles.id.copy(), self.vehicles.lane.copy(), self.vehicles.s.copy()) if self.detectors else None
         self._integrate_vehicles(dt)
+        if before is not None:
+            self.detectors.measure(self, dt, *before)
         if self.has_links:  # across a junction a vehicle follows its link's drawn path (SUMO's internal lane)
             self._keep_on_links()
         if self.routes.active:
