@@ -385,3 +385,21 @@ def test_detectors_count_the_vehicles_that_pass_and_write_a_csv(tmp_path):
     (tmp_path / "bad.add.xml").write_text('<additional><inductionLoop id="x" lane="nowhere_0" pos="1"/></additional>')
     with pytest.raises(sumo.SumoInputError, match="bad.add.xml.*inductionLoop id='x'.*not in the network"):
         sumo.read_detectors(tmp_path / "bad.add.xml", sumo.read_network(net))
+
+
+@needs_sumo
+def test_faults_select_their_actors_on_an_imported_network(tmp_path):
+    """The scenario's faults: on a SUMO network work as on the layouts: actor faults pick
+    their vehicle by the same rules, a dark signal switches every light off, and the
+    supervisor flags the sensor that dropped out."""
+    from twin.run import simulate
+
+    faults = [{"kind": "brake_failure", "at_s": 20, "actor": "approaching_stop"},
+              {"kind": "sensor_dropout", "at_s": 25, "actor": "fastest", "duration_s": 10},
+              {"kind": "signal_dark", "at_s": 40, "duration_s": 20}]
+    summary = simulate(str(GAME / "grid6.sumocfg"), minutes=1.5, out=tmp_path, humans="off",
+                       overrides={"faults": faults})
+    assert summary["faults_never_started"] == []
+    started = {f["kind"]: f for f in summary["faults"]}
+    assert started["brake_failure"]["actors"] and started["sensor_dropout"]["actors"]
+    assert started["signal_dark"]["start_s"] == 40.0 and summary["anomalies"].get("sensor", 0) >= 1
