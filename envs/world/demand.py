@@ -319,7 +319,7 @@ class Schedule:
         length, min_gap = trip.size["length"], trip.params.get("min_gap", 2.5)
         headway, b = trip.params.get("headway", 1.0), trip.size.get("b_comf", 2.5)
         for lane in lanes:
-            for s0 in self._positions(net, lane, length, trip.depart_pos):
+            for s0 in self._positions(world, lane, length, trip.depart_pos, trip):
                 limit = min(world.speed_limit_at(lane, s0) * trip.params.get("speed_factor", 1.0), trip.size["v_max"])
                 v = {"max": limit, "desired": limit, "speedLimit": limit, "avg": 0.5 * limit,
                      "random": float(self.rng.uniform(0.0, limit))}.get(trip.depart_speed)
@@ -372,12 +372,22 @@ class Schedule:
         world.departed_at[vid] = (world.time, trip.name)
         return vid
 
-    def _positions(self, net: Network, lane: int, length: float, depart_pos: str) -> list[float]:
+    def _positions(self, world: "World", lane: int, length: float, depart_pos: str, trip: Trip) -> list[float]:
         """Stations [m] of a departing vehicle's centre to try on ``lane``, as SUMO's departPos
-        says: the lane's start (base), a random place (random), a few random places (free,
+        says: the lane's start (base), close behind the lane's last vehicle (last), a random
+        place (random), a few random places (free,
         random_free), or its front that many metres from the start (negative: from the end)."""
+        net, veh = world.network, world.vehicles
         lo, hi = net.lane_s_from[lane] + 0.5 * length, max(net.lane_s_to[lane] - 0.5 * length - 1.0,
                                                            net.lane_s_from[lane] + 0.5 * length)
+        if depart_pos == "last":  # as close behind the lane's last vehicle as its speed allows (else: base)
+            on = np.flatnonzero(veh.lane == lane)
+            if not len(on):
+                return [lo]
+            last = on[np.argmin(veh.s[on])]
+            v = min(world.speed_limit_at(lane, lo), trip.size["v_max"])
+            room = trip.params.get("min_gap", 2.5) + INSERT_MARGIN_M + v * trip.params.get("headway", 1.0)
+            return [float(min(max(veh.s[last] - 0.5 * (veh.length[last] + length) - room, lo), hi))]
         if depart_pos == "random":
             return [float(self.rng.uniform(lo, hi))]
         if depart_pos in ("free", "random_free"):
