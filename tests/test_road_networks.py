@@ -314,19 +314,26 @@ def test_signal_control_drives_any_traffic_light_of_an_imported_network_through_
     assert len(other_phases) > 1 and not [e for e in env.world.events if e.kind == "collision"]
 
 
+def chain_network(folder: Path, flow: str) -> Path:
+    """A one-way road A-B-C (two 200 m edges, one lane, 50 km/h) through a priority
+    junction, built by netconvert into ``folder``, with a flow of ``flow``'s attributes in
+    ``c.rou.xml``; returns the network file."""
+    (folder / "c.nod.xml").write_text('<nodes><node id="A" x="0" y="0"/><node id="B" x="200" y="0" type="priority"/>'
+                                      '<node id="C" x="400" y="0"/></nodes>')
+    (folder / "c.edg.xml").write_text('<edges><edge id="AB" from="A" to="B" numLanes="1" speed="13.89"/>'
+                                      '<edge id="BC" from="B" to="C" numLanes="1" speed="13.89"/></edges>')
+    (folder / "c.rou.xml").write_text(f'<routes><flow id="f" {flow} from="AB" to="BC" departSpeed="max"/></routes>')
+    net = folder / "c.net.xml"
+    sumo.run_program("netconvert", ["--node-files", str(folder / "c.nod.xml"), "--edge-files",
+                                    str(folder / "c.edg.xml"), "-o", str(net)], "chain", net)
+    return net
+
+
 @needs_sumo
 def test_a_network_with_no_conflicts_and_no_lights_drives(tmp_path):
     """A plain road through a priority junction (no foes, no traffic light): vehicles drive
     through it and arrive."""
-    (tmp_path / "c.nod.xml").write_text('<nodes><node id="A" x="0" y="0"/><node id="B" x="200" y="0" type="priority"/>'
-                                        '<node id="C" x="400" y="0"/></nodes>')
-    (tmp_path / "c.edg.xml").write_text('<edges><edge id="AB" from="A" to="B" numLanes="1" speed="13.89"/>'
-                                        '<edge id="BC" from="B" to="C" numLanes="1" speed="13.89"/></edges>')
-    (tmp_path / "c.rou.xml").write_text('<routes><flow id="f" begin="0" end="60" period="6" from="AB" to="BC" '
-                                        'departSpeed="max"/></routes>')
-    net = tmp_path / "c.net.xml"
-    sumo.run_program("netconvert", ["--node-files", str(tmp_path / "c.nod.xml"), "--edge-files",
-                                    str(tmp_path / "c.edg.xml"), "-o", str(net)], "chain", net)
+    net = chain_network(tmp_path, 'begin="0" end="60" period="6"')
     world = World(load_scenario({"name": "chain", "ego": {"controlled": 0}, "network": {
         "kind": "sumo", "net_file": str(net), "route_files": [str(tmp_path / "c.rou.xml")]}}))
     for _ in range(int(90 / world.dt)):
@@ -357,18 +364,10 @@ def test_detectors_count_the_vehicles_that_pass_and_write_a_csv(tmp_path):
     lane the network lacks is an error naming the file and the element."""
     import csv
 
-    (tmp_path / "c.nod.xml").write_text('<nodes><node id="A" x="0" y="0"/><node id="B" x="200" y="0" type="priority"/>'
-                                        '<node id="C" x="400" y="0"/></nodes>')
-    (tmp_path / "c.edg.xml").write_text('<edges><edge id="AB" from="A" to="B" numLanes="1" speed="13.89"/>'
-                                        '<edge id="BC" from="B" to="C" numLanes="1" speed="13.89"/></edges>')
-    (tmp_path / "c.rou.xml").write_text('<routes><flow id="f" begin="0" number="10" period="5" from="AB" to="BC" '
-                                        'departSpeed="max"/></routes>')
+    net = chain_network(tmp_path, 'begin="0" number="10" period="5"')
     (tmp_path / "d.add.xml").write_text('<additional><inductionLoop id="loop" lane="BC_0" pos="100" period="60" '
                                         'file="x.xml"/><laneAreaDetector id="area" lane="AB_0" pos="20" '
                                         'endPos="150" period="60" file="y.xml"/></additional>')
-    net = tmp_path / "c.net.xml"
-    sumo.run_program("netconvert", ["--node-files", str(tmp_path / "c.nod.xml"), "--edge-files",
-                                    str(tmp_path / "c.edg.xml"), "-o", str(net)], "chain", net)
     scenario = tmp_path / "chain.yaml"
     scenario.write_text("name: chain\nduration_s: 120\nego: {controlled: 0}\nnetwork: {kind: sumo, net_file: c.net.xml, "
                         "route_files: [c.rou.xml], additional_files: [d.add.xml]}\n")
