@@ -679,7 +679,7 @@ def integrate(dt, lane, target_lane, s, d, psi, v, a, steer, kappa, wheelbase, l
                                      lane_edge)
         if nxt >= 0:  # hand over to the next lane (of its route), and move the route on
             lost = route[i, 0] > 0 and lane_edge[nxt] != route[i, 0] - 1
-            if nxt >= 0 and entry_group[nxt] >= 0 and group_state.shape[0] > 0 and group_state[entry_group[nxt]] == RED:
+            if entry_group[nxt] >= 0 and group_state.shape[0] > 0 and group_state[entry_group[nxt]] == RED:
                 ran_red[i] = True
             s[i] = station + s[i] - lane_s_to[ln]
             d[i] = d[i] - lane_offset[ln] + lane_offset[nxt]

@@ -244,7 +244,7 @@ class Network:
         n = len(self.lanes)
         conflicts = np.zeros((n, n), dtype=bool)
         junction = sorted({ln.next for ln in self.lanes if ln.signal_group >= 0 and ln.next >= 0})
-        lines = {j: _resample(self.lane_polyline(j), 0.5) for j in junction}
+        lines = {j: resample(self.lane_polyline(j), 0.5) for j in junction}
         for a in junction:
             for b in junction:
                 if a < b:
@@ -276,10 +276,7 @@ class Network:
         self.lane_link_from = np.full(len(self.lanes), -1, dtype=np.int64)  # per link: the lane it leaves
         for link, lane in from_lane.items():
             self.lane_link_from[link] = lane
-        into: dict[int, list[int]] = {}
-        for link in links.tolist():
-            into.setdefault(int(self.lane_next[link]), []).append(link)
-        self.link_in_ptr, self.link_in = _compressed(into, len(self.lanes))  # the links entering each lane
+        self.link_in_ptr, self.link_in = _compressed(by_to, len(self.lanes))  # the links entering each lane
         self.link_peer_ptr, self.link_peer = _compressed({k: [o for o, _ in v] for k, v in peers.items()}, len(self.lanes))
         _, merges_flat = _compressed({k: [int(m) for _, m in v] for k, v in peers.items()}, len(self.lanes))
         self.link_peer_merges = merges_flat.astype(bool)
@@ -405,7 +402,7 @@ def _inside_convex(poly: np.ndarray, px: np.ndarray, py: np.ndarray) -> np.ndarr
     return np.all(signs >= 0, axis=0) | np.all(signs <= 0, axis=0)
 
 
-def _resample(points: np.ndarray, step: float) -> np.ndarray:
+def resample(points: np.ndarray, step: float) -> np.ndarray:
     """The polyline ``points`` resampled every ``step`` [m] of arc length."""
     seg = np.hypot(*np.diff(points, axis=0).T)
     s = np.concatenate([[0.0], np.cumsum(seg)])

@@ -28,7 +28,7 @@ import numpy as np
 
 from envs.actors import ROUTE_END
 from envs.geometry import Path
-from envs.network import Lane, Network
+from envs.network import Lane, Network, resample
 from envs.roads.model import Demand, Departure, Detector, Link, RoadNetwork, VehicleType
 from envs.world.demand import Trip
 from envs.world.detectors import DetectorSpec
@@ -184,12 +184,8 @@ def _geometric_foes(members: list[tuple[int, int, int]], edges: list[Path], lane
     links whose centre lines come within ``FOE_CLEARANCE_M`` of each other (links leaving or
     entering the same lane excepted: drivers follow each other there); of two crossing links
     the later one yields, so that two vehicles never enter together."""
-    lines = {}
-    for link, _, _ in members:
-        ln = lanes[link]
-        path = edges[ln.edge]
-        ss = np.linspace(0.0, path.length, max(2, int(path.length) + 1))
-        lines[link] = np.stack([np.interp(ss, path.s, path.x), np.interp(ss, path.s, path.y)], 1)
+    lines = {link: resample(np.stack([edges[lanes[link].edge].x, edges[lanes[link].edge].y], 1), 1.0)
+             for link, _, _ in members}
     for k, (a, a_from, a_to) in enumerate(members):
         for b, b_from, b_to in members[k + 1:]:
             if a_from == b_from or a_to == b_to:

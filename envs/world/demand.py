@@ -270,10 +270,6 @@ class Schedule:
         self.left = np.array([t.count if t.probability is None else np.iinfo(np.int64).max for t in self.trips])
         self.waiting: dict[tuple[int, ...], list[int]] = {}  # first-edge lanes -> trips due, oldest first
         self.rng = rng
-        self.incoming: dict[int, list[int]] = {}
-        for lane in range(len(network.lanes)):
-            for k in range(network.lane_turn_ptr[lane], network.lane_turn_ptr[lane + 1]):
-                self.incoming.setdefault(int(network.lane_turn[k]), []).append(lane)
 
     @property
     def backlog(self) -> int:
@@ -421,7 +417,7 @@ class Schedule:
             if gap < veh.min_gap[k] + veh.v[k] * veh.headway[k] + INSERT_MARGIN_M:
                 return False
             return True
-        for before in self.incoming.get(lane, []):
+        for before in net.link_in[net.link_in_ptr[lane]:net.link_in_ptr[lane + 1]]:
             _, j = _around(veh, net, before, net.lane_s_to[before] + 1e4)
             if j < 0:
                 continue

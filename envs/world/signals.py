@@ -120,7 +120,8 @@ class ProgramPlan:
         self.group_permissive = np.zeros(groups, dtype=bool)
         self.crossing_signal = np.full(network.pedestrian_signals, DONT_WALK, dtype=np.int64)
         self._link_minor = network.lane_minor
-        self._link_group = network.lane_entry_group
+        self._signalled = np.flatnonzero(network.lane_entry_group >= 0)  # links a light controls
+        self._signalled_group = network.lane_entry_group[self._signalled]
         self._yield = network.lane_minor.copy()
         self.stuck = self.dark = self.manual = False
         self.base = [np.array(p.durations, float) for p in self.programs]
@@ -190,10 +191,9 @@ class ProgramPlan:
 
     def must_yield(self) -> np.ndarray:
         """Per lane: a junction link that yields now (a minor link, or a permissive or dark signal)."""
-        signalled = self._link_group >= 0
-        if not signalled.any():
+        if not len(self._signalled):
             return self._link_minor
-        self._yield[signalled] = self.group_permissive[self._link_group[signalled]]
+        self._yield[self._signalled] = self.group_permissive[self._signalled_group]
         return self._yield
 
     def set_interval(self, index: int, elapsed_s: float = 0.0) -> None:
@@ -221,6 +221,6 @@ class ProgramPlan:
     def retime(self, green_factor: float = 1.0, pedestrian_factor: float = 1.0) -> None:
         """Scale the phases that show a green (and no amber) by ``green_factor``; others keep theirs."""
         for k, program in enumerate(self.programs):
-            green = np.array([("G" in st or "g" in st) and "y" not in st.lower() for st in program.states])
+            green = np.isin(np.arange(len(program.states)), self.green_phases(k))
             self.program_durations[k] = np.where(green, np.maximum(self.base[k] * green_factor,
                                                                    np.minimum(self.base[k], MIN_GREEN_S)), self.base[k])

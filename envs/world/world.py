@@ -59,7 +59,7 @@ YIELD_GAP_MARGIN_S = 1.0  # [s] a yielding driver goes when it clears the link t
 STANDING_MPS = 0.1  # [m/s] a vehicle slower than this stands
 STUCK_REPORT_S = 300.0  # [s] a vehicle standing this long is reported stuck (SUMO's time-to-teleport)
 GIVE_UP_WAITING_S = 20.0  # [s] a driver standing at a lane's end for a lane change gives up after this and drives on
-WAITING_NEAR_END_M = 10.0  # [m] beyond the merge room: where a driver's wait for a lane change counts  # [s] a driver standing at a lane's end for a lane change gives up after this and drives on
+WAITING_NEAR_END_M = 10.0  # [m] beyond the merge room: where a driver's wait for a lane change counts
 COURTESY_REACH_M = 60.0  # [m] a slow driver this near the end of a lane it must leave gets a gap made...
 COURTESY_SLOW_MPS = 3.0  # [m/s] ...when slower than this...
 COURTESY_ROOM_M = 3.0  # [m] ...by the follower in the target lane stopping this far behind it
@@ -122,10 +122,10 @@ class World:
         self._no_lanes = np.zeros(len(self.network.lanes), dtype=bool)
         self.has_links = bool(self.network.lane_is_link.any())  # an imported network: junction links, trips
         self.changes_needed = np.zeros(0, dtype=np.int64)  # per vehicle (imported networks): lane changes its route needs
-        self._waiting_since: dict[int, float] = {}
+        self._waiting_since: dict[int, float] = {}  # vehicle id -> since when [s] it waits for a lane change
         self.departed_at: dict[int, tuple[float, str]] = {}  # vehicle id -> when [s] it departed, on which trip
         self.travel_times: list[float] = []  # [s] of the trips that arrived
-        self.travel_trips: list[str] = []  # the trip (vehicle or flow id) of each of them  # vehicle id -> since when [s] it waits for a lane change
+        self.travel_trips: list[str] = []  # the trip (vehicle or flow id) of each of them
         self._curve_speed = np.sqrt(LATERAL_COMFORT / np.maximum(self.network.lane_max_curvature, 1e-6))
         self.time = 0.0
         self.vehicles = Vehicles()
@@ -141,8 +141,7 @@ class World:
         self.lane_speed_limit = self.network.lane_speed_limit.copy()
         self.variable_speed_limit: float | None = None  # [m/s] set by an operator
         self.lane_closed = np.zeros(len(self.network.lanes), dtype=bool)
-        net = self.network
-        self.signals = ProgramPlan(net) if net.lane_is_link.any() or net.signal_programs else SignalPlan(net)
+        self.signals = ProgramPlan(self.network) if self.has_links else SignalPlan(self.network)
         self.group_state = self.signals.group_state  # [per signal group] GREEN / AMBER / RED now (the plan's array)
         self.crossing_signal = self.signals.crossing_signal  # [per pedestrian head] WALK / FLASHING / DONT_WALK
         self.occupied = np.zeros(len(self.network.crossings), dtype=bool)
@@ -445,7 +444,7 @@ class World:
                                       net.lane_signal_group, net.lane_s_to, net.lane_dead_end, self.group_state,
                                       zone_distance, net.zone_crossing, self.occupied, STOP_MARGIN, veh.amber_decel,
                                       AMBER_STOP_DECEL, next_lane, self.junction_busy(), MERGE_ROOM)
-        if net.lane_is_link.any() and len(veh):  # junction links: signals, foes on them, yielding
+        if self.has_links and len(veh):  # junction links: signals, foes on them, yielding
             half = 0.5 * veh.length
             arrival, occupied = kernels.link_arrivals(hop_lane, hop_s, half, veh.v, net.lane_s_from,
                                                       net.lane_is_link)
@@ -474,7 +473,7 @@ class World:
     def junction_busy(self) -> np.ndarray:
         """Per lane: a junction lane that crosses one a vehicle is on now (drivers wait for it to clear)."""
         net = self.network
-        if not len(self.group_state) or net.link_foes:  # (general networks: the junction links' foes, in stop_distance)
+        if not len(self.group_state) or self.has_links:  # (imported networks: the links' foes, in stop_distance)
             return self._no_lanes
         used = np.zeros(len(net.lanes), dtype=bool)
         used[self.vehicles.lane] = True
