@@ -132,6 +132,8 @@ class Vehicles(ActorArrays):
         "min_gap": (F, ()),  # [m] IDM standstill gap
         "politeness": (F, ()),  # MOBIL politeness factor
         "reaction_time": (F, ()),  # [s] lag of the acceleration response
+        "krauss": (B, ()),  # follows SUMO's Krauss model (an imported vType's default) instead of IDM
+        "sigma": (F, ()),  # Krauss' driver imperfection (dawdling) in [0, 1]
         "compliance": (F, ()),  # probability of obeying a red signal
         "runs_red": (B, ()),  # drawn from compliance at spawn
         "amber_decel": (F, ()),  # [m/s^2] stops at amber if it can within this deceleration

@@ -34,6 +34,54 @@ def idm(v, v0, headway, min_gap, a_max, b_comf, gap, v_lead):
     return a_max * (1.0 - (v / np.maximum(v0, 1e-3)) ** IDM_DELTA - (s_star / np.maximum(gap, 0.05)) ** 2)
 
 
+LANE_END_TAU_S = 1.0  # [s] reaction time of the safe-speed approach to a lane's end (Krauss' tau)
+
+
+@njit(cache=True)
+def safe_speed(distance: float, b: float, tau: float) -> float:
+    """The fastest speed [m/s] from which a driver still stops within ``distance`` [m],
+    braking at ``b`` [m/s^2] after reacting for ``tau`` [s] (Gipps; SUMO's Krauss model)."""
+    bt = b * tau
+    return -bt + math.sqrt(bt * bt + 2.0 * b * max(distance, 0.0))
+
+
+@njit(cache=True)
+def lane_end_approach(v: float, distance: float, b_comf: float) -> float:
+    """Acceleration [m/s^2] toward the safe speed (Gipps, Krauss) that still stops, braking at
+    ``b_comf`` [m/s^2] after a reaction of ``LANE_END_TAU_S``, ``distance`` [m] ahead: how a
+    driver nears the end of a lane it must leave (an acceleration lane, a lane that does not
+    lead on along its route). Unlike IDM's approach to a standing obstacle it keeps
+    accelerating while the end is far, as SUMO's drivers do on acceleration lanes."""
+    return (safe_speed(distance, b_comf, LANE_END_TAU_S) - v) / LANE_END_TAU_S
+
+
+@njit(cache=True)
+def secure_gap(v: float, v_lead: float, tau: float, b: float, b_lead: float) -> float:
+    """The gap [m] beyond its minimum gap a Krauss driver at ``v`` [m/s] needs behind a leader
+    at ``v_lead`` [m/s] to keep its speed (its safe speed is ``v`` there): its braking distance
+    after reacting for ``tau`` [s] at ``b`` [m/s^2] less the leader's at ``b_lead``."""
+    return max(v * tau + v * v / (2.0 * b) - v_lead * v_lead / (2.0 * b_lead), 0.0)
+
+
+@njit(cache=True)
+def krauss(v: float, v0: float, a_max: float, b: float, tau: float, gap: float, v_lead: float, b_lead: float,
+           stop: float, lane_end: float, sigma: float, dawdle: float, dt: float) -> float:
+    """SUMO's Krauss model (its default ``carFollowModel``): the acceleration [m/s^2] to the
+    speed for the next ``dt`` [s]: the desired ``v0`` [m/s], at most ``a_max`` [m/s^2] more
+    than now, no faster than stops behind the point where a leader ``gap`` [m] ahead (beyond
+    the minimum gap; no faster than now within it) braking at ``b_lead`` would stop, nor than stops
+    before ``stop`` [m] or the ``lane_end`` [m] a driver must leave; then less by dawdling: ``sigma`` [0, 1] times
+    ``a_max`` times ``dt`` times ``dawdle`` (a uniform draw in [0, 1))."""
+    target = min(v0, v + a_max * dt)
+    if gap < 1e9:
+        target = min(target, safe_speed(gap + v_lead * v_lead / (2.0 * b_lead), b, tau))
+        if gap < 0.0:  # within the minimum gap (a leader cut in, or one across a junction link): no faster
+            target = min(target, v)
+    target = min(target, safe_speed(stop, b, tau), safe_speed(lane_end, b, LANE_END_TAU_S))
+    target = max(target - sigma * a_max * dt * dawdle, 0.0)
+    return (target - v) / dt
+
+
 ACC_COOLNESS = 0.99  # c of the ACC model: how much a driver trusts the leader not to brake harder
 
 

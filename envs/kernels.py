@@ -361,10 +361,11 @@ def speed_limits(lane, s, v, length, lane_limit, curve_speed, next_lane, lane_s_
 @njit(cache=True)
 def stop_distances(lane, target_lane, s, v, length, runs_red, lane_group, lane_s_to, lane_dead_end, group_state,
                    to_zone, zone_crossing, occupied, margin, amber_decel, busy_decel, next_lane, junction_busy,
-                   merge_room):
+                   merge_room, dead_end_stops):
     """Distance [m] from each front bumper to where the vehicle must stop (inf if nowhere):
     a red or stoppable amber signal, a green one whose path through the junction is still
-    used by a crossing vehicle, the end of a dead-end lane, an occupied crosswalk.
+    used by a crossing vehicle, the end of a dead-end lane (if ``dead_end_stops``), an
+    occupied crosswalk.
     ``amber_decel`` [m/s^2] is per driver; ``busy_decel`` [m/s^2] applies to busy junctions.
     (The junction links of general networks: :func:`junction_stops`.)"""
     n = lane.shape[0]
@@ -383,7 +384,7 @@ def stop_distances(lane, target_lane, s, v, length, runs_red, lane_group, lane_s
             busy = nxt >= 0 and junction_busy[nxt] and v[i] ** 2 <= busy_decel * stop_room + 0.1
             if ((state == RED and not runs_red[i]) or stops_at_amber or busy) and to_line > -margin:
                 stop = to_line
-        if lane_dead_end[ln]:  # wait short of the end, keeping room to steer out once merging
+        if dead_end_stops and lane_dead_end[ln]:  # wait short of the end, keeping room to steer out once merging
             stop = min(stop, lane_s_to[ln] - front - (merge_room if target_lane[i] == ln else 0.0))
         for z in range(zone_crossing.shape[0]):
             if occupied[zone_crossing[z]] and to_zone[i, z] >= 0.0:
@@ -431,6 +432,25 @@ def link_leaders(keys, key_lane, key_veh, hop_lane, hop_s, s, half, lead, gap, p
 
 
 @njit(cache=True)
+def changing_leaders(keys, key_lane, key_veh, lane, target_lane, s, half, v, b_comf, lead, gap, key_scale):
+    """A driver changing lanes follows, of its leader and the target lane's, the one whose
+    stopping point (its gap [m] plus its braking distance at ``b_comf`` [m/s^2]) is nearer, in
+    place of ``lead`` and ``gap`` (:func:`leaders` keeps the nearer one: a slow vehicle
+    farther ahead in the target lane was missed until the driver was across)."""
+    for i in range(lane.shape[0]):
+        if target_lane[i] == lane[i]:
+            continue
+        j = _ahead(keys, key_lane, key_veh, target_lane[i], s[i], key_scale)
+        if j < 0 or j == lead[i] or j == i:
+            continue
+        g = s[j] - s[i] - half[i] - half[j]
+        v_now = v[lead[i]] if lead[i] >= 0 else 0.0
+        if g + v[j] * v[j] / (2.0 * b_comf[j]) < gap[i] + v_now * v_now / (2.0 * b_comf[i]):
+            lead[i] = j
+            gap[i] = g
+
+
+@njit(cache=True)
 def lane_changes_needed(lane, route, turn_ptr, turn_lane, lane_key, lane_left, lane_right):
     """Per vehicle: how many lane changes it needs before its lane leads to its route's next
     lane (0: it does, or it has no route; -1: no lane of the edge does), and toward which side
@@ -456,34 +476,48 @@ def lane_changes_needed(lane, route, turn_ptr, turn_lane, lane_key, lane_left, l
     return out, side_of
 
 
+COURTESY_FOLLOWERS = 4  # followers asked in turn to stop for a driver that must change lanes
+COURTESY_DECEL = 4.0  # [m/s^2] the hardest a follower brakes to make room for it (MOBIL's b_safe)
+
+
 @njit(cache=True)
-def courtesy_stops(stop, lane, s, v, half, needed, side, lane_left, lane_right, lane_s_to, keys, key_lane, key_veh,
-                   key_scale, reach_m, slow_mps, room_m):
+def courtesy_stops(stop, lane, s, v, half, b_comf, needed, side, lane_left, lane_right, lane_s_to, keys, key_lane,
+                   key_veh, key_scale, reach_m, slow_mps, room_m):
     """Cooperative lane changing, in place of ``stop`` [m]: the follower in the lane a slow
     driver near the end of its lane must change into (``needed`` > 0 toward ``side``) stops
-    ``room_m`` [m] behind it, so that a gap opens beside it."""
+    ``room_m`` [m] behind it, so that a gap opens beside it, if it can braking at
+    ``COURTESY_DECEL`` (or its ``b_comf`` [m/s^2], if harder); else it drives on, and the one
+    behind it stops."""
     for i in range(lane.shape[0]):
         if needed[i] <= 0 or v[i] > slow_mps or lane_s_to[lane[i]] - s[i] > reach_m:
             continue
         target = lane_left[lane[i]] if side[i] > 0 else lane_right[lane[i]]
         if target < 0:
             continue
-        k = _behind(keys, key_lane, key_veh, target, s[i], key_scale)
-        if k < 0 or k == i:
-            continue
-        gap = (s[i] - half[i]) - (s[k] + half[k]) - room_m
-        if gap >= 0.0 and gap < stop[k]:
-            stop[k] = gap
+        at = s[i]
+        for _ in range(COURTESY_FOLLOWERS):
+            k = _behind(keys, key_lane, key_veh, target, at, key_scale)
+            if k < 0 or k == i:
+                break
+            gap = (s[i] - half[i]) - (s[k] + half[k]) - room_m
+            if gap >= 0.0 and v[k] * v[k] <= 2.0 * max(b_comf[k], COURTESY_DECEL) * gap:  # the first that can stop
+                stop[k] = min(stop[k], gap)
+                break
+            at = s[k] - 1e-6
 
 
 @njit(cache=True)
-def link_arrivals(hop_lane, hop_s, half, v, lane_s_from, is_link):
+def link_arrivals(hop_lane, hop_s, half, v, a_max, standing_s, lane_s_from, is_link):
     """Per lane, for the junction links (``is_link``): the soonest time [s] a vehicle's front
     reaches the link's start (0: a vehicle is on it; stopped vehicles, under 0.1 m/s, never
-    arrive), and whether a vehicle is on it now, from each vehicle's look-ahead lanes."""
+    arrive unless they wait at its line, within ``WAITING_AT_LINE_M``: they start off at their
+    ``a_max`` [m/s^2] as soon as they may), whether a vehicle is on it now, and how long [s]
+    the vehicle of that soonest arrival has stood waiting at the line (-1: it is moving, or on
+    the link), from each vehicle's look-ahead lanes and ``standing_s`` [s]."""
     n_lanes = lane_s_from.shape[0]
     arrival = np.full(n_lanes, INF)
     occupied = np.zeros(n_lanes, dtype=np.bool_)
+    waited = np.full(n_lanes, -1.0)
     n, hops = hop_lane.shape
     for i in range(n):
         for h in range(hops):
@@ -495,18 +529,51 @@ def link_arrivals(hop_lane, hop_s, half, v, lane_s_from, is_link):
             if h == 0:
                 occupied[ln] = True
                 arrival[ln] = 0.0
+                waited[ln] = -1.0
                 continue
             dist = lane_s_from[ln] - hop_s[i, h] - half[i]
-            t = 0.0 if dist <= 0.0 else (dist / v[i] if v[i] > 0.1 else INF)
+            standing = False
+            if dist <= 0.0:
+                t = 0.0
+            elif v[i] > 0.1:
+                t = dist / v[i]
+            elif dist < WAITING_AT_LINE_M:
+                t = math.sqrt(2.0 * dist / max(a_max[i], 0.5))
+                standing = True
+            else:
+                t = INF
             if t < arrival[ln]:
                 arrival[ln] = t
-    return arrival, occupied
+                waited[ln] = standing_s[i] if standing else -1.0
+    return arrival, occupied, waited
+
+
+WAITING_AT_LINE_M = 5.0  # [m] a standing vehicle this near a junction link's start waits to enter it
+CREEP_MPS = 2.0  # [m/s] a driver slower than this...
+CREEP_M = 1.5  # [m] ...whose front crept less than this over a junction's line can still wait there
+
+
+@njit(cache=True)
+def lane_tails(keys, key_lane, key_veh, s, half, v, lane_s_from):
+    """Per lane: the room [m] from its start to the rear of its rearmost vehicle (inf if
+    none), and that vehicle's speed [m/s], from the sorted occupancy."""
+    n_lanes = lane_s_from.shape[0]
+    room = np.full(n_lanes, INF)
+    speed = np.zeros(n_lanes)
+    for k in range(keys.shape[0]):
+        ln = key_lane[k]
+        if room[ln] == INF:
+            i = key_veh[k]
+            room[ln] = s[i] - half[i] - lane_s_from[ln]
+            speed[ln] = v[i]
+    return room, speed
 
 
 @njit(cache=True)
 def junction_stops(hop_lane, hop_s, v, half, a_max, runs_red, amber_decel, is_link, lane_s_from, lane_s_to,
                    entry_group, group_state, must_yield, foe_ptr, foe_lane, response_ptr, response_lane, arrival,
-                   occupied, margin, yield_decel, gap_margin_s, reach_m, lane_next, waited_s, impatience_s):
+                   occupied, margin, yield_decel, gap_margin_s, reach_m, lane_next, waited_s, impatience_s,
+                   exit_room, exit_speed, min_gap, queue_mps, arrival_waited):
     """Distance [m] from each front bumper to the start of the first junction link ahead
     (within ``reach_m`` [m]) where it must wait (inf if none): a red signal, an amber it can
     stop for at its ``amber_decel`` [m/s^2], a link that crosses one a vehicle is on, or a link
@@ -515,7 +582,14 @@ def junction_stops(hop_lane, hop_s, v, half, a_max, runs_red, amber_decel, is_li
     (where the two links merge into one lane: before it would have reached the merge; the
     vehicle behind then follows). The margin shrinks to nothing as a driver's wait
     (``waited_s`` [s]) nears ``impatience_s`` [s], as SUMO's impatience does. A driver who
-    cannot stop for a busy or yielding link at ``yield_decel`` [m/s^2] goes on."""
+    cannot stop for a busy or yielding link at ``yield_decel`` [m/s^2] goes on. Nor does a
+    driver enter a link whose exit lane has no room for it behind a vehicle slower than
+    ``queue_mps`` [m/s] (``exit_room`` [m] from that lane's start to its rearmost vehicle,
+    ``exit_speed``): it would stand across the junction (SUMO's junction blocking rule).
+    Of two drivers at the lines of links that yield to each other (an all-way stop, right
+    before left), one that moves, or has stood there longer, goes before one that stands
+    (``arrival_waited`` [s]: how long the vehicle of each link's soonest arrival has stood at
+    its line, -1: none or moving)."""
     n, hops = hop_lane.shape
     out = np.full(n, INF)
     for i in range(n):
@@ -528,18 +602,20 @@ def junction_stops(hop_lane, hop_s, v, half, a_max, runs_red, amber_decel, is_li
             to_line = lane_s_from[j] - hop_s[i, h] - half[i] - margin
             if to_line > reach_m:
                 break
-            if to_line < -margin:
-                continue
+            if to_line < -margin and (v[i] > CREEP_MPS or to_line < -margin - CREEP_M):
+                continue  # past the line: committed (a slow driver that crept a little over it still waits)
             room = 2.0 * max(to_line, 0.0)
             g = entry_group[j]
             if g >= 0 and group_state.shape[0] > 0:
                 state = group_state[g]
                 if (state == RED and not runs_red[i]) or (state == AMBER and v[i] * v[i] <= amber_decel[i] * room + 0.1):
-                    out[i] = max(to_line, 0.0)
+                    out[i] = to_line
                     break
             if v[i] * v[i] > 2.0 * yield_decel * (max(to_line, 0.0) + margin):  # cannot stop before the line
                 continue
-            blocked = False
+            out_lane = lane_next[j]
+            blocked = out_lane >= 0 and exit_speed[out_lane] < queue_mps and \
+                exit_room[out_lane] < 2.0 * half[i] + min_gap[i]
             for k in range(foe_ptr[j], foe_ptr[j + 1]):
                 if occupied[foe_lane[k]]:
                     blocked = True
@@ -557,18 +633,26 @@ def junction_stops(hop_lane, hop_s, v, half, a_max, runs_red, amber_decel, is_li
                     if gf >= 0 and group_state.shape[0] > 0 and group_state[gf] == RED:
                         continue
                     needed = t_merge if lane_next[f] == lane_next[j] else t_clear
+                    if arrival_waited[f] >= 0.0 and must_yield[f] and \
+                            (v[i] > 0.1 or waited_s[i] > arrival_waited[f] or (waited_s[i] == arrival_waited[f] and j < f)):
+                        mutual = False
+                        for m in range(response_ptr[f], response_ptr[f + 1]):
+                            mutual = mutual or response_lane[m] == j
+                        if mutual:
+                            continue  # both yield to each other, the foe stands at its line: first come, first served
                     if arrival[f] < needed + gap_margin_s * max(0.0, 1.0 - waited_s[i] / impatience_s):
                         blocked = True
                         break
             if blocked:
-                out[i] = max(to_line, 0.0)
+                out[i] = to_line
                 break
     return out
 
 
 @njit(cache=True)
 def accelerations(v, a, speed_factor, speed_limit, v_max, headway, min_gap, a_max, b_comf, b_max, reaction_time,
-                  leader, gap, stop, driver, cmd_speed, cmd_accel, crashed, dt, meta_gain, a_now):
+                  leader, gap, stop, lane_end, driver, cmd_speed, cmd_accel, crashed, dt, meta_gain, a_now, krauss,
+                  sigma, dawdle):
     """New acceleration [m/s^2] of every vehicle, and the IDM acceleration of its driver.
 
     Humans: IDM toward their desired speed (``speed_factor`` times the ``speed_limit`` they
@@ -576,7 +660,12 @@ def accelerations(v, a, speed_factor, speed_limit, v_max, headway, min_gap, a_ma
     brake harder than the leader's motion calls for) and before the stopping point, reached
     with a lag of their reaction time, from ``a``. RL drivers: speed tracking (meta actions) or
     the commanded value. ``a_now`` [m/s^2] is what every vehicle really does now: the leader's
-    acceleration the ACC bound reckons with (whatever model ``a`` is of).
+    acceleration the ACC bound reckons with (whatever model ``a`` is of). ``lane_end`` [m]: the
+    distance to where a driver must have left its lane (inf if nowhere), neared at a safe speed
+    (:func:`behaviour.lane_end_approach`) rather than as IDM nears ``stop``. Humans with
+    ``krauss`` set drive SUMO's Krauss model instead (:func:`behaviour.krauss`, ``headway`` its
+    tau, dawdling ``sigma`` times ``dawdle``, a uniform draw per vehicle), without a lag: the
+    IDM acceleration is still returned for them (lane-change incentives reckon in IDM).
     """
     n = v.shape[0]
     a_new = np.empty(n)
@@ -591,15 +680,21 @@ def accelerations(v, a, speed_factor, speed_limit, v_max, headway, min_gap, a_ma
             follow = behaviour.acc(follow, behaviour.cah(v[i], v_lead, a_now[leader[i]], gap[i], a_max[i]), b_comf[i],
                                    b_max[i])
         halt = behaviour.idm(v[i], v0, headway[i], min_gap[i], a_max[i], b_comf[i], stop[i] + min_gap[i], 0.0)
+        if lane_end[i] < stop[i]:
+            halt = min(halt, behaviour.lane_end_approach(v[i], lane_end[i], b_comf[i]))
         a_idm[i] = min(follow, halt)
         if driver[i] == META:
             cmd = meta_gain * (cmd_speed[i] - v[i])
         elif driver[i] == CONTINUOUS:
             cmd = cmd_accel[i]
+        elif krauss[i]:
+            gap_k, b_lead = (gap[i] - min_gap[i], b_comf[leader[i]]) if leader[i] >= 0 else (np.inf, b_comf[i])
+            cmd = behaviour.krauss(v[i], v0, a_max[i], b_comf[i], headway[i], gap_k, v_lead, b_lead, stop[i],
+                                   lane_end[i], sigma[i], dawdle[i], dt)
         else:
             cmd = a_idm[i]
         cmd = min(max(cmd, -b_max[i]), a_max[i])
-        lag = min(1.0, dt / reaction_time[i]) if driver[i] == HUMAN else 1.0
+        lag = min(1.0, dt / reaction_time[i]) if driver[i] == HUMAN and not krauss[i] else 1.0
         a_new[i] = 0.0 if crashed[i] else a[i] + lag * (cmd - a[i])
     return a_new, a_idm
 

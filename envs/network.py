@@ -294,9 +294,10 @@ class Network:
         """Whether vehicles on lanes ``a`` and ``b`` can touch. On the hand-built layouts, always.
         On an imported network, as SUMO sees a junction: on one lane or edge; on a junction link
         and the lane it leaves or enters; on two links that cross (foes), leave the same lane or
-        enter the same lane; on two lanes that meet at a junction. Other lanes pass over each
-        other (an interchange's bridges) or only seem to touch where a link's drawn shape jumps
-        sideways (a lane that splits in two)."""
+        enter the same lane; on two lanes that meet at a junction where a link joins them or
+        links of theirs touch so. Other lanes pass over each other (an interchange's bridges)
+        or only seem to touch where a drawn shape jumps sideways (a lane that splits in two, a
+        lane that starts between two ending ones)."""
         la, lb = self.lanes[a], self.lanes[b]
         if a == b or la.junctions == (-1, -1) or lb.junctions == (-1, -1):
             return True
@@ -306,7 +307,23 @@ class Network:
                 return b in self.link_foes.get(a, ()) or b in peers.tolist()
             link, other = (a, b) if la.link else (b, a)
             return other in (self.lane_link_from[link], self.lane_next[link])
-        return la.edge == lb.edge or bool(set(la.junctions) & set(lb.junctions) - {-1})
+        if la.edge == lb.edge:
+            return True
+        if not set(la.junctions) & set(lb.junctions) - {-1}:
+            return False
+        # two lanes that meet at a junction: where a link joins them, or links of theirs cross or
+        # share a start or an end (a lane that starts between two ending ones touches neither)
+        links_a, links_b = self._links_of(a), self._links_of(b)
+        if not links_a or not links_b or links_a & links_b:
+            return True
+        return any(y in self.link_foes.get(x, ()) or y in self.link_peer[self.link_peer_ptr[x]:self.link_peer_ptr[x + 1]]
+                   for x in links_a for y in links_b)
+
+    def _links_of(self, lane: int) -> set[int]:
+        """The junction links leaving and entering ``lane``."""
+        out = {int(k) for k in self.lane_turn[self.lane_turn_ptr[lane]:self.lane_turn_ptr[lane + 1]]
+               if self.lane_is_link[k]}
+        return out | {int(k) for k in self.link_in[self.link_in_ptr[lane]:self.link_in_ptr[lane + 1]]}
 
     def signal_heads(self, into_m: float = 1.5) -> list[tuple[int, float, float]]:
         """Where each signalised junction link's head is drawn: (signal group, x, y) [m], a little

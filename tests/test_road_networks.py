@@ -394,7 +394,7 @@ def test_faults_select_their_actors_on_an_imported_network(tmp_path):
     from twin.run import simulate
 
     faults = [{"kind": "brake_failure", "at_s": 20, "actor": "approaching_stop"},
-              {"kind": "sensor_dropout", "at_s": 25, "actor": "fastest", "duration_s": 10},
+              {"kind": "sensor_dropout", "at_s": 25, "actor": "closest_follower", "duration_s": 10},
               {"kind": "signal_dark", "at_s": 40, "duration_s": 20}]
     summary = simulate(str(GAME / "grid6.sumocfg"), minutes=1.5, out=tmp_path, humans="off",
                        overrides={"faults": faults})
@@ -402,3 +402,74 @@ def test_faults_select_their_actors_on_an_imported_network(tmp_path):
     started = {f["kind"]: f for f in summary["faults"]}
     assert started["brake_failure"]["actors"] and started["sensor_dropout"]["actors"]
     assert started["signal_dark"]["start_s"] == 40.0 and summary["anomalies"].get("sensor", 0) >= 1
+
+
+def straight_road_world(tmp_path: Path, vtypes: str, vehicles: str, speed_mps: float = 30.0) -> World:
+    """A 2 km one-lane road built by netconvert, with the given ``<vType>`` and ``<vehicle>``
+    elements as its demand."""
+    (tmp_path / "r.nod.xml").write_text('<nodes><node id="A" x="0" y="0"/><node id="B" x="2000" y="0"/></nodes>')
+    (tmp_path / "r.edg.xml").write_text(f'<edges><edge id="AB" from="A" to="B" numLanes="1" speed="{speed_mps}"/></edges>')
+    net = tmp_path / "r.net.xml"
+    sumo.run_program("netconvert", ["--node-files", str(tmp_path / "r.nod.xml"), "--edge-files",
+                                    str(tmp_path / "r.edg.xml"), "-o", str(net)], "road", net)
+    routes = tmp_path / "r.rou.xml"
+    routes.write_text(f'<routes>{vtypes}<route id="r" edges="AB"/>{vehicles}</routes>')
+    return World(load_scenario({"name": "road", "network": {"kind": "sumo", "net_file": str(net),
+                                                             "route_files": [str(routes)]},
+                                "ego": {"controlled": 0}, "demand": {"vehicles": 0}}))
+
+
+@needs_sumo
+def test_a_vehicle_type_drives_the_car_following_model_it_names(tmp_path):
+    """SUMO's default carFollowModel (Krauss) is driven as Krauss, with the type's sigma; a type
+    that names IDM drives IDM."""
+    world = straight_road_world(tmp_path, '<vType id="k" sigma="0.3"/><vType id="i" carFollowModel="IDM"/>',
+                                '<vehicle id="a" type="k" route="r" depart="0"/>'
+                                '<vehicle id="b" type="i" route="r" depart="5"/>')
+    for _ in range(int(8 / world.dt)):
+        world.step()
+    veh = world.vehicles
+    assert len(veh) == 2
+    first, second = np.argsort(veh.id)
+    assert veh.krauss[first] and veh.sigma[first] == pytest.approx(0.3)
+    assert not veh.krauss[second]
+
+
+@needs_sumo
+def test_a_krauss_follower_settles_at_its_time_headway_behind_a_slower_leader(tmp_path):
+    """Krauss' safe speed lets a follower close up to its minimum gap plus tau times its speed
+    behind a leader at the same speed (IDM keeps farther back): a slow leader (speedFactor 0.5
+    of 30 m/s) and a faster follower without dawdling (sigma 0), neither hitting the other."""
+    world = straight_road_world(
+        tmp_path, '<vType id="slow" sigma="0" speedFactor="0.5" tau="1.2" minGap="2.5"/>'
+                  '<vType id="fast" sigma="0" speedFactor="1" tau="1.2" minGap="2.5"/>',
+        '<vehicle id="lead" type="slow" route="r" depart="0" departSpeed="max"/>'
+        '<vehicle id="follow" type="fast" route="r" depart="4" departSpeed="max"/>')
+    world.config.drivers.desired_speed_factor.sd = 0.0
+    for _ in range(int(50 / world.dt)):
+        world.step()
+    veh = world.vehicles
+    lead, follow = np.argsort(veh.id)
+    gap = veh.s[lead] - veh.s[follow] - 0.5 * (veh.length[lead] + veh.length[follow])
+    assert veh.v[follow] == pytest.approx(veh.v[lead], abs=0.2)
+    # (each driver's tau and minimum gap spread around its type's, as the scenario's drivers do)
+    assert gap == pytest.approx(veh.min_gap[follow] + veh.headway[follow] * veh.v[follow], abs=0.5)
+    assert veh.headway[follow] == pytest.approx(1.2, rel=0.5)
+    assert not [e for e in world.events if e.kind == "collision"]
+
+
+@needs_sumo
+def test_a_lane_that_starts_between_two_ending_ones_touches_only_the_one_that_leads_to_it():
+    """A10KW's 256366925 (two lanes) widens into 240042192#0 (three): the middle new lane is
+    drawn between the two old ones but only the right one leads to it; vehicles on the left
+    one pass it without contact (as in SUMO), those on a lane and its link may touch."""
+    world = World(load_scenario(str(GAME / "A10KW.sumocfg"), {"ego.controlled": 0, "demand.vehicles": 0}))
+    net = world.network
+
+    def lane(edge: str, index: int) -> int:
+        return next(k for k, ln in enumerate(net.lanes) if ln.name == f"{edge}_{index}")
+
+    middle = lane("240042192#0", 1)
+    assert net.may_touch(lane("256366925", 0), middle)
+    assert not net.may_touch(lane("256366925", 1), middle)
+    assert net.may_touch(lane("256366925", 1), lane("240042192#0", 2))

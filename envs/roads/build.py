@@ -29,7 +29,7 @@ import numpy as np
 from envs.actors import ROUTE_END
 from envs.geometry import Path
 from envs.network import Lane, Network, resample
-from envs.roads.model import Demand, Departure, Detector, Link, RoadNetwork, VehicleType
+from envs.roads.model import KRAUSS_MODELS, Demand, Departure, Detector, Link, RoadNetwork, VehicleType
 from envs.world.demand import Trip
 from envs.world.detectors import DetectorSpec
 from envs.world.signals import Program
@@ -335,7 +335,8 @@ def _trip(dep: Departure, vtype: VehicleType, lanes: list[int], route: list[int]
     size = {"length": vtype.length, "v_max": vtype.max_speed, "a_max": vtype.accel,
             "b_comf": min(vtype.decel, MAX_COMFORTABLE_DECEL),
             "b_max": max(vtype.emergency_decel, vtype.decel)}
-    params = {"headway": vtype.tau, "min_gap": vtype.min_gap, "speed_factor": vtype.speed_factor, **drivers}
+    params = {"headway": vtype.tau, "min_gap": vtype.min_gap, "speed_factor": vtype.speed_factor,
+              **({"krauss": 1.0, "sigma": vtype.sigma} if vtype.car_follow_model in KRAUSS_MODELS else {}), **drivers}
     return Trip(name=dep.id, lanes=lanes, route=route, destination=destination,
                 vtype=TWIN_TYPES.get(vtype.vclass, "car"), size=size, params=params, depart_s=depart, count=count,
                 period_s=dep.period_s, probability=dep.probability, end_s=end, depart_lane=dep.depart_lane,

@@ -224,6 +224,10 @@ class Detector:
     period_s: float
 
 
+KRAUSS_MODELS = ("Krauss", "KraussOrig1", "KraussPS")  # SUMO car-following models the twin drives as Krauss
+IDM_MODELS = ("IDM", "IDMM")  # and those it drives as IDM (any other is driven as IDM, and listed when read)
+
+
 @dataclass
 class VehicleType:
     """A SUMO ``vType``: class, size [m], limits [m/s, m/s²] and car-following parameters."""
@@ -239,6 +243,7 @@ class VehicleType:
     tau: float = 1.0  # [s] desired time headway
     speed_factor: float = 1.0
     car_follow_model: str = "Krauss"
+    sigma: float = 0.5  # Krauss' driver imperfection (dawdling), in [0, 1]
 
 
 @dataclass

@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from envs.roads.model import (INTERNAL, Demand, Departure, Detector, Junction, Link, Phase, RoadEdge, RoadLane,
-                              RoadNetwork, SignalProgram, VehicleType)
+from envs.roads.model import (IDM_MODELS, INTERNAL, KRAUSS_MODELS, Demand, Departure, Detector, Junction, Link,
+                              Phase, RoadEdge, RoadLane, RoadNetwork, SignalProgram, VehicleType)
 
 # junction types the twin's road model is built for; others are listed as unsupported
 JUNCTION_TYPES = {"traffic_light", "traffic_light_unregulated", "priority", "priority_stop", "right_before_left",
@@ -333,7 +333,10 @@ def read_routes(paths: list[str | Path] | tuple, network: RoadNetwork, sumolib_n
         for element in root:
             tag = element.tag
             if tag == "vType":
-                vtypes[element.get("id", "")] = _vtype(element, path)
+                vtypes[element.get("id", "")] = vtype = _vtype(element, path)
+                if vtype.car_follow_model not in KRAUSS_MODELS + IDM_MODELS:
+                    unsupported.append(f"{path.name}: <vType id={vtype.id!r}>: carFollowModel "
+                                       f"{vtype.car_follow_model!r} is driven as IDM")
             elif tag == "vTypeDistribution":
                 distributions[element.get("id", "")] = _distribution(element, path, vtypes)
             elif tag == "route" and element.get("id"):
@@ -390,7 +393,8 @@ def _distribution_mean(text: str) -> float:
 def _vtype(element: ET.Element, path: Path) -> VehicleType:
     where = f"{path}: <vType id={element.get('id')!r}>"
     numbers = {"length": "length", "minGap": "min_gap", "maxSpeed": "max_speed", "accel": "accel", "decel": "decel",
-               "emergencyDecel": "emergency_decel", "tau": "tau", "speedFactor": "speed_factor"}
+               "emergencyDecel": "emergency_decel", "tau": "tau", "speedFactor": "speed_factor",
+               "sigma": "sigma"}
     values: dict[str, Any] = {}
     for attribute, name in numbers.items():
         if element.get(attribute) is not None:

@@ -17,6 +17,7 @@ import numpy as np
 from envs.kernels import KEY_SCALE
 from envs.actors import CONTINUOUS, HUMAN, META, ROUTE_END, ROUTE_HOPS, ROUTE_LOST, VEHICLE_TYPES
 from envs.network import Crossing, Network
+from envs.world.lane_change import ROUTE_LOOKAHEAD, route_changes
 
 if TYPE_CHECKING:
     from envs.scenario import Demand
@@ -311,7 +312,11 @@ class Schedule:
             lanes = [lanes[int(self.rng.integers(len(lanes)))]] if lanes else []
         elif trip.depart_lane not in ("free", "best", "allowed"):
             lanes = lanes[:1]  # "first" or a lane index: the trip's first lane (the builder chose it)
-        best, best_v, best_s = -1, -1.0, 0.0
+        elif trip.depart_lane == "best" and len(lanes) > 1:  # those that need the fewest changes along the route
+            ahead = tuple(k for k in trip.route[:ROUTE_LOOKAHEAD] if k >= 0)
+            changes = [route_changes(net, ln, ahead) for ln in lanes]
+            lanes = [ln for ln, c in zip(lanes, changes) if c == min(changes)]
+        best, best_v, best_s, best_room = -1, -1.0, 0.0, -1.0  # the fastest start; as fast: the most room ahead
         length, min_gap = trip.size["length"], trip.params.get("min_gap", 2.5)
         headway, b = trip.params.get("headway", 1.0), trip.size.get("b_comf", 2.5)
         for lane in lanes:
@@ -326,16 +331,8 @@ class Schedule:
                         v = 0.0
                 j, k = _around(veh, net, lane, s0)  # (positions now: the occupancy was sorted before this step moved them)
                 ahead_m = veh.s[j] - s0 if j >= 0 else np.inf  # [m] centre to the leader's centre
-                ln, to_end = lane, net.lane_s_to[lane] - s0
-                for _ in range(LEADER_SEARCH_LANES if j < 0 else 0):  # no leader on the lane: on the lanes after it
-                    ln = int(net.lane_next[ln])
-                    if ln < 0:
-                        break
-                    j, _ = _around(veh, net, ln, net.lane_s_from[ln] - 1e4)
-                    if j >= 0:
-                        ahead_m = to_end + veh.s[j] - net.lane_s_from[ln]
-                        break
-                    to_end += net.lane_s_to[ln] - net.lane_s_from[ln]
+                if j < 0:  # no leader on the lane: the nearest on the lanes after it, whichever way they lead
+                    j, ahead_m = _leader_beyond(veh, net, lane, net.lane_s_to[lane] - s0)
                 if j >= 0:  # keep a safe gap to the leader: v * headway + the braking difference
                     gap = ahead_m - 0.5 * veh.length[j] - 0.5 * length - min_gap - INSERT_MARGIN_M
                     if gap < 0:
@@ -344,8 +341,8 @@ class Schedule:
                     v = min(v, b * (-headway + np.sqrt(headway ** 2 + 2.0 * room / b)))
                 if not self._clear_behind(world, lane, s0, 0.5 * length, k):
                     continue
-                if v > best_v:
-                    best, best_v, best_s = lane, v, s0
+                if v > best_v or (v == best_v and ahead_m > best_room):
+                    best, best_v, best_s, best_room = lane, v, s0, ahead_m
                 break  # the first position that fits on this lane
         if best < 0:
             return None
@@ -370,16 +367,17 @@ class Schedule:
 
     def _positions(self, world: "World", lane: int, length: float, depart_pos: str, trip: Trip) -> list[float]:
         """Stations [m] of a departing vehicle's centre to try on ``lane``, as SUMO's departPos
-        says: the lane's start (base), close behind the lane's last vehicle (last), a random
+        says: the lane's start (base), close behind the lane's last vehicle or, on an empty lane,
+        at its end (last, as SUMO's ``MSLane::lastInsertion``), a random
         place (random), a few random places (free,
         random_free), or its front that many metres from the start (negative: from the end)."""
         net, veh = world.network, world.vehicles
         lo, hi = net.lane_s_from[lane] + 0.5 * length, max(net.lane_s_to[lane] - 0.5 * length - 1.0,
                                                            net.lane_s_from[lane] + 0.5 * length)
-        if depart_pos == "last":  # as close behind the lane's last vehicle as its speed allows (else: base)
+        if depart_pos == "last":  # as close behind the lane's last vehicle as its speed allows (else: its end)
             on = np.flatnonzero(veh.lane == lane)
             if not len(on):
-                return [lo]
+                return [hi]
             last = on[np.argmin(veh.s[on])]
             v = min(world.speed_limit_at(lane, lo), trip.size["v_max"])
             room = trip.params.get("min_gap", 2.5) + INSERT_MARGIN_M + v * trip.params.get("headway", 1.0)
@@ -425,6 +423,30 @@ class Schedule:
             if gap < veh.min_gap[j] + veh.v[j] * veh.headway[j] * 0.5 + INSERT_MARGIN_M:
                 return False
         return True
+
+
+def _leader_beyond(veh, net: Network, lane: int, to_end: float) -> tuple[int, float]:
+    """The nearest vehicle on the lanes that follow ``lane`` (any of its successors, up to
+    ``LEADER_SEARCH_LANES`` lanes on), ``to_end`` [m] from a departure's centre to the lane's
+    end: its row and the distance [m] between the two centres (-1, inf if none)."""
+    best, best_m = -1, np.inf
+    frontier = [(int(lane), to_end)]
+    for _ in range(LEADER_SEARCH_LANES):
+        after = []
+        for ln, offset in frontier:
+            for k in range(net.lane_turn_ptr[ln], net.lane_turn_ptr[ln + 1]):
+                nxt = int(net.lane_turn[k])
+                j, _ = _around(veh, net, nxt, net.lane_s_from[nxt] - 1e4)
+                if j >= 0:
+                    m = offset + veh.s[j] - net.lane_s_from[nxt]
+                    if m < best_m:
+                        best, best_m = j, m
+                else:
+                    after.append((nxt, offset + net.lane_s_to[nxt] - net.lane_s_from[nxt]))
+        frontier = after
+        if not frontier:
+            break
+    return best, best_m
 
 
 def _around(veh, net: Network, lane: int, s: float) -> tuple[int, int]:

@@ -27,6 +27,7 @@ MERGE_ROOM_M = 2.0  # [m] road ahead of its front in the target lane a driver th
 ROUTE_LOOKAHEAD = 8  # route keys (four edges with their junction links) strategic lane changes plan for
 TURN_OUT_ROOM_M = 1.5  # [m] bumper gap to its own leader a driver needs to turn out of its lane (imported networks)
 LEADER_HOPS = 3  # lanes beyond the target lane's end searched for the leader a change would bring
+STRATEGIC_LOOKAHEAD_S = 10.0  # [s] how far ahead, at its speed, a driver plans a lane change its route needs (SUMO's LC2013)
 ROUTE_WISH_RANGE_M = 300.0  # [m] before its lane's end where the route pulls in full
 
 
@@ -81,6 +82,11 @@ def decide(world: "World", dt: float) -> None:
     same = choice[1:] == choice[:-1]
     spacing = veh.s[rows[1:]] - veh.s[rows[:-1]] - 0.5 * (veh.length[rows[1:]] + veh.length[rows[:-1]])
     needed = veh.min_gap[rows[:-1]] + veh.v[rows[:-1]] * veh.headway[rows[:-1]]
+    if world.has_links:  # and the rear one's braking distance beyond the front one's (SUMO's secure gap)
+        rear, front = rows[:-1], rows[1:]
+        secure = [behaviour.secure_gap(veh.v[r], veh.v[f], veh.headway[r], veh.b_comf[r], veh.b_comf[f])
+                  for r, f in zip(rear, front)]
+        needed = np.maximum(needed, veh.min_gap[rear] + np.array(secure))
     yield_rear = np.concatenate([same & (spacing < needed), [False]])
     veh.target_lane[rows[~yield_rear]] = choice[~yield_rear]
     world.perceive()  # the movers now also occupy their target lanes
@@ -92,9 +98,11 @@ def route_wish(world: "World", rows: np.ndarray, target: np.ndarray) -> np.ndarr
     ``target`` because that lane is nearer (in lane changes) to one that leads on along its
     route, or, as near, leaves fewer changes along the route ahead (``route_changes``: SUMO's
     "best lanes", over the next ``ROUTE_LOOKAHEAD`` route keys); negative the other way
-    round, and prohibitive within reach of the lane's end when it takes the driver farther
-    from a lane that leads on. Stronger as the end of the lane nears (the more changes are
-    needed, the earlier); zero without a route."""
+    round, and prohibitive within reach of the deadline when it takes the driver farther
+    from a lane that leads on. In full within reach of the deadline (the end of the stretch
+    its lane leads along its route: SUMO's look-ahead, ``STRATEGIC_LOOKAHEAD_S`` at its speed,
+    twice that for changes to the left, at least ``ROUTE_WISH_RANGE_M``, per change needed),
+    weaker farther away; zero without a route."""
     veh, net = world.vehicles, world.network
     out = np.zeros(len(rows))
     for k in np.flatnonzero(veh.route[rows, 0] > 0):
@@ -103,14 +111,33 @@ def route_wish(world: "World", rows: np.ndarray, target: np.ndarray) -> np.ndarr
         here = (_changes_to(net, lane, keys[0]), route_changes(net, lane, keys))
         there = (_changes_to(net, int(target[k]), keys[0]), route_changes(net, int(target[k]), keys))
         if here != there:
-            to_end = net.lane_s_to[lane] - veh.s[r]
-            reach = ROUTE_WISH_RANGE_M * max(1, here[1], there[1])
-            pull = ROUTE_WISH * min(1.0, max(0.25, 1.0 - to_end / reach))
-            if there < here:
+            better = there < here
+            # the deadline of the lane with more changes to make: this one, or the one it would move to
+            to_end = _along_route(net, lane if better else int(target[k]), keys) - veh.s[r]
+            needed = max(1, here[1], there[1])
+            toward_left = (net.lane_left[lane] == target[k]) == better
+            reach = max(ROUTE_WISH_RANGE_M, veh.v[r] * STRATEGIC_LOOKAHEAD_S * (2.0 if toward_left else 1.0)) * needed
+            pull = ROUTE_WISH * min(1.0, max(0.25, 2.0 - to_end / reach))
+            if better:
                 out[k] = pull
             else:  # never give up, within reach, a lane nearer to the route's for one farther from it
-                out[k] = -np.inf if there[0] > here[0] and to_end < reach else -pull
+                out[k] = -np.inf if (there[0] > here[0] or there[1] > here[1]) and to_end < reach else -pull
     return out
+
+
+def _along_route(net, lane: int, keys: tuple[int, ...]) -> float:
+    """The station [m] on ``lane``'s edge at which the stretch ends that a vehicle on ``lane``
+    drives along its route ``keys`` without changing lanes (lanes ahead counted by length)."""
+    extra, ln = 0.0, int(lane)
+    for key in keys:
+        k = kernels.turn_to(ln, key, net.lane_turn_ptr, net.lane_turn, net.lane_route_key)
+        if k < 0:
+            break
+        ln = int(net.lane_turn[k])
+        extra += net.lane_s_to[ln] - net.lane_s_from[ln]
+        if extra > 1000.0:
+            break
+    return net.lane_s_to[lane] + extra
 
 
 def _route_ahead(route: np.ndarray) -> tuple[int, ...]:
@@ -195,19 +222,21 @@ def mobil(world: "World", rows: np.ndarray, target: np.ndarray, to_right: bool, 
                   world.leader, world.idm_accel, veh.lane, veh.s, veh.v, veh.length, veh.speed_factor, veh.v_max,
                   veh.headway, veh.min_gap, veh.a_max, veh.b_comf, veh.politeness, world.lane_speed_limit,
                   net.link_in_ptr, net.link_in, net.lane_link_from, net.lane_s_from, net.lane_s_to, net.lane_next,
-                  net.lane_next_station, TURN_OUT_ROOM_M if world.has_links else -np.inf)
+                  net.lane_next_station, TURN_OUT_ROOM_M if world.has_links else -np.inf, veh.krauss)
 
 
 @njit(cache=True)
 def _mobil(rows, target, to_right, wish, keys, key_lane, key_veh, key_scale, leader, idm_accel, lane, s, v, length,
            speed_factor, v_max, headway, min_gap, a_max, b_comf, politeness, lane_limit, in_ptr, in_lane, link_from,
-           lane_s_from, lane_s_to, lane_next, lane_next_station, turn_out_room):
+           lane_s_from, lane_s_to, lane_next, lane_next_station, turn_out_room, krauss):
     """:func:`mobil` per driver: IDM of the changer and of its old and new followers, before
     and after, from the occupancy (``keys``, ``key_lane``, ``key_veh``) of the last perception.
     With no follower in the target lane, the new follower is the nearest vehicle on a junction
     link leading into it or on the lane before that link (``in_ptr``, ``in_lane``, ``link_from``:
     general networks; empty on the layouts). With no leader in the target lane, the new leader
-    is searched on the lanes it leads to (``lane_next``, up to ``LEADER_HOPS`` lanes)."""
+    is searched on the lanes it leads to (``lane_next``, up to ``LEADER_HOPS`` lanes).
+    A driver leaves a Krauss follower (``krauss``) at least its minimum gap (Krauss waits
+    within it)."""
     n = rows.shape[0]
     gain, accept = np.empty(n), np.zeros(n, dtype=np.bool_)
 
@@ -266,6 +295,8 @@ def _mobil(rows, target, to_right, wish, keys, key_lane, key_veh, key_scale, lea
             a_of_new = idm_for(old_follow, gap_between(old_follow, old_lead), speed(old_lead))
         # room in the target lane, and to the own leader (turning out, the front corner swings toward it)
         room = nl_gap > min_gap[me] and nf_gap > 1.0 and gap_between(me, old_lead) > turn_out_room
+        if room and new_follow >= 0 and krauss[new_follow]:
+            room = nf_gap >= min_gap[new_follow]
         g = (a_self_new - a_self_now) + politeness[me] * ((a_nf_new - a_nf_now) + (a_of_new - a_of_now))
         accept[i] = room and behaviour.mobil(a_self_now, a_self_new, a_nf_now, a_nf_new, a_of_now, a_of_new,
                                              politeness[me], to_right, behaviour.MOBIL_SAFE_DECEL, wish[i])

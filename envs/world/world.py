@@ -58,6 +58,7 @@ YIELD_STOP_DECEL = 5.0  # [m/s^2] drivers wait at a junction's line if they can 
 YIELD_GAP_MARGIN_S = 1.0  # [s] a yielding driver goes when it clears the link this long before a priority vehicle
 STANDING_MPS = 0.1  # [m/s] a vehicle slower than this stands
 STUCK_REPORT_S = 300.0  # [s] a vehicle standing this long is reported stuck (SUMO's time-to-teleport)
+EXIT_QUEUE_MPS = 2.0  # [m/s] a vehicle this slow at the start of a junction's exit lane keeps others out of the junction
 GIVE_UP_WAITING_S = 20.0  # [s] a driver standing at a lane's end for a lane change gives up after this and drives on
 WAITING_NEAR_END_M = 10.0  # [m] beyond the merge room: where a driver's wait for a lane change counts
 COURTESY_REACH_M = 60.0  # [m] a slow driver this near the end of a lane it must leave gets a gap made...
@@ -403,6 +404,10 @@ class World:
             kernels.link_leaders(keys, key_lane, key_veh, seen[9], seen[10], veh.s, 0.5 * veh.length, lead, gap,
                                  net.link_peer_ptr, net.link_peer, net.link_peer_merges, net.lane_s_from,
                                  net.lane_s_to, KEY_SCALE, LINK_LEADER_HOPS)
+        if self.has_links and len(veh):
+            keys, key_lane, key_veh, lead, gap = seen[:5]
+            kernels.changing_leaders(keys, key_lane, key_veh, veh.lane, veh.target_lane, veh.s, 0.5 * veh.length,
+                                     veh.v, veh.b_comf, lead, gap, KEY_SCALE)
         return seen
 
     def perception_now(self) -> "Perception":
@@ -437,23 +442,37 @@ class World:
         Red (and stoppable amber) signals, dead ends, and crosswalks with a pedestrian on them,
         as ``seen`` (default: the drivers' own perception, taken at the start of the step).
         """
+        return np.minimum(*self.stops(seen))
+
+    def stops(self, seen: "Perception | None" = None) -> tuple[np.ndarray, np.ndarray]:
+        """Per vehicle, the distances [m] of :meth:`stop_distance` in two parts: where it must
+        stop, and (imported networks; inf elsewhere) the end of a lane it must leave, a dead end
+        or a lane that does not lead on along its route, which drivers near at a safe speed."""
         veh, net = self.vehicles, self.network
         zone_distance, next_lane, hop_lane, hop_s = (self.zone_distance, self.next_lane, self.hop_lane, self.hop_s) \
             if seen is None else (seen.zone_distance, seen.next_lane, seen.hop_lane, seen.hop_s)
         stop = kernels.stop_distances(veh.lane, veh.target_lane, veh.s, veh.v, veh.length, veh.runs_red,
                                       net.lane_signal_group, net.lane_s_to, net.lane_dead_end, self.group_state,
                                       zone_distance, net.zone_crossing, self.occupied, STOP_MARGIN, veh.amber_decel,
-                                      AMBER_STOP_DECEL, next_lane, self.junction_busy(), MERGE_ROOM)
+                                      AMBER_STOP_DECEL, next_lane, self.junction_busy(), MERGE_ROOM,
+                                      not self.has_links)
+        lane_end = np.full(len(veh), np.inf)
+        if self.has_links and len(veh):
+            front = veh.s + 0.5 * veh.length
+            merge_room = np.where(veh.target_lane == veh.lane, MERGE_ROOM, 0.0)
+            lane_end = np.where(net.lane_dead_end[veh.lane], net.lane_s_to[veh.lane] - front - merge_room, np.inf)
         if self.has_links and len(veh):  # junction links: signals, foes on them, yielding
             half = 0.5 * veh.length
-            arrival, occupied = kernels.link_arrivals(hop_lane, hop_s, half, veh.v, net.lane_s_from,
-                                                      net.lane_is_link)
+            arrival, occupied, arrival_waited = kernels.link_arrivals(hop_lane, hop_s, half, veh.v, veh.a_max,
+                                                                      veh.standing_s, net.lane_s_from,
+                                                                      net.lane_is_link)
             waits = kernels.junction_stops(hop_lane, hop_s, veh.v, half, veh.a_max, veh.runs_red, veh.amber_decel,
                                            net.lane_is_link, net.lane_s_from, net.lane_s_to, net.lane_entry_group,
                                            self.group_state, self.signals.must_yield(), net.foe_ptr, net.foe_lane,
                                            net.response_ptr, net.response_lane, arrival, occupied, STOP_MARGIN,
                                            YIELD_STOP_DECEL, YIELD_GAP_MARGIN_S, JUNCTION_REACH_M, net.lane_next,
-                                           veh.standing_s, IMPATIENCE_S)
+                                           veh.standing_s, IMPATIENCE_S, *self._exit_tails(), veh.min_gap,
+                                           EXIT_QUEUE_MPS, arrival_waited)
             stop = np.minimum(stop, waits)
             if seen is None and len(self.changes_needed) == len(veh):
                 # a driver whose lane does not lead on along its route waits short of its end (room
@@ -463,12 +482,18 @@ class World:
                 stuck &= self._still_waiting(stuck)
                 if stuck.any():
                     end = net.lane_s_to[veh.lane] - veh.s - half - MERGE_ROOM
-                    stop = np.where(stuck, np.minimum(stop, np.maximum(end, 0.0)), stop)
-                    kernels.courtesy_stops(stop, veh.lane, veh.s, veh.v, half, self.changes_needed, self.change_side,
+                    lane_end = np.where(stuck, np.minimum(lane_end, np.maximum(end, 0.0)), lane_end)
+                    kernels.courtesy_stops(stop, veh.lane, veh.s, veh.v, half, veh.b_comf, self.changes_needed, self.change_side,
                                            net.lane_left, net.lane_right, net.lane_s_to, self._sorted_keys,
                                            self._sorted_lane, self._sorted_veh, KEY_SCALE, COURTESY_REACH_M,
                                            COURTESY_SLOW_MPS, COURTESY_ROOM_M)
-        return stop
+        return stop, lane_end
+
+    def _exit_tails(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per lane: room [m] behind its rearmost vehicle, and that vehicle's speed [m/s]."""
+        veh = self.vehicles
+        return kernels.lane_tails(self._sorted_keys, self._sorted_lane, self._sorted_veh, veh.s, 0.5 * veh.length,
+                                  veh.v, self.network.lane_s_from)
 
     def junction_busy(self) -> np.ndarray:
         """Per lane: a junction lane that crosses one a vehicle is on now (drivers wait for it to clear)."""
@@ -493,13 +518,16 @@ class World:
         surroundings (``a_expected``, carried forward in ``a_model`` with the driver's
         reaction lag), then what the driver does with injected faults."""
         veh = self.vehicles
-        limit, stop = self.speed_limit(), self.stop_distance()
+        limit, (stop, lane_end) = self.speed_limit(), self.stops()
+
+        # Krauss drivers' dawdling draws (none drawn in a world without them: its random stream stays)
+        dawdle = self.rng.random(len(veh)) if veh.krauss.any() else np.zeros(len(veh))
 
         def command(a: np.ndarray, gap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             return kernels.accelerations(
                 veh.v, a, veh.speed_factor, limit, veh.v_max, veh.headway, veh.min_gap, veh.a_max, veh.b_comf,
-                veh.b_max, veh.reaction_time, self.leader, gap, stop, veh.driver, veh.cmd_speed, veh.cmd_accel,
-                veh.crashed, dt, META_SPEED_GAIN, veh.a)
+                veh.b_max, veh.reaction_time, self.leader, gap, stop, lane_end, veh.driver, veh.cmd_speed, veh.cmd_accel,
+                veh.crashed, dt, META_SPEED_GAIN, veh.a, veh.krauss, veh.sigma, dawdle)
 
         faulty = self.perceived_gap is not self.leader_gap or kernels.any_fault(veh.brake_limit, veh.forced_accel,
                                                                                  veh.a_model, veh.a)
