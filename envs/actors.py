@@ -152,6 +152,10 @@ class Vehicles(ActorArrays):
         "heading": (F, ()),
         "odometer": (F, ()),  # [m] distance travelled
         "standing_s": (F, ()),  # [s] how long it has stood still (envs.world.world.STUCK_REPORT_S)
+        # cooperative lane changing (imported networks): the driver this one falls in behind to
+        # let it change into this lane (its id + 1; 0: none), until this time [s]
+        "courtesy_for": (I, ()),
+        "courtesy_until": (F, ()),
         # injected faults (envs/faults.py); nominal values are set when a vehicle is added
         "brake_limit": (F, ()),  # [m/s^2] hardest deceleration the brakes deliver (inf: sound)
         "sensor_dropout": (B, ()),  # the forward sensor reports no leader

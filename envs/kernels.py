@@ -451,6 +451,32 @@ def changing_leaders(keys, key_lane, key_veh, lane, target_lane, s, half, v, b_c
 
 
 @njit(cache=True)
+def courtesy_leaders(courtesy_for, courtesy_until, now, ids, lane, target_lane, s, half, v, b_comf, lane_left,
+                     lane_right, lead, gap):
+    """Cooperative lane changing, in place of ``lead`` and ``gap`` [m]: a driver asked to make
+    room (``courtesy_for``: the asking driver's id + 1, until ``courtesy_until`` [s]) follows
+    the asking driver beside it, while that one is still ahead in the next lane and not
+    moving elsewhere, if it would stop sooner than its own leader (its gap plus its braking
+    distance at ``b_comf`` [m/s^2]); the request ends when the asker is gone. ``ids`` ascend."""
+    for k in range(lane.shape[0]):
+        if courtesy_for[k] <= 0:
+            continue
+        i = np.searchsorted(ids, courtesy_for[k] - 1)
+        keep = now < courtesy_until[k] and i < ids.shape[0] and ids[i] == courtesy_for[k] - 1
+        if keep:
+            beside = lane[i] == lane_left[lane[k]] or lane[i] == lane_right[lane[k]]
+            keep = beside and (target_lane[i] == lane[i] or target_lane[i] == lane[k])
+        g = s[i] - s[k] - half[i] - half[k] if keep else -1.0
+        if not keep or g <= 0.0:
+            courtesy_for[k] = 0
+            continue
+        v_now = v[lead[k]] if lead[k] >= 0 else 0.0
+        if g + v[i] * v[i] / (2.0 * b_comf[i]) < gap[k] + v_now * v_now / (2.0 * b_comf[k]):
+            lead[k] = i
+            gap[k] = g
+
+
+@njit(cache=True)
 def lane_changes_needed(lane, route, turn_ptr, turn_lane, lane_key, lane_left, lane_right):
     """Per vehicle: how many lane changes it needs before its lane leads to its route's next
     lane (0: it does, or it has no route; -1: no lane of the edge does), and toward which side

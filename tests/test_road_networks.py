@@ -473,3 +473,50 @@ def test_a_lane_that_starts_between_two_ending_ones_touches_only_the_one_that_le
     assert net.may_touch(lane("256366925", 0), middle)
     assert not net.may_touch(lane("256366925", 1), middle)
     assert net.may_touch(lane("256366925", 1), lane("240042192#0", 2))
+
+
+@needs_sumo
+def test_the_follower_in_the_target_lane_falls_back_for_a_driver_whose_route_needs_that_lane(tmp_path):
+    """Cooperative lane changing (SUMO's LC2013 informs its follower): two lanes narrow to one
+    that only the left lane leads to; a driver in the right lane with a car alongside-behind in
+    the left one asks it to fall in behind, and changes lanes while moving instead of
+    standing at its lane's end waiting for a gap."""
+    files = {"n.nod.xml": '<nodes><node id="A" x="0" y="0"/><node id="B" x="300" y="0"/>'
+                          '<node id="C" x="600" y="0"/></nodes>',
+             "n.edg.xml": '<edges><edge id="AB" from="A" to="B" numLanes="2" speed="15"/>'
+                          '<edge id="BC" from="B" to="C" numLanes="1" speed="15"/></edges>',
+             "n.con.xml": '<connections><connection from="AB" to="BC" fromLane="1" toLane="0"/></connections>'}
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    net = tmp_path / "n.net.xml"
+    sumo.run_program("netconvert", ["--node-files", str(tmp_path / "n.nod.xml"), "--edge-files",
+                                    str(tmp_path / "n.edg.xml"), "--connection-files", str(tmp_path / "n.con.xml"),
+                                    "-o", str(net)], "narrowing", net)
+    routes = tmp_path / "n.rou.xml"
+    routes.write_text('<routes><vType id="k" sigma="0"/><route id="r" edges="AB BC"/>'
+                      '<vehicle id="right" type="k" route="r" depart="0" departLane="0" departPos="60" departSpeed="15"/>'
+                      '<vehicle id="left" type="k" route="r" depart="0" departLane="1" departPos="53" departSpeed="15"/>'
+                      '</routes>')
+    world = World(load_scenario({"name": "narrowing", "network": {"kind": "sumo", "net_file": str(net),
+                                                                   "route_files": [str(routes)]},
+                                 "ego": {"controlled": 0}, "demand": {"vehicles": 0}}))
+    drivers = world.config.drivers  # alike drivers: without cooperation they would drive on side by side
+    for spread in (drivers.desired_speed_factor, drivers.time_headway_s, drivers.min_gap_m):
+        spread.sd = 0.0
+    world.step()
+    veh = world.vehicles
+    assert len(veh) == 2
+    right = int(veh.id[np.argmax(veh.s)])
+    lane_end = float(world.network.lane_s_to[veh.lane[veh.row(right)]])
+    slowest, changed_at = np.inf, None
+    for _ in range(int(25 / world.dt)):
+        world.step()
+        veh = world.vehicles
+        r = veh.row(right)
+        if veh.target_lane[r] != veh.lane[r]:
+            changed_at = float(veh.s[r])
+            break
+        slowest = min(slowest, float(veh.v[r]))
+    # (without the follower's courtesy it brakes to about 8 m/s near the end and merges behind)
+    assert changed_at is not None and lane_end - changed_at > 100.0 and slowest > 14.0
+    assert not [e for e in world.events if e.kind == "collision"]

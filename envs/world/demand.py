@@ -406,8 +406,8 @@ class Schedule:
 
     def _clear_behind(self, world: "World", lane: int, s0: float, half: float, k: int) -> bool:
         """Whether no vehicle behind station ``s0`` [m] on ``lane`` (the nearest: row ``k``), or
-        coming into it over a junction link, is too close behind a vehicle of half length
-        ``half`` [m] placed there."""
+        coming into it over a junction link (on the link, or on the lane before it), is too
+        close behind a vehicle of half length ``half`` [m] placed there."""
         net, veh = world.network, world.vehicles
         rear = s0 - half
         if k >= 0:
@@ -417,9 +417,14 @@ class Schedule:
             return True
         for before in net.link_in[net.link_in_ptr[lane]:net.link_in_ptr[lane + 1]]:
             _, j = _around(veh, net, before, net.lane_s_to[before] + 1e4)
+            behind_link = 0.0  # [m] the link's length when the nearest vehicle is on the lane before it
+            if j < 0 and net.lane_link_from[before] >= 0:
+                behind_link = net.lane_s_to[before] - net.lane_s_from[before]
+                before = net.lane_link_from[before]
+                _, j = _around(veh, net, before, net.lane_s_to[before] + 1e4)
             if j < 0:
                 continue
-            gap = (net.lane_s_to[before] - veh.s[j] - 0.5 * veh.length[j]) + (rear - net.lane_s_from[lane])
+            gap = (net.lane_s_to[before] - veh.s[j] - 0.5 * veh.length[j]) + behind_link + (rear - net.lane_s_from[lane])
             if gap < veh.min_gap[j] + veh.v[j] * veh.headway[j] * 0.5 + INSERT_MARGIN_M:
                 return False
         return True

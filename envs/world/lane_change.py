@@ -66,8 +66,12 @@ def decide(world: "World", dt: float) -> None:
             continue
         wish = (veh.wish_right[rows] if to_right else veh.wish_left[rows])
         wish = wish + np.where(world.lane_closed[veh.lane[rows]], CLOSED_LANE_WISH, 0.0)
-        wish = wish + route_wish(world, rows, tg)
+        strategic = route_wish(world, rows, tg)
+        wish = wish + strategic
         gain, safe = mobil(world, rows, tg, to_right, wish)
+        if world.has_links:  # blocked where its route pulls in full: ask the follower there to fall back
+            blocked = ok & ~safe & (strategic >= ROUTE_WISH)
+            ask_follower(world, rows[blocked], tg[blocked])
         take = ok & safe & (gain > best_gain)
         best_gain = np.where(take, gain, best_gain)
         choice = np.where(take, tg, choice)
@@ -91,6 +95,28 @@ def decide(world: "World", dt: float) -> None:
     veh.target_lane[rows[~yield_rear]] = choice[~yield_rear]
     world.perceive()  # the movers now also occupy their target lanes
 
+
+
+COURTESY_HOLD_S = 3.0  # [s] how long a follower asked to make room falls in behind the driver that asked
+ASK_MIN_MPS = 3.0  # [m/s] drivers slower than this do not ask (they wait at the lane's end for a courtesy stop)
+
+
+def ask_follower(world: "World", rows: np.ndarray, target: np.ndarray) -> None:
+    """Cooperative lane changing (SUMO's LC2013 informs its follower): drivers of ``rows`` that
+    their route pulls in full into ``target`` but find no safe gap ask the driver behind them
+    there to fall in behind them for ``COURTESY_HOLD_S`` (:func:`kernels.courtesy_leaders`),
+    so that a gap opens beside them, if it can without braking harder than its ``b_comf``."""
+    veh = world.vehicles
+    for r, lane in zip(rows.tolist(), target.tolist()):
+        if veh.v[r] < ASK_MIN_MPS:  # a slow driver at its lane's end gets a courtesy stop instead (World.stops)
+            continue
+        k = kernels._behind(world._sorted_keys, world._sorted_lane, world._sorted_veh, lane, veh.s[r], KEY_SCALE)
+        if k < 0 or k == r or veh.driver[k] != HUMAN:
+            continue
+        gap = veh.s[r] - veh.s[k] - 0.5 * (veh.length[r] + veh.length[k])
+        if gap > 0.0 and veh.v[k] ** 2 - veh.v[r] ** 2 <= 2.0 * veh.b_comf[k] * gap:  # it can, braking gently
+            veh.courtesy_for[k] = veh.id[r] + 1
+            veh.courtesy_until[k] = world.time + COURTESY_HOLD_S
 
 
 def route_wish(world: "World", rows: np.ndarray, target: np.ndarray) -> np.ndarray:

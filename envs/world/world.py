@@ -408,6 +408,9 @@ class World:
             keys, key_lane, key_veh, lead, gap = seen[:5]
             kernels.changing_leaders(keys, key_lane, key_veh, veh.lane, veh.target_lane, veh.s, 0.5 * veh.length,
                                      veh.v, veh.b_comf, lead, gap, KEY_SCALE)
+            kernels.courtesy_leaders(veh.courtesy_for, veh.courtesy_until, self.time, veh.id, veh.lane,
+                                     veh.target_lane, veh.s, 0.5 * veh.length, veh.v, veh.b_comf, net.lane_left,
+                                     net.lane_right, lead, gap)
         return seen
 
     def perception_now(self) -> "Perception":
