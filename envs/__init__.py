@@ -7,3 +7,9 @@ validated :class:`envs.scenario.WorldConfig` and whoever lives in the world thro
 ``envs.occupants.Occupants`` protocol; the registered ids (``twin/Highway-v0``, ...) and
 the scenario files with their humans live in the composition root, the ``twin`` package.
 """
+
+from pathlib import Path as _Path
+
+from envs.kernel_cache import drop_stale as _drop_stale
+
+_drop_stale(_Path(__file__).parent)
