@@ -69,9 +69,9 @@ def krauss(v: float, v0: float, a_max: float, b: float, tau: float, gap: float, 
     """SUMO's Krauss model (its default ``carFollowModel``): the acceleration [m/s^2] to the
     speed for the next ``dt`` [s]: the desired ``v0`` [m/s], at most ``a_max`` [m/s^2] more
     than now, no faster than stops behind the point where a leader ``gap`` [m] ahead (beyond
-    the minimum gap; no faster than now within it) braking at ``b_lead`` would stop, nor than stops
-    before ``stop`` [m] or the ``lane_end`` [m] a driver must leave; then less by dawdling: ``sigma`` [0, 1] times
-    ``a_max`` times ``dt`` times ``dawdle`` (a uniform draw in [0, 1))."""
+    the minimum gap; no faster than now within it) braking at ``b_lead`` would stop, nor than
+    stops before ``stop`` [m] or the ``lane_end`` [m] a driver must leave; then less by
+    dawdling: ``sigma`` [0, 1] times ``a_max`` times ``dt`` times ``dawdle`` (uniform in [0, 1))."""
     target = min(v0, v + a_max * dt)
     if gap < 1e9:
         target = min(target, safe_speed(gap + v_lead * v_lead / (2.0 * b_lead), b, tau))

@@ -432,6 +432,13 @@ def link_leaders(keys, key_lane, key_veh, hop_lane, hop_s, s, half, lead, gap, p
 
 
 @njit(cache=True)
+def _stops_sooner(gap_new, v_new, b_new, gap_now, v_now, b_now):
+    """Whether a leader ``gap_new`` [m] ahead at ``v_new`` [m/s], braking at ``b_new`` [m/s^2],
+    would come to a stop nearer than the one ``gap_now`` ahead at ``v_now`` braking at ``b_now``."""
+    return gap_new + v_new * v_new / (2.0 * b_new) < gap_now + v_now * v_now / (2.0 * b_now)
+
+
+@njit(cache=True)
 def changing_leaders(keys, key_lane, key_veh, lane, target_lane, s, half, v, b_comf, lead, gap, key_scale):
     """A driver changing lanes follows, of its leader and the target lane's, the one whose
     stopping point (its gap [m] plus its braking distance at ``b_comf`` [m/s^2]) is nearer, in
@@ -444,8 +451,7 @@ def changing_leaders(keys, key_lane, key_veh, lane, target_lane, s, half, v, b_c
         if j < 0 or j == lead[i] or j == i:
             continue
         g = s[j] - s[i] - half[i] - half[j]
-        v_now = v[lead[i]] if lead[i] >= 0 else 0.0
-        if g + v[j] * v[j] / (2.0 * b_comf[j]) < gap[i] + v_now * v_now / (2.0 * b_comf[i]):
+        if _stops_sooner(g, v[j], b_comf[j], gap[i], v[lead[i]] if lead[i] >= 0 else 0.0, b_comf[i]):
             lead[i] = j
             gap[i] = g
 
@@ -470,8 +476,7 @@ def courtesy_leaders(courtesy_for, courtesy_until, now, ids, lane, target_lane, 
         if not keep or g <= 0.0:
             courtesy_for[k] = 0
             continue
-        v_now = v[lead[k]] if lead[k] >= 0 else 0.0
-        if g + v[i] * v[i] / (2.0 * b_comf[i]) < gap[k] + v_now * v_now / (2.0 * b_comf[k]):
+        if _stops_sooner(g, v[i], b_comf[i], gap[k], v[lead[k]] if lead[k] >= 0 else 0.0, b_comf[k]):
             lead[k] = i
             gap[k] = g
 
@@ -663,7 +668,9 @@ def junction_stops(hop_lane, hop_s, v, half, a_max, runs_red, amber_decel, is_li
                             (v[i] > 0.1 or waited_s[i] > arrival_waited[f] or (waited_s[i] == arrival_waited[f] and j < f)):
                         mutual = False
                         for m in range(response_ptr[f], response_ptr[f + 1]):
-                            mutual = mutual or response_lane[m] == j
+                            if response_lane[m] == j:
+                                mutual = True
+                                break
                         if mutual:
                             continue  # both yield to each other, the foe stands at its line: first come, first served
                     if arrival[f] < needed + gap_margin_s * max(0.0, 1.0 - waited_s[i] / impatience_s):

@@ -460,12 +460,11 @@ class World:
                                       AMBER_STOP_DECEL, next_lane, self.junction_busy(), MERGE_ROOM,
                                       not self.has_links)
         lane_end = np.full(len(veh), np.inf)
-        if self.has_links and len(veh):
-            front = veh.s + 0.5 * veh.length
-            merge_room = np.where(veh.target_lane == veh.lane, MERGE_ROOM, 0.0)
-            lane_end = np.where(net.lane_dead_end[veh.lane], net.lane_s_to[veh.lane] - front - merge_room, np.inf)
-        if self.has_links and len(veh):  # junction links: signals, foes on them, yielding
+        if self.has_links and len(veh):  # dead ends; junction links: signals, foes on them, yielding
             half = 0.5 * veh.length
+            merge_room = np.where(veh.target_lane == veh.lane, MERGE_ROOM, 0.0)
+            lane_end = np.where(net.lane_dead_end[veh.lane], net.lane_s_to[veh.lane] - veh.s - half - merge_room,
+                                np.inf)
             arrival, occupied, arrival_waited = kernels.link_arrivals(hop_lane, hop_s, half, veh.v, veh.a_max,
                                                                       veh.standing_s, net.lane_s_from,
                                                                       net.lane_is_link)
@@ -486,8 +485,8 @@ class World:
                 if stuck.any():
                     end = net.lane_s_to[veh.lane] - veh.s - half - MERGE_ROOM
                     lane_end = np.where(stuck, np.minimum(lane_end, np.maximum(end, 0.0)), lane_end)
-                    kernels.courtesy_stops(stop, veh.lane, veh.s, veh.v, half, veh.b_comf, self.changes_needed, self.change_side,
-                                           net.lane_left, net.lane_right, net.lane_s_to, self._sorted_keys,
+                    kernels.courtesy_stops(stop, veh.lane, veh.s, veh.v, half, veh.b_comf, self.changes_needed,
+                                           self.change_side, net.lane_left, net.lane_right, net.lane_s_to, self._sorted_keys,
                                            self._sorted_lane, self._sorted_veh, KEY_SCALE, COURTESY_REACH_M,
                                            COURTESY_SLOW_MPS, COURTESY_ROOM_M)
         return stop, lane_end
@@ -529,8 +528,8 @@ class World:
         def command(a: np.ndarray, gap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             return kernels.accelerations(
                 veh.v, a, veh.speed_factor, limit, veh.v_max, veh.headway, veh.min_gap, veh.a_max, veh.b_comf,
-                veh.b_max, veh.reaction_time, self.leader, gap, stop, lane_end, veh.driver, veh.cmd_speed, veh.cmd_accel,
-                veh.crashed, dt, META_SPEED_GAIN, veh.a, veh.krauss, veh.sigma, dawdle)
+                veh.b_max, veh.reaction_time, self.leader, gap, stop, lane_end, veh.driver, veh.cmd_speed,
+                veh.cmd_accel, veh.crashed, dt, META_SPEED_GAIN, veh.a, veh.krauss, veh.sigma, dawdle)
 
         faulty = self.perceived_gap is not self.leader_gap or kernels.any_fault(veh.brake_limit, veh.forced_accel,
                                                                                  veh.a_model, veh.a)
