@@ -152,6 +152,8 @@ class Vehicles(ActorArrays):
         "heading": (F, ()),
         "odometer": (F, ()),  # [m] distance travelled
         "standing_s": (F, ()),  # [s] how long it has stood still (envs.world.world.STUCK_REPORT_S)
+        # [s] since when it has waited near the end of a lane it must leave for a lane change (NaN: not waiting)
+        "waiting_since": (F, ()),
         # cooperative lane changing (imported networks): the driver this one falls in behind to
         # let it change into this lane (its id + 1; 0: none), until this time [s]
         "courtesy_for": (I, ()),

@@ -268,10 +268,11 @@ def pedestrian_collisions(px, py, radius, active, x, y, heading, length, width):
 @njit(cache=True)
 def occupancy(lane, target_lane, s, d, psi, length, width, lane_offset, lane_width, lane_left, lane_right, key_scale):
     """Lane occupancy entries sorted by (lane, station): every vehicle in its own lane, and
-    again in the lane it is changing into or its body reaches into. Returns keys, lanes, rows."""
+    again in the lane it is changing into and in those its body reaches into. Returns keys,
+    lanes, rows."""
     n = lane.shape[0]
-    ent_lane = np.empty(3 * n, dtype=np.int64)
-    ent_veh = np.empty(3 * n, dtype=np.int64)
+    ent_lane = np.empty(4 * n, dtype=np.int64)
+    ent_veh = np.empty(4 * n, dtype=np.int64)
     m = 0
     for i in range(n):
         ln = lane[i]
@@ -285,16 +286,38 @@ def occupancy(lane, target_lane, s, d, psi, length, width, lane_offset, lane_wid
         side = d[i] - lane_offset[ln]
         half_extent = 0.5 * (length[i] * abs(math.sin(psi[i])) + width[i] * math.cos(psi[i]))
         reach = 0.5 * lane_width[ln] - half_extent
-        lean = lane_left[ln] if side > reach else (lane_right[ln] if side < -reach else -1)
-        if lean >= 0 and lean != target_lane[i]:
-            ent_lane[m] = lean
-            ent_veh[m] = i
-            m += 1
+        for lean in (lane_left[ln] if side > reach else -1, lane_right[ln] if side < -reach else -1):
+            if lean >= 0 and lean != target_lane[i]:  # (a body wider than its lane, turned, reaches into both)
+                ent_lane[m] = lean
+                ent_veh[m] = i
+                m += 1
     keys = np.empty(m)
     for k in range(m):
         keys[k] = ent_lane[k] * key_scale + s[ent_veh[k]]
     order = np.argsort(keys, kind="mergesort")
     return keys[order], ent_lane[:m][order], ent_veh[:m][order]
+
+
+@njit(cache=True)
+def around(lane, target_lane, s, d, width, lane_edge, lane_offset, lane_width, at_lane, at_s):
+    """Rows of the nearest vehicles ahead of (at or past) and behind station ``at_s`` [m] on
+    ``at_lane``: those in it, changing into it, or whose body reaches into it from a lane
+    beside it on the same edge, at their positions now (-1 where there is none). One pass
+    over the vehicles, for a departure that looks before the occupancy is sorted again."""
+    ahead, behind = -1, -1
+    ahead_ds, behind_ds = INF, -INF
+    edge, offset, at_width = lane_edge[at_lane], lane_offset[at_lane], lane_width[at_lane]
+    for i in range(lane.shape[0]):
+        if not (lane[i] == at_lane or target_lane[i] == at_lane
+                or (lane_edge[lane[i]] == edge and abs(d[i] - offset) < 0.5 * (at_width + width[i]))):
+            continue
+        ds = s[i] - at_s
+        if ds >= 0.0:
+            if ds < ahead_ds:
+                ahead, ahead_ds = i, ds
+        elif ds > behind_ds:
+            behind, behind_ds = i, ds
+    return ahead, behind
 
 
 @njit(cache=True)
@@ -535,6 +558,59 @@ def courtesy_stops(stop, lane, s, v, half, b_comf, needed, side, lane_left, lane
                 stop[k] = min(stop[k], gap)
                 break
             at = s[k] - 1e-6
+
+
+@njit(cache=True)
+def lane_ends(lane, target_lane, s, half, lane_s_to, lane_dead_end, merge_room):
+    """Per vehicle: the distance [m] from its front to the end of a dead-end lane it is on,
+    less ``merge_room`` [m] when it is not changing lanes (it waits there for a gap); inf
+    elsewhere."""
+    out = np.full(lane.shape[0], INF)
+    for i in range(lane.shape[0]):
+        ln = lane[i]
+        if lane_dead_end[ln]:
+            room = merge_room if target_lane[i] == ln else 0.0
+            out[i] = lane_s_to[ln] - s[i] - half[i] - room
+    return out
+
+
+@njit(cache=True)
+def route_waits(lane_end, needed, lane, target_lane, s, v, half, lane_s_to, waiting_since, now, merge_room, near_m,
+                give_up_s):
+    """Drivers whose lane does not lead on along their route, with one change to make and not
+    yet begun, wait short of its end (``merge_room`` [m]) for a gap: ``lane_end`` [m] lowered
+    there, in place. A driver slower than 0.5 m/s within ``near_m`` [m] of that point has
+    waited since ``waiting_since`` [s] (NaN: not waiting; updated in place); after
+    ``give_up_s`` [s] it drives on, misses its turn and is routed again. Returns who waits."""
+    n = lane.shape[0]
+    waits = np.zeros(n, dtype=np.bool_)
+    for i in range(n):
+        stuck = needed[i] == 1 and target_lane[i] == lane[i]
+        if stuck and v[i] < 0.5 and lane_s_to[lane[i]] - s[i] - half[i] < merge_room + near_m:
+            if math.isnan(waiting_since[i]):
+                waiting_since[i] = now
+            if now - waiting_since[i] > give_up_s:
+                stuck = False
+        else:
+            waiting_since[i] = np.nan
+        if stuck:
+            waits[i] = True
+            end = max(lane_s_to[lane[i]] - s[i] - half[i] - merge_room, 0.0)
+            if end < lane_end[i]:
+                lane_end[i] = end
+    return waits
+
+
+@njit(cache=True)
+def count_standing(v, standing_s, dt, standing_mps, report_s):
+    """Add ``dt`` [s] to how long each vehicle slower than ``standing_mps`` [m/s] has stood
+    (``standing_s``, in place; 0 for the others). Returns the rows that reach ``report_s`` [s] now."""
+    reached = []
+    for i in range(v.shape[0]):
+        standing_s[i] = standing_s[i] + dt if v[i] < standing_mps else 0.0
+        if standing_s[i] >= report_s and standing_s[i] - dt < report_s:
+            reached.append(i)
+    return np.array(reached, dtype=np.int64)
 
 
 @njit(cache=True)

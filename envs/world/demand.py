@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from envs import kernels
 from envs.kernels import KEY_SCALE
 from envs.actors import CONTINUOUS, HUMAN, META, ROUTE_END, ROUTE_HOPS, ROUTE_LOST, VEHICLE_TYPES
 from envs.network import Crossing, Network
@@ -271,6 +272,12 @@ class Schedule:
         self.left = np.array([t.count if t.probability is None else np.iinfo(np.int64).max for t in self.trips])
         self.waiting: dict[tuple[int, ...], list[int]] = {}  # first-edge lanes -> trips due, oldest first
         self.rng = rng
+        self._next_due = self._due()
+
+    def _due(self) -> float:
+        """The time [s] of the next departure to queue (inf: none left)."""
+        left = self.left > 0
+        return float(self.next_s[left].min()) if left.any() else np.inf
 
     @property
     def backlog(self) -> int:
@@ -279,7 +286,8 @@ class Schedule:
 
     def spawn(self, world: "World", now: float) -> None:
         """Queue the departures due by ``now`` [s] and insert the first waiting one per edge."""
-        for k in np.flatnonzero((self.next_s <= now) & (self.left > 0)):
+        due = np.flatnonzero((self.next_s <= now) & (self.left > 0)) if now >= self._next_due else ()
+        for k in due:
             trip = self.trips[k]
             while self.next_s[k] <= now and self.left[k] > 0:
                 if trip.probability is None:
@@ -292,6 +300,8 @@ class Schedule:
                     self.next_s[k] += 1.0
                 if self.next_s[k] > trip.end_s:
                     self.left[k] = 0
+        if now >= self._next_due:
+            self._next_due = self._due()
         inserted = False
         for lanes, queue in self.waiting.items():
             if queue and self.insert(world, self.trips[queue[0]], perceive=False) is not None:
@@ -321,14 +331,9 @@ class Schedule:
         headway, b = trip.params.get("headway", 1.0), trip.size.get("b_comf", 2.5)
         for lane in lanes:
             for s0 in self._positions(world, lane, length, trip.depart_pos, trip):
-                limit = min(world.speed_limit_at(lane, s0) * trip.params.get("speed_factor", 1.0), trip.size["v_max"])
-                v = {"max": limit, "desired": limit, "speedLimit": limit, "avg": 0.5 * limit,
-                     "random": float(self.rng.uniform(0.0, limit))}.get(trip.depart_speed)
-                if v is None:
-                    try:
-                        v = min(float(trip.depart_speed), limit)
-                    except ValueError:
-                        v = 0.0
+                # (a random speed is drawn for every place tried, also where the vehicle does not fit:
+                # the random stream, and with it the figures in the README, stay as they are)
+                v = self._depart_speed(world, trip, lane, s0, self.rng.uniform(0.0, 1.0))
                 j, k = _around(veh, net, lane, s0)  # (positions now: the occupancy was sorted before this step moved them)
                 ahead_m = veh.s[j] - s0 if j >= 0 else np.inf  # [m] centre to the leader's centre
                 if j < 0:  # no leader on the lane: the nearest on the lanes after it, whichever way they lead
@@ -364,6 +369,25 @@ class Schedule:
             world.perceive()
         world.departed_at[vid] = (world.time, trip.name)
         return vid
+
+    @staticmethod
+    def _depart_speed(world: "World", trip: Trip, lane: int, s0: float, draw: float) -> float:
+        """The speed [m/s] a vehicle of ``trip`` departs with at station ``s0`` [m] of ``lane``,
+        as SUMO's departSpeed says (a number, max, desired, speedLimit, avg, random: ``draw``,
+        uniform in [0, 1), times the limit; else 0), within the lane's limit there and the
+        vehicle's top speed."""
+        limit = min(world.speed_limit_at(lane, s0) * trip.params.get("speed_factor", 1.0), trip.size["v_max"])
+        named = trip.depart_speed
+        if named in ("max", "desired", "speedLimit"):
+            return limit
+        if named == "avg":
+            return 0.5 * limit
+        if named == "random":
+            return draw * limit
+        try:
+            return min(float(named), limit)
+        except ValueError:
+            return 0.0
 
     def _positions(self, world: "World", lane: int, length: float, depart_pos: str, trip: Trip) -> list[float]:
         """Stations [m] of a departing vehicle's centre to try on ``lane``, as SUMO's departPos
@@ -458,16 +482,8 @@ def _around(veh, net: Network, lane: int, s: float) -> tuple[int, int]:
     """Rows of the nearest vehicles ahead of and behind station ``s`` [m] on ``lane`` (in it,
     changing into it or reaching into it from beside) at their positions now; -1 where there
     is none."""
-    beside = (net.lane_edge[veh.lane] == net.lane_edge[lane]) & \
-        (np.abs(veh.d - net.lane_offset[lane]) < 0.5 * (net.lane_width[lane] + veh.width))
-    on = np.flatnonzero((veh.lane == lane) | (veh.target_lane == lane) | beside)
-    if not len(on):
-        return -1, -1
-    ds = veh.s[on] - s
-    ahead, behind = on[ds >= 0], on[ds < 0]
-    j = int(ahead[np.argmin(ds[ds >= 0])]) if len(ahead) else -1
-    k = int(behind[np.argmax(ds[ds < 0])]) if len(behind) else -1
-    return j, k
+    return kernels.around(veh.lane, veh.target_lane, veh.s, veh.d, veh.width, net.lane_edge, net.lane_offset,
+                          net.lane_width, lane, s)
 
 
 class Routes:

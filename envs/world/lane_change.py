@@ -248,19 +248,23 @@ def mobil(world: "World", rows: np.ndarray, target: np.ndarray, to_right: bool, 
                   world.leader, world.idm_accel, veh.lane, veh.s, veh.v, veh.length, veh.speed_factor, veh.v_max,
                   veh.headway, veh.min_gap, veh.a_max, veh.b_comf, veh.politeness, world.lane_speed_limit,
                   net.link_in_ptr, net.link_in, net.lane_link_from, net.lane_s_from, net.lane_s_to, net.lane_next,
-                  net.lane_next_station, TURN_OUT_ROOM_M if world.has_links else -np.inf, veh.krauss)
+                  net.lane_next_station, TURN_OUT_ROOM_M if world.has_links else -np.inf, veh.krauss,
+                  net.link_peer_ptr, net.link_peer, net.link_peer_merges)
 
 
 @njit(cache=True)
 def _mobil(rows, target, to_right, wish, keys, key_lane, key_veh, key_scale, leader, idm_accel, lane, s, v, length,
            speed_factor, v_max, headway, min_gap, a_max, b_comf, politeness, lane_limit, in_ptr, in_lane, link_from,
-           lane_s_from, lane_s_to, lane_next, lane_next_station, turn_out_room, krauss):
+           lane_s_from, lane_s_to, lane_next, lane_next_station, turn_out_room, krauss, peer_ptr, peer_lane,
+           peer_merges):
     """:func:`mobil` per driver: IDM of the changer and of its old and new followers, before
     and after, from the occupancy (``keys``, ``key_lane``, ``key_veh``) of the last perception.
     With no follower in the target lane, the new follower is the nearest vehicle on a junction
     link leading into it or on the lane before that link (``in_ptr``, ``in_lane``, ``link_from``:
     general networks; empty on the layouts). With no leader in the target lane, the new leader
-    is searched on the lanes it leads to (``lane_next``, up to ``LEADER_HOPS`` lanes).
+    is searched on the lanes it leads to (``lane_next``, up to ``LEADER_HOPS`` lanes), and on
+    a junction link among them, on the links that merge with it (``peer_ptr``, ``peer_lane``,
+    ``peer_merges``: a vehicle nearer their common end, as :func:`kernels.link_leaders` sees it).
     A driver leaves a Krauss follower (``krauss``) at least its minimum gap (Krauss waits
     within it)."""
     n = rows.shape[0]
@@ -289,9 +293,18 @@ def _mobil(rows, target, to_right, wish, keys, key_lane, key_veh, key_scale, lea
                 break
             station = lane_next_station[ln] + station - lane_s_to[ln]
             ln = nxt
+            for k in range(peer_ptr[ln], peer_ptr[ln + 1]):  # merging into the same lane ahead of it
+                f = peer_lane[k]
+                c = kernels._behind(keys, key_lane, key_veh, f, lane_s_to[f] + 1.0e4, key_scale) if peer_merges[k] else -1
+                if c >= 0 and c != me:
+                    mine, theirs = lane_s_to[ln] - station, lane_s_to[f] - s[c]
+                    g = max(mine - theirs - 0.5 * (length[c] + length[me]), 0.0)
+                    if theirs < mine and g < nl_gap:
+                        new_lead, nl_gap = c, g
             c = kernels._ahead(keys, key_lane, key_veh, ln, station, key_scale)
-            if c >= 0:
+            if c >= 0 and s[c] - station - 0.5 * (length[c] + length[me]) < nl_gap:
                 new_lead, nl_gap = c, s[c] - station - 0.5 * (length[c] + length[me])
+            if new_lead >= 0:
                 break
         new_follow = kernels._behind(keys, key_lane, key_veh, target[i], si, key_scale)
         nf_gap = gap_between(new_follow, me)

@@ -123,7 +123,6 @@ class World:
         self._no_lanes = np.zeros(len(self.network.lanes), dtype=bool)
         self.has_links = bool(self.network.lane_is_link.any())  # an imported network: junction links, trips
         self.changes_needed = np.zeros(0, dtype=np.int64)  # per vehicle (imported networks): lane changes its route needs
-        self._waiting_since: dict[int, float] = {}  # vehicle id -> since when [s] it waits for a lane change
         self.departed_at: dict[int, tuple[float, str]] = {}  # vehicle id -> when [s] it departed, on which trip
         self.travel_times: list[float] = []  # [s] of the trips that arrived
         self.travel_trips: list[str] = []  # the trip (vehicle or flow id) of each of them
@@ -200,7 +199,7 @@ class World:
         self.vehicles.append(
             id=vid, vtype=TYPE_INDEX[vtype], driver=driver, lane=lane, target_lane=lane, s=s,
             d=net.lane_offset[lane], v=v, cmd_speed=v, length=t.length, width=t.width, wheelbase=t.wheelbase,
-            v_max=t.v_max, brake_limit=np.inf, forced_accel=np.nan, **self._grip(t), **values,
+            v_max=t.v_max, brake_limit=np.inf, forced_accel=np.nan, waiting_since=np.nan, **self._grip(t), **values,
         )
         self.stats["vehicles_entered"] += 1
         return vid
@@ -462,9 +461,8 @@ class World:
         lane_end = np.full(len(veh), np.inf)
         if self.has_links and len(veh):  # dead ends; junction links: signals, foes on them, yielding
             half = 0.5 * veh.length
-            merge_room = np.where(veh.target_lane == veh.lane, MERGE_ROOM, 0.0)
-            lane_end = np.where(net.lane_dead_end[veh.lane], net.lane_s_to[veh.lane] - veh.s - half - merge_room,
-                                np.inf)
+            lane_end = kernels.lane_ends(veh.lane, veh.target_lane, veh.s, half, net.lane_s_to, net.lane_dead_end,
+                                         MERGE_ROOM)
             arrival, occupied, arrival_waited = kernels.link_arrivals(hop_lane, hop_s, half, veh.v, veh.a_max,
                                                                       veh.standing_s, net.lane_s_from,
                                                                       net.lane_is_link)
@@ -480,11 +478,11 @@ class World:
                 # a driver whose lane does not lead on along its route waits short of its end (room
                 # to steer out) for a gap, as a SUMO driver does; not once it has begun to change
                 # (one change to make; facing more, a driver drives on, misses its turn and is routed again)
-                stuck = (self.changes_needed == 1) & (veh.target_lane == veh.lane)
-                stuck &= self._still_waiting(stuck)
-                if stuck.any():
-                    end = net.lane_s_to[veh.lane] - veh.s - half - MERGE_ROOM
-                    lane_end = np.where(stuck, np.minimum(lane_end, np.maximum(end, 0.0)), lane_end)
+                # (who waits longer than GIVE_UP_WAITING_S near that end gives up)
+                waiting = kernels.route_waits(lane_end, self.changes_needed, veh.lane, veh.target_lane, veh.s, veh.v,
+                                              half, net.lane_s_to, veh.waiting_since, self.time, MERGE_ROOM,
+                                              WAITING_NEAR_END_M, GIVE_UP_WAITING_S)
+                if waiting.any():
                     kernels.courtesy_stops(stop, veh.lane, veh.s, veh.v, half, veh.b_comf, self.changes_needed,
                                            self.change_side, net.lane_left, net.lane_right, net.lane_s_to, self._sorted_keys,
                                            self._sorted_lane, self._sorted_veh, KEY_SCALE, COURTESY_REACH_M,
@@ -560,8 +558,7 @@ class World:
         veh = self.vehicles
         if not len(veh):
             return
-        veh.standing_s[:] = np.where(veh.v < STANDING_MPS, veh.standing_s + dt, 0.0)
-        for r in np.flatnonzero((veh.standing_s >= STUCK_REPORT_S) & (veh.standing_s - dt < STUCK_REPORT_S)):
+        for r in kernels.count_standing(veh.v, veh.standing_s, dt, STANDING_MPS, STUCK_REPORT_S):
             self.events.append(WorldEvent("stuck", self.time, (int(veh.id[r]),), float(veh.x[r]), float(veh.y[r]),
                                           self.waiting_cause(int(r))))
 
@@ -590,23 +587,6 @@ class World:
         if group >= 0 and len(self.group_state) and self.group_state[group] != 0:
             return "red signal"
         return "unknown"
-
-    def _still_waiting(self, stuck: np.ndarray) -> np.ndarray:
-        """Of the drivers ``stuck`` behind a lane's end that does not lead on along their route,
-        those that have waited near that end (within ``WAITING_NEAR_END_M``, slower than 0.5 m/s)
-        less than ``GIVE_UP_WAITING_S`` (the others drive on, miss their turn and are routed
-        again). Called every step on imported networks."""
-        veh, net = self.vehicles, self.network
-        near_end = stuck & (veh.v < 0.5) & (net.lane_s_to[veh.lane] - veh.s - 0.5 * veh.length
-                                            < MERGE_ROOM + WAITING_NEAR_END_M)
-        rows = np.flatnonzero(near_end)
-        ids = veh.id[rows].tolist()
-        self._waiting_since = {vid: self._waiting_since.get(vid, self.time) for vid in ids}
-        waiting = np.ones(len(veh), dtype=bool)
-        for vid, r in zip(ids, rows):
-            if self.time - self._waiting_since[vid] > GIVE_UP_WAITING_S:
-                waiting[r] = False
-        return waiting
 
     def _keep_on_links(self) -> None:
         veh, net = self.vehicles, self.network
