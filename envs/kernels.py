@@ -210,22 +210,32 @@ def _project(cx, cy, ax, ay, wx, wy, nx, ny):
 
 @njit(cache=True)
 def vehicle_collisions(x, y, heading, length, width, crashed):
-    """Pairs (i, j), i < j, of oriented boxes that overlap, skipping pairs already both crashed."""
+    """Pairs (i, j), i < j, of oriented boxes that overlap, skipping pairs already both crashed,
+    in order of i then j. Sweeps along x: only boxes whose x lie within their reaches are
+    tested, so the cost grows with the vehicles, not with their pairs."""
     n = x.shape[0]
     out_i, out_j = [], []
     reach = np.empty(n)  # [m] half diagonal: boxes farther apart than the sum cannot touch
     for i in range(n):
         reach[i] = 0.5 * math.hypot(length[i], width[i])
-    for i in range(n):
-        ri = reach[i]
-        ci, si = math.cos(heading[i]), math.sin(heading[i])
-        for j in range(i + 1, n):
+    if n < 2:
+        return np.array(out_i, dtype=np.int64), np.array(out_j, dtype=np.int64)
+    max_reach = reach.max()
+    order = np.argsort(x)
+    for a in range(n):
+        first = order[a]
+        for b in range(a + 1, n):
+            second = order[b]
+            if x[second] - x[first] > reach[first] + max_reach:
+                break
+            i, j = min(first, second), max(first, second)
             if crashed[i] and crashed[j]:
                 continue
-            rj = reach[j]
+            ri, rj = reach[i], reach[j]
             dx, dy = x[j] - x[i], y[j] - y[i]
             if dx * dx + dy * dy > (ri + rj) ** 2:
                 continue
+            ci, si = math.cos(heading[i]), math.sin(heading[i])
             cj, sj = math.cos(heading[j]), math.sin(heading[j])
             axes = ((ci, si), (-si, ci), (cj, sj), (-sj, cj))
             separated = False
@@ -240,6 +250,9 @@ def vehicle_collisions(x, y, heading, length, width, crashed):
             if not separated:
                 out_i.append(i)
                 out_j.append(j)
+    if len(out_i) > 1:  # in order of i, then j (as an all-pairs scan finds them)
+        rank = np.argsort(np.array(out_i, dtype=np.int64) * n + np.array(out_j, dtype=np.int64))
+        return np.array(out_i, dtype=np.int64)[rank], np.array(out_j, dtype=np.int64)[rank]
     return np.array(out_i, dtype=np.int64), np.array(out_j, dtype=np.int64)
 
 
@@ -360,6 +373,31 @@ def perception(lane, target_lane, s, d, psi, v, length, width, lane_offset, lane
 
 
 @njit(cache=True)
+def network_perception(lane, target_lane, s, d, psi, v, length, width, lane_offset, lane_width, lane_left, lane_right,
+                       route, lane_next, lane_next_station, turn_ptr, turn_lane, turn_station, lane_edge, lane_s_to,
+                       lane_dead_end, zone_lane, zone_s_in, zone_s_out, zone_crossing, n_crossings, hops, key_scale,
+                       min_hops, lookahead_m, lane_s_from, peer_ptr, peer_lane, peer_merges, link_leader_hops,
+                       b_comf, courtesy_for, courtesy_until, now, ids):
+    """:func:`perception` on an imported network, with the leaders its junctions and lane
+    changes add in one call (a call from Python costs more than this work on a few dozen
+    vehicles): across links sharing a stretch of road (:func:`link_leaders`), of drivers
+    changing lanes (:func:`changing_leaders`) and of drivers asked to make room
+    (:func:`courtesy_leaders`). Returns what :func:`perception` returns."""
+    seen = perception(lane, target_lane, s, d, psi, v, length, width, lane_offset, lane_width, lane_left, lane_right,
+                      route, lane_next, lane_next_station, turn_ptr, turn_lane, turn_station, lane_edge, lane_s_to,
+                      lane_dead_end, zone_lane, zone_s_in, zone_s_out, zone_crossing, n_crossings, hops, key_scale,
+                      min_hops, lookahead_m)
+    keys, key_lane, key_veh, lead, gap, hop_lane, hop_s = seen[0], seen[1], seen[2], seen[3], seen[4], seen[9], seen[10]
+    half = 0.5 * length
+    link_leaders(keys, key_lane, key_veh, hop_lane, hop_s, s, half, lead, gap, peer_ptr, peer_lane, peer_merges,
+                 lane_s_from, lane_s_to, key_scale, link_leader_hops)
+    changing_leaders(keys, key_lane, key_veh, lane, target_lane, s, half, v, b_comf, lead, gap, key_scale)
+    courtesy_leaders(courtesy_for, courtesy_until, now, ids, lane, target_lane, s, half, v, b_comf, lane_left,
+                     lane_right, lead, gap)
+    return seen
+
+
+@njit(cache=True)
 def speed_limits(lane, s, v, length, lane_limit, curve_speed, next_lane, lane_s_to, zone_lane, zone_from, zone_to,
                  zone_limit, preview_s, approach_decel):
     """Speed [m/s] each driver may drive: limits, curves (slowing before the next lane's
@@ -430,28 +468,48 @@ def link_leaders(keys, key_lane, key_veh, hop_lane, hop_s, s, half, lead, gap, p
             j = hop_lane[i, h]
             if j < 0:
                 break
+            other, g = merging_leader(keys, key_lane, key_veh, peer_ptr, peer_lane, peer_merges, lane_s_to, s, half,
+                                      j, hop_s[i, h], i, half[i], key_scale)
+            if other >= 0 and g < gap[i]:
+                lead[i] = other
+                gap[i] = max(g, 0.0)
             for k in range(peer_ptr[j], peer_ptr[j + 1]):
-                f = peer_lane[k]
-                if peer_merges[k]:  # the one nearest the common end
-                    other = _behind(keys, key_lane, key_veh, f, lane_s_to[f] + 1.0e4, key_scale)
-                    if other < 0 or other == i:
-                        continue
-                    mine, theirs = lane_s_to[j] - hop_s[i, h], lane_s_to[f] - s[other]
-                    g = mine - theirs - half[i] - half[other]
-                    if theirs < mine or (theirs == mine and other < i):
-                        if g < gap[i]:
-                            lead[i] = other
-                            gap[i] = max(g, 0.0)
-                else:  # the one nearest the common start
-                    other = _ahead(keys, key_lane, key_veh, f, lane_s_from[f] - 1.0e4, key_scale)
-                    if other < 0 or other == i:
-                        continue
-                    mine, theirs = hop_s[i, h] - lane_s_from[j], s[other] - lane_s_from[f]
-                    if theirs > mine:
-                        g = theirs - mine - half[i] - half[other]
-                        if g < gap[i]:
-                            lead[i] = other
-                            gap[i] = max(g, 0.0)
+                if peer_merges[k]:
+                    continue
+                f = peer_lane[k]  # a sibling: the one nearest the common start
+                other = _ahead(keys, key_lane, key_veh, f, lane_s_from[f] - 1.0e4, key_scale)
+                if other < 0 or other == i:
+                    continue
+                mine, theirs = hop_s[i, h] - lane_s_from[j], s[other] - lane_s_from[f]
+                if theirs > mine:
+                    g = theirs - mine - half[i] - half[other]
+                    if g < gap[i]:
+                        lead[i] = other
+                        gap[i] = max(g, 0.0)
+
+
+@njit(cache=True, inline="always")
+def merging_leader(keys, key_lane, key_veh, peer_ptr, peer_lane, peer_merges, lane_s_to, s, half, ln, station, me,
+                   me_half, key_scale):
+    """Of the vehicles on the links that merge with link ``ln`` into the same lane, the one
+    nearest the common end (on each such link), if nearer that end than station ``station``
+    [m] of ``ln`` (ties: the lower row goes first), as a leader of row ``me`` (half length
+    ``me_half`` [m], which may be on no lane of these): its row and the bumper gap [m]
+    (negative where they overlap); -1 and inf if none."""
+    best, best_gap = -1, INF
+    for k in range(peer_ptr[ln], peer_ptr[ln + 1]):
+        if not peer_merges[k]:
+            continue
+        f = peer_lane[k]
+        other = _behind(keys, key_lane, key_veh, f, lane_s_to[f] + 1.0e4, key_scale)
+        if other < 0 or other == me:
+            continue
+        mine, theirs = lane_s_to[ln] - station, lane_s_to[f] - s[other]
+        if theirs < mine or (theirs == mine and other < me):
+            g = mine - theirs - me_half - half[other]
+            if g < best_gap:
+                best, best_gap = other, g
+    return best, best_gap
 
 
 @njit(cache=True)
@@ -558,6 +616,26 @@ def courtesy_stops(stop, lane, s, v, half, b_comf, needed, side, lane_left, lane
                 stop[k] = min(stop[k], gap)
                 break
             at = s[k] - 1e-6
+
+
+@njit(cache=True)
+def keep_on_links(lane, d, psi, is_link, lane_offset):
+    """In place: a vehicle on a junction link follows the link's drawn path (its lateral
+    position ``d`` [m] the link's offset, no heading ``psi`` [rad] of its own)."""
+    for i in range(lane.shape[0]):
+        if is_link[lane[i]]:
+            d[i] = lane_offset[lane[i]]
+            psi[i] = 0.0
+
+
+@njit(cache=True)
+def routes_need_care(route, low_column, check_low):
+    """Whether any vehicle lost its route (``ROUTE_LOST`` first) or, with ``check_low``, has an
+    empty route column at ``low_column`` (its route columns run low)."""
+    for i in range(route.shape[0]):
+        if route[i, 0] == ROUTE_LOST or (check_low and route[i, low_column] == 0):
+            return True
+    return False
 
 
 @njit(cache=True)
@@ -756,6 +834,37 @@ def junction_stops(hop_lane, hop_s, v, half, a_max, runs_red, amber_decel, is_li
                 out[i] = to_line
                 break
     return out
+
+
+@njit(cache=True)
+def network_stops(stop, lane, target_lane, s, v, half, a_max, b_comf, runs_red, amber_decel, standing_s, min_gap,
+                  waiting_since, hop_lane, hop_s, keys, key_lane, key_veh, needed, side, now, route_waiting,
+                  lane_s_from, lane_s_to, lane_dead_end, is_link, entry_group, lane_next, lane_left, lane_right,
+                  foe_ptr, foe_lane, response_ptr, response_lane, group_state, must_yield, margin, merge_room,
+                  yield_decel, gap_margin_s, reach_m, impatience_s, queue_mps, near_m, give_up_s, key_scale,
+                  courtesy_reach_m, courtesy_slow_mps, courtesy_room_m):
+    """The stopping points of an imported network's junctions and lane ends, in one call (a
+    call from Python costs more than this work on a few dozen vehicles): ``stop`` [m] lowered
+    in place by :func:`junction_stops` (with :func:`link_arrivals` and :func:`lane_tails`) and,
+    with ``route_waiting``, by :func:`courtesy_stops` for the drivers :func:`route_waits`
+    keeps waiting; returns ``lane_end`` [m] (:func:`lane_ends`, lowered by :func:`route_waits`)."""
+    lane_end = lane_ends(lane, target_lane, s, half, lane_s_to, lane_dead_end, merge_room)
+    arrival, occupied, arrival_waited = link_arrivals(hop_lane, hop_s, half, v, a_max, standing_s, lane_s_from,
+                                                      is_link)
+    exit_room, exit_speed = lane_tails(keys, key_lane, key_veh, s, half, v, lane_s_from)
+    waits = junction_stops(hop_lane, hop_s, v, half, a_max, runs_red, amber_decel, is_link, lane_s_from, lane_s_to,
+                           entry_group, group_state, must_yield, foe_ptr, foe_lane, response_ptr, response_lane,
+                           arrival, occupied, margin, yield_decel, gap_margin_s, reach_m, lane_next, standing_s,
+                           impatience_s, exit_room, exit_speed, min_gap, queue_mps, arrival_waited)
+    for i in range(stop.shape[0]):
+        stop[i] = min(stop[i], waits[i])
+    if route_waiting:
+        waiting = route_waits(lane_end, needed, lane, target_lane, s, v, half, lane_s_to, waiting_since, now,
+                              merge_room, near_m, give_up_s)
+        if waiting.any():
+            courtesy_stops(stop, lane, s, v, half, b_comf, needed, side, lane_left, lane_right, lane_s_to, keys,
+                           key_lane, key_veh, key_scale, courtesy_reach_m, courtesy_slow_mps, courtesy_room_m)
+    return lane_end
 
 
 @njit(cache=True)

@@ -162,10 +162,10 @@ def test_the_twin_matches_sumos_arrivals_on_cross(tmp_path):
     """`bench sumo`'s twin side on the same files SUMO runs: on `cross` (one signal phase
     green for the whole run, as the shipped game program holds it) as many vehicles arrive
     as in SUMO, within 10%, in about the same time; counts add up; nobody collides."""
-    from benchmarks.sumo import run_sumo, run_twin
+    from benchmarks.sumo import run_side_by_side
 
-    reference = run_sumo(GAME / "cross.sumocfg", 10.0, tmp_path)
-    twin = run_twin(GAME / "cross.sumocfg", 10.0)
+    reference, twin = run_side_by_side(GAME / "cross.sumocfg", 10.0, tmp_path)
+    assert reference["simulated_s"] == 600 and reference["collisions"] == 0
     assert twin["collisions"] == 0 and twin["simulated_s"] == pytest.approx(600.0, abs=0.1)
     assert twin["inserted"] == twin["arrived"] + twin["running"]
     assert abs(twin["arrived"] - reference["arrived"]) <= 0.1 * reference["arrived"]

@@ -148,6 +148,41 @@ def test_routes_flows_and_trips_are_read_and_trips_routed(tiny, tmp_path):
     assert demand.vtypes["car"].tau == 1.2 and demand.vtypes["car"].decel == 4.0
 
 
+def test_times_types_in_additional_files_gzip_and_what_is_not_driven_read_as_sumo_reads_them(tiny, tmp_path):
+    """What SUMO's own shipped configurations use: clock times ("15:0:0") in a configuration
+    and on departures, vehicle types defined in an additional file (SUMO reads those first),
+    gzipped route files; bicycles (alone or mixed into a type distribution) and trips routed
+    only by their stops are left out and listed, never an error that loses the rest."""
+    import gzip
+
+    types = tmp_path / "types.add.xml"
+    types.write_text('<additional><vType id="van" vClass="delivery" length="6.5"/>'
+                     '<vType id="bike" vClass="bicycle"/></additional>')
+    routes = tmp_path / "more.rou.xml.gz"
+    with gzip.open(routes, "wt") as fh:
+        fh.write('<routes><route id="r" edges="AB BC"/>'
+                 '<vTypeDistribution id="mix"><vType id="p" probability="4"/>'
+                 '<vType id="b" vClass="bicycle" probability="1"/></vTypeDistribution>'
+                 '<vehicle id="late" type="van" route="r" depart="0:1:30"/>'
+                 '<flow id="mixed" type="mix" route="r" begin="0" end="20" period="10"/>'
+                 '<flow id="cyclists" type="bike" route="r" begin="0" end="20" period="10"/>'
+                 '<trip id="shuttle" type="van" depart="0"><stop busStop="stop1" duration="60"/></trip></routes>')
+    config = tmp_path / "run.sumocfg"
+    config.write_text(f'<configuration><input><net-file value="{tiny.name}"/><route-files value="{routes.name}"/>'
+                      f'<additional-files value="{types.name}"/></input>'
+                      '<time><begin value="1:0:0"/><end value="1:10:0"/></time></configuration>')
+    assert sumo.read_config(config).begin_s == 3600 and sumo.read_config(config).end_s == 4200
+    assert sumo.sumo_time("1:2:3:4.5") == 86400 + 7200 + 180 + 4.5
+    _, demand, _ = sumo.load(config)
+    by_id = {d.id: d for d in demand.departures}
+    assert sorted(by_id) == ["late", "mixed"] and by_id["late"].depart_s == 90 and demand.vtypes["van"].length == 6.5
+    listed = " ".join(demand.unsupported)
+    assert "2 bicycle departure(s)" in listed and "routed by its stops only" in listed
+    config.write_text(config.read_text().replace('"1:0:0"', '"1:0"'))
+    with pytest.raises(sumo.SumoInputError, match=r"<begin value='1:0'>: not a time"):
+        sumo.read_config(config)
+
+
 def test_flows_count_as_sumo_inserts_them(tiny, tmp_path):
     """At begin + k * period while before end (so 4 in 10 s at 1200/h), SUMO's 24 h default
     end, and exp(r) as a random flow of r vehicles per second."""
@@ -323,7 +358,7 @@ def test_network_inspect_draws_the_network(tmp_path):
 
 @needs_sumo
 def test_bench_sumo_runs_sumo_itself_on_a_shipped_configuration(tmp_path):
-    """The reference side of `bench sumo`: SUMO's own binary on `cross` (its GUI-only
+    """The reference side of `bench sumo`: SUMO through libsumo on `cross` (its GUI-only
     options dropped), teleporting off; the counts add up."""
     from benchmarks.sumo import run_sumo
 

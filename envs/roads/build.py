@@ -363,7 +363,8 @@ def from_scenario(network: "SumoNetwork", config: "WorldConfig") -> Network:
     if network.begin_s is not None:
         begin = network.begin_s
     road, sumolib_net = sumo.read_network_and_sumolib(net_file, [a for a in additional if _has(a, "<tlLogic")])
-    demand = sumo.read_routes(routes, road, sumolib_net) if routes else None
+    demand = sumo.read_routes(routes, road, sumolib_net, [a for a in additional if _has(a, "<vType") or
+                                                         _has(a, "<route")]) if routes else None
     detectors = [d for a in additional if _has(a, "Detector") or _has(a, "inductionLoop")
                  for d in sumo.read_detectors(a, road)]
     for note in road.unsupported + (demand.unsupported if demand else []):

@@ -13,6 +13,7 @@ files hold that the twin does not model is listed in ``unsupported`` when they a
 
 from __future__ import annotations
 
+import gzip
 import importlib.util
 import math
 import os
@@ -58,6 +59,20 @@ MAP_CONVERTERS = {".osm": "--osm-files", ".xml": "--osm-files", ".xodr": "--open
 
 class SumoInputError(ValueError):
     """A SUMO input that cannot be used; the message names the file, element and problem."""
+
+
+def sumo_time(text: str) -> float:
+    """A SUMO time value in seconds: a number of seconds, or a clock time ``h:m:s`` or
+    ``d:h:m:s`` (SUMO accepts both wherever it reads a time); a ValueError otherwise."""
+    parts = text.strip().split(":")
+    if len(parts) == 1:
+        return float(parts[0])
+    if len(parts) not in (3, 4):
+        raise ValueError(f"not a time: {text!r}")
+    seconds = 0.0
+    for value, unit in zip(reversed(parts), (1.0, 60.0, 3600.0, 86400.0)):
+        seconds += float(value) * unit
+    return seconds
 
 
 # ---- where SUMO is ------------------------------------------------------------------------------
@@ -113,8 +128,14 @@ def _existing(path: str | Path, what: str) -> Path:
 
 
 def _xml(path: Path) -> ET.Element:
+    """The root element of an XML file (gzipped when it ends in .gz, as SUMO reads it)."""
     try:
+        if path.suffix == ".gz":
+            with gzip.open(path) as fh:
+                return ET.parse(fh).getroot()
         return ET.parse(path).getroot()
+    except (OSError, EOFError) as exc:
+        raise SumoInputError(f"{path}: cannot be read: {exc}") from None
     except ET.ParseError as exc:
         line, column = exc.position
         raise SumoInputError(f"{path}: line {line}, column {column}: not well-formed XML") from None
@@ -317,33 +338,60 @@ def read_detectors(path: str | Path, network: RoadNetwork) -> list[Detector]:
 
 
 # ---- demand -------------------------------------------------------------------------------------
-def read_routes(paths: list[str | Path] | tuple, network: RoadNetwork, sumolib_net: Any | None = None) -> Demand:
+def read_routes(paths: list[str | Path] | tuple, network: RoadNetwork, sumolib_net: Any | None = None,
+                additional: list[str | Path] | tuple = ()) -> Demand:
     """Vehicle types and departures of route files. Trips (``from`` / ``to``) are routed on
-    the network (fastest path for their vehicle class); every route is checked."""
+    the network (fastest path for their vehicle class); every route is checked. Vehicle types,
+    their distributions and named routes may also be defined in ``additional`` files, which
+    SUMO reads before the route files. Vehicles of classes the twin does not drive (bicycles,
+    pedestrians, rail) are left out and counted in ``unsupported``; so are persons."""
     vtypes: dict[str, VehicleType] = {name: VehicleType(name, vclass=vclass, **sizes)
                                       for name, (vclass, sizes) in DEFAULT_VTYPES.items()}
     departures: list[Departure] = []
     named_routes: dict[str, list[str]] = {}
     distributions: dict[str, list[tuple[str, float]]] = {}
     persons = 0
+    undriven: dict[str, int] = {}  # vehicle class -> departures left out
     unsupported: list[str] = []
+
+    def define(element: ET.Element, path: Path) -> bool:
+        """Read a definition (vehicle type, distribution, named route); whether it was one."""
+        tag = element.tag
+        if tag == "vType":
+            vtypes[element.get("id", "")] = vtype = _vtype(element, path)
+            if vtype.car_follow_model not in KRAUSS_MODELS + IDM_MODELS:
+                unsupported.append(f"{path.name}: <vType id={vtype.id!r}>: carFollowModel "
+                                   f"{vtype.car_follow_model!r} is driven as IDM")
+        elif tag == "vTypeDistribution":
+            distributions[element.get("id", "")] = _distribution(element, path, vtypes)
+        elif tag == "route" and element.get("id"):
+            named_routes[element.get("id", "")] = element.get("edges", "").split()
+        else:
+            return False
+        return True
+
+    for raw in additional:
+        path = _existing(raw, "additional file")
+        for element in _xml(path):
+            define(element, path)
     for raw in paths:
         path = _existing(raw, "route file")
         root = _xml(path)
         for element in root:
             tag = element.tag
-            if tag == "vType":
-                vtypes[element.get("id", "")] = vtype = _vtype(element, path)
-                if vtype.car_follow_model not in KRAUSS_MODELS + IDM_MODELS:
-                    unsupported.append(f"{path.name}: <vType id={vtype.id!r}>: carFollowModel "
-                                       f"{vtype.car_follow_model!r} is driven as IDM")
-            elif tag == "vTypeDistribution":
-                distributions[element.get("id", "")] = _distribution(element, path, vtypes)
-            elif tag == "route" and element.get("id"):
-                named_routes[element.get("id", "")] = element.get("edges", "").split()
-            elif tag in ("vehicle", "trip", "flow"):
-                departures.append(_departure(element, path, vtypes, distributions, named_routes, network,
-                                             sumolib_net))
+            if define(element, path):
+                continue
+            if tag in ("vehicle", "trip", "flow"):
+                if _routed_by_stops(element):
+                    unsupported.append(f"{path.name}: <{tag}> routed by its stops only (no route, from or to): "
+                                       "not modelled; left out")
+                    continue
+                departure = _departure(element, path, vtypes, distributions, named_routes, network, sumolib_net)
+                vclass = _undriven_class(element, vtypes, distributions)  # (its route checked all the same)
+                if vclass:
+                    undriven[vclass] = undriven.get(vclass, 0) + _count(element)
+                    continue
+                departures.append(departure)
             elif tag in ("person", "personFlow"):
                 persons += _count(element)
             elif tag in ("container", "containerFlow", "interval", "routeDistribution"):
@@ -351,8 +399,33 @@ def read_routes(paths: list[str | Path] | tuple, network: RoadNetwork, sumolib_n
     if persons:
         unsupported.append(f"{persons} person(s) in the route files: walking on SUMO's sidewalks, crossings and "
                            "walking areas is not modelled yet")
+    for vclass, count in sorted(undriven.items()):
+        unsupported.append(f"{count} {vclass} departure(s) in the route files: vehicle class {vclass!r} is not "
+                           "driven by the twin; left out")
     return Demand(vtypes=vtypes, departures=departures, type_distributions=distributions, persons=persons,
                   unsupported=sorted(set(unsupported)))
+
+
+def _routed_by_stops(element: ET.Element) -> bool:
+    """Whether a vehicle, trip or flow names no route, only stops (SUMO routes it through them)."""
+    named = element.get("route") or element.get("from") or element.get("to") or element.get("fromJunction") \
+        or element.get("fromTaz") or element.find("route") is not None
+    return not named and element.find("stop") is not None
+
+
+UNDRIVEN_CLASSES = RAIL_CLASSES | {"bicycle", "pedestrian", "ship"}  # vehicle classes the twin does not drive
+
+
+def _undriven_class(element: ET.Element, vtypes: dict[str, VehicleType],
+                    distributions: dict[str, list[tuple[str, float]]]) -> str | None:
+    """The class of a vehicle, trip or flow the twin does not drive (all of its type's
+    classes: a distribution that mixes in a driven class is driven), else None."""
+    vtype = element.get("type", DEFAULT_VTYPE)
+    members = [m for m, _ in distributions[vtype]] if vtype in distributions else [vtype]
+    classes = {vtypes[m].vclass for m in members if m in vtypes}
+    if classes and classes <= UNDRIVEN_CLASSES:
+        return sorted(classes)[0]
+    return None
 
 
 def _distribution(element: ET.Element, path: Path, vtypes: dict[str, VehicleType]) -> list[tuple[str, float]]:
@@ -411,7 +484,7 @@ def _count(element: ET.Element) -> int:
     if element.tag.endswith("Flow") or element.tag == "flow":
         if element.get("number"):
             return int(float(element.get("number", 0)))
-        begin, end = float(element.get("begin", 0)), float(element.get("end", FLOW_END_S))
+        begin, end = sumo_time(element.get("begin", "0")), sumo_time(element.get("end", str(FLOW_END_S)))
         period = element.get("period", "")
         if period and not period.startswith("exp("):
             return math.ceil((end - begin) / float(period) - 1e-9)
@@ -434,6 +507,7 @@ def _departure(element: ET.Element, path: Path, vtypes: dict[str, VehicleType],
         classes = [vtypes[vtype].vclass]
     else:
         raise SumoInputError(f"{where}: vehicle type {vtype!r} is not defined (no <vType id={vtype!r}> before it)")
+    classes = [c for c in classes if c not in UNDRIVEN_CLASSES] or classes  # (bicycles in a mix: not driven)
     edges = _route_edges(element, where, named_routes, network, sumolib_net, classes[0])
     for vclass in dict.fromkeys(classes):
         problem = network.route_problem(edges, vclass)
@@ -441,9 +515,9 @@ def _departure(element: ET.Element, path: Path, vtypes: dict[str, VehicleType],
             raise SumoInputError(f"{where}: {problem}")
     depart_attr = "begin" if tag == "flow" else "depart"
     try:
-        depart = float(element.get(depart_attr, "0"))
+        depart = sumo_time(element.get(depart_attr, "0"))
     except ValueError:
-        raise SumoInputError(f"{where}: {depart_attr}={element.get(depart_attr)!r} is not a time in seconds") from None
+        raise SumoInputError(f"{where}: {depart_attr}={element.get(depart_attr)!r} is not a time (seconds, or h:m:s)") from None
     common = {"id": ident, "vtype": vtype, "depart_s": depart, "edges": edges,
               "routed": element.find("route") is None and not element.get("route") and not element.get("via"),
               "depart_lane": element.get("departLane", "first"), "depart_speed": element.get("departSpeed", "0"),
@@ -463,7 +537,7 @@ def _flow(element: ET.Element, common: dict[str, Any], depart: float) -> Departu
     """A ``<flow>`` as SUMO inserts it: at ``begin + k * period`` while before ``end``
     (default 24 h), or ``number`` of them spread over ``[begin, end)``; ``period="exp(r)"`` and
     ``probability`` are random (``r`` and ``probability`` vehicles per second)."""
-    end = float(element.get("end", FLOW_END_S))
+    end = sumo_time(element.get("end", str(FLOW_END_S)))
     period_text = element.get("period", "")
     if period_text.startswith("exp("):
         return Departure(**common, count=0, probability=float(period_text[4:].rstrip(")")), end_s=end)
@@ -557,9 +631,9 @@ def read_config(path: str | Path) -> SumoConfig:
 
     def seconds(option: str, default: float | None) -> float | None:
         try:
-            return float(values[option]) if values.get(option) else default
+            return sumo_time(values[option]) if values.get(option) else default
         except ValueError:
-            raise SumoInputError(f"{path}: <{option} value={values[option]!r}>: not a time in seconds") from None
+            raise SumoInputError(f"{path}: <{option} value={values[option]!r}>: not a time (seconds, or h:m:s)") from None
 
     return SumoConfig(path=path, net_file=files("net-file")[0], route_files=files("route-files"),
                       additional_files=files("additional-files"), begin_s=seconds("begin", 0.0) or 0.0,
@@ -573,7 +647,7 @@ def load(path: str | Path) -> tuple[RoadNetwork, Demand | None, SumoConfig | Non
     if path.suffix == ".sumocfg":
         config = read_config(path)
         network, net = read_network_and_sumolib(config.net_file, config.additional_files)
-        return network, read_routes(config.route_files, network, net), config
+        return network, read_routes(config.route_files, network, net, config.additional_files), config
     if not path.name.endswith(NETWORK_SUFFIXES):
         raise SumoInputError(f"{path}: expected a .sumocfg or a .net.xml file")
     return read_network(path), None, None

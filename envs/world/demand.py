@@ -286,8 +286,21 @@ class Schedule:
 
     def spawn(self, world: "World", now: float) -> None:
         """Queue the departures due by ``now`` [s] and insert the first waiting one per edge."""
-        due = np.flatnonzero((self.next_s <= now) & (self.left > 0)) if now >= self._next_due else ()
-        for k in due:
+        if now >= self._next_due:
+            self._queue_due(now)
+            self._next_due = self._due()
+        inserted = False
+        for lanes, queue in self.waiting.items():
+            if queue and self.insert(world, self.trips[queue[0]], perceive=False) is not None:
+                queue.pop(0)
+                inserted = True
+        if inserted:  # once for all of this step's departures (each was placed at positions now)
+            world.refresh_world_coords()
+            world.perceive()
+
+    def _queue_due(self, now: float) -> None:
+        """Queue the departures due by ``now`` [s], each behind those waiting on its first edge."""
+        for k in np.flatnonzero((self.next_s <= now) & (self.left > 0)):
             trip = self.trips[k]
             while self.next_s[k] <= now and self.left[k] > 0:
                 if trip.probability is None:
@@ -300,16 +313,6 @@ class Schedule:
                     self.next_s[k] += 1.0
                 if self.next_s[k] > trip.end_s:
                     self.left[k] = 0
-        if now >= self._next_due:
-            self._next_due = self._due()
-        inserted = False
-        for lanes, queue in self.waiting.items():
-            if queue and self.insert(world, self.trips[queue[0]], perceive=False) is not None:
-                queue.pop(0)
-                inserted = True
-        if inserted:  # once for all of this step's departures (each was placed at positions now)
-            world.refresh_world_coords()
-            world.perceive()
 
     def insert(self, world: "World", trip: Trip, driver: int = HUMAN, perceive: bool = True,
                **params: float) -> int | None:
@@ -333,15 +336,16 @@ class Schedule:
             for s0 in self._positions(world, lane, length, trip.depart_pos, trip):
                 # (a random speed is drawn for every place tried, also where the vehicle does not fit:
                 # the random stream, and with it the figures in the README, stay as they are)
-                v = self._depart_speed(world, trip, lane, s0, self.rng.uniform(0.0, 1.0))
+                draw = self.rng.random()  # (the same double uniform(0, 1) gives, at a tenth of the cost)
                 j, k = _around(veh, net, lane, s0)  # (positions now: the occupancy was sorted before this step moved them)
                 ahead_m = veh.s[j] - s0 if j >= 0 else np.inf  # [m] centre to the leader's centre
                 if j < 0:  # no leader on the lane: the nearest on the lanes after it, whichever way they lead
                     j, ahead_m = _leader_beyond(veh, net, lane, net.lane_s_to[lane] - s0)
+                if j >= 0 and ahead_m - 0.5 * veh.length[j] - 0.5 * length - min_gap - INSERT_MARGIN_M < 0:
+                    continue  # no room behind the leader (most tries of a waiting departure end here)
+                v = self._depart_speed(world, trip, lane, s0, draw)
                 if j >= 0:  # keep a safe gap to the leader: v * headway + the braking difference
                     gap = ahead_m - 0.5 * veh.length[j] - 0.5 * length - min_gap - INSERT_MARGIN_M
-                    if gap < 0:
-                        continue
                     room = gap + veh.v[j] ** 2 / (2 * b)
                     v = min(v, b * (-headway + np.sqrt(headway ** 2 + 2.0 * room / b)))
                 if not self._clear_behind(world, lane, s0, 0.5 * length, k):
@@ -396,6 +400,8 @@ class Schedule:
         place (random), a few random places (free,
         random_free), or its front that many metres from the start (negative: from the end)."""
         net, veh = world.network, world.vehicles
+        if depart_pos == "base":
+            return [float(net.lane_s_from[lane]) + 0.5 * length]
         lo, hi = net.lane_s_from[lane] + 0.5 * length, max(net.lane_s_to[lane] - 0.5 * length - 1.0,
                                                            net.lane_s_from[lane] + 0.5 * length)
         if depart_pos == "last":  # as close behind the lane's last vehicle as its speed allows (else: its end)
@@ -514,6 +520,8 @@ class Routes:
     def follow(self, world: "World") -> None:
         """Refill route columns that run low and route again the vehicles that lost their route."""
         veh = world.vehicles
+        if not kernels.routes_need_care(veh.route, ROUTE_HOPS // 2, bool(self.rest)):
+            return self._forget_gone(veh)
         lost = np.flatnonzero(veh.route[:, 0] == ROUTE_LOST)
         for r in lost:
             self._reroute(world, int(r))
@@ -529,6 +537,9 @@ class Routes:
                 del rest[:take]
                 if not rest:
                     del self.rest[int(veh.id[r])]
+        self._forget_gone(veh)
+
+    def _forget_gone(self, veh) -> None:
         if len(self.destination) > 4 * len(veh) + 64:  # forget the vehicles that have left
             present = set(veh.id.tolist())
             self.destination = {v: d for v, d in self.destination.items() if v in present}

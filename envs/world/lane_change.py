@@ -269,6 +269,7 @@ def _mobil(rows, target, to_right, wish, keys, key_lane, key_veh, key_scale, lea
     within it)."""
     n = rows.shape[0]
     gain, accept = np.empty(n), np.zeros(n, dtype=np.bool_)
+    half = 0.5 * length
 
     def gap_between(back, front):  # bumper gap from row ``back`` to row ``front`` (inf if either missing)
         if back < 0 or front < 0:
@@ -293,14 +294,10 @@ def _mobil(rows, target, to_right, wish, keys, key_lane, key_veh, key_scale, lea
                 break
             station = lane_next_station[ln] + station - lane_s_to[ln]
             ln = nxt
-            for k in range(peer_ptr[ln], peer_ptr[ln + 1]):  # merging into the same lane ahead of it
-                f = peer_lane[k]
-                c = kernels._behind(keys, key_lane, key_veh, f, lane_s_to[f] + 1.0e4, key_scale) if peer_merges[k] else -1
-                if c >= 0 and c != me:
-                    mine, theirs = lane_s_to[ln] - station, lane_s_to[f] - s[c]
-                    g = max(mine - theirs - 0.5 * (length[c] + length[me]), 0.0)
-                    if theirs < mine and g < nl_gap:
-                        new_lead, nl_gap = c, g
+            c, g = kernels.merging_leader(keys, key_lane, key_veh, peer_ptr, peer_lane, peer_merges, lane_s_to, s,
+                                          half, ln, station, me, half[me], key_scale)
+            if c >= 0 and max(g, 0.0) < nl_gap:  # merging into the same lane ahead of it
+                new_lead, nl_gap = c, max(g, 0.0)
             c = kernels._ahead(keys, key_lane, key_veh, ln, station, key_scale)
             if c >= 0 and s[c] - station - 0.5 * (length[c] + length[me]) < nl_gap:
                 new_lead, nl_gap = c, s[c] - station - 0.5 * (length[c] + length[me])

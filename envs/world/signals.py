@@ -17,6 +17,7 @@ from envs.network import AMBER, DONT_WALK, GREEN, RED, Network
 
 PHASE_SUFFIXES = (" green", "pedestrians walk")  # signal intervals that are phases (the rest are clearances)
 MIN_GREEN_S = 5.0  # [s] shortest green an operator's retiming may leave
+DUE_TOLERANCE_S = 1e-6  # [s] a program this near its phase change is tested exactly (its clock and the countdown round apart)
 
 
 class SignalPlan:
@@ -130,6 +131,7 @@ class ProgramPlan:
         self.phase = np.zeros(len(self.programs), dtype=np.int64)
         self.in_phase_s = np.zeros(len(self.programs))
         self.held = np.zeros(len(self.programs), dtype=bool)  # programs an external controller sets (RL)
+        self._due_in_s = 0.0  # [s] until the soonest phase change of a running program (0: look now)
         self._codes = [np.array([[LINK_STATES.get(c, (GREEN, True))[0] for c in st] for st in p.states], np.int64)
                        for p in self.programs]
         self._permissive = [np.array([[LINK_STATES.get(c, (GREEN, True))[1] for c in st] for st in p.states], bool)
@@ -177,7 +179,11 @@ class ProgramPlan:
         if not self.programs or self.stuck or self.manual:
             return
         self.in_phase_s += dt
+        self._due_in_s -= dt
+        if self._due_in_s > DUE_TOLERANCE_S:  # no phase can be over yet (the exact test below decides)
+            return
         changed = []
+        soonest = np.inf
         for k in range(len(self.programs)):
             if self.held[k]:
                 continue
@@ -186,6 +192,9 @@ class ProgramPlan:
                 self.in_phase_s[k] -= planned
                 self.phase[k] = (self.phase[k] + 1) % len(self.program_durations[k])
                 changed.append(k)
+                planned = self.program_durations[k][self.phase[k]]
+            soonest = min(soonest, planned - self.in_phase_s[k])
+        self._due_in_s = soonest
         if changed:
             self.apply(changed)
 
@@ -216,10 +225,12 @@ class ProgramPlan:
         controller drives that light; the others run their programs)."""
         self.phase[program], self.in_phase_s[program] = phase, 0.0
         self.held[program] = hold
+        self._due_in_s = 0.0
         self.apply([program])
 
     def retime(self, green_factor: float = 1.0, pedestrian_factor: float = 1.0) -> None:
         """Scale the phases that show a green (and no amber) by ``green_factor``; others keep theirs."""
+        self._due_in_s = 0.0
         for k, program in enumerate(self.programs):
             green = np.isin(np.arange(len(program.states)), self.green_phases(k))
             self.program_durations[k] = np.where(green, np.maximum(self.base[k] * green_factor,

@@ -393,24 +393,16 @@ class World:
 
     def _perception(self) -> tuple:
         veh, net = self.vehicles, self.network
-        seen = kernels.perception(
-            veh.lane, veh.target_lane, veh.s, veh.d, veh.psi, veh.v, veh.length, veh.width, net.lane_offset,
-            net.lane_width, net.lane_left, net.lane_right, veh.route, *net.turns, net.lane_s_to,
-            net.lane_dead_end, net.zone_lane, net.zone_s_in, net.zone_s_out, net.zone_crossing, len(net.crossings),
-            LOOKAHEAD_HOPS, KEY_SCALE, LOOKAHEAD_MIN_HOPS, LOOKAHEAD_M)
-        if len(net.link_peer) and len(veh):  # junction links sharing a start or an end: leaders across them
-            keys, key_lane, key_veh, lead, gap = seen[:5]
-            kernels.link_leaders(keys, key_lane, key_veh, seen[9], seen[10], veh.s, 0.5 * veh.length, lead, gap,
-                                 net.link_peer_ptr, net.link_peer, net.link_peer_merges, net.lane_s_from,
-                                 net.lane_s_to, KEY_SCALE, LINK_LEADER_HOPS)
-        if self.has_links and len(veh):
-            keys, key_lane, key_veh, lead, gap = seen[:5]
-            kernels.changing_leaders(keys, key_lane, key_veh, veh.lane, veh.target_lane, veh.s, 0.5 * veh.length,
-                                     veh.v, veh.b_comf, lead, gap, KEY_SCALE)
-            kernels.courtesy_leaders(veh.courtesy_for, veh.courtesy_until, self.time, veh.id, veh.lane,
-                                     veh.target_lane, veh.s, 0.5 * veh.length, veh.v, veh.b_comf, net.lane_left,
-                                     net.lane_right, lead, gap)
-        return seen
+        args = (veh.lane, veh.target_lane, veh.s, veh.d, veh.psi, veh.v, veh.length, veh.width, net.lane_offset,
+                net.lane_width, net.lane_left, net.lane_right, veh.route, *net.turns, net.lane_s_to, net.lane_dead_end,
+                net.zone_lane, net.zone_s_in, net.zone_s_out, net.zone_crossing, len(net.crossings), LOOKAHEAD_HOPS,
+                KEY_SCALE, LOOKAHEAD_MIN_HOPS, LOOKAHEAD_M)
+        if not self.has_links:
+            return kernels.perception(*args)
+        # junction links sharing a start or an end, lane changes and courtesy: leaders across them
+        return kernels.network_perception(*args, net.lane_s_from, net.link_peer_ptr, net.link_peer,
+                                          net.link_peer_merges, LINK_LEADER_HOPS, veh.b_comf, veh.courtesy_for,
+                                          veh.courtesy_until, self.time, veh.id)
 
     def perception_now(self) -> "Perception":
         """Leaders, gaps [m] and zone distances [m] at the actors' positions and lane targets
@@ -458,35 +450,24 @@ class World:
                                       zone_distance, net.zone_crossing, self.occupied, STOP_MARGIN, veh.amber_decel,
                                       AMBER_STOP_DECEL, next_lane, self.junction_busy(), MERGE_ROOM,
                                       not self.has_links)
-        lane_end = np.full(len(veh), np.inf)
-        if self.has_links and len(veh):  # dead ends; junction links: signals, foes on them, yielding
-            half = 0.5 * veh.length
-            lane_end = kernels.lane_ends(veh.lane, veh.target_lane, veh.s, half, net.lane_s_to, net.lane_dead_end,
-                                         MERGE_ROOM)
-            arrival, occupied, arrival_waited = kernels.link_arrivals(hop_lane, hop_s, half, veh.v, veh.a_max,
-                                                                      veh.standing_s, net.lane_s_from,
-                                                                      net.lane_is_link)
-            waits = kernels.junction_stops(hop_lane, hop_s, veh.v, half, veh.a_max, veh.runs_red, veh.amber_decel,
-                                           net.lane_is_link, net.lane_s_from, net.lane_s_to, net.lane_entry_group,
-                                           self.group_state, self.signals.must_yield(), net.foe_ptr, net.foe_lane,
-                                           net.response_ptr, net.response_lane, arrival, occupied, STOP_MARGIN,
-                                           YIELD_STOP_DECEL, YIELD_GAP_MARGIN_S, JUNCTION_REACH_M, net.lane_next,
-                                           veh.standing_s, IMPATIENCE_S, *self._exit_tails(), veh.min_gap,
-                                           EXIT_QUEUE_MPS, arrival_waited)
-            stop = np.minimum(stop, waits)
-            if seen is None and len(self.changes_needed) == len(veh):
-                # a driver whose lane does not lead on along its route waits short of its end (room
-                # to steer out) for a gap, as a SUMO driver does; not once it has begun to change
-                # (one change to make; facing more, a driver drives on, misses its turn and is routed again)
-                # (who waits longer than GIVE_UP_WAITING_S near that end gives up)
-                waiting = kernels.route_waits(lane_end, self.changes_needed, veh.lane, veh.target_lane, veh.s, veh.v,
-                                              half, net.lane_s_to, veh.waiting_since, self.time, MERGE_ROOM,
-                                              WAITING_NEAR_END_M, GIVE_UP_WAITING_S)
-                if waiting.any():
-                    kernels.courtesy_stops(stop, veh.lane, veh.s, veh.v, half, veh.b_comf, self.changes_needed,
-                                           self.change_side, net.lane_left, net.lane_right, net.lane_s_to, self._sorted_keys,
-                                           self._sorted_lane, self._sorted_veh, KEY_SCALE, COURTESY_REACH_M,
-                                           COURTESY_SLOW_MPS, COURTESY_ROOM_M)
+        if not (self.has_links and len(veh)):
+            return stop, np.full(len(veh), np.inf)
+        # dead ends; junction links: signals, foes on them, yielding. A driver whose lane does not
+        # lead on along its route waits short of its end (room to steer out) for a gap, as a SUMO
+        # driver does; not once it has begun to change (one change to make; facing more, a driver
+        # drives on, misses its turn and is routed again); who waits longer than
+        # GIVE_UP_WAITING_S near that end gives up. The follower beside it makes room (courtesy).
+        route_waiting = seen is None and len(self.changes_needed) == len(veh)
+        needed, side = (self.changes_needed, self.change_side) if route_waiting else (np.zeros(0, np.int64),) * 2
+        lane_end = kernels.network_stops(
+            stop, veh.lane, veh.target_lane, veh.s, veh.v, 0.5 * veh.length, veh.a_max, veh.b_comf, veh.runs_red,
+            veh.amber_decel, veh.standing_s, veh.min_gap, veh.waiting_since, hop_lane, hop_s, self._sorted_keys,
+            self._sorted_lane, self._sorted_veh, needed, side, self.time, route_waiting, net.lane_s_from,
+            net.lane_s_to, net.lane_dead_end, net.lane_is_link, net.lane_entry_group, net.lane_next, net.lane_left,
+            net.lane_right, net.foe_ptr, net.foe_lane, net.response_ptr, net.response_lane, self.group_state,
+            self.signals.must_yield(), STOP_MARGIN, MERGE_ROOM, YIELD_STOP_DECEL, YIELD_GAP_MARGIN_S,
+            JUNCTION_REACH_M, IMPATIENCE_S, EXIT_QUEUE_MPS, WAITING_NEAR_END_M, GIVE_UP_WAITING_S, KEY_SCALE,
+            COURTESY_REACH_M, COURTESY_SLOW_MPS, COURTESY_ROOM_M)
         return stop, lane_end
 
     def _exit_tails(self) -> tuple[np.ndarray, np.ndarray]:
@@ -590,10 +571,7 @@ class World:
 
     def _keep_on_links(self) -> None:
         veh, net = self.vehicles, self.network
-        on = net.lane_is_link[veh.lane]
-        if on.any():
-            veh.d[on] = net.lane_offset[veh.lane[on]]
-            veh.psi[on] = 0.0
+        kernels.keep_on_links(veh.lane, veh.d, veh.psi, net.lane_is_link, net.lane_offset)
 
     def refresh_world_coords(self) -> None:
         veh, net = self.vehicles, self.network
