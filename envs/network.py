@@ -141,6 +141,7 @@ class Network:
     route_key_count: int = 0  # route keys in use (default: one per edge)
     edge_names: list[str] = field(default_factory=list)  # the source's id of each edge (imported networks)
     junction_shapes: list[np.ndarray] = field(default_factory=list)  # (n, 2) outlines [m] of imported junctions
+    junction_names: list[str] = field(default_factory=list)  # their ids in the imported network, in the same order
     detectors: list = field(default_factory=list)  # envs.world.detectors.DetectorSpec (imported networks)
 
     def __post_init__(self) -> None:

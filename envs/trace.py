@@ -63,6 +63,7 @@ def network_geometry(network: Any) -> dict[str, Any]:
                 "sidewalks": [_pts(s) for s in network.sidewalks], "sidewalk_width_m": float(network.sidewalk_width)}
     if network.junction_shapes:  # imported networks: junction areas, and a signal head per signalised link
         geometry["junctions"] = [_pts(shape) for shape in network.junction_shapes]
+        geometry["junction_names"] = list(network.junction_names)
         geometry["signal_heads"] = [{"group": g, "at": [round(x, 2), round(y, 2)]} for g, x, y in network.signal_heads()]
     return geometry
 

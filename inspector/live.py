@@ -23,6 +23,7 @@ from envs.scenario import FRICTION_RANGE
 from twin.scenario import load_scenario
 from twin.run import ScenarioRun
 from envs.trace import read_trace
+from inspector.junctions import with_junction_index
 
 FAULT_KINDS = tuple(m.model_fields["kind"].default for m in get_args(get_args(Fault)[0]))
 SIGNAL_FAULTS = ("signal_stuck", "signal_dark")
@@ -44,6 +45,7 @@ class LiveTwin:
         self.model_client = model_client
         self.main = ScenarioRun(self.config, self.out / "main", model_client=model_client, keep_ticks=True)
         self.header, _ = read_trace(self.main.out)
+        with_junction_index(self.header)
         self.fork: ScenarioRun | None = None
         self.fork_tick = 0  # index of the fork's first tick, in its own and in the main run's tick list
         self.fork_description = ""

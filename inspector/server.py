@@ -2,7 +2,8 @@
 
 Routes: ``/`` the page, ``/static/<file>`` its scripts and styles, and a JSON API:
 
-- ``GET /api/run``: mode, the trace header (geometry, humans), summary, hazards, alerts
+- ``GET /api/run``: mode, the trace header (geometry, humans; an imported network's junctions
+  named, with centres: ``inspector.junctions``), summary, hazards, alerts
 - ``GET /api/ticks?session=main|fork&from=N``: trace records from index N
 - live only: ``POST /api/step {"seconds"}``, ``POST /api/interview {"human", "question"}``,
   ``POST /api/fork {"tick", "change"}``
@@ -24,6 +25,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from envs.trace import read_trace
+from inspector.junctions import with_junction_index
 
 STATIC = Path(__file__).parent / "static"
 HOST = "127.0.0.1"  # never reachable from another machine
@@ -45,6 +47,7 @@ class RecordedRun:
         if not self.run_dir.is_dir():
             raise FileNotFoundError(f"{self.run_dir}: no such run directory")
         self.header, self.main_ticks = read_trace(self.run_dir)
+        with_junction_index(self.header)
         summary = self.run_dir / "summary.json"
         self.summary = json.loads(summary.read_text()) if summary.exists() else None
         self.hazards = _jsonl(self.run_dir / "hazards.jsonl")

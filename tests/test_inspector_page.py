@@ -4,6 +4,7 @@ Needs ``chromium`` and ``chromedriver`` (Debian: ``apt-get install chromium chro
 ``.ci/run`` installs them); skipped with the reason when they are missing.
 """
 
+import math
 import shutil
 import threading
 from pathlib import Path
@@ -23,6 +24,8 @@ if not (shutil.which("chromium") and shutil.which("chromedriver")):
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.actions.wheel_input import ScrollOrigin  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 
@@ -96,6 +99,9 @@ def test_a_recorded_run_plays_in_the_browser_and_explains_an_actor(browser, reco
         assert "What do you do now?" in browser.find_element(By.ID, "panel-prompt").get_attribute("textContent")
         assert "{" in browser.find_element(By.ID, "panel-answer").get_attribute("textContent")
         assert "km/h" in browser.find_element(By.ID, "panel-measures").text
+        # a built-in layout's junction boxes are offered by the zoom-to-junction control
+        assert browser.execute_script("return window.inspector.junctions.length") >= 1
+        assert browser.find_element(By.ID, "junction").is_displayed()
         errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
         assert not errors, errors
     finally:
@@ -146,16 +152,22 @@ def test_live_mode_steps_interviews_and_forks_a_second_future(browser, tmp_path)
         twin.close()
 
 
-def test_a_run_on_a_sumo_network_plays_with_its_junctions_and_signal_heads(browser, tmp_path):
-    """A recorded run of SUMO's `cross` (junction outlines and a head per signalised link in
-    the trace) loads with no console error and plays."""
+@pytest.fixture(scope="module")
+def sumo_run(tmp_path_factory) -> Path:
+    """A recorded run of SUMO's `cross` (junction outlines and a head per signalised link in the trace)."""
     from envs.roads.sumo import shipped_scenarios
 
     game = shipped_scenarios()
     if game is None:
         pytest.skip("the eclipse-sumo wheel is not installed (pip install -e '.[sumo]')")
-    simulate(str(game / "cross.sumocfg"), minutes=0.5, out=tmp_path, humans="off")
-    server, url = serve(RecordedRun(tmp_path))
+    out = tmp_path_factory.mktemp("sumo-run")
+    simulate(str(game / "cross.sumocfg"), minutes=0.5, out=out, humans="off")
+    return out
+
+
+def test_a_run_on_a_sumo_network_plays_with_its_junctions_and_signal_heads(browser, sumo_run):
+    """A recorded run of SUMO's `cross` loads with no console error and plays."""
+    server, url = serve(RecordedRun(sumo_run))
     try:
         wait_ready(browser, url)
         assert browser.find_element(By.ID, "scenario").text.startswith("cross")
@@ -163,6 +175,126 @@ def test_a_run_on_a_sumo_network_plays_with_its_junctions_and_signal_heads(brows
                                      "window.inspector.header.network : null")
         if net is not None:
             assert net["junctions"] and net["signal_heads"]
+            assert len(net["junction_index"]) == len(net["junctions"])  # named, with centres, by the server
+        errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+        assert not errors, errors
+    finally:
+        server.shutdown()
+
+
+def view_centre(driver) -> tuple[float, float]:
+    view = driver.execute_script("return window.inspector.view")
+    return view["cx"], view["cy"]
+
+
+def press(driver, key: str) -> None:
+    """A key pressed with the focus on the page (not in a field)."""
+    driver.execute_script("document.activeElement && document.activeElement.blur()")
+    ActionChains(driver).send_keys(key).perform()
+
+
+def test_the_view_follows_an_actor_and_zooms_to_a_junction(browser, sumo_run):
+    """On SUMO's `cross`: following a vehicle keeps it at the view's centre as the timeline moves,
+    at the zoom the user chose, until the view is panned, the actor is deselected or leaves the
+    scene; choosing a junction centres the view on it with ~50 m around it; "Fit all" resets."""
+    server, url = serve(RecordedRun(sumo_run))
+    try:
+        wait_ready(browser, url)
+        ticks = browser.execute_script("return window.inspector.ticks")
+        first = {}  # actor -> first tick it is in
+        for k, tick in enumerate(ticks):
+            for vid in tick["vehicles"]["id"]:
+                first.setdefault(vid, k)
+
+        def where(k: int, vid: int):
+            v = ticks[k]["vehicles"]
+            return (v["x"][v["id"].index(vid)], v["y"][v["id"].index(vid)]) if vid in v["id"] else None
+
+        # a vehicle that enters after the start and then drives on for a while
+        start, vid = next((k, vid) for vid, k in sorted(first.items(), key=lambda kv: kv[1])
+                          if 0 < k and k + 10 < len(ticks) and all(where(k + d, vid) for d in range(11))
+                          and math.dist(where(k, vid), where(k + 10, vid)) > 20)
+        browser.execute_script(f"window.inspector.setTick({start + 2})")
+        click_actor(browser, vid)
+        assert browser.execute_script("return window.inspector.selected") == vid
+        assert not browser.execute_script("return window.inspector.follow")
+        follow = browser.find_element(By.ID, "follow")
+        follow.click()
+        assert browser.execute_script("return window.inspector.follow")
+        assert follow.get_attribute("aria-pressed") == "true"
+        assert view_centre(browser) == pytest.approx(where(start + 2, vid), abs=0.01)
+        # zoom in with the wheel: the followed vehicle stays at the centre
+        canvas = browser.find_element(By.ID, "scene")
+        ActionChains(browser).scroll_from_origin(ScrollOrigin.from_element(canvas, 100, 50), 0, -600).perform()
+        WebDriverWait(browser, 5).until(lambda d: d.execute_script("return window.inspector.view.zoom") > 1.5)
+        zoom = browser.execute_script("return window.inspector.view.zoom")
+        assert view_centre(browser) == pytest.approx(where(start + 2, vid), abs=0.01)
+        # the timeline moves (arrow keys, then scrubbing): the view tracks the vehicle at that zoom
+        for _ in range(3):
+            press(browser, Keys.ARROW_RIGHT)
+        assert browser.execute_script("return window.inspector.tickIndex") == start + 5
+        assert view_centre(browser) == pytest.approx(where(start + 5, vid), abs=0.01)
+        browser.execute_script(f"window.inspector.setTick({start + 9})")
+        assert view_centre(browser) == pytest.approx(where(start + 9, vid), abs=0.01)
+        assert browser.execute_script("return window.inspector.view.zoom") == pytest.approx(zoom)
+        x, y = browser.execute_script(f"return window.inspector.screenPosition({vid})")
+        assert (x, y) == pytest.approx((canvas.size["width"] / 2, canvas.size["height"] / 2), abs=1)
+        # playing: between ticks too (interpolated as drawn)
+        browser.execute_script(f"window.inspector.setTick({start + 1})")
+        browser.find_element(By.ID, "play").click()
+        WebDriverWait(browser, 10).until(lambda d: d.execute_script("return window.inspector.tickIndex") >= start + 3)
+        browser.find_element(By.ID, "play").click()  # pause
+        here = browser.execute_script(f"return window.inspector.worldPosition({vid})")
+        assert browser.execute_script("return window.inspector.follow")
+        assert view_centre(browser) == pytest.approx(here, abs=0.01)
+        # panning by hand turns following off
+        ActionChains(browser).move_to_element(canvas).click_and_hold().move_by_offset(80, 40).release().perform()
+        assert not browser.execute_script("return window.inspector.follow")
+        assert follow.get_attribute("aria-pressed") == "false"
+        assert view_centre(browser) != pytest.approx(here, abs=1)
+        # `f` turns it back on; scrubbing to before the vehicle entered stops it and leaves the view
+        press(browser, "f")
+        assert browser.execute_script("return window.inspector.follow")
+        assert view_centre(browser) == pytest.approx(browser.execute_script(
+            f"return window.inspector.worldPosition({vid})"), abs=0.01)
+        before = view_centre(browser)
+        browser.execute_script(f"window.inspector.setTick({start - 1})")
+        assert not browser.execute_script("return window.inspector.follow")
+        assert view_centre(browser) == before
+        assert "stopped following" in browser.find_element(By.ID, "follow-note").text
+        # deselecting turns it off too
+        browser.execute_script(f"window.inspector.setTick({start + 4})")
+        press(browser, "f")
+        assert browser.execute_script("return window.inspector.follow")
+        browser.execute_script("window.inspector.select(null)")
+        assert not browser.execute_script("return window.inspector.follow")
+        assert not follow.is_enabled()
+
+        # zoom to a junction: SUMO's ids, named from the junctions' internal lanes
+        junctions = {j["id"]: j for j in browser.execute_script("return window.inspector.junctions")}
+        assert {"0", "m1", "m2", "m3", "m4"} <= set(junctions)
+        options = browser.find_elements(By.CSS_SELECTOR, "#junction-list option")
+        assert len(options) == len(junctions)
+        box = browser.find_element(By.ID, "junction")
+        box.send_keys("m3", Keys.ENTER)
+        m3 = junctions["m3"]
+        assert view_centre(browser) == pytest.approx(m3["at"], abs=0.01)
+        xmin, ymin, xmax, ymax = browser.execute_script("return window.inspector.visibleBounds()")
+        jx0, jy0, jx1, jy1 = m3["box"]
+        assert xmin <= jx0 - 50 and ymin <= jy0 - 50 and jx1 + 50 <= xmax and jy1 + 50 <= ymax
+        # ... and no more than that along the tighter side (the junction is what fills the view)
+        half_w, half_h = max(m3["at"][0] - jx0, jx1 - m3["at"][0]) + 50, max(m3["at"][1] - jy0, jy1 - m3["at"][1]) + 50
+        assert min((xmax - xmin) / (2 * half_w), (ymax - ymin) / (2 * half_h)) < 1.1
+        # picking one from the list zooms at once
+        browser.execute_script("const b = document.getElementById('junction'); b.value = '0'; "
+                               "b.dispatchEvent(new InputEvent('input', {inputType: 'insertReplacementText'}))")
+        assert view_centre(browser) == pytest.approx(junctions["0"]["at"], abs=0.01)
+        # "Fit all" shows the whole network again
+        browser.find_element(By.ID, "fit-all").click()
+        assert browser.execute_script("return window.inspector.view.zoom") == 1
+        bounds = browser.execute_script("return window.inspector.header.network.bounds")
+        xmin, ymin, xmax, ymax = browser.execute_script("return window.inspector.visibleBounds()")
+        assert xmin <= bounds[0] and ymin <= bounds[1] and bounds[2] <= xmax and bounds[3] <= ymax
         errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
         assert not errors, errors
     finally:

@@ -159,10 +159,10 @@ def twin_network(road: RoadNetwork, demand: Demand | None = None, begin_s: float
                                 durations=[max(p.duration, 0.1) for p in program.phases],
                                 states=[p.state.ljust(width, "O") for p in program.phases],
                                 offset_s=program.offset - begin_s))  # (the world's time 0 is SUMO's begin)
-    shapes = [j.shape for j in road.junctions.values() if j.type != "internal" and len(j.shape) >= 3]
+    outlined = [j for j in road.junctions.values() if j.type != "internal" and len(j.shape) >= 3]
     network = Network(edges=edges, lanes=lanes, signal_groups=len(groups), link_foes=foes, link_response=response,
                       signal_programs=programs, route_key_count=route_key_count, edge_names=names,
-                      junction_shapes=shapes)
+                      junction_shapes=[j.shape for j in outlined], junction_names=[j.id for j in outlined])
     built = Built(network=network, lane_of=lane_of, edge_of=edge_of)
     for det in detectors:  # SUMO's positions along the lane's own length, as stations of the twin lane
         if det.lane not in lane_of:

@@ -7,6 +7,8 @@
  * (persona, intent, latest LLM decision, memories, measures, hazards).
  * In live mode it can also step the simulation, interview humans and fork a
  * what-if run that is drawn side by side with the main one.
+ * Navigation: wheel zoom, drag pan, "fit all", zoom to a junction (a searchable list),
+ * and follow the selected actor (the view stays centred on it as time moves).
  *
  * window.inspector exposes the state an automated test needs (see bottom).
  */
@@ -29,6 +31,11 @@
   const SELECT_COLOUR = '#ff2bd6';
   const PICK_RADIUS_M = 3;          // click selects the nearest actor within this distance
   const CANVAS_ASPECT = 7 / 9;      // height / width of the scene canvases
+  const VIEW_MARGIN_PX = 12;        // [CSS px] border around the network in the "fit all" view
+  const MIN_ZOOM = 0.5;
+  const MAX_ZOOM = 40;              // relative to "fit all"; on large networks up to MAX_PX_PER_M
+  const MAX_PX_PER_M = 60;          // [CSS px / m] closest zoom on a city-scale network
+  const JUNCTION_MARGIN_M = 50;     // [m] shown around a junction zoomed to
   const EPS = 1e-6;
 
   // ------------------------------------------------------------------ state
@@ -53,7 +60,10 @@
     idx: 0, frac: 0,          // displayed position = tick idx + fraction towards idx+1
     playing: false, speed: 1, lastFrame: null,
     selected: null,
+    follow: false,            // keep the view centred on the selected actor
     view: { zoom: 1, cx: 0, cy: 0 },
+    junctions: [],            // [{id, at: [x, y], box: [xmin, ymin, xmax, ymax], edges}] for the junction list
+    junctionFocus: null,      // the junction zoomed to (outlined while its id is in the box)
     drag: null, suppressClick: false,
     running: false, busy: false,
     dirty: true, ready: false,
@@ -289,17 +299,157 @@
 
   /** World -> CSS pixel transform for a canvas: X = ox + x*s, Y = oy - y*s. */
   function viewFor(c) {
-    const b = (S.net && S.net.bounds) || [-100, -100, 100, 100];
-    const margin = 12;
-    const base = Math.min((c.w - 2 * margin) / Math.max(1, b[2] - b[0]), (c.h - 2 * margin) / Math.max(1, b[3] - b[1]));
-    const s = base * S.view.zoom;
+    const s = baseScale(c) * S.view.zoom;
     return { s: s, ox: c.w / 2 - S.view.cx * s, oy: c.h / 2 + S.view.cy * s };
   }
+
+  /** CSS px per metre at zoom 1 ("fit all": the network's bounds fill the canvas). */
+  function baseScale(c) {
+    const b = (S.net && S.net.bounds) || [-100, -100, 100, 100];
+    const m = VIEW_MARGIN_PX;
+    return Math.min((c.w - 2 * m) / Math.max(1, b[2] - b[0]), (c.h - 2 * m) / Math.max(1, b[3] - b[1]));
+  }
+
+  /** Closest zoom: MAX_ZOOM, or more on a large network (up to MAX_PX_PER_M). */
+  function maxZoom(c) { return Math.max(MAX_ZOOM, MAX_PX_PER_M / Math.max(EPS, baseScale(c))); }
+
+  function clampZoom(c, zoom) { return Math.min(maxZoom(c), Math.max(MIN_ZOOM, zoom)); }
 
   function resetView() {
     const b = (S.net && S.net.bounds) || [-100, -100, 100, 100];
     S.view = { zoom: 1, cx: (b[0] + b[2]) / 2, cy: (b[1] + b[3]) / 2 };
     S.dirty = true;
+  }
+
+  /** The user's "fit all" (button, double-click): the whole network, following off. */
+  function fitAll() {
+    setFollow(false);
+    setJunctionFocus(null);
+    resetView();
+  }
+
+  /** World rectangle [xmin, ymin, xmax, ymax] visible on a canvas. */
+  function visibleBounds(c) {
+    const v = viewFor(c);
+    return [-v.ox / v.s, (v.oy - c.h) / v.s, (c.w - v.ox) / v.s, v.oy / v.s];
+  }
+
+  // ------------------------------------------------------------------ follow an actor
+  /** World position {x, y} of actor id in the main scene now (interpolated like the drawing), or null. */
+  function actorPosition(id) {
+    if (id == null) return null;
+    const a = sceneTick('main', S.idx);
+    const fa = findActor(a, id);
+    if (!fa) return null;
+    let x = fa.cols.x[fa.i], y = fa.cols.y[fa.i];
+    const fb = S.frac > 0 ? findActor(sceneTick('main', S.idx + 1), id) : null;
+    if (fb && fb.kind === fa.kind) { x += (fb.cols.x[fb.i] - x) * S.frac; y += (fb.cols.y[fb.i] - y) * S.frac; }
+    return { x: x, y: y };
+  }
+
+  /** Turn following the selected actor on or off; `note` explains why it stopped. */
+  function setFollow(on, note) {
+    on = !!on && S.selected != null && !!actorPosition(S.selected);
+    const changed = on !== S.follow;
+    S.follow = on;
+    if (on) setJunctionFocus(null);
+    if (changed || note !== undefined) $('follow-note').textContent = note || '';
+    updateFollowButton();
+    if (on) applyFollow();
+    S.dirty = true;
+  }
+
+  function toggleFollow() {
+    if (S.selected == null) { showMessage('Select a vehicle or pedestrian first, then press f to follow it.', 'info'); return; }
+    if (!S.follow && !actorPosition(S.selected)) {
+      $('follow-note').textContent = 'not in the scene at t = ' + fmt(currentT()) + ' s';
+      return;
+    }
+    setFollow(!S.follow);
+  }
+
+  /** Centre the view on the followed actor (at the current zoom); stop following when it has left the scene. */
+  function applyFollow() {
+    if (!S.follow) return;
+    const p = actorPosition(S.selected);
+    if (!p) {
+      S.follow = false;
+      $('follow-note').textContent = 'stopped following: not in the scene at t = ' + fmt(currentT()) + ' s';
+      updateFollowButton();
+      return;
+    }
+    if (p.x !== S.view.cx || p.y !== S.view.cy) { S.view.cx = p.x; S.view.cy = p.y; S.dirty = true; }
+  }
+
+  function updateFollowButton() {
+    const b = $('follow');
+    b.disabled = S.selected == null || (!S.follow && !actorPosition(S.selected));
+    b.setAttribute('aria-pressed', S.follow ? 'true' : 'false');
+    b.textContent = S.follow ? 'Following' : 'Follow';
+  }
+
+  // ------------------------------------------------------------------ zoom to a junction
+  /**
+   * The junctions the list offers: an imported network's (named by the server, see
+   * inspector/junctions.py), else the junction boxes found in a built-in layout's lanes.
+   */
+  function networkJunctions(net) {
+    if (net.junction_index && net.junction_index.length) return net.junction_index;
+    const found = junctionHulls(net).map((hull) => {
+      const xs = hull.map((p) => p[0]), ys = hull.map((p) => p[1]);
+      const box = [Math.min(...xs), Math.min(...ys), Math.max(...xs), Math.max(...ys)];
+      return { at: [(box[0] + box[2]) / 2, (box[1] + box[3]) / 2], box: box, edges: [] };
+    });
+    found.sort((p, q) => q.at[1] - p.at[1] || p.at[0] - q.at[0]);   // reading order: north to south, west to east
+    found.forEach((j, k) => { j.id = 'junction ' + (k + 1); });
+    return found;
+  }
+
+  function buildJunctionNav() {
+    S.junctions = S.net ? networkJunctions(S.net) : [];
+    $('junction-nav').hidden = !S.junctions.length;
+    setContent($('junction-list'), S.junctions.map((j) =>
+      el('option', { value: j.id, label: j.edges && j.edges.length ? j.edges.join(', ') : '' })));
+    $('junction').title = S.junctions.length + ' junctions: type an id or a street (edge) that meets there; Enter zooms';
+  }
+
+  /** The junction a search names: its id (any case), else the first whose id starts with it, else one it names a street of. */
+  function findJunction(query) {
+    const q = String(query == null ? '' : query).trim().toLowerCase();
+    if (!q) return null;
+    const js = S.junctions;
+    return js.find((j) => j.id === query) || js.find((j) => j.id.toLowerCase() === q) ||
+      js.find((j) => j.id.toLowerCase().startsWith(q)) ||
+      js.find((j) => (j.edges || []).some((e) => e.toLowerCase() === q)) ||
+      js.find((j) => j.id.toLowerCase().includes(q) || (j.edges || []).some((e) => e.toLowerCase().includes(q))) || null;
+  }
+
+  /** Outline junction j (null: none, and the junction box is emptied). */
+  function setJunctionFocus(j) {
+    if (!j && $('junction').value) $('junction').value = '';
+    if (S.junctionFocus !== j) { S.junctionFocus = j; S.dirty = true; }
+  }
+
+  /** Centre the view on a junction, zoomed so it and JUNCTION_MARGIN_M around it fill the view. Returns its id or null. */
+  function zoomToJunction(query) {
+    const j = typeof query === 'object' && query ? query : findJunction(query);
+    if (!j) {
+      if (String(query || '').trim()) showMessage('No junction matches "' + String(query).trim() + '".', 'info');
+      return null;
+    }
+    const c = C.main;
+    const [x, y] = j.at, b = j.box || [x, y, x, y];
+    const halfW = Math.max(x - b[0], b[2] - x) + JUNCTION_MARGIN_M;
+    const halfH = Math.max(y - b[1], b[3] - y) + JUNCTION_MARGIN_M;
+    const s = Math.min((c.w - 2 * VIEW_MARGIN_PX) / (2 * halfW), (c.h - 2 * VIEW_MARGIN_PX) / (2 * halfH));
+    setFollow(false);
+    S.view = { zoom: clampZoom(c, s / baseScale(c)), cx: x, cy: y };
+    setJunctionFocus(j);
+    $('junction').value = j.id;
+    clearMessage();
+    S.dirty = true;
+    render();
+    return j.id;
   }
 
   // ------------------------------------------------------------------ drawing
@@ -582,6 +732,17 @@
       }
     }
 
+    // the junction zoomed to: a dashed outline around its box, 2 CSS px wide
+    const jf = S.junctionFocus;
+    if (jf && jf.box) {
+      const pad = 3 * px, bx = jf.box;
+      ctx.save();
+      ctx.setLineDash([6 * px, 4 * px]);
+      ctx.strokeStyle = '#fde047'; ctx.lineWidth = 2 * px;
+      ctx.strokeRect(bx[0] - pad, bx[1] - pad, bx[2] - bx[0] + 2 * pad, bx[3] - bx[1] + 2 * pad);
+      ctx.restore();
+    }
+
     // overlay text in CSS pixels
     ctx.setTransform(d, 0, 0, d, 0, 0);
     ctx.font = '12px system-ui, sans-serif';
@@ -589,6 +750,7 @@
     if (selPos) label(ctx, String(S.selected), selPos[0] + selPos[2] * 0.75, selPos[1] - selPos[2] - 8, SELECT_COLOUR);
     let text = 't = ' + fmt(t) + ' s';
     if (a && a.signals && a.signals.interval) text += ' · ' + a.signals.interval;
+    if (S.follow && which === 'main') text += ' · following ' + S.selected;
     if (which === 'fork' && S.fork) {
       if (S.idx < S.fork.startIndex) text = 'before fork (main run) · ' + text;
       else if (!a) text = 'fork has no tick at this time yet';
@@ -608,6 +770,7 @@
   function render() {
     S.dirty = false;
     if (!S.net) return;
+    applyFollow();
     drawScene(C.main, 'main');
     if (S.fork && !$('scene-fork-box').hidden) drawScene(C.fork, 'fork');
   }
@@ -644,14 +807,16 @@
       const r = cv.getBoundingClientRect();
       select(pick(c, e.clientX - r.left, e.clientY - r.top));
     });
-    cv.addEventListener('dblclick', () => { resetView(); });
+    cv.addEventListener('dblclick', () => { fitAll(); });
     cv.addEventListener('wheel', (e) => {
       e.preventDefault();
       const r = cv.getBoundingClientRect();
       const mx = e.clientX - r.left, my = e.clientY - r.top;
       const v0 = viewFor(c);
       const wx = (mx - v0.ox) / v0.s, wy = (v0.oy - my) / v0.s;   // keep this world point under the cursor
-      S.view.zoom = Math.min(40, Math.max(0.5, S.view.zoom * Math.exp(-e.deltaY * 0.0015)));
+      S.view.zoom = clampZoom(c, S.view.zoom * Math.exp(-e.deltaY * 0.0015));
+      S.dirty = true;
+      if (S.follow) return;   // following: zoom about the actor, which stays at the centre
       const s = viewFor(c).s;
       S.view.cx = wx - (mx - c.w / 2) / s;
       S.view.cy = wy + (my - c.h / 2) / s;
@@ -664,6 +829,7 @@
     if (!g) return;
     const dx = e.clientX - g.x, dy = e.clientY - g.y;
     if (!g.moved && Math.hypot(dx, dy) < 4) return;
+    if (!g.moved) setFollow(false, 'stopped following: the view was panned');   // panning by hand ends following
     g.moved = true;
     S.view.cx = g.cx - dx / g.s;
     S.view.cy = g.cy + dy / g.s;
@@ -704,6 +870,7 @@
     $('time').textContent = 't = ' + fmt(currentT()) + ' s';
     $('tick-label').textContent = n ? 'tick ' + S.idx + ' / ' + (n - 1) : 'no ticks';
     renderPanel();
+    applyFollow();
     S.dirty = true;
     syncExports();
   }
@@ -751,6 +918,10 @@
   function select(id) {
     if (id === undefined || id === '') id = null;
     if (typeof id === 'string' && /^-?\d+$/.test(id)) id = Number(id);
+    if (id !== S.selected) {   // another actor, or none: following ends
+      S.follow = false;
+      $('follow-note').textContent = '';
+    }
     S.selected = id;
     // preselect the human in the fork box
     const info = id == null ? null : S.main.actors.get(id);
@@ -824,6 +995,7 @@
 
   function renderPanel() {
     const id = S.selected;
+    updateFollowButton();
     const hint = $('panel-presence');
     const blocks = ['panel-persona', 'panel-intent', 'panel-memories', 'panel-measures', 'panel-hazards'];
     if (id == null || !S.net) {
@@ -1159,6 +1331,19 @@
       return [v.ox + o.x * v.s, v.oy - o.y * v.s];
     },
     setTick: (i) => { setPlaying(false); setTick(i); },   // convenience for tests / console
+    /** [x, y] world position [m] of actor id in the main scene now (as drawn), or null. */
+    worldPosition: (id) => { const p = actorPosition(id); return p ? [p.x, p.y] : null; },
+    /** The view: centre [m] and zoom (1 = fit all). */
+    get view() { return { cx: S.view.cx, cy: S.view.cy, zoom: S.view.zoom }; },
+    /** [xmin, ymin, xmax, ymax] of the world [m] the main canvas shows. */
+    visibleBounds: () => (C.main ? visibleBounds(C.main) : null),
+    get follow() { return S.follow; },
+    setFollow: (on) => { setFollow(on); render(); return S.follow; },
+    /** The junction list: [{id, at: [x, y], box, edges}]. */
+    get junctions() { return S.junctions; },
+    zoomToJunction: (query) => zoomToJunction(query),
+    fitAll: () => { fitAll(); render(); },
+    header: null,
   };
 
   function syncExports() {
@@ -1167,6 +1352,7 @@
     inspector.ticks = S.main.ticks;
     inspector.selected = S.selected;
     inspector.mode = S.mode;
+    inspector.header = S.header;
     inspector.fork = S.fork ? { ticks: S.fork.ticks, description: S.fork.description, tick: S.fork.startIndex } : null;
     inspector.ready = S.ready;
   }
@@ -1183,8 +1369,19 @@
     $('interview-question').addEventListener('keydown', (e) => { if (e.key === 'Enter') askInterview(); });
     $('fork-kind').addEventListener('change', updateForkFields);
     $('fork-apply').addEventListener('click', onForkApply);
+    $('follow').addEventListener('click', toggleFollow);
+    $('fit-all').addEventListener('click', fitAll);
+    const junction = $('junction');
+    junction.addEventListener('keydown', (e) => { if (e.key === 'Enter') { e.preventDefault(); zoomToJunction(junction.value); } });
+    junction.addEventListener('input', (e) => {   // picked from the list: zoom at once
+      if (!junction.value.trim()) setJunctionFocus(null);
+      else if (e.inputType === undefined || e.inputType === 'insertReplacementText') {
+        const j = S.junctions.find((q) => q.id === junction.value);
+        if (j) zoomToJunction(j);
+      }
+    });
 
-    // keyboard: space = play/pause, arrows = one tick (not while typing in a field)
+    // keyboard: space = play/pause, arrows = one tick, f = follow the selected actor (not while typing in a field)
     document.addEventListener('keydown', (e) => {
       const tg = e.target, tag = tg && tg.tagName;
       const isRange = tag === 'INPUT' && tg.type === 'range';
@@ -1195,6 +1392,9 @@
       } else if ((e.key === 'ArrowLeft' || e.key === 'ArrowRight') && !isRange) {   // the range steps itself
         e.preventDefault();
         stepTick(e.key === 'ArrowLeft' ? -1 : 1);
+      } else if ((e.key === 'f' || e.key === 'F') && !e.ctrlKey && !e.metaKey && !e.altKey) {
+        e.preventDefault();
+        toggleFollow();
       }
     });
     // stop space from also "clicking" a focused button
@@ -1245,6 +1445,7 @@
     }
 
     resetView();
+    buildJunctionNav();
     await fetchTicks(S.main);
     if (run.fork) await loadFork(run.fork);
     buildMarks();
