@@ -86,6 +86,17 @@ def _parse_sets(items: list[str]) -> dict:
     return out
 
 
+def _positive_seconds(text: str) -> float:
+    """A positive, finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a positive number of seconds")
+    return value
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from twin.run import simulate
 
@@ -97,8 +108,18 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     to_stdout = args.json is not None and str(args.json) == "-"  # then the table goes to stderr
-    summary = simulate(args.scenario, minutes=args.minutes, overrides=overrides, out=args.out, gif=args.gif,
-                       replay=args.replay, humans=args.humans, console=Console(stderr=to_stdout))
+    observers = []
+    if args.fcd is not None or args.trajectories is not None:
+        from shadow.recorder import TrajectoryRecorder
+
+        observers.append(TrajectoryRecorder(fcd=args.fcd, csv=args.trajectories, period_s=args.trajectory_period))
+    try:
+        summary = simulate(args.scenario, minutes=args.minutes, overrides=overrides, out=args.out, gif=args.gif,
+                           replay=args.replay, humans=args.humans, console=Console(stderr=to_stdout),
+                           observers=observers)
+    finally:  # an interrupted run keeps the trajectories written so far, as well-formed files
+        for observer in observers:
+            observer.close()
     if args.json is not None:
         text = json.dumps(summary, indent=2)
         print(text) if to_stdout else args.json.write_text(text + "\n")
@@ -340,6 +361,12 @@ def main(argv: list[str] | None = None) -> int:
                      help="exit 0 even if the model failed more requests than humans.model.max_failure_share")
     sim.add_argument("--json", type=Path, default=None, metavar="FILE",
                      help="also write the summary as JSON to FILE ('-': print it)")
+    sim.add_argument("--fcd", type=Path, default=None, metavar="FILE",
+                     help="write the vehicles' trajectories as SUMO FCD XML (.xml, or .xml.gz)")
+    sim.add_argument("--trajectories", type=Path, default=None, metavar="FILE",
+                     help="write the vehicles' trajectories as a highD-style CSV (docs/trajectories.md)")
+    sim.add_argument("--trajectory-period", type=_positive_seconds, default=None, metavar="S",
+                     help="seconds between trajectory samples (default: every physics step)")
     sim.set_defaults(func=cmd_simulate)
 
     tr = sub.add_parser("train", help="train an RL controller with stable-baselines3 (YAML training config)",

@@ -25,7 +25,7 @@ from collections import Counter
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import yaml
@@ -33,6 +33,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from envs.occupants import StepObserver
 from envs.render import Renderer
 from envs.state import near_miss
 from envs.trace import TRACE_FILE, TraceWriter, tick_steps
@@ -60,7 +61,8 @@ class ScenarioRun:
     and forks it. ``keep_ticks`` keeps every trace record in ``ticks`` as well."""
 
     def __init__(self, config: ScenarioConfig, out: Path, replay: Path | None = None, model_client: Any = None,
-                 console: Console | None = None, keep_ticks: bool = False) -> None:
+                 console: Console | None = None, keep_ticks: bool = False,
+                 observers: Sequence[StepObserver] = ()) -> None:
         console = console or Console()
         self.config, self.out = config, Path(out)
         self.out.mkdir(parents=True, exist_ok=True)
@@ -79,6 +81,7 @@ class ScenarioRun:
                                               episode=assemble.recorded_episode(replay))
         self.supervisor = assemble.supervisor(config, self.population, client, keep_disabled=True)
         self.episode = Episode(world, self.population, self.supervisor)
+        self.observers = list(observers)  # after each physics step, before the supervisor (a trajectory recorder)
         self.decisions_file = (self.out / "decisions.jsonl").open("w")
         self.trace = TraceWriter(self.out / TRACE_FILE)
         self.trace.header(config, world.network, _trace_humans(self.population))
@@ -101,7 +104,7 @@ class ScenarioRun:
     def step(self) -> None:
         """One physics step, the supervisor's check, the humans' due decisions, a trace tick when due."""
         world = self.world
-        _, records = self.episode.step()
+        _, records = self.episode.step(self.observers)
         for record in records:
             self.decisions_file.write(json.dumps(record) + "\n")
             self._pending.append(record)
@@ -238,8 +241,10 @@ def simulate(
     replay: Path | None = None,
     model_client: Any = None,
     humans: str = "llm",
+    observers: Sequence[StepObserver] = (),
 ) -> dict[str, Any]:
     """Simulate ``scenario`` (its configured humans, no RL vehicles) and return the summary.
+    ``observers`` act after each physics step (``shadow.recorder.TrajectoryRecorder``).
 
     ``replay`` is a recorded run directory: its scenario, duration and LLM cache are used
     and no model is called. ``model_client`` replaces the configured backend (tests).
@@ -265,7 +270,7 @@ def simulate(
         raise FileNotFoundError(f"{replay}: no llm_cache.jsonl, so its LLM humans cannot be replayed")
     duration = config.duration_s if minutes is None else 60.0 * minutes
     out = out or Path("runs") / f"{config.name}-{datetime.now():%Y%m%d-%H%M%S}"
-    run = ScenarioRun(config, out, replay=replay, model_client=model_client, console=console)
+    run = ScenarioRun(config, out, replay=replay, model_client=model_client, console=console, observers=observers)
     world = run.world
     steps = int(round(duration * config.sim_hz))
     frames = []

@@ -1,0 +1,171 @@
+"""The digital shadow's data path (shadow/): trajectories out as SUMO FCD and a highD-style
+CSV, read back, placed on the network; bad logs get errors naming the record."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from envs.roads import sumo
+from envs.world import World
+from shadow.formats import FORMATS, read_log
+from shadow.log import LogError
+from shadow.matching import match_log
+from shadow.recorder import TrajectoryRecorder, vehicle_rows
+from twin.scenario import load_scenario
+
+GAME = sumo.shipped_scenarios()
+needs_sumo = pytest.mark.skipif(GAME is None, reason="the eclipse-sumo wheel is not installed (pip install -e '.[sumo]')")
+
+
+def recorded_run(tmp_path: Path, scenario: str, seconds: float, period_s: float | None = None):
+    """A world stepped ``seconds`` with a recorder writing FCD and CSV; also the truth: per
+    step, each vehicle's front and middle, lane name and station."""
+    world = World(load_scenario(scenario, {"ego.controlled": 0, "seed": 3}))
+    recorder = TrajectoryRecorder(fcd=tmp_path / "run.fcd.xml", csv=tmp_path / "run.csv", period_s=period_s)
+    truth = {}
+    for _ in range(int(round(seconds * world.config.sim_hz))):
+        world.step()
+        recorder.after_step(world)
+        for row, r in zip(vehicle_rows(world, leaders=False), range(len(world.vehicles))):
+            truth[(round(world.time, 3), row["id"])] = (row, int(world.vehicles.lane[r]), float(world.vehicles.s[r]))
+    recorder.close()
+    return world, truth
+
+
+def test_a_run_exported_and_read_back_reproduces_its_trajectories(tmp_path):
+    """FCD (front bumpers, navigational angles) and the CSV (middles, radians) read back give
+    every vehicle at every physics step within 0.1 m of where the run had it, and the
+    map-matching puts each on the lane and station the world had it on."""
+    world, truth = recorded_run(tmp_path, "configs/scenarios/intersection.yaml", 20.0)
+    for name, point in (("run.fcd.xml", ("front_x", "front_y")), ("run.csv", ("x", "y"))):
+        log = read_log(tmp_path / name)
+        assert len(log) == len(truth) and len(log.times) == 20 * world.config.sim_hz
+        errors, headings = [], []
+        for r in range(len(log)):
+            row, _, _ = truth[(round(float(log.time_s[r]), 3), log.ids[log.vehicle[r]])]
+            errors.append(np.hypot(log.x[r] - row[point[0]], log.y[r] - row[point[1]]))
+            headings.append(abs(np.angle(np.exp(1j * (log.heading[r] - row["heading"])))))
+        assert max(errors) < 0.1 and max(headings) < 1e-3
+        matched = match_log(log, world.network)
+        assert matched.matched.all()
+        lanes = [truth[(round(float(log.time_s[r]), 3), log.ids[log.vehicle[r]])][1] for r in range(len(log))]
+        stations = [truth[(round(float(log.time_s[r]), 3), log.ids[log.vehicle[r]])][2] for r in range(len(log))]
+        assert np.mean(matched.lane == np.array(lanes)) > 0.99
+        on_lane = matched.lane == np.array(lanes)
+        assert np.percentile(np.abs(matched.s - np.array(stations))[on_lane], 99) < 0.1
+
+
+def test_a_chosen_period_samples_the_run_every_period(tmp_path, caplog):
+    """0.4 s at 15 Hz is every 6th step; 0.5 s is not a whole number of steps: every 8th
+    (0.533 s), said in a warning, never samples alternating 0.467 / 0.533 s apart."""
+    recorded_run(tmp_path, "configs/scenarios/intersection.yaml", 10.0, period_s=0.4)
+    log = read_log(tmp_path / "run.csv")
+    assert np.allclose(np.diff(log.times), 0.4, atol=2e-3) and len(log.times) == 25
+    recorded_run(tmp_path, "configs/scenarios/intersection.yaml", 10.0, period_s=0.5)
+    log = read_log(tmp_path / "run.csv")
+    assert np.allclose(np.diff(log.times), 8 / 15, atol=2e-3) and "every 8 steps" in caplog.text
+
+
+@needs_sumo
+def test_the_fcd_written_is_valid_against_sumos_schema_and_xml2csv_reads_it(tmp_path):
+    """The file SUMO's own tools read: valid against fcd_file.xsd of the eclipse-sumo wheel;
+    converted by SUMO's xml2csv, it reads back as the same log."""
+    xmlschema = pytest.importorskip("xmlschema")
+    recorded_run(tmp_path, "configs/scenarios/intersection.yaml", 5.0)
+    home = sumo.sumo_home()
+    xmlschema.XMLSchema(str(home / "data" / "xsd" / "fcd_file.xsd")).validate(str(tmp_path / "run.fcd.xml"))
+    subprocess.run([sys.executable, str(home / "tools" / "xml" / "xml2csv.py"), str(tmp_path / "run.fcd.xml"),
+                    "-o", str(tmp_path / "fcd.csv"), "-x", str(home / "data" / "xsd" / "fcd_file.xsd")], check=True)
+    xml_log, csv_log = read_log(tmp_path / "run.fcd.xml"), read_log(tmp_path / "fcd.csv")
+    assert csv_log.ids == xml_log.ids and np.allclose(csv_log.x, xml_log.x) and np.allclose(csv_log.pos, xml_log.pos)
+    assert list(csv_log.lane) == list(xml_log.lane) and np.allclose(csv_log.heading, xml_log.heading)
+
+
+@needs_sumo
+def test_sumos_own_fcd_of_a_shipped_network_is_placed_on_the_twins_lanes(tmp_path):
+    """A log SUMO made (A10KW, two minutes): every record lands on a lane of the twin's
+    network, almost always the lane SUMO named, with lateral offsets of centimetres; without
+    the lane names (a log from elsewhere), geometry alone finds the same lanes."""
+    from benchmarks.sumo import _without_gui_options
+
+    config = _without_gui_options(GAME / "A10KW.sumocfg", tmp_path)
+    fcd = tmp_path / "a10kw.fcd.xml"
+    sumo.run_program("sumo", ["-c", str(config), "--end", "60", "--time-to-teleport", "-1", "--no-step-log", "true",
+                              "--fcd-output", str(fcd)], config, fcd)
+    log = read_log(fcd)
+    world = World(load_scenario(str(GAME / "A10KW.sumocfg"), {"ego.controlled": 0}))
+    matched = match_log(log, world.network)
+    report = matched.report()
+    assert report["off_network"] == 0 and report["lateral_offset_m"]["p95"] < 0.2
+    names = np.array([world.network.lanes[k].name for k in matched.lane])
+    assert np.mean(names == log.lane) > 0.98
+    log.lane[:] = ""
+    geometric = match_log(log, world.network)
+    assert np.mean(geometric.lane == matched.lane) > 0.95
+
+
+def test_records_off_the_network_are_reported_by_vehicle_not_dropped(tmp_path):
+    world, _ = recorded_run(tmp_path, "configs/scenarios/intersection.yaml", 5.0)
+    text = (tmp_path / "run.csv").read_text().splitlines()
+    header, rows = text[0], text[1:]
+    moved = []
+    for line in rows:
+        cols = line.split(",")
+        if cols[2] == "1":  # vehicle 1 drives 500 m off to the east
+            cols[3] = f"{float(cols[3]) + 500.0:.3f}"
+        moved.append(",".join(cols))
+    (tmp_path / "off.csv").write_text("\n".join([header, *moved]) + "\n")
+    log = read_log(tmp_path / "off.csv")
+    matched = match_log(log, world.network)
+    report = matched.report()
+    assert report["records"] == len(log) and report["vehicles_off_network"] == 1
+    assert report["off_network"] == len(log.track("1")) == report["off_network_examples"]["1"]["records"]
+    assert report["off_network_examples"]["1"]["first_line"] == 1 + 1 + int(np.flatnonzero(log.vehicle == log.ids.index("1"))[0])
+
+
+@pytest.mark.parametrize("name, text, message", [
+    ("a.txt", "hello world\n", "not a trajectory log the twin reads"),
+    ("b.csv", "time_s,id,x\n0,a,1\n", "missing column(s) y"),
+    ("c.csv", "frame,id,x,y\n0,a,1,2\n", "give the frame rate"),
+    ("d.csv", "time_s,id,x,y\n0,a,1,2\n1,a,2,2\n0.5,b,3,3\n", "line 4: time goes backwards (0.5 s after 1 s)"),
+    ("e.csv", "time_s,id,x,y\n0,a,1,2\n0,a,2,2\n", "line 3: vehicle 'a' is listed twice at t = 0 s"),
+    ("f.csv", "time_s,id,x,y\n0,a,one,2\n", "line 2: x='one' is not a number"),
+    ("g.xml", '<fcd-export><timestep time="0"><vehicle id="a" y="1"/></timestep></fcd-export>',
+     "line 1: <vehicle> id='a': no x attribute"),
+    ("h.xml", '<fcd-export><timestep time="0"><vehicle id="a" x="1" y="1"></timestep></fcd-export>',
+     "not well-formed XML"),
+    ("i.xml", '<fcd-export>\n<timestep time="2"/>\n<timestep time="1">\n<vehicle id="a" x="1" y="1"/>\n'
+              '</timestep>\n<timestep time="3"><vehicle id="a" x="1" y="1"/><vehicle id="b" x="1" y="1"/>'
+              '</timestep>\n<timestep time="2.5"><vehicle id="a" x="1" y="1"/></timestep></fcd-export>',
+     "line 7: time goes backwards (2.5 s after 3 s)"),
+])
+def test_a_bad_log_is_an_error_naming_the_file_the_record_and_the_problem(tmp_path, name, text, message):
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(LogError) as error:
+        read_log(path)
+    assert str(error.value).startswith(str(path)) and message in str(error.value)
+
+
+def test_a_highd_style_csv_with_frames_reads_at_the_rate_given(tmp_path):
+    path = tmp_path / "tracks.csv"
+    path.write_text("frame,id,x,y,speed\n0,7,0.0,1.0,10\n1,7,0.4,1.0,10\n2,7,0.8,1.0,10\n")
+    log = read_log(path, frame_rate_hz=25.0)
+    assert np.allclose(log.time_s, [0, 0.04, 0.08]) and log.reference == "centre" and "csv" in FORMATS
+    assert np.all(np.isnan(log.heading)) and log.notes == ["times from frames at 25 Hz"]
+
+
+def test_simulate_writes_trajectories_from_the_command_line(tmp_path):
+    from run import main
+
+    out = tmp_path / "run"
+    assert main(["simulate", "highway", "--minutes", "0.1", "--humans", "off", "--out", str(out),
+                 "--fcd", str(tmp_path / "t" / "run.fcd.xml.gz"), "--trajectories", str(tmp_path / "run.csv"),
+                 "--trajectory-period", "0.2"]) == 0
+    fcd, csv_log = read_log(tmp_path / "t" / "run.fcd.xml.gz"), read_log(tmp_path / "run.csv")
+    assert len(fcd.times) == len(csv_log.times) == 30 and fcd.ids == csv_log.ids and len(fcd) > 100
+    with pytest.raises(SystemExit):
+        main(["simulate", "highway", "--fcd", str(tmp_path / "x.xml"), "--trajectory-period", "0"])
