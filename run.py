@@ -24,6 +24,11 @@ from pathlib import Path
 import yaml
 
 EXAMPLES = {
+    "shadow": "examples:\n"
+              "  python run.py simulate intersection --minutes 3 --humans rule --fcd run.fcd.xml\n"
+              "  python run.py shadow run.fcd.xml --net intersection --json shadow.json\n"
+              "  sumo -c A10KW.sumocfg --fcd-output a10.fcd.xml --end 300 --time-to-teleport -1\n"
+              "  python run.py shadow a10.fcd.xml --net A10KW.sumocfg --period 2",
     "simulate": "examples:\n  python run.py simulate configs/scenarios/intersection.yaml --minutes 5 --set demand.pedestrians_per_hour=600\n"
                 "  python run.py simulate intersection --minutes 2 --out runs/a\n"
                 "  python run.py simulate --replay runs/a --out runs/a-replay   # zero model calls, same trace\n"
@@ -140,6 +145,18 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0 if summary["collisions"] == 0 or args.allow_collisions else 1
 
 
+def cmd_shadow(args: argparse.Namespace) -> int:
+    from shadow.follow import follow_log, parse_horizons
+
+    try:
+        horizons = parse_horizons(args.horizons)
+    except ValueError as exc:
+        raise SystemExit(f"error: --horizons {args.horizons!r}: {exc}") from None
+    follow_log(args.log, args.net, period_s=args.period, horizons=horizons, start_s=args.start, end_s=args.end,
+               learn=not args.no_learn, frame_rate_hz=args.frame_rate, json_path=args.json)
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from agents.controllers.training import load_training, train
 
@@ -186,12 +203,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    args.minutes_given = args.minutes is not None
     if args.minutes is None:
         args.minutes = 10.0 if args.target == "sumo" else 3.0
     if args.target == "sumo":
         from benchmarks.sumo import run_sumo_benchmark
 
         run_sumo_benchmark(minutes=args.minutes, json_path=args.json)
+        return 0
+    if args.target == "shadow":
+        from benchmarks.shadow import run_shadow_benchmark
+
+        run_shadow_benchmark(minutes=args.minutes if args.minutes_given else 4.0, json_path=args.json)
         return 0
     if args.target == "humans":
         from benchmarks.humans import run_humans_benchmark
@@ -430,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
 
     bench = sub.add_parser("bench", help="measure speed: the twin (vs highway-env), LLM humans, memory, supervisor, RL training", epilog=EXAMPLES["bench"],
                            formatter_class=fmt)
-    bench.add_argument("target", choices=["twin", "humans", "memory", "supervisor", "rl", "sumo"],
+    bench.add_argument("target", choices=["twin", "humans", "memory", "supervisor", "rl", "sumo", "shadow"],
                        help="twin: physics vs highway-env; humans: LLM cost and persona separation; memory: recall "
                             "latency; supervisor: its share of the physics step; rl: PPO wall-clock to a success "
                             "rate vs highway-fast-v0")
@@ -458,12 +481,29 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--no-peer", action="store_true", help="skip highway-env even if installed")
     bench.add_argument("--minutes", type=float, default=None,
                        help="humans: simulated minutes of the cost run (0 skips it; default 3); supervisor: per "
-                            "row (3); rl: training minutes per env at most (3); sumo: simulated minutes (10)")
+                            "row (3); rl: training minutes per env at most (3); sumo: simulated minutes (10); shadow: "
+                            "minutes of SUMO's logs (4)")
     bench.add_argument("--separation-minutes", type=float, default=10.0,
                        help="humans: simulated minutes of the persona-separation run (0 skips it)")
     bench.add_argument("--sizes", type=int, nargs="+", default=[10000, 100000], help="memory: store sizes")
     bench.add_argument("--embedding", choices=["minilm", "hash"], default="minilm", help="memory: embedding")
     bench.set_defaults(func=cmd_bench)
+
+    sh = sub.add_parser("shadow", help="follow an observed trajectory log on a network: predictions against the log "
+                                       "(ADE/FDE at 1, 3, 5 s), drivers learned", epilog=EXAMPLES["shadow"],
+                        formatter_class=fmt)
+    sh.add_argument("log", type=Path, help="SUMO FCD XML, xml2csv's FCD CSV or a highD-style CSV (docs/trajectories.md)")
+    sh.add_argument("--net", required=True,
+                    help="the log's network: a SUMO .sumocfg (its vehicle types are known) or .net.xml, or a scenario")
+    sh.add_argument("--period", type=_positive_seconds, default=1.0, help="seconds between sync points (default 1)")
+    sh.add_argument("--horizons", default="1,3,5", help="prediction horizons in seconds (default 1,3,5)")
+    sh.add_argument("--start", type=float, default=None, help="first sync point [s of the log] (default: its start)")
+    sh.add_argument("--end", type=float, default=None, help="last log time used [s] (default: its end)")
+    sh.add_argument("--no-learn", action="store_true", help="do not learn the drivers' parameters")
+    sh.add_argument("--frame-rate", type=_positive_seconds, default=None, metavar="HZ",
+                    help="a CSV with frames but no time_s column: its frame rate (highD: 25)")
+    sh.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the figures as JSON")
+    sh.set_defaults(func=cmd_shadow)
 
     args = parser.parse_args(argv)
     level = logging.ERROR if args.quiet else logging.INFO if args.verbose else logging.WARNING
@@ -474,10 +514,12 @@ def main(argv: list[str] | None = None) -> int:
     from agents.controllers.training import TrainingError
     from envs.scenario import ScenarioError
     from envs.roads.sumo import SumoInputError
+    from shadow.log import LogError
 
     try:
         return args.func(args)
-    except (ScenarioError, PersonaError, BackendError, TrainingError, SumoInputError, FileNotFoundError) as exc:
+    except (ScenarioError, PersonaError, BackendError, TrainingError, SumoInputError, LogError,
+            FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -141,7 +141,35 @@ def match_log(log: TrajectoryLog, network: Network, index: LaneIndex | None = No
     s[found] = station[rows[found], pick]
     d[found] = lateral[rows[found], pick]
     herr[found] = np.where(has_heading[found, 0], dh[rows[found], pick], np.nan)
+    _refine(network, lane, s, d, x, y)
     return MatchedLog(log, lane, s, d, herr)
+
+
+REFINE_ITERATIONS = 4
+
+
+def _refine(network: Network, lane: np.ndarray, s: np.ndarray, d: np.ndarray, x: np.ndarray, y: np.ndarray) -> None:
+    """In place: each matched record's station and offset moved onto its lane's own curve
+    (the foot of the perpendicular from the point to the edge's reference curve shifted by
+    the lane's offset, by a few Newton steps from the sampled projection), so that the twin
+    places a vehicle at (lane, s, d) exactly where it was observed, also on tight turns."""
+    for k in np.unique(lane[lane >= 0]):
+        rows = np.flatnonzero(lane == k)
+        ln = network.lanes[int(k)]
+        path = network.edges[ln.edge]
+        s_to = ln.s_to if ln.s_to is not None else path.length
+        st = s[rows].copy()
+        for _ in range(REFINE_ITERATIONS):
+            h = np.interp(st, path.s, path.heading)
+            cx = np.interp(st, path.s, path.x) - ln.offset * np.sin(h)
+            cy = np.interp(st, path.s, path.y) + ln.offset * np.cos(h)
+            dx, dy = x[rows] - cx, y[rows] - cy
+            st = np.clip(st + dx * np.cos(h) + dy * np.sin(h), ln.s_from, s_to)
+        h = np.interp(st, path.s, path.heading)
+        cx = np.interp(st, path.s, path.x) - ln.offset * np.sin(h)
+        cy = np.interp(st, path.s, path.y) + ln.offset * np.cos(h)
+        s[rows] = st
+        d[rows] = -(x[rows] - cx) * np.sin(h) + (y[rows] - cy) * np.cos(h)
 
 
 def _middles(log: TrajectoryLog, heading: np.ndarray, lengths: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:

@@ -321,6 +321,15 @@ def _vtype(demand: Demand, dep: Departure) -> VehicleType:
     return demand.vtypes[dep.vtype]
 
 
+def vtype_parameters(vtype: VehicleType) -> tuple[dict[str, float], dict[str, float]]:
+    """A SUMO vehicle type's size and limits (``length`` [m], ``v_max`` [m/s], ``a_max``,
+    ``b_comf``, ``b_max`` [m/s^2]) and its drivers' parameters in the twin's terms
+    (``headway`` [s]: its tau, ``min_gap`` [m], ``speed_factor``); not its car-following model."""
+    size = {"length": vtype.length, "v_max": vtype.max_speed, "a_max": vtype.accel,
+            "b_comf": min(vtype.decel, MAX_COMFORTABLE_DECEL), "b_max": max(vtype.emergency_decel, vtype.decel)}
+    return size, {"headway": vtype.tau, "min_gap": vtype.min_gap, "speed_factor": vtype.speed_factor}
+
+
 def _trip(dep: Departure, vtype: VehicleType, lanes: list[int], route: list[int], destination: int, begin_s: float,
           drivers: dict[str, float]) -> Trip | None:
     depart, count = dep.depart_s - begin_s, dep.count
@@ -332,11 +341,9 @@ def _trip(dep: Departure, vtype: VehicleType, lanes: list[int], route: list[int]
         depart = max(depart, 0.0)
     if (dep.probability is None and (count <= 0 or depart < 0)) or end <= 0:
         return None
-    size = {"length": vtype.length, "v_max": vtype.max_speed, "a_max": vtype.accel,
-            "b_comf": min(vtype.decel, MAX_COMFORTABLE_DECEL),
-            "b_max": max(vtype.emergency_decel, vtype.decel)}
-    params = {"headway": vtype.tau, "min_gap": vtype.min_gap, "speed_factor": vtype.speed_factor,
-              **({"krauss": 1.0, "sigma": vtype.sigma} if vtype.car_follow_model in KRAUSS_MODELS else {}), **drivers}
+    size, params = vtype_parameters(vtype)
+    params = {**params, **({"krauss": 1.0, "sigma": vtype.sigma} if vtype.car_follow_model in KRAUSS_MODELS else {}),
+              **drivers}
     return Trip(name=dep.id, lanes=lanes, route=route, destination=destination,
                 vtype=TWIN_TYPES.get(vtype.vclass, "car"), size=size, params=params, depart_s=depart, count=count,
                 period_s=dep.period_s, probability=dep.probability, end_s=end, depart_lane=dep.depart_lane,

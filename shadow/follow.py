@@ -1,0 +1,112 @@
+"""``run.py shadow LOG --net NET``: the twin follows a log, predicts it and learns its drivers.
+
+The log is read and checked (``formats``), placed on the network (``matching``), followed
+sync point by sync point (``sync``: the observed state held in the twin, gaps interpolated
+and marked), and from each sync point predicted ahead by the twin, by the twin with its
+drivers' parameters learned so far (``tuner``), and by constant-velocity and
+constant-acceleration baselines (``predict``). The figures: ADE, FDE and speed error at each
+horizon, the placement error at horizon 0, the matching report, the drivers learned, and the
+cost.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from envs.world import World
+from shadow.formats import read_log
+from shadow.matching import match_log
+from shadow.predict import HORIZONS_S, METHODS, score
+from shadow.sync import ObservedTracks, ShadowWorld, vehicle_types
+from shadow.tuner import Tuner
+from twin.scenario import load_scenario
+
+
+def follow_log(log_path: str | Path, net: str | Path, period_s: float = 1.0,
+               horizons: tuple[float, ...] = HORIZONS_S, start_s: float | None = None, end_s: float | None = None,
+               learn: bool = True, frame_rate_hz: float | None = None, json_path: Path | None = None,
+               console: Console | None = None) -> dict[str, Any]:
+    """Follow and predict ``log_path`` on the network ``net`` (a SUMO configuration or
+    network, or a scenario); a table on ``console`` and the figures (``json_path`` too)."""
+    console = console or Console()
+    started = time.perf_counter()
+    log = read_log(log_path, frame_rate_hz)
+    world = World(load_scenario(str(net), {"ego.controlled": 0}))
+    types = vehicle_types(str(net))
+    lengths = {name: t["length"] for name, t in types.items()}
+    matched = match_log(log, world.network, type_lengths=lengths)
+    matching = matched.report()
+    read_s = time.perf_counter() - started
+    tracks = ObservedTracks(matched, lengths)
+    shadow = ShadowWorld(world, types)
+    tuner = Tuner() if learn else None
+    columns = [TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+               TimeRemainingColumn()]
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task(f"following {Path(log_path).name}", total=None)
+        scores, cost = score(tracks, shadow, period_s, tuple(horizons), tuner, start_s, end_s,
+                             progress=lambda done, total: progress.update(task, completed=done, total=total))
+    summary = scores.summary()
+    followed_s = period_s * cost["sync_points"]
+    figures = {
+        "log": str(log_path), "network": str(net), "records": len(log), "vehicles": len(log.ids),
+        "period_s": period_s, **summary,
+        "matching": matching,
+        "drivers_learned": len(tuner.estimates) if tuner else 0,
+        "drivers": {d: e.as_dict() for d, e in list(tuner.estimates.items())[:20]} if tuner else {},
+        "cost": {"read_and_match_s": round(read_s, 2), "follow_predict_learn_s": round(cost["forecast_wall_s"], 2),
+                 "sync_points": cost["sync_points"], "vehicle_forecasts": cost["vehicle_forecasts"],
+                 "us_per_vehicle_forecast": round(1e6 * cost["forecast_wall_s"] / max(cost["vehicle_forecasts"], 1)),
+                 "log_seconds_followed": round(followed_s, 1),
+                 "realtime_factor": round(followed_s / max(cost["forecast_wall_s"], 1e-9), 1), "fits": cost["fits"]},
+    }
+    _print(console, figures)
+    if json_path is not None:
+        Path(json_path).write_text(json.dumps(figures, indent=2) + "\n")
+    return figures
+
+
+def _print(console: Console, figures: dict[str, Any]) -> None:
+    horizons = figures["horizons_s"]
+    table = Table(title=f"{Path(figures['log']).name} on {Path(figures['network']).name}: predictions from "
+                        f"{figures['cost']['sync_points']} sync points every {figures['period_s']:g} s")
+    table.add_column("method")
+    for h in horizons:
+        table.add_column(f"ADE / FDE at {h:g} s [m]", justify="right")
+        table.add_column(f"speed error at {h:g} s [m/s]", justify="right")
+    for method in METHODS:
+        ade, fde, speed = (figures[k][method] for k in ("ade_m", "fde_m", "speed_error_mps"))
+        if all(a is None for a in ade):
+            continue
+        cells = []
+        for j in range(len(horizons)):
+            cells += [f"{ade[j]:.3f} / {fde[j]:.3f}" if ade[j] is not None else "-",
+                      f"{speed[j]:.3f}" if speed[j] is not None else "-"]
+        table.add_row(method.replace("_", " "), *cells)
+    console.print(table)
+    m, c = figures["matching"], figures["cost"]
+    console.print(f"matched {m['matched']:,} of {m['records']:,} records of {m['vehicles']} vehicles; "
+                  f"{m['off_network']:,} off the network ({m['vehicles_off_network']} vehicles); "
+                  f"held within {figures['sync_error_m']['mean']} m of where observed (mean); "
+                  f"{figures['drivers_learned']} drivers learned; forecasts per horizon {figures['forecasts']}; "
+                  f"{c['log_seconds_followed']:g} s of log followed in {c['follow_predict_learn_s']:g} s "
+                  f"({c['realtime_factor']:g}x real time, {c['us_per_vehicle_forecast']:,} us per vehicle forecast)")
+
+
+def parse_horizons(text: str) -> tuple[float, ...]:
+    """``"1,3,5"`` -> (1.0, 3.0, 5.0); positive seconds, a ValueError naming the bad one."""
+    out = []
+    for part in text.split(","):
+        value = float(part)
+        if not (value > 0 and np.isfinite(value)):
+            raise ValueError(f"horizon {part!r}: must be a positive number of seconds")
+        out.append(value)
+    return tuple(sorted(set(out)))
