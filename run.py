@@ -153,7 +153,7 @@ def cmd_shadow(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise SystemExit(f"error: --horizons {args.horizons!r}: {exc}") from None
     follow_log(args.log, args.net, period_s=args.period, horizons=horizons, start_s=args.start, end_s=args.end,
-               learn=not args.no_learn, frame_rate_hz=args.frame_rate, json_path=args.json)
+               learn=not args.no_learn, frame_rate_hz=args.frame_rate, json_path=args.json, out=args.out)
     return 0
 
 
@@ -503,6 +503,9 @@ def main(argv: list[str] | None = None) -> int:
     sh.add_argument("--frame-rate", type=_positive_seconds, default=None, metavar="HZ",
                     help="a CSV with frames but no time_s column: its frame rate (highD: 25)")
     sh.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the figures as JSON")
+    sh.add_argument("--out", type=Path, default=None, metavar="RUN_DIR",
+                    help="also write the log as the twin mirrors it, the supervisor watching, as a run directory "
+                         "(run.py inspect RUN_DIR shows it)")
     sh.set_defaults(func=cmd_shadow)
 
     args = parser.parse_args(argv)

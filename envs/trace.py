@@ -113,9 +113,12 @@ class TraceWriter:
 
     def tick(self, state: WorldState, humans_by_actor: dict[int, str], intents: dict[str, dict],
              decisions: list[dict], hazards: list[dict], events: list[dict], alerts: list[dict],
-             signals_dark: bool = False) -> dict[str, Any]:
+             signals_dark: bool = False, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One tick record (written and returned); ``extra``: fields a kind of run adds (a
+        shadow run's ``inferred`` and ``observed_ids``, ``docs/trace.md``)."""
         record = {"type": "tick", "t": round(state.time, 3), **tick_state(state, humans_by_actor, signals_dark),
-                  "intents": intents, "decisions": decisions, "hazards": hazards, "events": events, "alerts": alerts}
+                  "intents": intents, "decisions": decisions, "hazards": hazards, "events": events, "alerts": alerts,
+                  **(extra or {})}
         self._write(record)
         self.ticks += 1
         return record

@@ -33,9 +33,11 @@ from twin.scenario import load_scenario
 def follow_log(log_path: str | Path, net: str | Path, period_s: float = 1.0,
                horizons: tuple[float, ...] = HORIZONS_S, start_s: float | None = None, end_s: float | None = None,
                learn: bool = True, frame_rate_hz: float | None = None, json_path: Path | None = None,
-               console: Console | None = None) -> dict[str, Any]:
+               console: Console | None = None, out: Path | None = None) -> dict[str, Any]:
     """Follow and predict ``log_path`` on the network ``net`` (a SUMO configuration or
-    network, or a scenario); a table on ``console`` and the figures (``json_path`` too)."""
+    network, or a scenario); a table on ``console`` and the figures (``json_path`` too).
+    ``out``: also write a run directory of the log as the twin mirrors it, the supervisor
+    watching (``shadow.mirror``), which ``run.py inspect`` shows."""
     console = console or Console()
     started = time.perf_counter()
     log = read_log(log_path, frame_rate_hz)
@@ -68,6 +70,14 @@ def follow_log(log_path: str | Path, net: str | Path, period_s: float = 1.0,
                  "log_seconds_followed": round(followed_s, 1),
                  "realtime_factor": round(followed_s / max(cost["forecast_wall_s"], 1e-9), 1), "fits": cost["fits"]},
     }
+    if out is not None:
+        from shadow.mirror import write_shadow_run
+
+        config = load_scenario(str(net), {"ego.controlled": 0})
+        mirror = ShadowWorld(World(config), types)
+        with console.status(f"writing the shadow run to {out}"):
+            figures["run_dir"] = str(out)
+            figures["shadow_run"] = write_shadow_run(tracks, mirror, config, Path(out), start_s, end_s)
     _print(console, figures)
     if json_path is not None:
         Path(json_path).write_text(json.dumps(figures, indent=2) + "\n")

@@ -200,6 +200,8 @@ class ShadowWorld:
         world.pedestrians.keep(np.zeros(len(world.pedestrians), dtype=bool))
         self._signal_time = 0.0
         self._type_index = {t.name: k for k, t in enumerate(VEHICLE_TYPES)}
+        self._mirrored: dict[int, str] = {}  # twin id -> observed id of the vehicles mirrored
+        self.mirrored_ids: dict[int, str] = {}
         self.rows_by_id: dict[str, int] = {}  # observed id -> twin id of the vehicles held
         self.held_xy: dict[int, tuple[float, float]] = {}  # twin id -> middle (x, y) [m] as held
 
@@ -235,6 +237,44 @@ class ShadowWorld:
         world.refresh_world_coords()
         world.perceive()
         self._desired_speeds_from_state([vid for vid in state.ids if vid not in (params or {})])
+
+    def mirror(self, state: ObservedState) -> None:
+        """The world as observed at ``state``'s time, changed in place from the last mirrored
+        state: vehicles still seen keep their twin id (the supervisor tracks them), move to
+        where they were observed; those no longer seen leave, new ones enter. Signals run to
+        the state's time. (``hold`` starts afresh instead, for a forecast.)"""
+        world, net = self.world, self.world.network
+        self._signals_to(state.time_s)
+        veh = world.vehicles
+        seen = set(state.ids)
+        keep = np.array([self._mirrored.get(int(i)) in seen for i in veh.id], dtype=bool)
+        if len(veh) and not keep.all():
+            for i in veh.id[~keep]:
+                self._mirrored.pop(int(i), None)
+            veh.keep(keep)
+        row_of = {self._mirrored[int(i)]: r for r, i in enumerate(veh.id)}
+        beh = world.config.drivers
+        for k, vid in enumerate(state.ids):
+            lane = int(state.lane[k])
+            r = row_of.get(vid)
+            if r is None:
+                typed = self.types.get(state.vtype[k], {})
+                vtype = typed.get("twin_type") or (state.vtype[k] if state.vtype[k] in self._type_index else "car")
+                tid = world.append_vehicle(lane, float(state.s[k]), 0.0, vtype, HUMAN,
+                                           speed_factor=beh.desired_speed_factor.mean, compliance=1.0)
+                self._mirrored[tid] = vid
+                r = len(veh) - 1
+            veh.lane[r] = veh.target_lane[r] = lane
+            veh.s[r] = float(state.s[k])
+            veh.d[r] = net.lane_offset[lane] + float(state.d[k])
+            veh.psi[r] = 0.0
+            veh.v[r] = float(max(state.v[k], 0.0))
+            veh.a[r] = veh.a_model[r] = veh.a_expected[r] = float(state.a[k])
+            veh.length[r] = float(state.length[k])
+        self.mirrored_ids = {tid: vid for tid, vid in self._mirrored.items()}
+        world.time = state.time_s
+        world.refresh_world_coords()
+        world.perceive()
 
     def prior_for(self, vtype: str) -> dict[str, float]:
         """What a driver of the log's type ``vtype`` is before its trajectory says more: its

@@ -269,3 +269,40 @@ def test_the_shadow_of_a_sumo_run_predicts_better_than_kinematics_and_better_aga
     assert at3["twin"] < at3["constant_velocity"] and at3["twin"] < at3["constant_acceleration"], at3
     assert at3["twin_learned"] < at3["twin"], at3
     assert figures["drivers_learned"] > 100 and figures["matching"]["off_network"] == 0
+
+
+def test_a_shadow_run_shows_the_log_with_the_supervisor_watching_it(tmp_path):
+    """The log of a run, mirrored into a run directory the inspector reads: every vehicle at
+    every tick where the log had it, named by its log id, and each hazard the supervisor
+    flagged in the original run flagged again on the mirrored state (same kind, same
+    vehicles by their log ids, within half a second)."""
+    import json
+
+    from rich.console import Console
+
+    from envs.trace import read_trace
+    from inspector.server import RecordedRun
+    from shadow.follow import follow_log
+    from twin.run import simulate
+
+    quiet = Console(quiet=True)
+    recorder = TrajectoryRecorder(fcd=tmp_path / "hw.fcd.xml")
+    simulate("highway", minutes=1.0, out=tmp_path / "run", humans="off", console=quiet, observers=[recorder])
+    recorder.close()
+    follow_log(tmp_path / "hw.fcd.xml", "highway", period_s=10.0, console=quiet, out=tmp_path / "shadow")
+    header, ticks = read_trace(tmp_path / "shadow")
+    assert header["network"]["lanes"] and len(ticks) > 100 and RecordedRun(tmp_path / "shadow").describe()["header"]
+    log = read_log(tmp_path / "hw.fcd.xml")
+    for tick in ticks[::20]:
+        observed = {log.ids[log.vehicle[r]] for r in log.rows_at(tick["t"])}
+        shown = {tick["observed_ids"][str(i)] for i in tick["vehicles"]["id"]}
+        assert shown == observed and tick["inferred"] == []
+    names = {}
+    for tick in ticks:
+        names.update(tick["observed_ids"])
+    original = [json.loads(line) for line in (tmp_path / "run" / "hazards.jsonl").read_text().splitlines()]
+    mirrored = [json.loads(line) for line in (tmp_path / "shadow" / "hazards.jsonl").read_text().splitlines()]
+    assert original, "the run should have flagged something to find again"
+    for h in original:
+        assert any(m["kind"] == h["kind"] and [names[str(a)] for a in m["actors"]] == [str(a) for a in h["actors"]]
+                   and abs(m["start_s"] - h["start_s"]) <= 0.5 for m in mirrored), (h, mirrored)
