@@ -28,7 +28,8 @@ EXAMPLES = {
               "  python run.py simulate intersection --minutes 3 --humans rule --fcd run.fcd.xml\n"
               "  python run.py shadow run.fcd.xml --net intersection --json shadow.json\n"
               "  sumo -c A10KW.sumocfg --fcd-output a10.fcd.xml --end 300 --time-to-teleport -1\n"
-              "  python run.py shadow a10.fcd.xml --net A10KW.sumocfg --period 2",
+              "  python run.py shadow a10.fcd.xml --net A10KW.sumocfg --period 2\n"
+              "  python run.py shadow --sumo cross.sumocfg --minutes 4   # the closed loop with SUMO",
     "simulate": "examples:\n  python run.py simulate configs/scenarios/intersection.yaml --minutes 5 --set demand.pedestrians_per_hour=600\n"
                 "  python run.py simulate intersection --minutes 2 --out runs/a\n"
                 "  python run.py simulate --replay runs/a --out runs/a-replay   # zero model calls, same trace\n"
@@ -147,6 +148,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_shadow(args: argparse.Namespace) -> int:
     from shadow.follow import follow_log, parse_horizons
+
+    if args.sumo is not None:
+        from shadow.follow import closed_loop
+
+        closed_loop(args.sumo, minutes=args.minutes, fault_at_s=args.fault_at, json_path=args.json)
+        return 0
+    if args.log is None or args.net is None:
+        raise SystemExit("error: shadow needs a LOG and --net NET (or --sumo CONFIG.sumocfg for the closed loop)")
 
     try:
         horizons = parse_horizons(args.horizons)
@@ -492,9 +501,15 @@ def main(argv: list[str] | None = None) -> int:
     sh = sub.add_parser("shadow", help="follow an observed trajectory log on a network: predictions against the log "
                                        "(ADE/FDE at 1, 3, 5 s), drivers learned", epilog=EXAMPLES["shadow"],
                         formatter_class=fmt)
-    sh.add_argument("log", type=Path, help="SUMO FCD XML, xml2csv's FCD CSV or a highD-style CSV (docs/trajectories.md)")
-    sh.add_argument("--net", required=True,
+    sh.add_argument("log", type=Path, nargs="?", default=None,
+                    help="SUMO FCD XML, xml2csv's FCD CSV or a highD-style CSV (docs/trajectories.md)")
+    sh.add_argument("--net", default=None,
                     help="the log's network: a SUMO .sumocfg (its vehicle types are known) or .net.xml, or a scenario")
+    sh.add_argument("--sumo", type=Path, default=None, metavar="CONFIG.sumocfg",
+                    help="the closed loop instead of a log: the twin coupled live to SUMO running CONFIG (libsumo), "
+                         "a vehicle stopping on SUMO's side at --fault-at; the run with and without the loop acting")
+    sh.add_argument("--minutes", type=_minutes, default=4.0, help="--sumo: simulated minutes (default 4)")
+    sh.add_argument("--fault-at", type=float, default=60.0, help="--sumo: when a vehicle stops in SUMO [s] (default 60)")
     sh.add_argument("--period", type=_positive_seconds, default=1.0, help="seconds between sync points (default 1)")
     sh.add_argument("--horizons", default="1,3,5", help="prediction horizons in seconds (default 1,3,5)")
     sh.add_argument("--start", type=float, default=None, help="first sync point [s of the log] (default: its start)")

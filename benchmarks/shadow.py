@@ -30,9 +30,8 @@ WARM_UP_S = 30.0  # [s] of the log before the first sync point (the network fill
 
 def sumo_fcd(config: Path, minutes: float, model: str, out: Path) -> Path:
     """SUMO's FCD of ``config`` for ``minutes`` with car-following ``model``, teleporting off."""
-    from benchmarks.sumo import _without_gui_options
 
-    cfg = _without_gui_options(config, out)
+    cfg = sumo.runnable_config(config, out)
     fcd = out / f"{config.stem}-{model}.fcd.xml"
     sumo.run_program("sumo", ["-c", str(cfg), "--end", f"{sumo.read_config(config).begin_s + 60.0 * minutes:g}",
                               "--time-to-teleport", "-1", "--no-step-log", "true", "--no-warnings", "true",

@@ -19,7 +19,6 @@ seconds per wall second.
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 import time
 import xml.etree.ElementTree as ET
@@ -51,7 +50,7 @@ class SumoRun:
         self.config, self.begin_s, self.step_length_s = config, cfg.begin_s, cfg.step_length_s
         self.end_s = cfg.begin_s + 60.0 * minutes
         self._stats, self._trips = out / f"{config.stem}.stats.xml", out / f"{config.stem}.trips.xml"
-        args = ["sumo", "-c", str(_without_gui_options(config, out)), "--end", f"{self.end_s:g}",
+        args = ["sumo", "-c", str(sumo.runnable_config(config, out)), "--end", f"{self.end_s:g}",
                 "--time-to-teleport", "-1", "--no-step-log", "true", "--no-warnings", "true", "--verbose", "false",
                 "--duration-log.disable", "true",
                 "--statistic-output", str(self._stats), "--tripinfo-output", str(self._trips)]
@@ -233,31 +232,6 @@ def step_cost_by_vehicles(config: Path, counts: tuple[int, ...] = SCALING_COUNTS
         rows.append({"asked": count, "vehicles": n, "step_us": round(step_us, 1),
                      "us_per_vehicle_step": round(step_us / max(n, 1), 2)})
     return {"config": config.name, "steps": steps, "rows": rows}
-
-
-def _without_gui_options(config: Path, out: Path) -> Path:
-    """A copy of ``config`` in ``out`` without its ``<gui_only>`` section (the plain ``sumo``
-    binary refuses options such as ``osg-view``), its network and routes named by absolute
-    path, and its additional files copied into ``out``: they may ask for outputs (the shipped
-    ``input_additional.add.xml`` writes ``tlsstate.xml`` and ``netstate.xml`` beside itself),
-    which must not land in the installed package."""
-    root = ET.parse(config).getroot()
-    for section in list(root):
-        if section.tag == "gui_only":
-            root.remove(section)
-        elif section.tag == "input":
-            for option in section:
-                names = [(config.parent / n.strip()).resolve() for n in option.get("value", "").split(",") if n.strip()]
-                if option.tag == "additional-files":
-                    copies = []
-                    for k, name in enumerate(names):
-                        copies.append(out / f"{config.stem}.{k}.{name.name}")
-                        shutil.copyfile(name, copies[-1])
-                    names = copies
-                option.set("value", ",".join(str(n) for n in names))
-    copy = out / config.name
-    ET.ElementTree(root).write(copy)
-    return copy
 
 
 def run_sumo_benchmark(minutes: float = 10.0, json_path: Path | None = None, configs: tuple[str, ...] = CONFIGS,

@@ -10,6 +10,7 @@
 - ``tuner``: each observed driver's IDM parameters learned from its trajectory;
 - ``predict``: forecasts from every sync point scored against the log (ADE/FDE);
 - ``mirror``: a run directory of the log as the twin mirrors it, the supervisor watching;
+- ``loop``: the closed loop with a running SUMO (libsumo): faults there, flags and advisories here;
 - ``follow``: ``run.py shadow``, all of it.
 
 The layer sits beside ``twin/`` and above ``envs/``: it reads worlds and networks, never

@@ -90,8 +90,8 @@ def _print(console: Console, figures: dict[str, Any]) -> None:
                         f"{figures['cost']['sync_points']} sync points every {figures['period_s']:g} s")
     table.add_column("method")
     for h in horizons:
-        table.add_column(f"ADE / FDE at {h:g} s [m]", justify="right")
-        table.add_column(f"speed error at {h:g} s [m/s]", justify="right")
+        table.add_column(f"ADE / FDE at {h:g} s (m)", justify="right")
+        table.add_column(f"speed error at {h:g} s (m/s)", justify="right")
     for method in METHODS:
         ade, fde, speed = (figures[k][method] for k in ("ade_m", "fde_m", "speed_error_mps"))
         if all(a is None for a in ade):
@@ -120,3 +120,28 @@ def parse_horizons(text: str) -> tuple[float, ...]:
             raise ValueError(f"horizon {part!r}: must be a positive number of seconds")
         out.append(value)
     return tuple(sorted(set(out)))
+
+
+def closed_loop(config: str | Path, minutes: float = 4.0, fault_at_s: float = 60.0, json_path: Path | None = None,
+                console: Console | None = None) -> dict[str, Any]:
+    """``run.py shadow --sumo``: ``shadow.loop.compare``, as a table (and ``json_path``)."""
+    from shadow.loop import compare
+
+    console = console or Console()
+    with console.status(f"SUMO runs {Path(config).name} twice ({minutes:g} min, a vehicle stops at {fault_at_s:g} s), "
+                        "the twin following"):
+        figures = compare(config, minutes, fault_at_s)
+    table = Table(title=f"{Path(config).name}: a vehicle stops at {fault_at_s:g} s; SUMO's outcome for the vehicles "
+                        "heading for it")
+    for column in ("run", "twin flags the stop at (s)", "hard braking (vehicle-s)", "vehicles braking hard",
+                   "first hard brake (s)", "time lost (vehicle-s)", "advisories"):
+        table.add_column(column, justify="left" if column == "run" else "right")
+    for name, run in (("without the loop", figures["without_loop"]), ("with the loop acting", figures["with_loop"])):
+        o = run["sumo"]
+        table.add_row(name, str(run["first_flag_s"]), f"{o['hard_braking_vehicle_s']:g}", str(o["vehicles_braking_hard"]),
+                      str(o["first_hard_brake_after_fault_s"]), f"{o['time_lost_vehicle_s']:,.0f}",
+                      str(len(run["mitigations"])))
+    console.print(table)
+    if json_path is not None:
+        Path(json_path).write_text(json.dumps(figures, indent=2) + "\n")
+    return figures

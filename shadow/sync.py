@@ -306,13 +306,17 @@ class ShadowWorld:
             limit = float(world.lane_speed_limit[veh.lane[r]])
             veh.speed_factor[r] = min(max(v0 / limit, SPEED_FACTOR_RANGE[0]), SPEED_FACTOR_RANGE[1])
 
-    def forecast(self, state: ObservedState, seconds: float,
-                 params: dict[str, dict[str, float]] | None = None) -> "Forecast":
+    def forecast(self, state: ObservedState, seconds: float, params: dict[str, dict[str, float]] | None = None,
+                 stopped: set[str] | frozenset = frozenset()) -> "Forecast":
         """Hold ``state`` and let the behaviour models drive on for ``seconds`` [s], the
         signals then put back where they were: every held vehicle's middle and speed after
-        each physics step (``Forecast``)."""
+        each physics step (``Forecast``). The vehicles ``stopped`` (by observed id) stay where
+        they stand (a breakdown)."""
         self.hold(state, params)
         veh = self.world.vehicles
+        for vid in stopped:
+            rows = np.flatnonzero(veh.id == self.rows_by_id.get(vid, -1))
+            veh.forced_accel[rows] = -veh.b_max[rows]
         self.held_xy = {int(i): (float(x), float(y)) for i, x, y in zip(veh.id, veh.x, veh.y)}
         held = veh.id.copy()  # ascending: ids are handed out in order, and nobody enters
         saved = self._signal_state()

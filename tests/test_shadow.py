@@ -89,9 +89,8 @@ def test_sumos_own_fcd_of_a_shipped_network_is_placed_on_the_twins_lanes(tmp_pat
     """A log SUMO made (A10KW, two minutes): every record lands on a lane of the twin's
     network, almost always the lane SUMO named, with lateral offsets of centimetres; without
     the lane names (a log from elsewhere), geometry alone finds the same lanes."""
-    from benchmarks.sumo import _without_gui_options
 
-    config = _without_gui_options(GAME / "A10KW.sumocfg", tmp_path)
+    config = sumo.runnable_config(GAME / "A10KW.sumocfg", tmp_path)
     fcd = tmp_path / "a10kw.fcd.xml"
     sumo.run_program("sumo", ["-c", str(config), "--end", "60", "--time-to-teleport", "-1", "--no-step-log", "true",
                               "--fcd-output", str(fcd)], config, fcd)
@@ -256,10 +255,9 @@ def test_the_shadow_of_a_sumo_run_predicts_better_than_kinematics_and_better_aga
     """SUMO drives A10KW with IDM (the twin is not told): from 30 s on, every 3 s, the twin's
     predictions at 3 s are closer than constant velocity's and constant acceleration's, and
     closer again once it has learned its drivers' parameters from their trajectories."""
-    from benchmarks.sumo import _without_gui_options
     from shadow.follow import follow_log
 
-    config = _without_gui_options(GAME / "A10KW.sumocfg", tmp_path)
+    config = sumo.runnable_config(GAME / "A10KW.sumocfg", tmp_path)
     fcd = tmp_path / "a10kw.fcd.xml"
     sumo.run_program("sumo", ["-c", str(config), "--end", "120", "--time-to-teleport", "-1", "--no-step-log", "true",
                               "--carfollow.model", "IDM", "--fcd-output", str(fcd), "--fcd-output.acceleration",
@@ -306,3 +304,21 @@ def test_a_shadow_run_shows_the_log_with_the_supervisor_watching_it(tmp_path):
     for h in original:
         assert any(m["kind"] == h["kind"] and [names[str(a)] for a in m["actors"]] == [str(a) for a in h["actors"]]
                    and abs(m["start_s"] - h["start_s"]) <= 0.5 for m in mirrored), (h, mirrored)
+
+
+@needs_sumo
+def test_the_closed_loop_flags_a_stopped_vehicle_in_sumo_before_sumo_shows_it_and_its_advisory_helps():
+    """SUMO runs cross; a moving vehicle stops there at 60 s. The twin, following SUMO live,
+    flags it within 2 s, before the first vehicle behind it brakes hard in SUMO; acting on it
+    (an advisory to the vehicles heading for it: slow down gently) SUMO's vehicles brake hard
+    for less time and lose less time than in the same run without the loop."""
+    from shadow.loop import compare
+
+    figures = compare(GAME / "cross.sumocfg", minutes=3.0, fault_at_s=60.0)
+    without, acting = figures["without_loop"], figures["with_loop"]
+    assert without["fault"]["vehicle"] == acting["fault"]["vehicle"] is not None
+    assert without["first_flag_s"] <= without["fault"]["time_s"] + 2.0
+    assert without["first_flag_s"] < without["sumo"]["first_hard_brake_after_fault_s"]
+    assert without["mitigations"] == [] and acting["mitigations"]
+    assert acting["sumo"]["hard_braking_vehicle_s"] < 0.5 * without["sumo"]["hard_braking_vehicle_s"]
+    assert acting["sumo"]["time_lost_vehicle_s"] < without["sumo"]["time_lost_vehicle_s"]

@@ -653,6 +653,31 @@ def load(path: str | Path) -> tuple[RoadNetwork, Demand | None, SumoConfig | Non
     return read_network(path), None, None
 
 
+def runnable_config(config: Path, out: Path) -> Path:
+    """A copy of ``config`` in ``out`` without its ``<gui_only>`` section (the plain ``sumo``
+    binary refuses options such as ``osg-view``), its network and routes named by absolute
+    path, and its additional files copied into ``out``: they may ask for outputs (the shipped
+    ``input_additional.add.xml`` writes ``tlsstate.xml`` and ``netstate.xml`` beside itself),
+    which must not land in the installed package."""
+    root = ET.parse(config).getroot()
+    for section in list(root):
+        if section.tag == "gui_only":
+            root.remove(section)
+        elif section.tag == "input":
+            for option in section:
+                names = [(config.parent / n.strip()).resolve() for n in option.get("value", "").split(",") if n.strip()]
+                if option.tag == "additional-files":
+                    copies = []
+                    for k, name in enumerate(names):
+                        copies.append(out / f"{config.stem}.{k}.{name.name}")
+                        shutil.copyfile(name, copies[-1])
+                    names = copies
+                option.set("value", ",".join(str(n) for n in names))
+    copy = out / config.name
+    ET.ElementTree(root).write(copy)
+    return copy
+
+
 # ---- importing maps ------------------------------------------------------------------------------
 def import_map(source: str | Path, out: str | Path, extra_options: list[str] | tuple = ()) -> RoadNetwork:
     """Convert an OpenStreetMap (``.osm``) or OpenDRIVE (``.xodr``) file to a SUMO network at
