@@ -146,6 +146,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0 if summary["collisions"] == 0 or args.allow_collisions else 1
 
 
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from shadow.analysis import analyze
+
+    analyze(args.run_dir, args.out)
+    return 0
+
+
 def cmd_shadow(args: argparse.Namespace) -> int:
     from shadow.follow import follow_log, parse_horizons
 
@@ -522,6 +529,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="also write the log as the twin mirrors it, the supervisor watching, as a run directory "
                          "(run.py inspect RUN_DIR shows it)")
     sh.set_defaults(func=cmd_shadow)
+
+    an = sub.add_parser("analyze", help="traffic flow figures of a run directory: fundamental diagram, speed and "
+                                        "headway distributions, lane use, travel times (tables, JSON, PNG plots)")
+    an.add_argument("run_dir", type=Path, help="a run directory (simulate --out, shadow --out)")
+    an.add_argument("--out", type=Path, default=None, help="where to write analysis.json and the plots (default: RUN_DIR)")
+    an.set_defaults(func=cmd_analyze)
 
     args = parser.parse_args(argv)
     level = logging.ERROR if args.quiet else logging.INFO if args.verbose else logging.WARNING

@@ -11,6 +11,7 @@
 - ``predict``: forecasts from every sync point scored against the log (ADE/FDE);
 - ``mirror``: a run directory of the log as the twin mirrors it, the supervisor watching;
 - ``loop``: the closed loop with a running SUMO (libsumo): faults there, flags and advisories here;
+- ``analysis``: ``run.py analyze``: flow figures of a run directory;
 - ``follow``: ``run.py shadow``, all of it.
 
 The layer sits beside ``twin/`` and above ``envs/``: it reads worlds and networks, never

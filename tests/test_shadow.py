@@ -322,3 +322,31 @@ def test_the_closed_loop_flags_a_stopped_vehicle_in_sumo_before_sumo_shows_it_an
     assert without["mitigations"] == [] and acting["mitigations"]
     assert acting["sumo"]["hard_braking_vehicle_s"] < 0.5 * without["sumo"]["hard_braking_vehicle_s"]
     assert acting["sumo"]["time_lost_vehicle_s"] < without["sumo"]["time_lost_vehicle_s"]
+
+
+def test_analyze_gives_the_flow_figures_of_a_run(tmp_path):
+    """Edie's fundamental diagram conserves what the trace holds (vehicle-time summed over the
+    cells equals the ticks' vehicle count times the tick), its speeds are the cells' mean
+    speeds, lane shares add up to one, and the plots are written."""
+    from rich.console import Console
+
+    from envs.trace import read_trace
+    from run import main
+    from shadow.analysis import WINDOW_S, analyze
+
+    assert main(["simulate", "highway", "--minutes", "2", "--humans", "off", "--out", str(tmp_path / "run")]) == 0
+    figures = analyze(tmp_path / "run", console=Console(quiet=True))
+    header, ticks = read_trace(tmp_path / "run")
+    lanes = {ln["name"]: ln for ln in header["network"]["lanes"]}
+    spent = sum(c["density_veh_km"] / 1000.0 * WINDOW_S * float(np.hypot(*np.diff(np.array(lanes[c["lane"]]["centre"]),
+                                                                                      axis=0).T).sum())
+                for c in figures["fundamental_diagram"])
+    in_ticks = sum(len(t["vehicles"]["id"]) for t in ticks) * header["tick_s"]
+    assert spent == pytest.approx(in_ticks, rel=0.02)  # (lanes under 20 m are left out)
+    for c in figures["fundamental_diagram"]:
+        assert c["flow_veh_h"] == pytest.approx(3.6 * c["density_veh_km"] * c["speed_mps"], rel=1e-6)
+        assert 0 <= c["flow_veh_h"] < 2500 and 0 <= c["speed_mps"] < 40  # (a queue at a lane end stands)
+    assert sum(figures["lane_use"].values()) == pytest.approx(1.0, abs=0.01)
+    assert figures["time_headway_s"]["p50"] > 0.5 and figures["travel_time_s"]
+    for name in ("fundamental_diagram.png", "distributions.png", "lane_use.png", "analysis.json"):
+        assert (tmp_path / "run" / name).stat().st_size > 1000
