@@ -63,6 +63,7 @@ def follow_log(log_path: str | Path, net: str | Path, period_s: float = 1.0,
         "period_s": period_s, **summary,
         "matching": matching,
         "drivers_learned": len(tuner.estimates) if tuner else 0,
+        "personas": _personas(tuner) if tuner else {},
         "drivers": {d: e.as_dict() for d, e in list(tuner.estimates.items())[:20]} if tuner else {},
         "cost": {"read_and_match_s": round(read_s, 2), "follow_predict_learn_s": round(cost["forecast_wall_s"], 2),
                  "sync_points": cost["sync_points"], "vehicle_forecasts": cost["vehicle_forecasts"],
@@ -82,6 +83,22 @@ def follow_log(log_path: str | Path, net: str | Path, period_s: float = 1.0,
     if json_path is not None:
         Path(json_path).write_text(json.dumps(figures, indent=2) + "\n")
     return figures
+
+
+def _personas(tuner: Tuner) -> dict[str, Any]:
+    """The population of learned drivers by the persona library's driver each resembles most
+    (``tuner.nearest_personas``): counts, and the drivers' own (the first 20)."""
+    from collections import Counter
+
+    from agents.humans.persona import load_personas
+    from shadow.tuner import nearest_personas
+
+    library = {pid: p.driver_parameters() for pid, p in load_personas().items() if p.role == "driver"}
+    nearest = nearest_personas(tuner.estimates, tuner.limits(), library)
+    counts = Counter(pid for pid, _ in nearest.values())
+    return {"counts": dict(counts.most_common()),
+            "median_distance": round(float(np.median([d for _, d in nearest.values()])), 2) if nearest else None,
+            "drivers": {d: {"persona": pid, "distance": round(dist, 2)} for d, (pid, dist) in list(nearest.items())[:20]}}
 
 
 def _print(console: Console, figures: dict[str, Any]) -> None:
@@ -106,7 +123,9 @@ def _print(console: Console, figures: dict[str, Any]) -> None:
     console.print(f"matched {m['matched']:,} of {m['records']:,} records of {m['vehicles']} vehicles; "
                   f"{m['off_network']:,} off the network ({m['vehicles_off_network']} vehicles); "
                   f"held within {figures['sync_error_m']['mean']} m of where observed (mean); "
-                  f"{figures['drivers_learned']} drivers learned; forecasts per horizon {figures['forecasts']}; "
+                  f"{figures['drivers_learned']} drivers learned (resembling, most: "
+                  f"{', '.join(f'{k} {v}' for k, v in list(figures['personas'].get('counts', {}).items())[:3]) or '-'}); "
+                  f"forecasts per horizon {figures['forecasts']}; "
                   f"{c['log_seconds_followed']:g} s of log followed in {c['follow_predict_learn_s']:g} s "
                   f"({c['realtime_factor']:g}x real time, {c['us_per_vehicle_forecast']:,} us per vehicle forecast)")
 

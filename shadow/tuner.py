@@ -114,6 +114,10 @@ class Tuner:
             self.fitted_at[driver] = len(rows)
             self.fits += 1
 
+    def limits(self) -> dict[str, float]:
+        """Each driver's mean speed limit [m/s] over its samples."""
+        return {d: float(np.mean([row[4] for row in rows])) for d, rows in self.samples.items() if rows}
+
     def params(self, speed_limits: dict[str, float]) -> dict[str, dict[str, float]]:
         """The learned drivers in the twin's terms (``speed_factor`` of the limit [m/s] each
         drives under now, ``headway``, ``min_gap``, ``a_max``, ``b_comf``)."""
@@ -165,4 +169,31 @@ def learn_from_log(tracks, drivers: list[str] | None = None,
                 prior[k] = priors[vid][name]
         prior[0] = float(np.max(v)) if len(v) else PRIOR[0]
         out[vid] = fit_idm(np.array(v), np.array(a), np.array(gap), np.array(dv), prior)
+    return out
+
+
+PERSONA_SPREAD = {"speed_factor": 0.05, "headway": 0.15, "min_gap": 0.3}  # how far a driver may sit from its persona
+
+
+def nearest_personas(estimates: dict[str, DriverEstimate], limits: dict[str, float],
+                     personas: dict[str, dict[str, float]]) -> dict[str, tuple[str, float]]:
+    """Which persona each learned driver resembles: the driver persona (``personas``: id ->
+    ``Persona.driver_parameters()``) nearest in desired speed (as a share of the driver's
+    ``limits`` [m/s]), headway and minimum gap, each difference scaled by the estimate's
+    standard deviation and ``PERSONA_SPREAD`` together; per driver the persona and that
+    distance (about 1: as near as a persona's own drivers are)."""
+    out = {}
+    for driver, est in estimates.items():
+        limit = limits.get(driver)
+        if not limit:
+            continue
+        v0, T, s0 = est.mean[:3]
+        sd_v0, sd_t, sd_s0 = est.sd[:3]
+        got = {"speed_factor": (v0 / limit, sd_v0 / limit), "headway": (T, sd_t), "min_gap": (s0, sd_s0)}
+        best, best_d = "", np.inf
+        for pid, params in personas.items():
+            d = np.sqrt(sum((got[n][0] - params[n]) ** 2 / (got[n][1] ** 2 + PERSONA_SPREAD[n] ** 2) for n in got) / 3.0)
+            if d < best_d:
+                best, best_d = pid, float(d)
+        out[driver] = (best, best_d)
     return out

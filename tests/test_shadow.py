@@ -350,3 +350,24 @@ def test_analyze_gives_the_flow_figures_of_a_run(tmp_path):
     assert figures["time_headway_s"]["p50"] > 0.5 and figures["travel_time_s"]
     for name in ("fundamental_diagram.png", "distributions.png", "lane_use.png", "analysis.json"):
         assert (tmp_path / "run" / name).stat().st_size > 1000
+
+
+def test_learned_drivers_are_recognised_as_the_personas_that_made_them(tmp_path):
+    """Followers driven with the behaviour parameters of two library personas (a cautious
+    elderly driver, a young risk-taker) are matched, from their learned IDM parameters, to
+    those very personas."""
+    from agents.humans.persona import load_personas
+    from shadow.sync import ObservedTracks
+    from shadow.tuner import learn_from_log, nearest_personas
+
+    library = {pid: p.driver_parameters() for pid, p in load_personas().items() if p.role == "driver"}
+    made_by = {0: "cautious_elderly", 1: "aggressive_young"}
+    drivers = {k: {"v0": 30.0 * library[p]["speed_factor"], "T": library[p]["headway"], "s0": library[p]["min_gap"],
+                   "a_max": 2.0, "b": 2.5} for k, p in made_by.items()}
+    log = read_log(platoon_log(tmp_path, drivers))
+    world = World(load_scenario("highway", {"ego.controlled": 0, "network.lanes": 1, "network.on_ramp": False,
+                                            "network.length_m": 6000, "network.curve_angle_deg": 0}))
+    ids = [log.ids[k + 1] for k in made_by]
+    fitted = learn_from_log(ObservedTracks(match_log(log, world.network)), drivers=ids)
+    nearest = nearest_personas(fitted, {vid: 30.0 for vid in ids}, library)
+    assert [nearest[vid][0] for vid in ids] == list(made_by.values()), nearest
