@@ -108,6 +108,61 @@ def test_a_recorded_run_plays_in_the_browser_and_explains_an_actor(browser, reco
         server.shutdown()
 
 
+def test_a_recorded_run_has_charts_that_move_the_timeline_and_follow_a_vehicle(browser, recorded):
+    """The charts panel: run-wide series (one value per tick) drawn under the timeline, a click on
+    them jumps there, and a selected vehicle gets its own speed / gap / TTC series."""
+    server, url = serve(RecordedRun(recorded))
+    try:
+        wait_ready(browser, url)
+        ticks = browser.execute_script("return window.inspector.ticks")
+        charts = browser.execute_script("return window.inspector.charts")
+        for key in ("t", "speed", "count", "moving", "density", "hazards"):
+            assert len(charts[key]) == len(ticks), key
+        assert charts["laneKm"] > 0
+        busy = [k for k, tick in enumerate(ticks) if tick["vehicles"]["v"]]
+        for k in (busy[0], busy[len(busy) // 2], busy[-1]):
+            v = ticks[k]["vehicles"]["v"]
+            assert charts["speed"][k] == pytest.approx(sum(v) / len(v))
+            assert charts["count"][k] == len(v)
+            assert charts["moving"][k] == sum(1 for x in v if x > 0.5)
+            assert charts["density"][k] == pytest.approx(len(v) / charts["laneKm"])
+        hazards = sum(len(t.get("hazards") or []) for t in ticks)
+        assert max(charts["hazards"]) <= hazards and (max(charts["hazards"]) > 0) == (hazards > 0)
+        # drawn: the canvas is not blank
+        canvas = browser.find_element(By.ID, "charts")
+        assert canvas.is_displayed() and canvas.size["height"] >= 200
+        blank = browser.execute_script("const c = document.createElement('canvas'); const s = document.getElementById('charts'); "
+                                       "c.width = s.width; c.height = s.height; return c.toDataURL()")
+        assert browser.execute_script("return document.getElementById('charts').toDataURL()") != blank
+        # clicking at 3/4 of the chart's width jumps the timeline to about 3/4 of the run
+        browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", canvas)
+        ActionChains(browser).move_to_element_with_offset(canvas, canvas.size["width"] // 4, 0).click().perform()
+        duration = ticks[-1]["t"]
+        assert browser.execute_script("return window.inspector.time") == pytest.approx(0.75 * duration, abs=1.0)
+        assert browser.find_element(By.ID, "timeline").get_attribute("value") == str(
+            browser.execute_script("return window.inspector.tickIndex"))
+        # selecting a vehicle gives its series over the ticks where it appears
+        browser.execute_script("window.scrollTo(0, 0)")
+        k = browser.execute_script("return window.inspector.tickIndex")
+        vid = ticks[k]["vehicles"]["id"][0]
+        click_actor(browser, vid)
+        assert browser.execute_script("return window.inspector.selected") == vid
+        actor = browser.execute_script("return window.inspector.charts.actor")
+        where = [(tick["t"], tick["vehicles"]["v"][tick["vehicles"]["id"].index(vid)])
+                 for tick in ticks if vid in tick["vehicles"]["id"]]
+        assert actor["id"] == vid and actor["t"] == [t for t, _ in where]
+        assert actor["speed"] == pytest.approx([v for _, v in where])
+        assert len(actor["gap"]) == len(actor["ttc"]) == len(where)
+        assert browser.find_element(By.ID, "actor-charts").is_displayed()
+        assert browser.execute_script("return window.inspector.charts.actorShown")
+        browser.execute_script("window.inspector.select(null)")
+        assert not browser.execute_script("return window.inspector.charts.actorShown")
+        errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+        assert not errors, errors
+    finally:
+        server.shutdown()
+
+
 def late(system: str, prompt: str) -> str:
     return "I am late for work." if "Interviewer:" in prompt else by_role(system, prompt)
 

@@ -9,6 +9,9 @@
  * what-if run that is drawn side by side with the main one.
  * Navigation: wheel zoom, drag pan, "fit all", zoom to a junction (a searchable list),
  * and follow the selected actor (the view stays centred on it as time moves).
+ * Charts under the timeline (plain canvas): run-wide mean speed, vehicle count, moving
+ * vehicles, density and hazards per 10 s, and the selected vehicle's speed / gap / TTC,
+ * with a cursor at the current time; a click on a chart jumps there.
  *
  * window.inspector exposes the state an automated test needs (see bottom).
  */
@@ -180,6 +183,7 @@
     const useTickAlerts = S.mode === 'live' || session.name === 'fork' || !(S.run.alerts || []).length;
     for (const tick of ticks) {
       session.ticks.push(tick);
+      if (session === S.main) chartAppend(tick);
       for (const d of tick.decisions || []) {
         if (!d.human) continue;
         if (!session.decisions.has(d.human)) session.decisions.set(d.human, []);
@@ -773,6 +777,7 @@
     applyFollow();
     drawScene(C.main, 'main');
     if (S.fork && !$('scene-fork-box').hidden) drawScene(C.fork, 'fork');
+    renderCharts();
   }
 
   // ------------------------------------------------------------------ picking / view interaction
@@ -1247,6 +1252,215 @@
     render();
   }
 
+  // ------------------------------------------------------------------ charts
+  /*
+   * Time series drawn with plain canvas under the timeline, on its time axis (x = t / duration).
+   * The run's series are computed once per tick as ticks arrive (ingest); the selected actor's
+   * when it is selected (or new ticks arrive). The strips are drawn once into an offscreen canvas;
+   * a redraw (every frame while playing) only copies it and draws the cursor and the current values.
+   */
+  const CHART_STRIP_PX = 52;        // [CSS px] height of one strip
+  const MOVING_MS = 0.5;            // [m/s] a vehicle faster than this is "moving" (flow proxy)
+  const HAZARD_WINDOW_S = 10;       // [s] hazards counted over the last this many seconds
+  const TTC_CHART_MAX_S = 15;       // [s] TTC axis cap (a far leader would flatten the rest)
+  const RUN_CHARTS = [
+    { key: 'speed', label: 'mean speed', unit: 'm/s', colour: '#2563eb', digits: 1 },
+    { key: 'count', label: 'vehicles', unit: '', colour: '#374151', digits: 0 },
+    { key: 'moving', label: 'flow proxy: moving (v > 0.5 m/s)', unit: 'veh', colour: '#16a34a', digits: 0 },
+    { key: 'density', label: 'density', unit: 'veh/km lane', colour: '#b45309', digits: 1 },
+    { key: 'hazards', label: 'hazards / 10 s', unit: '', colour: '#e53935', digits: 0 },
+  ];
+  const ACTOR_CHARTS = [
+    { key: 'speed', label: 'speed', unit: 'm/s', colour: SELECT_COLOUR, digits: 1 },
+    { key: 'gap', label: 'gap to leader', unit: 'm', colour: '#0891b2', digits: 1 },
+    { key: 'ttc', label: 'TTC', unit: 's', colour: '#e53935', digits: 1, cap: TTC_CHART_MAX_S },
+  ];
+
+  function newChartSeries() {
+    return { t: [], speed: [], count: [], moving: [], density: [], hazards: [], hazardEvents: [], hzFrom: 0, hzSum: 0 };
+  }
+
+  const CH = {
+    run: newChartSeries(),
+    laneKm: 0,               // [km] sum of the lane centre lines
+    actor: null,             // {id, n, t, idx, speed, gap, ttc}
+    run_c: null, actor_c: null,
+  };
+
+  function polylineLength(pts) {
+    let len = 0;
+    for (let k = 1; k < (pts || []).length; k++) len += Math.hypot(pts[k][0] - pts[k - 1][0], pts[k][1] - pts[k - 1][1]);
+    return len;
+  }
+
+  function laneKilometres(net) {
+    return (net.lanes || []).reduce((sum, l) => sum + polylineLength(l.centre), 0) / 1000;
+  }
+
+  /** Append one main tick to the run's series (hazards: a rolling count over the last HAZARD_WINDOW_S). */
+  function chartAppend(tick) {
+    const r = CH.run, V = tick.vehicles || {};
+    const vs = (V.v || []).filter((v) => v != null);
+    const n = (V.id || []).length;
+    r.t.push(tick.t);
+    r.count.push(n);
+    r.speed.push(vs.length ? vs.reduce((a, b) => a + b, 0) / vs.length : null);
+    r.moving.push(vs.filter((v) => v > MOVING_MS).length);
+    r.density.push(CH.laneKm > 0 ? n / CH.laneKm : null);
+    r.hazardEvents.push((tick.hazards || []).length);
+    r.hzSum += r.hazardEvents[r.hazardEvents.length - 1];
+    while (r.hzFrom < r.t.length && r.t[r.hzFrom] <= tick.t - HAZARD_WINDOW_S + EPS) r.hzSum -= r.hazardEvents[r.hzFrom++];
+    r.hazards.push(r.hzSum);
+  }
+
+  /** The selected vehicle's speed / gap / TTC at the ticks it is in (cached until the selection or the ticks change). */
+  function actorSeries() {
+    const id = S.selected, ticks = S.main.ticks;
+    if (id == null) return null;
+    if (CH.actor && CH.actor.id === id && CH.actor.n === ticks.length) return CH.actor;
+    const a = { id: id, n: ticks.length, t: [], idx: [], speed: [], gap: [], ttc: [] };
+    ticks.forEach((tick, k) => {
+      const i = tickIndex(tick).v.get(id);
+      if (i === undefined) return;
+      const V = tick.vehicles, col = (name) => (V[name] ? V[name][i] : null);
+      a.t.push(tick.t); a.idx.push(k);
+      a.speed.push(col('v')); a.gap.push(col('gap')); a.ttc.push(col('ttc'));
+    });
+    CH.actor = a;
+    return a;
+  }
+
+  function makeChartCanvas(id) {
+    const c = { el: $(id), w: 0, h: 0, dpr: 1, bg: null, bgKey: '' };
+    c.ctx = c.el.getContext('2d');
+    c.el.addEventListener('click', (e) => {
+      const r = c.el.getBoundingClientRect();
+      const ticks = S.main.ticks;
+      if (!ticks.length || r.width <= 0) return;
+      setPlaying(false);
+      jumpToTime((e.clientX - r.left) / r.width * ticks[ticks.length - 1].t);
+    });
+    return c;
+  }
+
+  /** Size a chart canvas to its box's width and `strips` strips (backing store * devicePixelRatio). */
+  function sizeChart(c, strips) {
+    const w = Math.max(200, Math.floor(c.el.clientWidth || c.el.parentElement.clientWidth));
+    const h = strips * CHART_STRIP_PX, dpr = window.devicePixelRatio || 1;
+    if (w === c.w && h === c.h && dpr === c.dpr) return;
+    c.w = w; c.h = h; c.dpr = dpr;
+    c.el.style.height = h + 'px';
+    c.el.width = Math.round(w * dpr);
+    c.el.height = Math.round(h * dpr);
+    c.bgKey = '';
+  }
+
+  /** Largest value of a strip (at most its cap; null: no values), and the top of its y axis [0, top]. */
+  function stripRange(def, values) {
+    let m = null;
+    for (const v of values) if (v != null && (m == null || v > m)) m = v;
+    if (m != null && def.cap) m = Math.min(m, def.cap);
+    return { max: m, top: m > 0 ? m * 1.1 : 1 };
+  }
+
+  /** Draw the strips (axes, labels, lines) into c.bg; `idx` (optional) breaks the line where ticks are missing. */
+  function drawChartBackground(c, defs, series, idx) {
+    const bg = c.bg || (c.bg = document.createElement('canvas'));
+    bg.width = c.el.width; bg.height = c.el.height;
+    const ctx = bg.getContext('2d');
+    ctx.setTransform(c.dpr, 0, 0, c.dpr, 0, 0);
+    ctx.clearRect(0, 0, c.w, c.h);
+    ctx.font = '10px system-ui, sans-serif';
+    ctx.textBaseline = 'top';
+    const ts = series.t;
+    defs.forEach((def, k) => {
+      const top = k * CHART_STRIP_PX, h = CHART_STRIP_PX - 18, y0 = top + CHART_STRIP_PX - 3;   // labels above the plot
+      const vals = series[def.key], range = stripRange(def, vals), ymax = range.top;
+      ctx.fillStyle = k % 2 ? '#f8f9fb' : '#fff';
+      ctx.fillRect(0, top, c.w, CHART_STRIP_PX);
+      ctx.strokeStyle = '#e1e4e8';
+      ctx.lineWidth = 1;
+      ctx.beginPath(); ctx.moveTo(0, y0 + 0.5); ctx.lineTo(c.w, y0 + 0.5); ctx.stroke();
+      ctx.strokeStyle = def.colour;
+      ctx.lineWidth = 1.5;
+      ctx.beginPath();
+      let pen = false;
+      for (let j = 0; j < vals.length; j++) {
+        const v = vals[j];
+        if (v == null || (idx && j > 0 && idx[j] !== idx[j - 1] + 1)) pen = false;
+        if (v == null) continue;
+        const x = timeFraction(ts[j]) * c.w, y = y0 - Math.min(v, ymax) / ymax * h;
+        if (pen) ctx.lineTo(x, y); else ctx.moveTo(x, y);
+        pen = true;
+      }
+      ctx.stroke();
+      const note = range.max == null ? 'no data' : 'max ' + fmt(range.max, def.digits) + (def.cap && range.max >= def.cap ? '+' : '');
+      const nw = ctx.measureText(note).width;
+      ctx.fillStyle = 'rgba(255,255,255,0.8)';
+      ctx.fillRect(c.w - nw - 7, top + 1, nw + 6, 12);
+      ctx.fillStyle = '#6b7280';
+      ctx.fillText(note, c.w - nw - 4, top + 2);
+    });
+  }
+
+  /** Copy the cached strips, then the cursor at the display time and each strip's current value. */
+  function drawChart(c, defs, series, idx, key) {
+    if (c.bgKey !== key) { drawChartBackground(c, defs, series, idx); c.bgKey = key; }
+    const ctx = c.ctx;
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.clearRect(0, 0, c.el.width, c.el.height);
+    ctx.drawImage(c.bg, 0, 0);
+    ctx.setTransform(c.dpr, 0, 0, c.dpr, 0, 0);
+    const x = Math.round(timeFraction(displayT()) * c.w) + 0.5;
+    ctx.strokeStyle = '#1d2330';
+    ctx.lineWidth = 1;
+    ctx.beginPath(); ctx.moveTo(x, 0); ctx.lineTo(x, c.h); ctx.stroke();
+    // value at the current tick (the latest sample at or before it)
+    let j = -1;
+    const ts = series.t, now = currentT();
+    for (let lo = 0, hi = ts.length; lo < hi;) { const m = (lo + hi) >> 1; if (ts[m] <= now + EPS) { j = m; lo = m + 1; } else hi = m; }
+    const present = j >= 0 && (!idx || idx[j] === S.idx);
+    ctx.font = '11px system-ui, sans-serif';
+    ctx.textBaseline = 'top';
+    defs.forEach((def, k) => {
+      const v = present ? series[def.key][j] : null;
+      const text = def.label + ': ' + (v == null ? '—' : fmt(v, def.digits) + (def.unit ? ' ' + def.unit : ''));
+      const w = ctx.measureText(text).width;
+      ctx.fillStyle = 'rgba(255,255,255,0.8)';
+      ctx.fillRect(2, k * CHART_STRIP_PX + 1, w + 6, 14);
+      ctx.fillStyle = def.colour;
+      ctx.fillText(text, 5, k * CHART_STRIP_PX + 2);
+    });
+  }
+
+  function renderCharts() {
+    if (!CH.run_c) return;
+    const n = S.main.ticks.length;
+    sizeChart(CH.run_c, RUN_CHARTS.length);
+    drawChart(CH.run_c, RUN_CHARTS, CH.run, null, n + '|' + CH.run_c.w + '|' + CH.run_c.dpr);
+    const a = actorSeries();
+    const box = $('actor-charts-box');
+    const shown = !!a && S.main.actors.has(a.id) && S.main.actors.get(a.id).kind === 'vehicle';
+    if (box.hidden === shown) {
+      box.hidden = !shown;
+      if (shown) CH.actor_c.bgKey = '';
+    }
+    if (!shown) return;
+    $('actor-charts-title').textContent = 'Selected vehicle ' + a.id + ' (' + a.t.length + ' ticks)';
+    sizeChart(CH.actor_c, ACTOR_CHARTS.length);
+    drawChart(CH.actor_c, ACTOR_CHARTS, a, a.idx, a.id + '|' + n + '|' + CH.actor_c.w + '|' + CH.actor_c.dpr);
+  }
+
+  function chartExports() {
+    const r = CH.run, a = actorSeries();
+    return {
+      t: r.t, speed: r.speed, count: r.count, moving: r.moving, density: r.density, hazards: r.hazards,
+      laneKm: CH.laneKm,
+      actor: a ? { id: a.id, t: a.t, speed: a.speed, gap: a.gap, ttc: a.ttc } : null,
+      actorShown: !$('actor-charts-box').hidden,
+    };
+  }
+
   // ------------------------------------------------------------------ marks, alerts, summary
   /** Position of a time on the timeline: time / duration (duration = t of the last tick). */
   function timeFraction(time) {
@@ -1343,6 +1557,8 @@
     get junctions() { return S.junctions; },
     zoomToJunction: (query) => zoomToJunction(query),
     fitAll: () => { fitAll(); render(); },
+    /** The charts' series: run-wide (one value per main tick) and the selected vehicle's (see renderCharts). */
+    get charts() { return chartExports(); },
     header: null,
   };
 
@@ -1411,6 +1627,8 @@
   async function init() {
     C.main = makeCanvas('scene', 'main');
     C.fork = makeCanvas('scene-fork', 'fork');
+    CH.run_c = makeChartCanvas('charts');
+    CH.actor_c = makeChartCanvas('actor-charts');
     attachCanvasHandlers(C.main);
     attachCanvasHandlers(C.fork);
     bindControls();
@@ -1422,6 +1640,7 @@
     S.header = run.header || {};
     S.net = S.header.network || { bounds: [-100, -100, 100, 100], lanes: [], crossings: [], sidewalks: [] };
     S.legend = S.header.legend || {};
+    CH.laneKm = laneKilometres(S.net);
     for (const h of S.header.humans || []) S.humans.set(h.identity, h);
     for (const h of run.hazards || []) addHazard(S.main, h);
     for (const a of run.alerts || []) addAlert(S.main, a);
