@@ -321,11 +321,12 @@ class ShadowWorld:
         held = veh.id.copy()  # ascending: ids are handed out in order, and nobody enters
         saved = self._signal_state()
         world = self.world
-        steps = int(round(seconds / world.dt))
+        dt = world.dt
+        steps = int(round(seconds / dt))
         times = np.empty(steps)
         x, y, v = (np.full((steps, len(held)), np.nan) for _ in range(3))
         for k in range(steps):
-            world.step()
+            world.step(dt)
             veh = world.vehicles
             at = np.minimum(np.searchsorted(veh.id, held), max(len(veh) - 1, 0))
             present = (veh.id[at] == held) if len(veh) else np.zeros(len(held), dtype=bool)

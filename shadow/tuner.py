@@ -31,7 +31,7 @@ LOWER = np.array([1.0, 0.3, 0.5, 0.3, 0.5])
 UPPER = np.array([60.0, 4.0, 8.0, 5.0, 6.0])
 ACCEL_NOISE = 0.3  # [m/s^2] how well a driver's acceleration follows the model (the residuals' scale)
 FOLLOWING_GAP_S = 6.0  # [s] a leader farther ahead than this (at the driver's speed) does not count: free driving
-REFIT_EVERY = 5  # new samples between two fits of a driver
+REFIT_EVERY = 10  # new samples between two fits of a driver
 MAX_SAMPLE_SPAN_S = 1.0  # [s] a state and the acceleration that followed it: the next record at most this later
 MIN_SAMPLES = 5
 
