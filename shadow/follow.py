@@ -128,6 +128,13 @@ def _print(console: Console, figures: dict[str, Any]) -> None:
                   f"forecasts per horizon {figures['forecasts']}; "
                   f"{c['log_seconds_followed']:g} s of log followed in {c['follow_predict_learn_s']:g} s "
                   f"({c['realtime_factor']:g}x real time, {c['us_per_vehicle_forecast']:,} us per vehicle forecast)")
+    h = figures.get("hazards_ahead") or {}
+    if "twin" in h:
+        lead = h["twin"]["lead_time_s"]["median"]
+        console.print(f"hard braking ahead (over {h['threshold_mps2']:g} m/s^2): {h['observed_events']} events in the log, "
+                      f"{100 * h['twin']['predicted_share']:.0f}% predicted before they happened (median "
+                      f"{lead if lead is not None else '-'} s ahead); {h['twin']['predictions']} predictions, "
+                      f"{100 * h['twin']['false_alarm_share']:.0f}% not followed by one")
 
 
 def parse_horizons(text: str) -> tuple[float, ...]:

@@ -32,6 +32,7 @@ from envs.roads import sumo
 from envs.world import World
 from shadow.log import TrajectoryLog, empty_columns
 from shadow.matching import LaneIndex, match_log
+from shadow.predict import hard_braking
 from shadow.sync import ObservedState, ShadowWorld, vehicle_types
 from twin.scenario import load_scenario
 
@@ -107,7 +108,7 @@ def _loop(libsumo, shadow: ShadowWorld, index: LaneIndex, lengths: dict[str, flo
         state = _observe(libsumo, ids, shadow, index, lengths, t)
         stopped = _standing_for_no_reason(shadow, state, standing_since, t)
         forecast = shadow.forecast(state, HORIZON_S, stopped=stopped)
-        braking = _predicted_hard_braking(forecast)
+        braking = set(hard_braking(forecast, HARD_BRAKE_MPS2))
         if braking and stopped:
             flags.append({"time_s": round(t, 2), "stopped": sorted(stopped), "hard_braking": sorted(braking)[:10]})
             for vid in stopped:
@@ -230,13 +231,6 @@ def _standing_for_no_reason(shadow: ShadowWorld, state: ObservedState, since: di
         if t - since[vid] >= (STOPPING_FOR_S if v >= 0.1 else STOPPED_AFTER_S) - 1e-9:
             out.add(vid)
     return out
-
-
-def _predicted_hard_braking(forecast) -> set[str]:
-    """The vehicles the forecast shows braking harder than ``HARD_BRAKE_MPS2``."""
-    dv = np.diff(forecast.v, axis=0) / np.maximum(np.diff(forecast.times)[:, None], 1e-9)
-    worst = np.nanmin(np.where(np.isfinite(dv), dv, 0.0), axis=0) if len(dv) else np.zeros(forecast.v.shape[1])
-    return {vid for vid, c in forecast.column.items() if worst[c] < -HARD_BRAKE_MPS2}
 
 
 def compare(config: str | Path, minutes: float = 4.0, fault_at_s: float = 60.0, seed: int = 0) -> dict[str, Any]:

@@ -12,7 +12,10 @@ observed (not inferred) at the sync point and at the horizon's end.
 - FDE at h: the mean displacement [m] at t0 + h;
 - speed error at h: the mean absolute speed difference [m/s] at t0 + h;
 - sync error: how far [m] the held vehicles stand from where they were observed (horizon 0:
-  what placing them on the network costs).
+  what placing them on the network costs);
+- hazards ahead: hard braking (beyond ``HARD_BRAKE_MPS2``) the forecasts show, against the
+  hard braking the log then shows: the share of observed events predicted before they
+  happened, how early, and the share of predictions that no event followed.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ class Scores:
     fde: dict[str, list[list[float]]] = field(default_factory=dict)
     speed: dict[str, list[list[float]]] = field(default_factory=dict)
     sync_error: list[float] = field(default_factory=list)
+    hazards: dict[str, Any] = field(default_factory=dict)  # ``HazardScores.summary``
 
     def __post_init__(self) -> None:
         for table in (self.ade, self.fde, self.speed):
@@ -66,9 +70,76 @@ class Scores:
 
         return {"horizons_s": list(self.horizons), "ade_m": means(self.ade), "fde_m": means(self.fde),
                 "speed_error_mps": means(self.speed),
-                "forecasts": [len(v) for v in self.fde["twin"]],
+                "forecasts": [len(v) for v in self.fde["twin"]], "hazards_ahead": self.hazards,
                 "sync_error_m": {"mean": round(float(np.mean(self.sync_error)), 4) if self.sync_error else None,
                                  "max": round(float(np.max(self.sync_error)), 4) if self.sync_error else None}}
+
+
+HARD_BRAKE_MPS2 = 3.0  # [m/s^2] braking harder than this is a hazard, predicted or observed
+EVENT_GAP_S = 2.0  # [s] hard braking of one vehicle this far apart is two events
+MATCH_S = 1.0  # [s] a predicted hazard and an observed one this near in time are the same
+
+
+def hard_braking(forecast, threshold: float = HARD_BRAKE_MPS2) -> dict[str, float]:
+    """The vehicles a forecast shows braking harder than ``threshold`` [m/s^2], each with the
+    time [s] it first does."""
+    if len(forecast.times) < 2:
+        return {}
+    dv = np.diff(forecast.v, axis=0) / np.maximum(np.diff(forecast.times), 1e-9)[:, None]
+    hard = np.where(np.isfinite(dv), dv, 0.0) < -threshold
+    out = {}
+    for vid, c in forecast.column.items():
+        k = np.flatnonzero(hard[:, c])
+        if len(k):
+            out[vid] = float(forecast.times[k[0] + 1])
+    return out
+
+
+def observed_hard_braking(tracks: ObservedTracks, start_s: float, end_s: float) -> list[tuple[str, float]]:
+    """(vehicle, time [s]) of each hard-braking event in the log between the two times: a
+    record braking harder than ``HARD_BRAKE_MPS2`` (the speed change to the next record) at
+    least ``EVENT_GAP_S`` after the vehicle's previous one."""
+    log, out = tracks.log, []
+    for k, rows in enumerate(tracks.rows):
+        if len(rows) < 2:
+            continue
+        t, v = log.time_s[rows], tracks.speed[rows]
+        decel = np.diff(v) / np.maximum(np.diff(t), 1e-9)
+        last = -np.inf
+        for j in np.flatnonzero(decel < -HARD_BRAKE_MPS2):
+            if start_s <= t[j] <= end_s and t[j] - last >= EVENT_GAP_S:
+                out.append((log.ids[k], float(t[j])))
+            last = t[j]
+    return out
+
+
+@dataclass
+class HazardScores:
+    """Hard braking predicted at sync points (per method: vehicle, sync time, predicted time)
+    against the hard braking the log shows."""
+
+    predicted: dict[str, list[tuple[str, float, float]]] = field(default_factory=dict)
+
+    def summary(self, observed: list[tuple[str, float]], horizon_s: float) -> dict[str, Any]:
+        """Per method: the observed events, the share predicted before they happened (by a
+        sync point within the horizon before, for the same vehicle, within ``MATCH_S``) with
+        the lead times [s], and the predictions no observed event followed (false alarms)."""
+        out = {"observed_events": len(observed), "threshold_mps2": HARD_BRAKE_MPS2}
+        by_vehicle: dict[str, list[float]] = {}
+        for vid, te in observed:
+            by_vehicle.setdefault(vid, []).append(te)
+        for method, preds in self.predicted.items():
+            leads = []
+            for vid, te in observed:
+                early = [t0 for v, t0, tp in preds if v == vid and te - horizon_s <= t0 < te and abs(tp - te) <= MATCH_S]
+                if early:
+                    leads.append(te - min(early))
+            false = sum(1 for v, t0, tp in preds if not any(abs(tp - te) <= MATCH_S for te in by_vehicle.get(v, [])))
+            out[method] = {"predicted_share": round(len(leads) / max(len(observed), 1), 3),
+                           "lead_time_s": {"mean": round(float(np.mean(leads)), 2) if leads else None,
+                                           "median": round(float(np.median(leads)), 2) if leads else None},
+                           "predictions": len(preds), "false_alarm_share": round(false / max(len(preds), 1), 3)}
+        return out
 
 
 def sync_points(tracks: ObservedTracks, period_s: float, start_s: float | None = None,
@@ -98,6 +169,7 @@ def score(tracks: ObservedTracks, shadow: ShadowWorld, period_s: float = 1.0,
     learned from its trajectory up to the sync point. Also the wall time [s] spent
     following, learning and forecasting, and the counts."""
     scores = Scores(tuple(horizons))
+    hazards = HazardScores()
     log, horizon = tracks.log, max(horizons)
     points = sync_points(tracks, period_s, start_s, end_s, horizon)
     index = {vid: k for k, vid in enumerate(log.ids)}
@@ -117,6 +189,9 @@ def score(tracks: ObservedTracks, shadow: ShadowWorld, period_s: float = 1.0,
             runs["twin_learned"] = shadow.forecast(state, horizon, learned)
         wall += time.perf_counter() - started
         held += len(state.ids)
+        for method, forecast in runs.items():  # hazards ahead: who the twin sees braking hard, and when
+            hazards.predicted.setdefault(method, []).extend(
+                (vid, t0, tp) for vid, tp in hard_braking(forecast).items() if tp <= log.times[-1])
         for k, vid in enumerate(state.ids):
             if state.inferred[k]:
                 continue
@@ -149,6 +224,8 @@ def score(tracks: ObservedTracks, shadow: ShadowWorld, period_s: float = 1.0,
             scores.sync_error.append(float(np.hypot(x - state.x[k], y - state.y[k])))
         if progress is not None:
             progress(n + 1, len(points))
+    observed = observed_hard_braking(tracks, points[0], points[-1] + horizon) if points else []
+    scores.hazards = hazards.summary(observed, horizon)
     return scores, {"forecast_wall_s": wall, "vehicle_forecasts": held, "sync_points": len(points),
                     "fits": tuner.fits if tuner is not None else 0}
 

@@ -248,6 +248,9 @@ def test_the_shadow_of_a_run_holds_it_exactly_and_predicts_it_better_than_consta
     written = __import__("json").loads((tmp_path / "shadow.json").read_text())
     assert set(written["ade_m"]) == {"twin", "twin_learned", "constant_velocity", "constant_acceleration"}
     assert set(written["fde_m"]) == set(written["ade_m"]) and written["cost"]["realtime_factor"] > 0
+    ahead = written["hazards_ahead"]
+    assert ahead["observed_events"] >= 0 and 0 <= ahead["twin"]["predicted_share"] <= 1
+    assert 0 <= ahead["twin"]["false_alarm_share"] <= 1
 
 
 @needs_sumo
