@@ -178,15 +178,16 @@ def score(tracks: ObservedTracks, shadow: ShadowWorld, period_s: float = 1.0,
     for n, t0 in enumerate(points):
         state = tracks.state_at(t0)
         started = time.perf_counter()
-        learned = None
-        if tuner is not None:  # samples at the state held (the twin's perception of it), then a refit
-            shadow.hold(state)
+        learned: dict[str, dict[str, dict[str, float]]] = {}
+
+        def learn() -> None:  # samples at the state held (the twin's perception of it), then a refit
             _learn(tuner, shadow, state, tracks, pending)
-            learned = tuner.params(_limits(shadow, state))
-        runs = {"twin": shadow.forecast(state, horizon)}
+            learned["params"] = tuner.params(_limits(shadow, state))
+
+        runs = {"twin": shadow.forecast(state, horizon, on_hold=learn if tuner is not None else None)}
         held_xy, rows_by_id = shadow.held_xy, dict(shadow.rows_by_id)
-        if learned is not None:
-            runs["twin_learned"] = shadow.forecast(state, horizon, learned)
+        if learned:
+            runs["twin_learned"] = shadow.forecast(state, horizon, learned["params"])
         wall += time.perf_counter() - started
         held += len(state.ids)
         for method, forecast in runs.items():  # hazards ahead: who the twin sees braking hard, and when

@@ -16,7 +16,7 @@ sees driving freely from its speed and acceleration (IDM's free-road term invert
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -307,12 +307,14 @@ class ShadowWorld:
             veh.speed_factor[r] = min(max(v0 / limit, SPEED_FACTOR_RANGE[0]), SPEED_FACTOR_RANGE[1])
 
     def forecast(self, state: ObservedState, seconds: float, params: dict[str, dict[str, float]] | None = None,
-                 stopped: set[str] | frozenset = frozenset()) -> "Forecast":
+                 stopped: set[str] | frozenset = frozenset(), on_hold: Callable[[], None] | None = None) -> "Forecast":
         """Hold ``state`` and let the behaviour models drive on for ``seconds`` [s], the
         signals then put back where they were: every held vehicle's middle and speed after
         each physics step (``Forecast``). The vehicles ``stopped`` (by observed id) stay where
-        they stand (a breakdown)."""
+        they stand (a breakdown). ``on_hold`` is called with the state held, before it moves."""
         self.hold(state, params)
+        if on_hold is not None:
+            on_hold()
         veh = self.world.vehicles
         for vid in stopped:
             rows = np.flatnonzero(veh.id == self.rows_by_id.get(vid, -1))

@@ -43,6 +43,28 @@ def idm(theta: np.ndarray, v: np.ndarray, gap: np.ndarray, dv: np.ndarray) -> np
     return behaviour.idm(v, v0, T, s0, a_max, b, gap, v - dv)
 
 
+def idm_gradient(theta: np.ndarray, v: np.ndarray, gap: np.ndarray, dv: np.ndarray) -> np.ndarray:
+    """(n, 5): the derivatives of :func:`idm` by each of ``PARAMS``, per sample."""
+    v0, T, s0, a_max, b = theta
+    root = np.sqrt(a_max * b)
+    z = v * T + v * dv / (2.0 * root)
+    active = (z > 0.0).astype(float)
+    s_star = s0 + active * z
+    follows = np.isfinite(gap)
+    s = np.where(follows, np.maximum(gap, 0.05), 1.0)
+    interaction = np.where(follows, (s_star / s) ** 2, 0.0)
+    d_interaction = np.where(follows, 2.0 * s_star / s ** 2, 0.0)  # by s*
+    d_star_a = -active * v * dv / (4.0 * a_max * root)
+    d_star_b = -active * v * dv / (4.0 * b * root)
+    return np.stack([
+        a_max * 4.0 * v ** 4 / v0 ** 5,
+        -a_max * d_interaction * active * v,
+        -a_max * d_interaction,
+        1.0 - (v / v0) ** 4 - interaction - a_max * d_interaction * d_star_a,
+        -a_max * d_interaction * d_star_b,
+    ], axis=1)
+
+
 @dataclass
 class DriverEstimate:
     """A driver's IDM parameters (``PARAMS``) and their standard deviations, from ``samples``."""
@@ -64,8 +86,12 @@ def fit_idm(v: np.ndarray, accel: np.ndarray, gap: np.ndarray, dv: np.ndarray, p
     def residuals(theta: np.ndarray) -> np.ndarray:
         return np.concatenate([(idm(theta, v, gap, dv) - accel) / ACCEL_NOISE, (theta - prior) / PRIOR_SD])
 
+    def jacobian(theta: np.ndarray) -> np.ndarray:
+        return np.vstack([idm_gradient(theta, v, gap, dv) / ACCEL_NOISE, np.diag(1.0 / PRIOR_SD)])
+
     x0 = np.clip(prior if start is None else start, LOWER + 1e-6, UPPER - 1e-6)
-    fit = least_squares(residuals, x0, bounds=(LOWER, UPPER), method="trf", x_scale=PRIOR_SD, max_nfev=60)
+    fit = least_squares(residuals, x0, jac=jacobian, bounds=(LOWER, UPPER), method="trf", x_scale=PRIOR_SD,
+                        max_nfev=60)
     jac = fit.jac
     try:
         cov = np.linalg.inv(jac.T @ jac)
