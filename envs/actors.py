@@ -83,6 +83,19 @@ class ActorArrays:
             buffers[name][n] = value
         return n
 
+    def extend(self, count: int, **values) -> None:
+        """Add ``count`` actors at once; each value is a scalar (the same for all) or an array
+        of ``count``; columns not given are zero."""
+        unknown = values.keys() - self.FIELDS.keys()
+        if unknown:
+            raise KeyError(f"unknown actor fields: {sorted(unknown)}")
+        cols = self.__dict__
+        for name, (dtype, shape) in self.FIELDS.items():
+            added = np.zeros((count, *shape), dtype=dtype)
+            if name in values:
+                added[...] = values[name]
+            cols[name] = np.concatenate([cols[name], added])
+
     def keep(self, mask: np.ndarray) -> None:
         """Drop the rows where ``mask`` is False."""
         cols = self.__dict__

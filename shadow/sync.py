@@ -217,22 +217,27 @@ class ShadowWorld:
                  "min_gap": beh.min_gap_m.mean, "politeness": beh.politeness.mean,
                  "reaction_time": beh.reaction_time_s.mean, "compliance": 1.0}
         veh = world.vehicles
-        self.rows_by_id = {}
+        n = len(state.ids)
+        columns = {name: np.full(n, value, dtype=float) for name, value in means.items()}
+        limits = {name: np.full(n, np.nan) for name in ("a_max", "b_comf")}
+        vtypes = []
         for k, vid in enumerate(state.ids):
-            lane = int(state.lane[k])
             typed = self.types.get(state.vtype[k], {})
             own = {name: typed[name] for name in ("headway", "min_gap", "speed_factor", "a_max", "b_comf")
                    if name in typed} | dict((params or {}).get(vid, {}))
-            limits = {name: own.pop(name) for name in ("a_max", "b_comf") if name in own}
-            vtype = typed.get("twin_type") or (state.vtype[k] if state.vtype[k] in self._type_index else "car")
-            world.append_vehicle(lane, float(state.s[k]), float(max(state.v[k], 0.0)), vtype, HUMAN, **(means | own))
-            row = len(veh) - 1
-            veh.d[row] = net.lane_offset[lane] + float(state.d[k])
-            veh.length[row] = float(state.length[k])
-            veh.a[row] = veh.a_model[row] = veh.a_expected[row] = float(state.a[k])
-            for name, value in limits.items():
-                getattr(veh, name)[row] = value
-            self.rows_by_id[vid] = int(veh.id[row])
+            for name, value in own.items():
+                (limits if name in limits else columns)[name][k] = value
+            vtypes.append(typed.get("twin_type") or (state.vtype[k] if state.vtype[k] in self._type_index else "car"))
+        first = len(veh)
+        ids = world.append_vehicles(state.lane, state.s, np.maximum(state.v, 0.0), vtypes, HUMAN, **columns)
+        rows = slice(first, first + n)
+        veh.d[rows] = net.lane_offset[state.lane] + state.d
+        veh.length[rows] = state.length
+        veh.a[rows] = veh.a_model[rows] = veh.a_expected[rows] = state.a
+        for name, values in limits.items():
+            given = np.isfinite(values)
+            getattr(veh, name)[rows][given] = values[given]
+        self.rows_by_id = dict(zip(state.ids, ids.tolist()))
         world.time = state.time_s
         world.refresh_world_coords()
         world.perceive()
