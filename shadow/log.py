@@ -63,15 +63,6 @@ class TrajectoryLog:
         k = self.ids.index(vehicle_id)
         return np.flatnonzero(self.vehicle == k)
 
-    def centres(self) -> tuple[np.ndarray, np.ndarray]:
-        """(x, y) [m] of each row's vehicle middle: a front position moved back by half the
-        length (``DEFAULT_LENGTH_M`` where unknown) along the heading."""
-        if self.reference == "centre":
-            return self.x, self.y
-        half = 0.5 * np.where(np.isnan(self.length), DEFAULT_LENGTH_M, self.length)
-        heading = np.nan_to_num(self.heading)
-        return self.x - half * np.cos(heading), self.y - half * np.sin(heading)
-
     def check(self) -> None:
         """Raise a ``LogError`` naming the record for what makes a log unusable: time going
         backwards, a vehicle listed twice at one time, positions that are not numbers."""

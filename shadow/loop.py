@@ -31,7 +31,7 @@ import numpy as np
 from envs.roads import sumo
 from envs.world import World
 from shadow.log import TrajectoryLog, empty_columns
-from shadow.matching import LaneIndex, match_log
+from shadow.matching import LaneIndex, match_log, middles, record_lengths
 from shadow.predict import hard_braking
 from shadow.sync import ObservedState, ShadowWorld, vehicle_types
 from twin.scenario import load_scenario
@@ -194,11 +194,12 @@ def _observe(libsumo, ids, shadow: ShadowWorld, index: LaneIndex, lengths: dict[
                         ids=list(ids), x=x, y=y, record=np.arange(n), record_name="vehicle", **cols)
     matched = match_log(log, shadow.world.network, index, lengths)
     on = np.flatnonzero(matched.lane >= 0)
-    length = np.array([lengths.get(t_, 5.0) for t_ in cols["vtype"]])
+    length = record_lengths(log, lengths)
     h = cols["heading"]
+    mx, my = middles(log, h, length)
     return ObservedState(time_s=t, ids=[ids[k] for k in on], lane=matched.lane[on], s=matched.s[on], d=matched.d[on],
                           v=cols["speed"][on], a=cols["acceleration"][on], heading=h[on],
-                          x=(x - 0.5 * length * np.cos(h))[on], y=(y - 0.5 * length * np.sin(h))[on],
+                          x=mx[on], y=my[on],
                           length=length[on], vtype=[cols["vtype"][k] for k in on], inferred=np.zeros(len(on), bool))
 
 

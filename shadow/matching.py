@@ -102,9 +102,8 @@ def match_log(log: TrajectoryLog, network: Network, index: LaneIndex | None = No
     ``type_lengths`` [m] by vehicle type name turns front positions into middles where the log
     has no lengths (the twin's own types are known; others are ``DEFAULT_LENGTH_M`` long)."""
     index = index or LaneIndex(network)
-    lengths = {t.name: t.length for t in VEHICLE_TYPES} | (type_lengths or {})
     observed_heading = headings(log)
-    x, y = _middles(log, observed_heading, lengths)
+    x, y = middles(log, observed_heading, record_lengths(log, type_lengths))
     n = len(log)
     lane, s, d, herr = np.full(n, -1), np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
     if not n:
@@ -172,14 +171,19 @@ def _refine(network: Network, lane: np.ndarray, s: np.ndarray, d: np.ndarray, x:
         d[rows] = -(x[rows] - cx) * np.sin(h) + (y[rows] - cy) * np.cos(h)
 
 
-def _middles(log: TrajectoryLog, heading: np.ndarray, lengths: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
-    """Each record's vehicle middle [m]: a front position moved back by half the vehicle's
-    length along its ``heading`` [rad] (length from the log, else from its type, else the
-    default; not moved where the heading is unknown)."""
+def record_lengths(log: TrajectoryLog, type_lengths: dict[str, float] | None = None) -> np.ndarray:
+    """Each record's vehicle length [m]: the log's, else its type's (the twin's types, and
+    ``type_lengths`` by the log's type names), else ``DEFAULT_LENGTH_M``."""
+    lengths = {t.name: t.length for t in VEHICLE_TYPES} | (type_lengths or {})
+    known = np.array([lengths.get(t, np.nan) for t in log.vtype], dtype=float) if len(log) else np.zeros(0)
+    return np.where(np.isfinite(log.length), log.length, np.where(np.isfinite(known), known, DEFAULT_LENGTH_M))
+
+
+def middles(log: TrajectoryLog, heading: np.ndarray, length: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each record's vehicle middle [m]: a front position moved back by half its ``length``
+    [m] along its ``heading`` [rad] (not moved where the heading is unknown)."""
     if log.reference == "centre":
         return log.x, log.y
-    known = np.array([lengths.get(t, np.nan) for t in log.vtype], dtype=float) if len(log) else np.zeros(0)
-    length = np.where(np.isfinite(log.length), log.length, np.where(np.isfinite(known), known, DEFAULT_LENGTH_M))
     back = np.where(np.isfinite(heading), 0.5 * length, 0.0)
     h = np.nan_to_num(heading)
     return log.x - back * np.cos(h), log.y - back * np.sin(h)

@@ -13,7 +13,6 @@ maps the twin's ids to the log's.
 from __future__ import annotations
 
 import json
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import yaml
 from envs.trace import TICK_S, TRACE_FILE, TraceWriter
 from shadow.sync import ObservedTracks, ShadowWorld
 from twin import assemble
+from twin.run import write_supervisor_files
 from twin.scenario import ScenarioConfig
 
 
@@ -63,15 +63,10 @@ def write_shadow_run(tracks: ObservedTracks, shadow: ShadowWorld, config: Scenar
         trace.close()
         if supervisor.agent is not None:
             supervisor.agent.close()
-    with (out / "hazards.jsonl").open("w") as fh:
-        for h in sorted(supervisor.events, key=lambda h: (h.start_s, h.kind, h.actors)):
-            fh.write(json.dumps(h.to_dict()) + "\n")
-    with (out / "alerts.jsonl").open("w") as fh:
-        for alert in supervisor.alerts:
-            fh.write(json.dumps(alert) + "\n")
+    hazards = write_supervisor_files(out, supervisor)
     summary = {"scenario": config.name, "shadow_of": tracks.log.source, "simulated_s": round(float(times[-1] - times[0]), 2)
                if times else 0.0, "vehicles_seen": len(vehicles_seen), "records_inferred": inferred_records,
-               "hazards": dict(Counter(f"{h.kind}/{h.severity}" for h in supervisor.events if h.category == "hazard")),
+               "hazards": dict(hazards),
                "alerts": len(supervisor.alerts), "collisions": 0, "faults_never_started": []}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary

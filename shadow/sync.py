@@ -22,8 +22,7 @@ import numpy as np
 
 from envs.actors import HUMAN, VEHICLE_TYPES
 from envs.world import World
-from shadow.log import DEFAULT_LENGTH_M
-from shadow.matching import MatchedLog, headings
+from shadow.matching import MatchedLog, headings, middles, record_lengths
 
 MAX_GAP_S = 2.0  # [s] a vehicle unrecorded for at most this long is interpolated across the gap
 ACCEL_WINDOW_S = 2.0  # [s] a vehicle's acceleration is its mean over this much of its past
@@ -61,13 +60,9 @@ class ObservedTracks:
         log gives none; the twin's own types are known."""
         log = matched.log
         self.matched, self.log = matched, log
-        lengths = {t.name: t.length for t in VEHICLE_TYPES} | (type_lengths or {})
-        known = np.array([lengths.get(t, np.nan) for t in log.vtype], dtype=float) if len(log) else np.zeros(0)
-        self.length = np.where(np.isfinite(log.length), log.length, np.where(np.isfinite(known), known, DEFAULT_LENGTH_M))
+        self.length = record_lengths(log, type_lengths)
         self.heading = headings(log)
-        h = np.nan_to_num(self.heading)
-        back = 0.5 * self.length if log.reference == "front" else 0.0
-        self.x, self.y = log.x - back * np.cos(h), log.y - back * np.sin(h)
+        self.x, self.y = middles(log, self.heading, self.length)
         self.speed, self.accel = log.speed.copy(), log.acceleration.copy()
         self.rows: list[np.ndarray] = []
         for k in range(len(log.ids)):
@@ -200,8 +195,7 @@ class ShadowWorld:
         world.pedestrians.keep(np.zeros(len(world.pedestrians), dtype=bool))
         self._signal_time = 0.0
         self._type_index = {t.name: k for k, t in enumerate(VEHICLE_TYPES)}
-        self._mirrored: dict[int, str] = {}  # twin id -> observed id of the vehicles mirrored
-        self.mirrored_ids: dict[int, str] = {}
+        self.mirrored_ids: dict[int, str] = {}  # twin id -> observed id of the vehicles mirrored
         self.rows_by_id: dict[str, int] = {}  # observed id -> twin id of the vehicles held
         self.held_xy: dict[int, tuple[float, float]] = {}  # twin id -> middle (x, y) [m] as held
 
@@ -252,12 +246,12 @@ class ShadowWorld:
         self._signals_to(state.time_s)
         veh = world.vehicles
         seen = set(state.ids)
-        keep = np.array([self._mirrored.get(int(i)) in seen for i in veh.id], dtype=bool)
+        keep = np.array([self.mirrored_ids.get(int(i)) in seen for i in veh.id], dtype=bool)
         if len(veh) and not keep.all():
             for i in veh.id[~keep]:
-                self._mirrored.pop(int(i), None)
+                self.mirrored_ids.pop(int(i), None)
             veh.keep(keep)
-        row_of = {self._mirrored[int(i)]: r for r, i in enumerate(veh.id)}
+        row_of = {self.mirrored_ids[int(i)]: r for r, i in enumerate(veh.id)}
         beh = world.config.drivers
         for k, vid in enumerate(state.ids):
             lane = int(state.lane[k])
@@ -267,7 +261,7 @@ class ShadowWorld:
                 vtype = typed.get("twin_type") or (state.vtype[k] if state.vtype[k] in self._type_index else "car")
                 tid = world.append_vehicle(lane, float(state.s[k]), 0.0, vtype, HUMAN,
                                            speed_factor=beh.desired_speed_factor.mean, compliance=1.0)
-                self._mirrored[tid] = vid
+                self.mirrored_ids[tid] = vid
                 r = len(veh) - 1
             veh.lane[r] = veh.target_lane[r] = lane
             veh.s[r] = float(state.s[k])
@@ -276,7 +270,6 @@ class ShadowWorld:
             veh.v[r] = float(max(state.v[k], 0.0))
             veh.a[r] = veh.a_model[r] = veh.a_expected[r] = float(state.a[k])
             veh.length[r] = float(state.length[k])
-        self.mirrored_ids = {tid: vid for tid, vid in self._mirrored.items()}
         world.time = state.time_s
         world.refresh_world_coords()
         world.perceive()

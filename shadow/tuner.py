@@ -65,6 +65,16 @@ def idm_gradient(theta: np.ndarray, v: np.ndarray, gap: np.ndarray, dv: np.ndarr
     ], axis=1)
 
 
+def prior_vector(given: dict[str, float], base: np.ndarray = PRIOR) -> np.ndarray:
+    """``PARAMS`` as a prior: ``base`` with what a vehicle type says (``headway`` [s],
+    ``min_gap`` [m], ``a_max``, ``b_comf`` [m/s^2]) in place, within the bounds."""
+    theta = base.copy()
+    for k, name in ((1, "headway"), (2, "min_gap"), (3, "a_max"), (4, "b_comf")):
+        if name in given:
+            theta[k] = float(np.clip(given[name], LOWER[k], UPPER[k]))
+    return theta
+
+
 @dataclass
 class DriverEstimate:
     """A driver's IDM parameters (``PARAMS``) and their standard deviations, from ``samples``."""
@@ -119,11 +129,7 @@ class Tuner:
         (the prior of its desired speed). ``prior``, when a driver is first seen: what its
         vehicle type says (``headway`` [s], ``min_gap`` [m], ``a_max``, ``b_comf`` [m/s^2])."""
         if driver not in self.samples and prior:
-            theta = self.prior.copy()
-            for k, name in ((1, "headway"), (2, "min_gap"), (3, "a_max"), (4, "b_comf")):
-                if name in prior:
-                    theta[k] = float(np.clip(prior[name], LOWER[k], UPPER[k]))
-            self.priors[driver] = theta
+            self.priors[driver] = prior_vector(prior, self.prior)
         self.samples.setdefault(driver, []).append((v, accel, gap, dv, limit))
 
     def refit(self, drivers: list[str] | None = None) -> None:
@@ -189,10 +195,7 @@ def learn_from_log(tracks, drivers: list[str] | None = None,
             else:
                 gap.append(float(log.gap[r]))
                 dv.append(float(tracks.speed[r]) - lead_v)
-        prior = PRIOR.copy()
-        for k, name in ((1, "headway"), (2, "min_gap"), (3, "a_max"), (4, "b_comf")):
-            if priors and vid in priors and name in priors[vid]:
-                prior[k] = priors[vid][name]
+        prior = prior_vector((priors or {}).get(vid, {}))
         prior[0] = float(np.max(v)) if len(v) else PRIOR[0]
         out[vid] = fit_idm(np.array(v), np.array(a), np.array(gap), np.array(dv), prior)
     return out

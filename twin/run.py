@@ -176,13 +176,7 @@ class ScenarioRun:
         if world.detectors is not None:  # imported networks with SUMO detectors: a row per detector and period
             world.detectors.flush(world.time)
             write_detector_rows(out / DETECTORS_FILE, world.detectors.rows)
-        with (out / "hazards.jsonl").open("w") as fh:
-            for h in sorted(supervisor.events, key=lambda h: (h.start_s, h.kind, h.actors)):
-                fh.write(json.dumps(h.to_dict()) + "\n")
-        with (out / "alerts.jsonl").open("w") as fh:
-            for alert in supervisor.alerts:
-                fh.write(json.dumps(alert) + "\n")
-        hazards = Counter(f"{h.kind}/{h.severity}" for h in supervisor.events if h.category == "hazard")
+        hazards = write_supervisor_files(out, supervisor)
         kinds = [e.kind for e in world.events]
         summary = {
             "scenario": self.config.name,
@@ -319,6 +313,18 @@ def simulate(
 DETECTORS_FILE = "detectors.csv"
 DETECTOR_COLUMNS = ("id", "kind", "begin_s", "end_s", "vehicles", "flow_veh_h", "mean_vehicles", "speed_mps",
                     "occupancy_pct", "mean_halting")
+
+
+def write_supervisor_files(out: Path, supervisor: Any) -> Counter:
+    """A run directory's ``hazards.jsonl`` (in order of start) and ``alerts.jsonl``; returns
+    the hazards counted by ``kind/severity``."""
+    with (out / "hazards.jsonl").open("w") as fh:
+        for h in sorted(supervisor.events, key=lambda h: (h.start_s, h.kind, h.actors)):
+            fh.write(json.dumps(h.to_dict()) + "\n")
+    with (out / "alerts.jsonl").open("w") as fh:
+        for alert in supervisor.alerts:
+            fh.write(json.dumps(alert) + "\n")
+    return Counter(f"{h.kind}/{h.severity}" for h in supervisor.events if h.category == "hazard")
 
 
 def write_detector_rows(path: Path, rows: list[dict[str, Any]]) -> None:
