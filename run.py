@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -55,6 +56,19 @@ EXAMPLES = {
                "  python run.py network inspect my.net.xml --json network.json --png network.png\n"
                "  python run.py network import map.osm --out map.net.xml      # OpenStreetMap, via netconvert\n"
                "  python run.py network import road.xodr --out road.net.xml   # OpenDRIVE",
+    "scenario": "examples:\n"
+                "  python run.py scenario from-text \"V1 was traveling north at 40 mph and struck the rear of V2, which was "
+                "stopped.\" --out runs/crash1\n"
+                "  python run.py scenario from-report report.txt --out runs/crash2 --json crash2.json\n"
+                "  python run.py scenario from-report report.txt --llm openai --base-url http://localhost:8000/v1 "
+                "--model-name my-model\n"
+                "  python run.py scenario from-report report.txt --llm off     # the deterministic reader alone\n"
+                "  python run.py evaluate crashes --json crashes.json       # the labelled set in tests/data/crash_reports",
+    "realism": "examples:\n"
+               "  python run.py realism runs/a --reference runs/b                 # two run directories\n"
+               "  python run.py realism highway --reference highway --minutes 2   # a scenario against another seed\n"
+               "  python run.py realism runs/a --reference a10.fcd.xml            # against a SUMO run or an observed log\n"
+               "  python run.py realism runs/crash1/run --llm embedded            # the language model's judgement",
     "bench": "examples:\n  python run.py bench twin --seconds 20 --vector 2\n"
              "  python run.py bench humans --minutes 3 --separation-minutes 10 --json humans.json\n"
              "  python run.py bench humans --minutes 0 --separation-minutes 0 --throughput-minutes 2\n"
@@ -79,6 +93,19 @@ def _minutes(text: str) -> float:
 def _shipped(folder: str) -> str:
     """The names of the shipped configs in ``configs/<folder>/``."""
     return ", ".join(sorted(p.stem for p in (Path(__file__).resolve().parent / "configs" / folder).glob("*.yaml")))
+
+
+def _model_options(parser: argparse.ArgumentParser, prefix: str) -> None:
+    """``--llm`` and its server options (the crash-description reader's model)."""
+    parser.add_argument("--llm", choices=["embedded", "openai", "off"], default="embedded",
+                        help=prefix + "the model that reads descriptions: embedded SmolLM2-135M, an OpenAI-compatible "
+                                      "server, or off (the deterministic reader alone)")
+    parser.add_argument("--base-url", default=None, help=prefix + "--llm openai: the server (e.g. http://localhost:8000/v1)")
+    parser.add_argument("--model-name", default=None, help=prefix + "--llm openai: the model name")
+    parser.add_argument("--structured-output", default="auto",
+                        choices=["auto", "json_schema", "json_object", "grammar", "tool", "prompt"],
+                        help=prefix + "--llm openai: how the server is asked for JSON (auto: probe)")
+    parser.add_argument("--timeout", type=float, default=120.0, help=prefix + "seconds a model answer may take")
 
 
 def _parse_sets(items: list[str]) -> dict:
@@ -195,6 +222,19 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    if args.target == "crashes":
+        from rich.console import Console
+
+        from scenarios.evaluation import evaluate as evaluate_crashes, print_report
+
+        console = Console(stderr=True)
+        result = evaluate_crashes(_extractor(args), budget=args.budget, progress=console.print)
+        print_report(console, result)
+        if args.json is not None:
+            args.json.write_text(json.dumps(result, indent=2) + "\n")
+        if args.print_json:
+            print(json.dumps(result, indent=2))
+        return 0
     if args.target == "policy":
         from agents.controllers.policy_eval import evaluate_policy
 
@@ -216,6 +256,115 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.print_json:
         print(json.dumps(result, indent=2))
     return 0
+
+
+def _extractor(args: argparse.Namespace) -> Any:
+    """The crash-description reader with the model ``--llm`` names (off: the deterministic reader alone)."""
+    from scenarios.extract import Extractor
+
+    if args.llm == "off":
+        return Extractor(None)
+    from agents.llm.backend import build_model_client
+    from agents.llm.config import ModelConfig
+
+    config = ModelConfig(backend=args.llm, base_url=args.base_url, model=args.model_name or "SmolLM2-135M-Instruct",
+                         structured_output=args.structured_output, temperature=0.0, timeout_s=args.timeout)
+    client = build_model_client(config, seed=args.seed)
+    mode = config.request_mode
+    if args.llm == "openai" and args.structured_output == "auto":
+        from agents.llm.probe import probe_server
+        from agents.llm.runner import ModelRunner
+        from scenarios.extract import model_form
+
+        mode = ModelRunner(client).run(probe_server(client, model_form(["V1", "V2"]), "auto", 1, args.base_url,
+                                                    args.timeout, 256)).structured_output
+    return Extractor(client, timeout_s=args.timeout, structured_output=mode)
+
+
+def cmd_scenario(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from scenarios.pipeline import exit_code, from_text
+
+    if args.source == "from-report":
+        path = Path(args.input)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such report file")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            print(f"error: {path}: not a text file (not UTF-8)", file=sys.stderr)
+            return 2
+    else:
+        text = args.input
+    out = args.out or Path("runs") / f"crash-{time.strftime('%Y%m%d-%H%M%S')}"
+    console = Console(stderr=True)
+    result = from_text(text, _extractor(args), out, budget=args.budget, seed=args.seed, console=console)
+    _print_crash(console, result)
+    if args.json is not None:
+        text_out = json.dumps({k: result.get(k) for k in ("spec", "evidence", "crash", "reproduced", "facts", "runs",
+                                                            "refused", "problems", "scenario", "run_dir", "variants")},
+                              indent=2, default=str)
+        print(text_out) if str(args.json) == "-" else args.json.write_text(text_out + "\n")
+    return exit_code(result)
+
+
+def _print_crash(console: Any, result: dict) -> None:
+    from rich.table import Table
+
+    if result.get("refused") and result.get("spec") is None:
+        console.print(f"[bold red]refused:[/] {result['refused']}")
+    for problem in result.get("problems", []):
+        console.print(f"[yellow]flagged ({problem['kind']}):[/] {problem['message']}"
+                      + (f"  [dim]\"{problem['quote'][:80]}\"[/]" if problem.get("quote") else ""))
+    if result.get("spec") is None:
+        return
+    table = Table(title=f"{result['crash']['type']}: {result['crash']['striking']} strikes {result['crash']['struck']}"
+                        f" - {'reproduced' if result['reproduced'] else 'NOT reproduced'} after {result['runs']} runs")
+    table.add_column("fact")
+    table.add_column("twin")
+    for fact in result["facts"]["reproduced"]:
+        table.add_row(fact, "[green]yes[/]")
+    for fact in result["facts"]["not_reproduced"]:
+        table.add_row(fact, "[red]no[/]")
+    console.print(table)
+    if result.get("why_not"):
+        console.print(f"[red]not staged:[/] {result['why_not']}")
+    realism = result.get("realism")
+    if realism:
+        for flag in realism["flags"]:
+            console.print(f"[yellow]flagged (realism):[/] {flag}")
+        console.print(f"lead-up realism against ordinary traffic on this road: {realism['score']:.3f} (real-vs-real "
+                      f"{realism['baseline']:.3f}, random {realism['floor']:.3f})")
+    for variant in result.get("variants", []):
+        console.print(f"variant {variant['variant']}: {'crash' if variant['crash'] else 'no crash'} ({variant['scenario']})")
+    if result.get("scenario"):
+        console.print(f"scenario {result['scenario']}; run directory {result['run_dir']} (python run.py inspect "
+                      f"{result['run_dir']})")
+
+
+def cmd_realism(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from realism.report import realism
+    from realism.trajectories import TrajectoryError
+
+    if args.reference is None and args.llm == "off":
+        raise SystemExit("error: realism needs --reference (the statistical score) or a model (--llm) for the judge")
+    client = _extractor(args).model_client if args.llm != "off" else None
+    out = args.out or Path("runs") / f"realism-{time.strftime('%Y%m%d-%H%M%S')}"
+    try:
+        result = realism(args.target, args.reference, out, model_client=client, minutes=args.minutes, seed=args.seed,
+                         scenes=args.scenes, repeats=args.repeats, perturbations=args.perturbations,
+                         console=Console(stderr=True))
+    except TrajectoryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    text = json.dumps(result, indent=2)
+    (out / "realism.json").write_text(text + "\n")
+    if args.json is not None:
+        print(text) if str(args.json) == "-" else args.json.write_text(text + "\n")
+    return 1 if result["flags"] else 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -427,7 +576,8 @@ def main(argv: list[str] | None = None) -> int:
 
     ev = sub.add_parser("evaluate", help="score the supervisor on its labelled suite, or a trained policy against the baselines",
                         epilog=EXAMPLES["evaluate"], formatter_class=fmt)
-    ev.add_argument("target", choices=["supervisor", "policy"], help="what to evaluate")
+    ev.add_argument("target", choices=["supervisor", "policy", "crashes"],
+                    help="what to evaluate (crashes: text to scenario on tests/data/crash_reports)")
     ev.add_argument("checkpoint", nargs="?", default=None, help="policy: a training run directory or model .zip")
     ev.add_argument("--episodes", type=int, default=20, help="policy: seeded episodes per driver")
     ev.add_argument("--seed", type=int, default=1000, help="policy: first episode seed")
@@ -442,7 +592,44 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--quick", action="store_true", help="nominal cases run 3 simulated minutes instead of 30")
     ev.add_argument("--json", type=Path, default=None, help="also write the scores to this JSON file")
     ev.add_argument("--print-json", action="store_true", help="also print the scores as JSON")
+    _model_options(ev, "crashes: ")
+    ev.add_argument("--budget", type=int, default=40, help="crashes: runs per report for the reproduction search")
     ev.set_defaults(func=cmd_evaluate)
+
+    rl = sub.add_parser("realism", help="how real a run, log or scenario looks: a WOSAC-style statistical score "
+                                        "against a reference, and a language model's judgement with its stability",
+                        epilog=EXAMPLES["realism"], formatter_class=fmt)
+    rl.add_argument("target", help="a run directory, a trajectory log (FCD, CSV) or a scenario (simulated first)")
+    rl.add_argument("--reference", default=None,
+                    help="what counts as real: a run directory, a log (a SUMO run's FCD, an observed log) or a scenario")
+    rl.add_argument("--minutes", type=_minutes, default=2.0, help="simulated minutes of a scenario target or reference")
+    rl.add_argument("--seed", type=int, default=0, help="seed of a simulated target (its reference: seed + 1)")
+    rl.add_argument("--scenes", type=int, default=3, help="judge: moments of the run described to the model")
+    rl.add_argument("--repeats", type=int, default=5, help="judge: asks per scene (different sampling seeds)")
+    rl.add_argument("--perturbations", type=int, default=3, help="judge: perturbed copies of each scene")
+    rl.add_argument("--out", type=Path, default=None, help="where realism.json and simulated runs go")
+    rl.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the result as JSON ('-': stdout)")
+    _model_options(rl, "judge: ")
+    rl.set_defaults(func=cmd_realism, llm="off")
+    for action in rl._actions:
+        if action.dest == "llm":
+            action.default = "off"
+            action.help = "judge: the model asked (off: no language-model judgement, the default)"
+
+    sc = sub.add_parser("scenario", help="a crash description in words becomes a runnable scenario, checked by "
+                                         "reproducing the crash in the twin", epilog=EXAMPLES["scenario"],
+                        formatter_class=fmt)
+    sc.add_argument("source", choices=["from-text", "from-report"], help="from-text TEXT or from-report FILE")
+    sc.add_argument("input", help="the description (from-text) or a text file holding it (from-report)")
+    sc.add_argument("--out", type=Path, default=None, metavar="DIR",
+                    help="where the scenario YAML, its run directory, variants and result.json go "
+                         "(default runs/crash-TIMESTAMP)")
+    sc.add_argument("--json", type=Path, default=None, metavar="FILE",
+                    help="write {spec, evidence, crash, reproduced, facts, runs} as JSON ('-': stdout)")
+    sc.add_argument("--budget", type=int, default=60, help="most runs of the reproduction search (default 60)")
+    sc.add_argument("--seed", type=int, default=0, help="seed of the twin and of the search")
+    _model_options(sc, "")
+    sc.set_defaults(func=cmd_scenario)
 
     ins = sub.add_parser("inspect", help="look at a run in the browser (or run a scenario live, with interviews "
                                          "and what-if forks); export it as a GIF",

@@ -20,6 +20,13 @@ gap), ``erratic_driver`` (scripted brake checks: ``brake_mps2`` for ``brake_s`` 
 stops advancing), ``signal_dark`` (heads dark: drivers treat the junction as unsignalised
 and yield only to vehicles already in it; pedestrians see don't walk).
 
+Scripted manoeuvres (a reconstructed crash's pre-crash actions; they name their actor by id):
+``hard_brake`` (the driver brakes at ``decel_mps2`` while it lasts, then drives on; without a
+duration it stays stopped), ``inattention`` (eyes off the road: the driver holds its speed and
+reacts to nothing, not its leader, a signal or a pedestrian, while it lasts), ``lane_change``
+(changes to the lane on its ``direction`` at once, without looking), ``runs_signal`` (ignores
+red signals while it lasts).
+
 What actually happened (actor ids, onset and end times) is kept in ``FaultInjector.log``:
 these are the ground-truth labels the supervisor is evaluated against.
 """
@@ -72,6 +79,24 @@ class ErraticDriver(_VehicleFault):
     period_s: float = Field(6.0, gt=0.0, description="time between brake checks [s]")
 
 
+class HardBrake(_VehicleFault):
+    kind: Literal["hard_brake"] = "hard_brake"
+    decel_mps2: float = Field(6.0, gt=0.0, le=10.0, description="[m/s^2] deceleration")
+
+
+class Inattention(_VehicleFault):
+    kind: Literal["inattention"] = "inattention"
+
+
+class ForcedLaneChange(_VehicleFault):
+    kind: Literal["lane_change"] = "lane_change"
+    direction: Literal["left", "right"] = "left"
+
+
+class RunsSignal(_VehicleFault):
+    kind: Literal["runs_signal"] = "runs_signal"
+
+
 class PedestrianStop(_Fault):
     kind: Literal["pedestrian_stop"] = "pedestrian_stop"
     actor: PedestrianSelector = "crossing"
@@ -85,10 +110,12 @@ class SignalDark(_Fault):
     kind: Literal["signal_dark"] = "signal_dark"
 
 
-Fault = Annotated[Union[BrakeFailure, SensorDropout, SensorNoise, ErraticDriver, PedestrianStop, SignalStuck, SignalDark],
+Fault = Annotated[Union[BrakeFailure, SensorDropout, SensorNoise, ErraticDriver, PedestrianStop, SignalStuck, SignalDark,
+                        HardBrake, Inattention, ForcedLaneChange, RunsSignal],
                   Field(discriminator="kind")]
 FAULT_KINDS = ("brake_failure", "sensor_dropout", "sensor_noise", "erratic_driver", "pedestrian_stop", "signal_stuck",
-               "signal_dark")
+               "signal_dark", "hard_brake", "inattention", "lane_change", "runs_signal")
+SCRIPTED_KINDS = ("hard_brake", "inattention", "lane_change", "runs_signal")  # manoeuvres, not failures
 RECOVER_ACCEL = 1.0  # [m/s^2] an erratic driver's acceleration right after a brake check
 RECOVER_S = 1.0  # [s] how long it lasts
 
@@ -103,6 +130,7 @@ class FaultInjector:
         self._active: list[tuple[object, dict]] = []
         self._pending = list(self.faults)
         self.applied_until_s = -float("inf")  # [s] the last time faults were looked at (a step's start)
+        self._was_running_red: dict[int, bool] = {}  # actor id -> its runs_red before a runs_signal
 
     @property
     def unstarted(self) -> list:
@@ -132,6 +160,7 @@ class FaultInjector:
                 self._active.remove((fault, entry))
             elif isinstance(fault, ErraticDriver):
                 self._brake_check(fault, entry, now)
+
 
     # ---- onset and end ----------------------------------------------------------------------
     def _start(self, fault, now: float) -> dict | None:
@@ -185,6 +214,22 @@ class FaultInjector:
             veh.gap_noise_sd[rows] = fault.sd_m if on else 0.0
         elif isinstance(fault, ErraticDriver):
             veh.forced_accel[rows] = np.nan
+        elif isinstance(fault, HardBrake):
+            veh.forced_accel[rows] = -fault.decel_mps2 if on else np.nan
+        elif isinstance(fault, Inattention):
+            veh.forced_accel[rows] = 0.0 if on else np.nan
+            veh.sensor_dropout[rows] = on
+        elif isinstance(fault, RunsSignal):
+            if on:
+                self._was_running_red[actor] = bool(veh.runs_red[rows].any())
+                veh.runs_red[rows] = True
+            else:
+                veh.runs_red[rows] = self._was_running_red.pop(actor, False)
+        elif isinstance(fault, ForcedLaneChange) and on and len(rows):
+            table = w.network.lane_left if fault.direction == "left" else w.network.lane_right
+            target = table[veh.lane[rows[0]]]
+            if target >= 0:
+                veh.target_lane[rows[0]] = target
         w.perceive()
 
     def _brake_check(self, fault: ErraticDriver, entry: dict, now: float) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path as FilePath
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
 
 from envs.faults import Fault
 from envs.validation import ConfigFileError, describe_problems, read_mapping
@@ -178,6 +178,55 @@ class RewardConfig(Strict):
     time_to_collision_hazard_s: float = Field(1.5, gt=0.0)
 
 
+class PlacedVehicle(Strict):
+    """A vehicle placed at reset where a scenario says (a reconstructed crash, a test case).
+
+    The n-th entry of ``actors:`` gets actor id n (before any RL or background vehicle), so
+    ``faults:`` can name it by that id. Behaviour parameters not given are drawn as for any driver."""
+
+    kind: Literal["vehicle"] = "vehicle"
+    name: str = Field("", description="the source's name for it (e.g. V1 of a crash report)")
+    vtype: Literal["car", "truck", "bus"] = "car"
+    lane: str = Field(..., description="lane name in the network (e.g. main_0, N_in_left, eastbound)")
+    s_m: float | None = Field(None, ge=0.0, description="[m] station of its centre from the lane's start")
+    before_end_m: float | None = Field(None, ge=0.0, description="[m] its front this far before the lane's end "
+                                                                 "(a stop line); instead of s_m")
+    speed_mps: float = Field(0.0, ge=0.0, le=90.0, description="[m/s] speed at reset")
+    speed_factor: float | None = Field(None, gt=0.0, le=3.0, description="desired speed / speed limit")
+    headway_s: float | None = Field(None, gt=0.0, le=10.0)
+    min_gap_m: float | None = Field(None, gt=0.0, le=20.0)
+    reaction_time_s: float | None = Field(None, ge=0.0, le=5.0)
+    compliance: float | None = Field(None, ge=0.0, le=1.0, description="probability of obeying a red signal")
+
+    @model_validator(mode="after")
+    def _one_place(self) -> "PlacedVehicle":
+        if (self.s_m is None) == (self.before_end_m is None):
+            raise ValueError("give exactly one of s_m and before_end_m")
+        return self
+
+
+class PlacedPedestrian(Strict):
+    """A pedestrian placed at reset on one of the network's sidewalk routes (by index), this far
+    before the curb, walking at ``speed_mps``."""
+
+    kind: Literal["pedestrian"] = "pedestrian"
+    name: str = ""
+    route: int = Field(0, ge=0, description="index of the network's sidewalk route (its crossing)")
+    to_curb_m: float = Field(5.0, ge=0.0, description="[m] distance to the curb at reset")
+    speed_mps: float | None = Field(None, gt=0.0, le=8.0, description="[m/s] walking speed")
+    critical_gap_s: float | None = Field(None, ge=0.0, le=20.0, description="[s] smallest time gap it accepts")
+    compliance: float | None = Field(None, ge=0.0, le=1.0, description="probability of waiting for the walk signal")
+
+
+def _actor_kind(value: Any) -> str:
+    kind = value.get("kind", "vehicle") if isinstance(value, dict) else getattr(value, "kind", "vehicle")
+    return kind if kind in ("vehicle", "pedestrian") else "vehicle"
+
+
+PlacedActor = Annotated[Union[Annotated[PlacedVehicle, Tag("vehicle")], Annotated[PlacedPedestrian, Tag("pedestrian")]],
+                        Discriminator(_actor_kind)]
+
+
 class RenderConfig(Strict):
     width_px: int = Field(640, ge=64, le=4096)
     height_px: int = Field(480, ge=64, le=4096)
@@ -208,6 +257,7 @@ class WorldConfig(Strict):
     reward: RewardConfig = RewardConfig()
     render: RenderConfig = RenderConfig()
     faults: list[Fault] = Field(default_factory=list, description="injected faults (envs/faults.py)")
+    actors: list[PlacedActor] = Field(default_factory=list, description="actors placed at reset; the n-th has id n")
 
     @model_validator(mode="after")
     def _clocks(self) -> "WorldConfig":

@@ -16,7 +16,7 @@ import numpy as np
 
 from envs import kernels
 from envs.kernels import KEY_SCALE
-from envs.actors import CONTINUOUS, HUMAN, META, ROUTE_END, ROUTE_HOPS, ROUTE_LOST, VEHICLE_TYPES
+from envs.actors import CONTINUOUS, HUMAN, META, ROUTE_END, ROUTE_HOPS, ROUTE_LOST, TYPE_INDEX, VEHICLE_TYPES
 from envs.network import Crossing, Network
 from envs.world.lane_change import ROUTE_LOOKAHEAD, route_changes
 
@@ -99,6 +99,42 @@ def controlled_lanes(world: "World") -> np.ndarray:
             lanes.append(lane)
     return np.array(lanes or [net.inlets[0].lanes[0]])
 
+
+
+def place_actors(world: "World", actors: list) -> list[int]:
+    """Place a scenario's ``actors:`` (``envs.scenario.PlacedVehicle``/``PlacedPedestrian``) where
+    they say; the n-th gets id n when placed first. Returns their ids."""
+    net = world.network
+    names = {lane.name: k for k, lane in enumerate(net.lanes)}
+    ids = []
+    for k, actor in enumerate(actors):
+        if actor.kind == "pedestrian":
+            if not net.sidewalk_routes:
+                raise ValueError(f"actors[{k}]: this network has no sidewalk routes for a pedestrian")
+            if actor.route >= len(net.sidewalk_routes):
+                raise ValueError(f"actors[{k}].route: {actor.route} is not one of the network's "
+                                 f"{len(net.sidewalk_routes)} sidewalk routes")
+            route = net.sidewalk_routes[actor.route]
+            path = np.array([route.a0, route.a1, route.b0, route.b1], float)
+            start = max(float(np.linalg.norm(path[1] - path[0])) - actor.to_curb_m, 0.0)
+            params = {key: value for key, value in (("speed", actor.speed_mps), ("critical_gap", actor.critical_gap_s),
+                                                    ("compliance", actor.compliance)) if value is not None}
+            ids.append(world.add_pedestrian(path, route.crossing, s=start, **params))
+            continue
+        if actor.lane not in names:
+            raise ValueError(f"actors[{k}].lane: no lane {actor.lane!r} in this network "
+                             f"(lanes: {', '.join(sorted(n for n in names if n))})")
+        lane = names[actor.lane]
+        length = VEHICLE_TYPES[TYPE_INDEX[actor.vtype]].length
+        s = actor.s_m if actor.s_m is not None else net.lane_s_to[lane] - actor.before_end_m - 0.5 * length
+        if not net.lane_s_from[lane] <= s <= net.lane_s_to[lane]:
+            raise ValueError(f"actors[{k}]: station {s:.1f} m is off lane {actor.lane!r} "
+                             f"({net.lane_s_from[lane]:.1f} to {net.lane_s_to[lane]:.1f} m)")
+        params = {key: value for key, value in (
+            ("speed_factor", actor.speed_factor), ("headway", actor.headway_s), ("min_gap", actor.min_gap_m),
+            ("reaction_time", actor.reaction_time_s), ("compliance", actor.compliance)) if value is not None}
+        ids.append(world.add_vehicle(lane, float(s), actor.speed_mps, actor.vtype, **params))
+    return ids
 
 
 def populate(world: "World", count: int) -> None:

@@ -152,7 +152,9 @@ class World:
         self.faults = FaultInjector(config.faults, self)
         self.friction = config.road_friction  # tyre-road friction coefficient (set_friction changes it)
         self.perceive()
+        self.placed_ids: list[int] = []  # ids of the scenario's actors: (placed at reset), in order
         if populate:
+            self.placed_ids = demand.place_actors(self, config.actors)
             self.place_controlled(config.ego.controlled, config.ego.action)
             self.populate(config.demand.vehicles)
 
