@@ -228,7 +228,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         from scenarios.evaluation import evaluate as evaluate_crashes, print_report
 
         console = Console(stderr=True)
-        result = evaluate_crashes(_extractor(args), budget=args.budget, progress=console.print)
+        result = evaluate_crashes(_extractor(args), budget=args.budget, progress=console.print,
+                                  reports_file=args.reports)
         print_report(console, result)
         if args.json is not None:
             args.json.write_text(json.dumps(result, indent=2) + "\n")
@@ -303,7 +304,8 @@ def cmd_scenario(args: argparse.Namespace) -> int:
     _print_crash(console, result)
     if args.json is not None:
         text_out = json.dumps({k: result.get(k) for k in ("spec", "evidence", "crash", "reproduced", "facts", "runs",
-                                                            "refused", "problems", "scenario", "run_dir", "variants")},
+                                                            "refused", "problems", "disagreements", "realism",
+                                                            "scenario", "run_dir", "variants")},
                               indent=2, default=str)
         print(text_out) if str(args.json) == "-" else args.json.write_text(text_out + "\n")
     return exit_code(result)
@@ -317,6 +319,9 @@ def _print_crash(console: Any, result: dict) -> None:
     for problem in result.get("problems", []):
         console.print(f"[yellow]flagged ({problem['kind']}):[/] {problem['message']}"
                       + (f"  [dim]\"{problem['quote'][:80]}\"[/]" if problem.get("quote") else ""))
+    if result.get("disagreements"):
+        console.print(f"the model chose otherwise than the text on {len(result['disagreements'])} fields; the text's "
+                      "words were used (result.json lists them)")
     if result.get("spec") is None:
         return
     table = Table(title=f"{result['crash']['type']}: {result['crash']['striking']} strikes {result['crash']['struck']}"
@@ -594,6 +599,8 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--print-json", action="store_true", help="also print the scores as JSON")
     _model_options(ev, "crashes: ")
     ev.add_argument("--budget", type=int, default=40, help="crashes: runs per report for the reproduction search")
+    ev.add_argument("--reports", default="reports.jsonl", choices=["reports.jsonl", "heldout.jsonl"],
+                    help="crashes: the development set, or the held-out set written without access to the reader")
     ev.set_defaults(func=cmd_evaluate)
 
     rl = sub.add_parser("realism", help="how real a run, log or scenario looks: a WOSAC-style statistical score "

@@ -197,6 +197,7 @@ class PlacedVehicle(Strict):
     min_gap_m: float | None = Field(None, gt=0.0, le=20.0)
     reaction_time_s: float | None = Field(None, ge=0.0, le=5.0)
     compliance: float | None = Field(None, ge=0.0, le=1.0, description="probability of obeying a red signal")
+    keep_lane: bool = Field(False, description="never changes lanes of its own accord (a scripted lane_change still does)")
 
     @model_validator(mode="after")
     def _one_place(self) -> "PlacedVehicle":

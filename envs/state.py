@@ -88,8 +88,9 @@ def _sensed_now(world: "World", gap_now: np.ndarray) -> np.ndarray:
     sensor read at the start of the step, its error (noise, a dropout's inf) is kept."""
     if world.perceived_gap is world.leader_gap:  # no sensor fault: the sensors read the truth
         return gap_now.copy()
-    error = np.where(np.isfinite(world.perceived_gap) & np.isfinite(world.leader_gap),
-                     world.perceived_gap - world.leader_gap, 0.0)
+    both = np.isfinite(world.perceived_gap) & np.isfinite(world.leader_gap)
+    error = np.zeros(len(both))
+    error[both] = world.perceived_gap[both] - world.leader_gap[both]
     sensed = np.where(np.isfinite(gap_now), np.maximum(gap_now + error, 0.0), gap_now)
     return np.where(world.vehicles.sensor_dropout, np.inf, sensed)
 

@@ -6,7 +6,9 @@ result). The statistical score (:mod:`realism.statistics`) needs the reference; 
 model's judgement (:mod:`realism.judge`) needs only the target's trace and a model.
 
 A target is *flagged* when its score lies in the lower half between the random floor and the
-real-vs-real baseline (``relative`` < ``FLAG_RELATIVE``), or when the judge finds it unrealistic in
+real-vs-real baseline (``relative`` < ``FLAG_RELATIVE``), for each component that scores under half its
+real-vs-real value (speeds x1.5 leave the meta score near the baseline, as speed weighs 0.1, but
+not the speed component), or when the judge finds it unrealistic in
 most answers with a stable judgement; a judgement whose model mostly failed flags nothing and
 says so.
 """
@@ -23,6 +25,7 @@ from realism.statistics import RealismReport, assess, table
 from realism.trajectories import Trajectories, load
 
 FLAG_RELATIVE = 0.5  # a score below floor + this x (baseline - floor) is flagged
+FLAG_COMPONENT = 0.5  # ... and so is a component scoring under this share of its real-vs-real value
 FLAG_REALISTIC_SHARE = 0.5  # a stable judgement calling fewer originals realistic than this is flagged
 
 
@@ -56,9 +59,7 @@ def realism(target: str | Path, reference: str | Path | None, out: Path, model_c
         result["reference"] = str(reference_path)
         result["statistics"] = report.to_dict()
         console.print(table(report))
-        if report.relative is not None and report.relative < FLAG_RELATIVE:
-            result["flags"].append(f"statistics: score {report.score:.3f} lies {report.relative:.0%} of the way from "
-                                   f"the random floor ({report.floor.score:.3f}) to real-vs-real ({report.baseline.score:.3f})")
+        result["flags"] += statistical_flags(report)
     if model_client is not None:
         if not (Path(target_path) / "trace.jsonl.gz").exists():
             result["judge"] = {"verdict": "no judgement: the target has no run trace (a log); simulate it first"}
@@ -99,3 +100,20 @@ def lead_up(run_dir: Path, reference_dir: Path, crash_time_s: float | None) -> R
     reference run of ordinary traffic."""
     run = load(run_dir)
     return assess(before(run, crash_time_s) if crash_time_s is not None else run, load(reference_dir))
+
+
+def statistical_flags(report: RealismReport) -> list[str]:
+    """What in a statistical report is unlike the reference (see the module docstring)."""
+    flags = []
+    if report.relative is not None and report.relative < FLAG_RELATIVE:
+        flags.append(f"statistics: score {report.score:.3f} lies {report.relative:.0%} of the way from the random "
+                     f"floor ({report.floor.score:.3f}) to real-vs-real ({report.baseline.score:.3f})")
+    baseline = {c.name: c.value for c in report.baseline.components}
+    for c in report.components:
+        real = baseline.get(c.name)
+        if c.weight > 0 and c.value is not None and real is not None and c.value < FLAG_COMPONENT * real:
+            flags.append(f"statistics: {c.name} scores {c.value:.2f} (real-vs-real {real:.2f}; run median "
+                         f"{c.run_statistic if c.run_statistic is None else round(c.run_statistic, 2)} vs reference "
+                         f"{c.reference_statistic if c.reference_statistic is None else round(c.reference_statistic, 2)}"
+                         f" {c.unit})")
+    return flags

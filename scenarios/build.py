@@ -20,7 +20,8 @@ Each crash type has a layout of the twin's own road model that can hold it:
   lane, no loss of control): :func:`unsupported` says so and the scenario holds the road users
   only, so the result reports the crash not reproduced rather than staging something else.
 
-Conditions map to the twin: tyre-road friction from the surface (wet 0.5, snow 0.25, ice 0.12);
+Staged vehicles keep the lanes the report puts them in (``keep_lane``): only a scripted
+``lane_change`` moves them. Conditions map to the twin: tyre-road friction from the surface (wet 0.5, snow 0.25, ice 0.12);
 reaction time from light (dark +0.3 s, dusk +0.15 s), fog (+0.2 s), impairment (alcohol +0.5 s,
 drugs +0.4 s, fatigue +0.6 s) on top of the persona's. People the report describes take a persona
 from the library (distracted: ``phone_distracted``; in a hurry: ``commuter_late``; under 25:
@@ -159,7 +160,7 @@ def _driver(actor: Actor, spec: CrashSpec) -> tuple[dict[str, float], list[str]]
 def _vehicle(actor: Actor, spec: CrashSpec, lane: str, speed: float, **place: Any) -> tuple[dict[str, Any], list[str]]:
     params, notes = _driver(actor, spec)
     entry: dict[str, Any] = {"kind": "vehicle", "name": actor.id, "vtype": actor.kind if actor.kind in ("truck", "bus")
-                             else "car", "lane": lane, "speed_mps": round(float(speed), 3), **place}
+                             else "car", "lane": lane, "speed_mps": round(float(speed), 3), "keep_lane": True, **place}
     names = {"speed_factor": "speed_factor", "headway": "headway_s", "min_gap": "min_gap_m",
              "reaction_time": "reaction_time_s", "compliance": "compliance"}
     for key, value in params.items():

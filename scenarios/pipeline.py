@@ -63,6 +63,7 @@ def from_text(text: str, extractor: Extractor, out: Path, budget: int = 60, seed
         result["realism"] = _realism(spec, scenario, run_dir, reproduction, out, console)
     if reproduction.reproduced:
         result["variants"] = _variants(spec, result["parameters"], out, name, seed)
+        result["suite"] = str(_suite(out, path, result["variants"], seed))
     _write(out, result)
     return result
 
@@ -149,6 +150,21 @@ def _variants(spec: CrashSpec, values: dict[str, float], out: Path, name: str, s
         family.append({"variant": label, "scenario": str(path), "crash": outcome.collided,
                        "same_crash": outcome.complete, "friction": FRICTION[variant_spec.conditions.surface]})
     return family
+
+
+def _suite(out: Path, crash: Path, variants: list[dict[str, Any]], seed: int) -> Path:
+    """The crash and its variants as a supervisor suite (``run.py evaluate supervisor --suite``);
+    each case repeats its scenario's faults, as a suite case's faults replace the scenario's."""
+    cases = []
+    for label, path in [("crash", crash)] + [(v["variant"], Path(v["scenario"])) for v in variants]:
+        scenario = yaml.safe_load(path.read_text())
+        cases.append({"name": label, "description": f"{label} ({scenario.get('description', '')[:80]})",
+                      "scenario": str(path.resolve()), "faults": scenario.get("faults", [])})
+    suite = {"seeds": [seed], "duration_s": float(yaml.safe_load(crash.read_text())["duration_s"]), "cases": cases}
+    path = out / "suite.yaml"
+    path.write_text("# The staged crash and its variants as a supervisor suite: python run.py evaluate supervisor "
+                    f"--suite {path}\n" + yaml.safe_dump(suite, sort_keys=False))
+    return path
 
 
 def _yaml(scenario: dict[str, Any], extraction: Extraction, reproduction: Reproduction) -> str:

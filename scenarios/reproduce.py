@@ -147,7 +147,7 @@ def _check(spec: CrashSpec, world: Any, scenario: dict, first: Any, outcome: Out
 def _fact_text(name: str, spec: CrashSpec, outcome: Outcome) -> str:
     c = spec.crash
     return {"collision": f"{c.striking} and {c.struck} collide",
-            "type": f"a {c.type.replace('_', '-')} crash" + (f" (twin: {outcome.crash_type})" if outcome.crash_type and
+            "type": f"crash type {c.type.replace('_', '-')}" + (f" (twin: {outcome.crash_type})" if outcome.crash_type and
                                                               outcome.crash_type != c.type else ""),
             "roles": f"{c.striking} strikes {c.struck}",
             "sequence": "the pre-crash actions happen before the collision",

@@ -64,8 +64,8 @@ CONTROL_WORDS = [
     ("yield_sign", r"yield sign"),
 ]
 LIGHT_WORDS = [
-    ("dark_unlit", r"dark,? (and )?(not|un)[- ]?lit|not lighted|unlighted|no street ?lights|dark unlit"),
-    ("dark_lit", r"dark,? (but )?(street)?[- ]?lit|lighted|street ?lights|dark lit"),
+    ("dark_unlit", r"dark,? (and )?(not|un)[- ]?lit|not lighted|unlighted|no street ?light(s|ing)|dark unlit"),
+    ("dark_lit", r"dark,? (but )?(street)?[- ]?lit|lighted|street ?light(s|ing)|dark lit"),
     ("dawn_dusk", r"\bdusk\b|\bdawn\b|twilight"),
     ("dark_unlit", r"\bdark\b|at night|\bnight\b|nighttime|after midnight"),
     ("daylight", r"daylight|daytime|\bday\b|afternoon|morning|noon"),

@@ -53,3 +53,14 @@ def test_the_lead_up_of_a_crash_is_cut_before_it_and_leaves_events_unobserved(ru
     cut = before(traj, 10.0)
     assert cut.t.max() < 10.0 and cut.events is None and cut.vehicle_count <= traj.vehicle_count
     assert len(cut.ids) == len(cut.length) == cut.vehicle_count
+
+
+def test_speeds_scaled_by_one_and_a_half_are_flagged_by_their_component(run_dir):
+    from realism.report import statistical_flags
+    from realism.statistics import assess
+    from realism.trajectories import scale_speeds
+
+    reference = load(run_dir)
+    assert statistical_flags(assess(reference, reference)) == []
+    flags = statistical_flags(assess(scale_speeds(reference, 1.5), reference))
+    assert any(flag.startswith("statistics: speed scores") for flag in flags)

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from envs.scenario import Demand
     from envs.world.world import World
 
+KEEP_LANE_WISH = 1e6  # [m/s^2] a placed vehicle that keeps its lane: minus this on every lane change's MOBIL gain
 BACKLOG_CAP = 5  # vehicles waiting to enter at an inlet before arrivals are dropped
 SHORTFALLS_TOLD: set[tuple[str, int]] = set()  # (network kind, vehicles asked for) already reported
 log = logging.getLogger("envs.world")
@@ -133,6 +134,8 @@ def place_actors(world: "World", actors: list) -> list[int]:
         params = {key: value for key, value in (
             ("speed_factor", actor.speed_factor), ("headway", actor.headway_s), ("min_gap", actor.min_gap_m),
             ("reaction_time", actor.reaction_time_s), ("compliance", actor.compliance)) if value is not None}
+        if actor.keep_lane:  # MOBIL's gain of any change stays negative
+            params.update(wish_left=-KEEP_LANE_WISH, wish_right=-KEEP_LANE_WISH)
         ids.append(world.add_vehicle(lane, float(s), actor.speed_mps, actor.vtype, **params))
     return ids
 
