@@ -95,11 +95,24 @@ def _shipped(folder: str) -> str:
     return ", ".join(sorted(p.stem for p in (Path(__file__).resolve().parent / "configs" / folder).glob("*.yaml")))
 
 
-def _model_options(parser: argparse.ArgumentParser, prefix: str) -> None:
-    """``--llm`` and its server options (the crash-description reader's model)."""
-    parser.add_argument("--llm", choices=["embedded", "openai", "off"], default="embedded",
-                        help=prefix + "the model that reads descriptions: embedded SmolLM2-135M, an OpenAI-compatible "
-                                      "server, or off (the deterministic reader alone)")
+def _count(least: int) -> Any:
+    """An argparse type: a whole number of at least ``least``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"{value} is less than {least}")
+        return value
+    return parse
+
+
+def _model_options(parser: argparse.ArgumentParser, prefix: str, default: str = "embedded") -> None:
+    """``--llm`` and its server options (the model that reads descriptions, or judges scenes)."""
+    parser.add_argument("--llm", choices=["embedded", "openai", "off"], default=default,
+                        help=prefix + f"the model asked: embedded SmolLM2-135M, an OpenAI-compatible server, or off "
+                                      f"(the deterministic reader alone; no judgement) (default {default})")
     parser.add_argument("--base-url", default=None, help=prefix + "--llm openai: the server (e.g. http://localhost:8000/v1)")
     parser.add_argument("--model-name", default=None, help=prefix + "--llm openai: the model name")
     parser.add_argument("--structured-output", default="auto",
@@ -229,7 +242,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
         console = Console(stderr=True)
         result = evaluate_crashes(_extractor(args), budget=args.budget, progress=console.print,
-                                  reports_file=args.reports)
+                                  reports_file=args.reports, seed=0 if args.seed == 1000 else args.seed)
         print_report(console, result)
         if args.json is not None:
             args.json.write_text(json.dumps(result, indent=2) + "\n")
@@ -259,12 +272,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _extractor(args: argparse.Namespace) -> Any:
-    """The crash-description reader with the model ``--llm`` names (off: the deterministic reader alone)."""
-    from scenarios.extract import Extractor
-
-    if args.llm == "off":
-        return Extractor(None)
+def _model_client(args: argparse.Namespace, answer_type: Any) -> tuple[Any, str]:
+    """The client ``--llm`` names and how to ask it for ``answer_type`` answers (a server is
+    probed with that type when ``--structured-output`` is auto)."""
     from agents.llm.backend import build_model_client
     from agents.llm.config import ModelConfig
 
@@ -275,10 +285,19 @@ def _extractor(args: argparse.Namespace) -> Any:
     if args.llm == "openai" and args.structured_output == "auto":
         from agents.llm.probe import probe_server
         from agents.llm.runner import ModelRunner
-        from scenarios.extract import model_form
 
-        mode = ModelRunner(client).run(probe_server(client, model_form(["V1", "V2"]), "auto", 1, args.base_url,
-                                                    args.timeout, 256)).structured_output
+        mode = ModelRunner(client).run(probe_server(client, answer_type, "auto", 1, args.base_url, args.timeout,
+                                                    256)).structured_output
+    return client, mode
+
+
+def _extractor(args: argparse.Namespace) -> Any:
+    """The crash-description reader with the model ``--llm`` names (off: the deterministic reader alone)."""
+    from scenarios.extract import Extractor, model_form
+
+    if args.llm == "off":
+        return Extractor(None)
+    client, mode = _model_client(args, model_form(["V1", "V2"]))
     return Extractor(client, timeout_s=args.timeout, structured_output=mode)
 
 
@@ -339,8 +358,9 @@ def _print_crash(console: Any, result: dict) -> None:
     if realism:
         for flag in realism["flags"]:
             console.print(f"[yellow]flagged (realism):[/] {flag}")
-        console.print(f"lead-up realism against ordinary traffic on this road: {realism['score']:.3f} (real-vs-real "
-                      f"{realism['baseline']:.3f}, random {realism['floor']:.3f})")
+        if realism.get("score") is not None:
+            console.print(f"lead-up realism against ordinary traffic on this road: {realism['score']:.3f} (real-vs-real "
+                          f"{realism['baseline']:.3f}, random {realism['floor']:.3f})")
     for variant in result.get("variants", []):
         console.print(f"variant {variant['variant']}: {'crash' if variant['crash'] else 'no crash'} ({variant['scenario']})")
     if result.get("scenario"):
@@ -355,13 +375,19 @@ def cmd_realism(args: argparse.Namespace) -> int:
     from realism.trajectories import TrajectoryError
 
     if args.reference is None and args.llm == "off":
-        raise SystemExit("error: realism needs --reference (the statistical score) or a model (--llm) for the judge")
-    client = _extractor(args).model_client if args.llm != "off" else None
+        print("error: realism needs --reference (the statistical score) or a model (--llm) for the judge",
+              file=sys.stderr)
+        return 2
+    client, mode = (None, "native")
+    if args.llm != "off":
+        from realism.judge import RealismAnswer
+
+        client, mode = _model_client(args, RealismAnswer)
     out = args.out or Path("runs") / f"realism-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
         result = realism(args.target, args.reference, out, model_client=client, minutes=args.minutes, seed=args.seed,
                          scenes=args.scenes, repeats=args.repeats, perturbations=args.perturbations,
-                         console=Console(stderr=True))
+                         console=Console(stderr=True), timeout_s=args.timeout, structured_output=mode)
     except TrajectoryError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -585,7 +611,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="what to evaluate (crashes: text to scenario on tests/data/crash_reports)")
     ev.add_argument("checkpoint", nargs="?", default=None, help="policy: a training run directory or model .zip")
     ev.add_argument("--episodes", type=int, default=20, help="policy: seeded episodes per driver")
-    ev.add_argument("--seed", type=int, default=1000, help="policy: first episode seed")
+    ev.add_argument("--seed", type=int, default=1000, help="policy: first episode seed (crashes: the search's seed, "
+                                                           "0 unless given)")
     ev.add_argument("--humans", choices=["off", "rule", "llm"], default=None,
                     help="policy: humans in the env (default: as trained; llm = live LLM humans)")
     ev.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -611,17 +638,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="what counts as real: a run directory, a log (a SUMO run's FCD, an observed log) or a scenario")
     rl.add_argument("--minutes", type=_minutes, default=2.0, help="simulated minutes of a scenario target or reference")
     rl.add_argument("--seed", type=int, default=0, help="seed of a simulated target (its reference: seed + 1)")
-    rl.add_argument("--scenes", type=int, default=3, help="judge: moments of the run described to the model")
-    rl.add_argument("--repeats", type=int, default=5, help="judge: asks per scene (different sampling seeds)")
-    rl.add_argument("--perturbations", type=int, default=3, help="judge: perturbed copies of each scene")
+    rl.add_argument("--scenes", type=_count(1), default=3, help="judge: moments of the run described to the model")
+    rl.add_argument("--repeats", type=_count(1), default=5, help="judge: asks per scene (different sampling seeds)")
+    rl.add_argument("--perturbations", type=_count(0), default=3, help="judge: perturbed copies of each scene")
     rl.add_argument("--out", type=Path, default=None, help="where realism.json and simulated runs go")
     rl.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the result as JSON ('-': stdout)")
-    _model_options(rl, "judge: ")
-    rl.set_defaults(func=cmd_realism, llm="off")
-    for action in rl._actions:
-        if action.dest == "llm":
-            action.default = "off"
-            action.help = "judge: the model asked (off: no language-model judgement, the default)"
+    _model_options(rl, "judge: ", default="off")
+    rl.set_defaults(func=cmd_realism)
 
     sc = sub.add_parser("scenario", help="a crash description in words becomes a runnable scenario, checked by "
                                          "reproducing the crash in the twin", epilog=EXAMPLES["scenario"],
@@ -744,7 +767,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (ScenarioError, PersonaError, BackendError, TrainingError, SumoInputError, LogError,
-            FileNotFoundError) as exc:
+            FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError, FileExistsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -115,7 +115,7 @@ Fault = Annotated[Union[BrakeFailure, SensorDropout, SensorNoise, ErraticDriver,
                   Field(discriminator="kind")]
 FAULT_KINDS = ("brake_failure", "sensor_dropout", "sensor_noise", "erratic_driver", "pedestrian_stop", "signal_stuck",
                "signal_dark", "hard_brake", "inattention", "lane_change", "runs_signal")
-SCRIPTED_KINDS = ("hard_brake", "inattention", "lane_change", "runs_signal")  # manoeuvres, not failures
+SCRIPTED_KINDS = ("hard_brake", "inattention", "lane_change", "runs_signal")  # staged manoeuvres, not failures to detect
 RECOVER_ACCEL = 1.0  # [m/s^2] an erratic driver's acceleration right after a brake check
 RECOVER_S = 1.0  # [s] how long it lasts
 
@@ -130,7 +130,7 @@ class FaultInjector:
         self._active: list[tuple[object, dict]] = []
         self._pending = list(self.faults)
         self.applied_until_s = -float("inf")  # [s] the last time faults were looked at (a step's start)
-        self._was_running_red: dict[int, bool] = {}  # actor id -> its runs_red before a runs_signal
+        self._own_runs_red: dict[int, bool] = {}  # actor id -> its own runs_red, while a runs_signal overrides it
 
     @property
     def unstarted(self) -> list:
@@ -152,12 +152,14 @@ class FaultInjector:
             self._pending.remove(fault)
             self.log.append(entry)
             self._active.append((fault, entry))
+            if entry["actors"]:
+                self._set(fault, entry["actors"][0], on=True)
         for fault, entry in list(self._active):
             ends = fault.duration_s is not None and now >= entry["start_s"] + fault.duration_s - 1e-9
             if ends or not self._present(fault, entry):
+                self._active.remove((fault, entry))
                 self._stop(fault, entry)
                 entry["end_s"] = round(now, 3)
-                self._active.remove((fault, entry))
             elif isinstance(fault, ErraticDriver):
                 self._brake_check(fault, entry, now)
 
@@ -177,7 +179,6 @@ class FaultInjector:
         if actor is None:
             return None
         entry["actors"] = [actor]
-        self._set(fault, actor, on=True)
         return entry
 
     def _stop(self, fault, entry: dict) -> None:
@@ -199,38 +200,42 @@ class FaultInjector:
         return bool((pool.id == entry["actors"][0]).any())
 
     def _set(self, fault, actor: int, on: bool) -> None:
+        """Apply ``fault`` to ``actor`` (``on``: it has just joined the active faults) or take it
+        off (it has just left them). What a vehicle's columns hold follows from all the faults
+        still active on it, so one ending never undoes another."""
         w = self.world
         if isinstance(fault, PedestrianStop):
             rows = np.flatnonzero(w.pedestrians.id == actor)
-            w.pedestrians.halted[rows] = on
+            w.pedestrians.halted[rows] = any(isinstance(f, PedestrianStop) for f in self._on(actor))
             return
         veh = w.vehicles
         rows = np.flatnonzero(veh.id == actor)
-        if isinstance(fault, BrakeFailure):
-            veh.brake_limit[rows] = fault.max_decel_mps2 if on else np.inf
-        elif isinstance(fault, SensorDropout):
-            veh.sensor_dropout[rows] = on
-        elif isinstance(fault, SensorNoise):
-            veh.gap_noise_sd[rows] = fault.sd_m if on else 0.0
-        elif isinstance(fault, ErraticDriver):
-            veh.forced_accel[rows] = np.nan
-        elif isinstance(fault, HardBrake):
-            veh.forced_accel[rows] = -fault.decel_mps2 if on else np.nan
-        elif isinstance(fault, Inattention):
-            veh.forced_accel[rows] = 0.0 if on else np.nan
-            veh.sensor_dropout[rows] = on
-        elif isinstance(fault, RunsSignal):
-            if on:
-                self._was_running_red[actor] = bool(veh.runs_red[rows].any())
+        if isinstance(fault, ForcedLaneChange):
+            if on and len(rows):
+                table = w.network.lane_left if fault.direction == "left" else w.network.lane_right
+                target = table[veh.lane[rows[0]]]
+                if target >= 0:
+                    veh.target_lane[rows[0]] = target
+        else:
+            mine = self._on(actor)
+            brakes = [f.max_decel_mps2 for f in mine if isinstance(f, BrakeFailure)]
+            veh.brake_limit[rows] = min(brakes) if brakes else np.inf
+            veh.sensor_dropout[rows] = any(isinstance(f, (SensorDropout, Inattention)) for f in mine)
+            noise = [f.sd_m for f in mine if isinstance(f, SensorNoise)]
+            veh.gap_noise_sd[rows] = max(noise) if noise else 0.0
+            hard = [f.decel_mps2 for f in mine if isinstance(f, HardBrake)]
+            blind = any(isinstance(f, Inattention) for f in mine)
+            veh.forced_accel[rows] = -max(hard) if hard else 0.0 if blind else np.nan  # (erratic: its brake checks)
+            if any(isinstance(f, RunsSignal) for f in mine):
+                self._own_runs_red.setdefault(actor, bool(veh.runs_red[rows].any()))
                 veh.runs_red[rows] = True
-            else:
-                veh.runs_red[rows] = self._was_running_red.pop(actor, False)
-        elif isinstance(fault, ForcedLaneChange) and on and len(rows):
-            table = w.network.lane_left if fault.direction == "left" else w.network.lane_right
-            target = table[veh.lane[rows[0]]]
-            if target >= 0:
-                veh.target_lane[rows[0]] = target
+            elif actor in self._own_runs_red:
+                veh.runs_red[rows] = self._own_runs_red.pop(actor)
         w.perceive()
+
+    def _on(self, actor: int) -> list:
+        """The faults active on ``actor`` now."""
+        return [f for f, entry in self._active if entry["actors"] and entry["actors"][0] == actor]
 
     def _brake_check(self, fault: ErraticDriver, entry: dict, now: float) -> None:
         veh = self.world.vehicles

@@ -188,7 +188,8 @@ class PlacedVehicle(Strict):
     name: str = Field("", description="the source's name for it (e.g. V1 of a crash report)")
     vtype: Literal["car", "truck", "bus"] = "car"
     lane: str = Field(..., description="lane name in the network (e.g. main_0, N_in_left, eastbound)")
-    s_m: float | None = Field(None, ge=0.0, description="[m] station of its centre from the lane's start")
+    s_m: float | None = Field(None, ge=0.0, description="[m] station of its centre along the lane's edge (a lane "
+                                                        "that starts part-way along its edge starts at a station > 0)")
     before_end_m: float | None = Field(None, ge=0.0, description="[m] its front this far before the lane's end "
                                                                  "(a stop line); instead of s_m")
     speed_mps: float = Field(0.0, ge=0.0, le=90.0, description="[m/s] speed at reset")

@@ -50,7 +50,7 @@ STABLE_AGREEMENT = 0.8  # self-agreement at least this ...
 STABLE_FLIPS = 0.2  # ... and a flip rate at most this: a stable judgement
 TOP_REASONS = 5
 HOSTILE = re.compile(r"ignore (all |any )?(previous|prior|above|the) |system (prompt|message)|</?\w+>|"
-                     r"\bas an ai\b|\binstructions?\b", re.IGNORECASE)
+                     r"\bas an ai\b|\b(new|follow(ing)? (my|these|the new)|my) instructions?\b", re.IGNORECASE)
 
 SYSTEM_MESSAGE = (
     "You judge the realism of driving scenes from a road traffic simulator. The user describes one moment: "
@@ -623,6 +623,10 @@ class Judgement:
             figures.append(f"repeats agree {_pct(agreement)}")
         if failed:
             figures.append(f"{failed} of {self.requests} requests failed")
+        if self.stable is None:
+            word = "realistic" if share >= 0.5 else "unrealistic"
+            return (f"{word} in {_pct(share)} of answers; stability not measured (one ask per scene and no perturbed "
+                    "copies: use repeats > 1 or perturbations > 0)")
         if not self.stable:
             lead = "unstable: the model's answer"
             what = []

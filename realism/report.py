@@ -34,27 +34,41 @@ def materialise(target: str | Path, work: Path, minutes: float, seed: int, conso
     path = Path(target)
     if path.is_dir() or (path.is_file() and path.suffix not in (".yaml", ".yml")):
         return path
+    work.mkdir(parents=True, exist_ok=True)
     from twin.run import simulate
 
-    run_dir = work / f"{Path(str(target)).stem}-seed{seed}"
+    run_dir = work / f"seed{seed}"
     with console.status(f"simulating {target} for {minutes:g} min (seed {seed}) into {run_dir}"):
         simulate(str(target), minutes=minutes, overrides={"seed": seed}, out=run_dir, humans="rule",
                  console=Console(quiet=True))
     return run_dir
 
 
+def _same_scenario(a: str | Path, b: str | Path) -> bool:
+    """Whether two targets name one scenario (a shipped name or its file, or one file twice)."""
+    from envs.scenario import ScenarioError, resolve_scenario_path
+
+    try:
+        return resolve_scenario_path(a).resolve() == resolve_scenario_path(b).resolve()
+    except ScenarioError:
+        return False
+
+
 def realism(target: str | Path, reference: str | Path | None, out: Path, model_client: Any = None,
             minutes: float = 2.0, seed: int = 0, scenes: int = 3, repeats: int = 5, perturbations: int = 3,
-            console: Console | None = None) -> dict[str, Any]:
+            console: Console | None = None, timeout_s: float = 30.0, structured_output: str = "native"
+            ) -> dict[str, Any]:
     """The statistical score against ``reference`` (if given) and the model's judgement (if a
-    client is given) of ``target``, with what is flagged."""
+    client is given, asked the ``structured_output`` way within ``timeout_s`` [s]) of ``target``,
+    with what is flagged. Scenarios are simulated into ``out/target`` and ``out/reference``; one
+    scenario as both runs with seeds ``seed`` and ``seed + 1``."""
     console = console or Console(stderr=True)
     out.mkdir(parents=True, exist_ok=True)
-    target_path = materialise(target, out, minutes, seed, console)
+    target_path = materialise(target, out / "target", minutes, seed, console)
     result: dict[str, Any] = {"target": str(target_path), "flags": []}
     if reference is not None:
-        reference_path = materialise(reference, out, minutes, seed + 1 if str(reference) == str(target) else seed,
-                                     console)
+        same = _same_scenario(target, reference) if not Path(reference).is_dir() else False
+        reference_path = materialise(reference, out / "reference", minutes, seed + 1 if same else seed, console)
         report = assess(load(target_path), load(reference_path))
         result["reference"] = str(reference_path)
         result["statistics"] = report.to_dict()
@@ -66,7 +80,8 @@ def realism(target: str | Path, reference: str | Path | None, out: Path, model_c
         else:
             from realism.judge import RealismJudge, scenes_from_run
 
-            judge = RealismJudge(model_client, repeats=repeats, perturbations=perturbations)
+            judge = RealismJudge(model_client, repeats=repeats, perturbations=perturbations, timeout_s=timeout_s,
+                                 structured_output=structured_output)
             with console.status(f"asking the model about {scenes} scenes ({repeats} asks each, "
                                 f"{perturbations} perturbed copies)"):
                 judgement = judge.judge(scenes_from_run(target_path, count=scenes))

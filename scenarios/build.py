@@ -35,6 +35,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from agents.humans.persona import get_persona
 from scenarios.spec import Actor, CrashSpec
 
 FRICTION = {"dry": 1.0, "wet": 0.5, "snow": 0.25, "ice": 0.12}  # tyre-road friction by surface
@@ -44,7 +45,9 @@ IMPAIRMENT_REACTION_S = {"none": 0.0, "alcohol": 0.5, "drugs": 0.4, "fatigue": 0
 DEFAULT_LIMIT_MPS = {"none": 25.0, "four_way": 13.9, "t_junction": 13.9, "driveway": 13.9, "roundabout": 11.1}
 ARM_OF = {"north": "S", "south": "N", "east": "W", "west": "E"}  # a vehicle heading north comes from the south arm
 DURATION_S = 30.0  # [s] a reconstructed crash's scenario length
+UNSTATED_SPEED_HIGH = 1.5  # an unstated speed is searched up to this times the limit (over 1.3x is flagged)
 SUPPORTED = ("rear_end", "sideswipe", "angle", "pedestrian")
+VEHICLE_LENGTH_M = {"car": 4.5, "truck": 12.0, "bus": 12.0, "motorcycle": 4.5}  # [m] as the twin's vehicle types
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,11 @@ def unsupported(spec: CrashSpec) -> str | None:
         return "the twin's drivers never lose control, so a road departure cannot be staged"
     if kind not in SUPPORTED:
         return f"crash type {kind!r} has no layout"
+    roles = {spec.actor(spec.crash.striking).kind, spec.actor(spec.crash.struck).kind}
+    if kind == "pedestrian" and ("pedestrian" not in roles or len(roles) != 2):
+        return "a pedestrian crash needs a vehicle and a pedestrian, one striking the other"
+    if kind != "pedestrian" and "pedestrian" in roles:
+        return f"a {kind.replace('_', '-')} crash is between vehicles, but a pedestrian is named in it"
     return None
 
 
@@ -73,7 +81,11 @@ def _speed(actor: Actor, limit: float) -> Knob:
     """An actor's speed [m/s]: the stated one (its range, or +-10%), else around the limit."""
     if actor.kind == "pedestrian":  # a pedestrian in a crash was on the move (walking, running, darting)
         stated = actor.speed_mps if actor.speed_mps and actor.speed_mps <= 8.0 else None
-        return Knob(stated, 0.9 * stated, 1.1 * stated, "m/s") if stated else Knob(1.4, 1.0, 3.5, "m/s")
+        if stated:
+            return Knob(stated, 0.9 * stated, 1.1 * stated, "m/s")
+        persona = persona_for(actor)
+        walk = get_persona(persona).pedestrian_parameters()["speed"] if persona else 1.4
+        return Knob(walk, min(1.0, walk), 3.5, "m/s")
     if actor.manoeuvre == "stopped":
         return Knob(0.0, 0.0, 0.0, "m/s")
     if actor.speed_low_mps is not None and actor.speed_high_mps is not None:
@@ -81,7 +93,7 @@ def _speed(actor: Actor, limit: float) -> Knob:
     if actor.speed_mps is not None:
         return Knob(actor.speed_mps, 0.9 * actor.speed_mps, 1.1 * actor.speed_mps, "m/s")
     low = 0.3 if actor.manoeuvre in ("turning_left", "turning_right", "slowing") else 0.7
-    return Knob(limit, low * limit, 1.2 * limit, "m/s")
+    return Knob(limit, low * limit, UNSTATED_SPEED_HIGH * limit, "m/s")
 
 
 def knobs(spec: CrashSpec) -> dict[str, Knob]:
@@ -92,13 +104,14 @@ def knobs(spec: CrashSpec) -> dict[str, Knob]:
     kind = spec.crash.type
     distracted = striking.distracted or striking.impairment != "none"
     if kind == "rear_end":
-        out["gap_m"] = Knob(40.0, 8.0, 150.0, "m")
+        out["gap_m"] = Knob(40.0, 8.0, 150.0, "m")  # bumper to bumper
         out["glance_s"] = Knob(2.5 if distracted else 1.0, 0.0, 5.0 if distracted else 2.5, "s")
         out["glance_at_s"] = Knob(1.0, 0.0, 6.0, "s")
         out["brake_at_s"] = Knob(2.0, 0.0, 8.0, "s")
         out["struck_decel"] = Knob(4.0, 2.0, 8.0, "m/s^2")
     elif kind == "sideswipe":
-        out["offset_m"] = Knob(0.0, -8.0, 8.0, "m")
+        reach = 0.5 * (VEHICLE_LENGTH_M.get(striking.kind, 4.5) + VEHICLE_LENGTH_M.get(struck.kind, 4.5))
+        out["offset_m"] = Knob(0.0, -reach - 3.0, reach + 3.0, "m")  # the struck one's middle ahead (+) or behind
         out["change_at_s"] = Knob(2.0, 0.5, 6.0, "s")
     elif kind == "angle":
         out["striking_before_m"] = Knob(60.0, 10.0, 150.0, "m")
@@ -139,8 +152,6 @@ def persona_for(actor: Actor) -> str | None:
 
 def _driver(actor: Actor, spec: CrashSpec) -> tuple[dict[str, float], list[str]]:
     """Behaviour parameters of a driver (persona, conditions) and notes on where they came from."""
-    from agents.humans.persona import get_persona
-
     params: dict[str, float] = {}
     notes = []
     persona = persona_for(actor)
@@ -201,10 +212,10 @@ def build(spec: CrashSpec, values: dict[str, float] | None = None, name: str = "
                 actors.append(entry)
                 notes += more
             return scenario, notes
-        right = f"main_{lanes - 1}"  # lanes count from the left in the twin, from the right in a report
-        if kind == "rear_end":
-            lane = f"main_{lanes - (struck.lane or 1)}" if (struck.lane or 1) <= lanes else right
-            entry, more = _vehicle(striking, spec, lane, v["striking_speed"], s_m=300.0 - v["gap_m"])
+        if kind == "rear_end":  # both in the lane the report gives either of them (lanes count from the right)
+            lane = f"main_{lanes - min(struck.lane or striking.lane or 1, lanes)}"
+            centres = 0.5 * (VEHICLE_LENGTH_M.get(striking.kind, 4.5) + VEHICLE_LENGTH_M.get(struck.kind, 4.5))
+            entry, more = _vehicle(striking, spec, lane, v["striking_speed"], s_m=300.0 - v["gap_m"] - centres)
             actors.append(entry)
             notes += more
             entry, more = _vehicle(struck, spec, lane, v["struck_speed"], s_m=300.0)
@@ -217,11 +228,13 @@ def build(spec: CrashSpec, values: dict[str, float] | None = None, name: str = "
                 faults.append({"kind": "inattention", "actor": 0, "at_s": round(v["glance_at_s"], 3),
                                "duration_s": round(v["glance_s"], 3)})
         else:
-            from_lane = striking.lane or 1
-            to_lane = struck.lane or (from_lane + 1 if from_lane < lanes else from_lane - 1)
-            from_lane, to_lane = min(max(from_lane, 1), lanes), min(max(to_lane, 1), lanes)
+            def beside(lane: int) -> int:
+                return lane + 1 if lane < lanes else lane - 1
+
+            from_lane = min(striking.lane or (beside(struck.lane) if struck.lane else 1), lanes)
+            to_lane = min(struck.lane or beside(from_lane), lanes)
             if abs(from_lane - to_lane) != 1:
-                to_lane = from_lane + 1 if from_lane < lanes else from_lane - 1
+                to_lane = beside(from_lane)
             direction = "left" if to_lane > from_lane else "right"
             entry, more = _vehicle(striking, spec, f"main_{lanes - from_lane}", v["striking_speed"], s_m=300.0)
             actors.append(entry)
@@ -240,10 +253,11 @@ def build(spec: CrashSpec, values: dict[str, float] | None = None, name: str = "
             actors.append(entry)
             notes += more
         if spec.road.control == "signal" or spec.road.junction == "none":
-            runner = next((s.actor for s in spec.sequence if s.action in ("ran_signal", "ran_stop_sign")),
-                          striking.id)
+            runner = next((s.actor for s in spec.sequence if s.action in ("ran_signal", "ran_stop_sign")
+                           and s.actor in (striking.id, struck.id)), striking.id)
             faults.append({"kind": "runs_signal", "actor": 0 if runner == striking.id else 1, "at_s": 0.0})
-            notes.append(f"{runner} runs the red light" + ("" if any(s.action == "ran_signal" for s in spec.sequence)
+            notes.append(f"{runner} runs the red light" + ("" if any(s.action == "ran_signal" and s.actor == runner
+                                                                     for s in spec.sequence)
                                                            else " (inferred: the striking vehicle at a signal)"))
         else:
             faults.append({"kind": "signal_dark", "at_s": 0.0})
@@ -259,15 +273,13 @@ def build(spec: CrashSpec, values: dict[str, float] | None = None, name: str = "
                                s_m=round(200.0 - v["before_m"], 3))
         actors.append(entry)
         notes += more
-        from agents.humans.persona import get_persona
-
         walker: dict[str, Any] = {"kind": "pedestrian", "name": person.id, "route": 0, "to_curb_m": round(v["to_curb_m"], 3),
                                   "speed_mps": round(v["struck_speed" if person is struck else "striking_speed"], 3),
                                   "critical_gap_s": 0.0, "compliance": 0.0}
         persona = persona_for(person)
         if persona:
-            notes.append(f"{person.id}: persona {persona} (walking speed from the search, accepts any gap)")
-            get_persona(persona)  # a persona named by the rules above must exist
+            notes.append(f"{person.id}: persona {persona} (its walking speed is the search's starting point; "
+                         "it steps out accepting any gap)")
         actors.append(walker)
         if v["glance_s"] > 0.05:
             faults.append({"kind": "inattention", "actor": 0, "at_s": 0.0, "duration_s": round(v["glance_s"], 3)})

@@ -34,8 +34,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from scenarios import spec as S
 from scenarios.text import Problem, Quoted, Reading, read
 
-MODEL_FIELDS = ("crash.type", "crash.striking", "crash.struck", "road.junction", "road.control", "conditions.light",
-                "conditions.weather", "conditions.surface")
 TRUSTED_FROM_MODEL = ("crash.type", "crash.striking", "crash.struck", "kind", "manoeuvre")  # needed to build
 MAX_ACTORS = 4  # actors the model's form asks about
 MAX_TEXT_CHARS = 20_000  # longer is no one crash's description (a file of many reports, a document)
@@ -189,7 +187,7 @@ def combine(reading: Reading, answer: dict[str, str]) -> tuple[S.CrashSpec | Non
         model_value = answer.get(path)
         if fact is not None:
             values[path] = fact.value
-            evidence[path] = S.Evidence(source="text", quote=fact.quote[:200])
+            evidence[path] = S.Evidence(source="inferred" if fact.derived else "text", quote=fact.quote[:200])
             if model_value is not None and model_value != fact.value:
                 problems.append(Problem("model_disagrees", f"{path}: the model chose {model_value!r}, the text says "
                                                            f"{fact.value!r}", fact.quote[:120]))
@@ -228,6 +226,8 @@ def combine(reading: Reading, answer: dict[str, str]) -> tuple[S.CrashSpec | Non
             problems.append(Problem("contradictory", f"{actor} is said to be stopped and moving at "
                                                      f"{fields['speed_mps']:.1f} m/s", evidence[f"actors.{actor}.speed_mps"].quote))
             fields["speed_mps"] = fields["speed_low_mps"] = fields["speed_high_mps"] = None
+            for name in ("speed_mps", "speed_low_mps", "speed_high_mps"):
+                evidence[f"actors.{actor}.{name}"] = S.Evidence(source="default", quote="contradictory: not used")
         try:
             actors.append(S.Actor(id=actor, **fields))
         except ValidationError as exc:

@@ -85,8 +85,11 @@ def _realism(spec: CrashSpec, scenario: dict[str, Any], run_dir: Path, reproduct
     with console.status("simulating ordinary traffic on the same road (the realism reference)"):
         simulate(path, out=out / "reference", humans="off", console=Console(stderr=True, quiet=True))
     crash_time = reproduction.best.time_s if reproduction.best else None
-    report = lead_up(run_dir, out / "reference", crash_time)
     flags = implausible_parameters(reproduction.best.values if reproduction.best else {}, scenario, spec)
+    try:
+        report = lead_up(run_dir, out / "reference", crash_time)
+    except ValueError as exc:  # e.g. a crash at once: no lead-up to score
+        return {"flagged": bool(flags), "flags": flags, "score": None, "skipped": str(exc)}
     return {"flagged": bool(flags), "flags": flags, "score": round(report.score, 4), "baseline": round(report.baseline.score, 4),
             "floor": round(report.floor.score, 4), "relative": None if report.relative is None else
             round(report.relative, 4), "reference": str(out / "reference"),
@@ -137,12 +140,13 @@ def _variants(spec: CrashSpec, values: dict[str, float], out: Path, name: str, s
         update={"surface": WETTER[spec.conditions.surface]})})
     distracted = {**values}
     if "glance_s" in values:
-        distracted["glance_s"] = min(values["glance_s"] + 1.0, knobs(spec)["glance_s"].high + 1.0)
+        distracted["glance_s"] = values["glance_s"] + 1.0  # a second longer than the reproduction's
     for label, variant_spec, variant_values in (("faster", spec, faster), ("wetter", wetter, values),
                                                 ("more_distracted", spec, distracted)):
         if label == "more_distracted" and "glance_s" not in values:
             continue
-        scenario, _ = build(variant_spec, variant_values, name=f"{name}_{label}", seed=seed)
+        scenario, _ = build(variant_spec, variant_values, name=f"{name}_{label}", seed=seed,
+                            description=f"the staged crash {label.replace('_', ' ')}")
         path = out / "variants" / f"{label}.yaml"
         path.parent.mkdir(exist_ok=True)
         path.write_text(yaml.safe_dump(scenario, sort_keys=False))
@@ -158,7 +162,7 @@ def _suite(out: Path, crash: Path, variants: list[dict[str, Any]], seed: int) ->
     cases = []
     for label, path in [("crash", crash)] + [(v["variant"], Path(v["scenario"])) for v in variants]:
         scenario = yaml.safe_load(path.read_text())
-        cases.append({"name": label, "description": f"{label} ({scenario.get('description', '')[:80]})",
+        cases.append({"name": label, "description": scenario.get("description", "")[:120],
                       "scenario": str(path.resolve()), "faults": scenario.get("faults", [])})
     suite = {"seeds": [seed], "duration_s": float(yaml.safe_load(crash.read_text())["duration_s"]), "cases": cases}
     path = out / "suite.yaml"

@@ -9,9 +9,9 @@ Facts checked (each reproduced or not):
   between: angle; a pedestrian: pedestrian);
 - ``roles``: who struck whom (rear-end: the one behind; angle: the one whose front meets the
   other's side; sideswipe: the one moving sideways; pedestrian: the vehicle);
-- ``sequence``: the report's pre-crash actions the scenario scripts began before the collision,
-  in the report's order;
-- ``only``: no other collision came first.
+- ``sequence``: the scripted pre-crash actions all began before the collision, and those that
+  stage a step of the report's sequence (a stop, a lane change, a signal run) in its order;
+- ``only``: no other collision came first (the run goes on past others' collisions).
 
 The search is optuna's TPE sampler, seeded, over the bounds of :func:`scenarios.build.knobs`, for
 at most ``budget`` runs; its objective is the number of facts reproduced, with the smallest
@@ -69,20 +69,28 @@ def run(spec: CrashSpec, values: dict[str, float], seed: int = 0) -> Outcome:
     world = World(config)
     names = {actor_id: entry["name"] for actor_id, entry in zip(world.placed_ids, scenario["actors"])}
     outcome = Outcome(values=dict(values))
-    first = None
+    pair_ids = set(world.placed_ids[:2])
+    first_any = first = None
     steps = int(round(config.duration_s * config.sim_hz))
     for _ in range(steps):
         events = world.step()
         _track_distance(world, outcome)
-        hits = [e for e in events if e.kind == "collision"]
-        if hits:
-            first = hits[0]
+        for hit in (e for e in events if e.kind == "collision"):
+            first_any = first_any or hit
+            if set(hit.actors) == pair_ids:
+                first = hit
+                break
+        if first is not None:
             outcome.collided = True
             outcome.time_s = round(first.time, 3)
             outcome.crash_type, striking_id, struck_id = classify(world, first.actors)
             outcome.pair = (names.get(striking_id, str(striking_id)), names.get(struck_id, str(struck_id)))
             break
-    _check(spec, world, scenario, first, outcome, names)
+    if first is None and first_any is not None:  # only others collided: report the first of those
+        outcome.collided = True
+        outcome.time_s = round(first_any.time, 3)
+        outcome.pair = tuple(names.get(i, str(i)) for i in first_any.actors)  # type: ignore[assignment]
+    _check(spec, world, scenario, first, first_any, outcome, names)
     return outcome
 
 
@@ -120,26 +128,44 @@ def classify(world: Any, actors: tuple[int, ...]) -> tuple[str, int, int]:
         return "sideswipe", int(veh.id[i]), int(veh.id[j])
     if diff > OPPOSITE_DEG:
         return "head_on", int(veh.id[a]), int(veh.id[b])
-    along_ba, _ = ahead(b, a)
-    # the striking one has the other straight ahead of its front; the struck one has it to its side
-    score_a = along_ab / max(veh.length[a], 1.0) - abs(across_ab) / max(veh.width[a], 1.0)
-    score_b = along_ba / max(veh.length[b], 1.0) - abs(ahead(b, a)[1]) / max(veh.width[b], 1.0)
-    return ("angle", int(veh.id[a]), int(veh.id[b])) if score_a >= score_b else ("angle", int(veh.id[b]), int(veh.id[a]))
+
+    def front_to_box(i: int, j: int) -> float:
+        """Distance [m] from the middle of i's front to j's box (0: inside it)."""
+        fx = veh.x[i] + 0.5 * veh.length[i] * math.cos(veh.heading[i])
+        fy = veh.y[i] + 0.5 * veh.length[i] * math.sin(veh.heading[i])
+        c, s = math.cos(veh.heading[j]), math.sin(veh.heading[j])
+        dx, dy = fx - veh.x[j], fy - veh.y[j]
+        along, across = dx * c + dy * s, -dx * s + dy * c
+        return math.hypot(max(abs(along) - 0.5 * veh.length[j], 0.0), max(abs(across) - 0.5 * veh.width[j], 0.0))
+
+    # the striking one's front is in (or nearest) the other's body
+    striker, struck = (a, b) if front_to_box(a, b) <= front_to_box(b, a) else (b, a)
+    return "angle", int(veh.id[striker]), int(veh.id[struck])
 
 
-def _check(spec: CrashSpec, world: Any, scenario: dict, first: Any, outcome: Outcome, names: dict[int, str]) -> None:
+STEP_OF_FAULT = {"hard_brake": ("stopped", "slowing", "braked"), "lane_change": ("changing_lanes",),
+                 "runs_signal": ("ran_signal", "ran_stop_sign")}  # scripted fault -> the report's steps it stages
+
+
+def _check(spec: CrashSpec, world: Any, scenario: dict, first: Any, first_any: Any, outcome: Outcome,
+           names: dict[int, str]) -> None:
     want = (spec.crash.striking, spec.crash.struck)
     facts: dict[str, bool] = {}
-    facts["collision"] = outcome.pair is not None and set(outcome.pair) == set(want)
+    facts["collision"] = first is not None and set(outcome.pair or ()) == set(want)
     facts["type"] = facts["collision"] and outcome.crash_type == spec.crash.type
     facts["roles"] = facts["collision"] and outcome.pair == want
-    started = {(names.get(a, ""), entry["kind"]): entry["start_s"] for entry in world.faults.log for a in entry["actors"]}
-    scripted = [(names.get(0, ""), f["kind"]) for f in scenario["faults"] if f.get("actor") == 0] + \
-               [(names.get(1, ""), f["kind"]) for f in scenario["faults"] if f.get("actor") == 1]
-    times = [started.get(key) for key in scripted]
-    crash_t = outcome.time_s if outcome.time_s is not None else math.inf
-    facts["sequence"] = facts["collision"] and all(t is not None and t <= crash_t for t in times)
-    facts["only"] = first is not None and facts["collision"]
+    crash_t = outcome.time_s if first is not None else math.inf
+    started = []  # (start time, the report's step index it stages) of each scripted action
+    for entry in world.faults.log:
+        actor = names.get(entry["actors"][0], "") if entry["actors"] else ""
+        steps = [k for k, step in enumerate(spec.sequence)
+                 if step.actor == actor and step.action in STEP_OF_FAULT.get(entry["kind"], ())]
+        started.append((entry["start_s"], steps[0] if steps else None))
+    expected = sum(1 for f in scenario["faults"] if f.get("actor") in (0, 1))
+    in_time = len([t for t, _ in started if t <= crash_t]) >= expected
+    ordered = [k for _, k in sorted(started, key=lambda item: item[0]) if k is not None]
+    facts["sequence"] = facts["collision"] and in_time and ordered == sorted(ordered)
+    facts["only"] = facts["collision"] and first_any is first
     for name in FACTS:
         (outcome.reproduced if facts[name] else outcome.not_reproduced).append(_fact_text(name, spec, outcome))
 
@@ -193,8 +219,11 @@ def reproduce(spec: CrashSpec, budget: int = 60, seed: int = 0,
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
-    study.enqueue_trial(nominal({k: v for k, v in space.items() if v.high > v.low}))
     varied = {name: knob for name, knob in space.items() if knob.high > knob.low}
+    study.add_trial(optuna.trial.create_trial(  # the nominal run, already made, tells the sampler where it started
+        params={name: knob.nominal for name, knob in varied.items()},
+        distributions={name: optuna.distributions.FloatDistribution(k.low, k.high) for name, k in varied.items()},
+        value=best.score))
     fixed = {name: knob.nominal for name, knob in space.items() if knob.high <= knob.low}
     while runs < budget:
         trial = study.ask()

@@ -21,6 +21,9 @@ FOOT = 0.3048  # [m]
 MAX_SPEED_MPS = 90.0  # [m/s] (about 200 mph): faster is no road vehicle's speed
 MAX_LIMIT_MPS = 40.0  # [m/s] (144 km/h, 90 mph): above any posted limit
 MAX_GRADE_PERCENT = 15.0  # [%] steeper than any public road's sustained grade
+MIN_LIMIT_MPS = 2.0  # [m/s] a posted limit below this (7 km/h) is no limit
+MAX_LANES = 6  # lanes per direction (and a lane number) the spec holds
+MAX_AGE_YEARS = 110
 
 NUMBER = r"(\d+(?:\.\d+)?)"
 SPEED_UNIT = r"(mph|miles per hour|miles an hour|km/h|kmh|kph|kilometers per hour|kilometres per hour|m/s)"
@@ -36,7 +39,8 @@ SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 INSTRUCTION = re.compile(
     r"(ignore (all |any |the )?(previous|prior|above|earlier) (instructions|text|prompts?)|disregard (the|all|any|previous)"
     r"|^\s*(system|assistant|user)\s*:|you are now|new instructions|set \w+ to (true|false)|\brm -rf\b"
-    r"|delete (all |the )?files|output (only|exactly)|respond with|print the|execute|run the command)",
+    r"|delete (all |the )?files|\boutput (only|exactly)\b|\brespond with\b|\bexecute (the|this) (command|code|script)"
+    r"|\brun the command\b)",
     re.IGNORECASE | re.MULTILINE)
 NUMBER_WORDS = {"one": 1, "single": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "eight": 8}
 
@@ -83,10 +87,11 @@ SURFACE_WORDS = [
     ("dry", r"\bdry\b"),
 ]
 KIND_WORDS = [
-    ("truck", r"truck|tractor[- ]trailer|semi\b|lorry|box van|pickup truck"),
-    ("bus", r"\bbus\b|coach"),
-    ("motorcycle", r"motorcycle|motorbike|\bmotorcyclist"),
-    ("car", r"sedan|\bcar\b|coupe|hatchback|suv|minivan|\bvan\b|pickup|station wagon|passenger vehicle|vehicle"),
+    ("truck", r"\btrucks?\b|\btractor[- ]trailer|\bsemi\b|\blorry\b|\bbox van\b"),
+    ("bus", r"\bbus\b|\bcoach\b"),
+    ("motorcycle", r"\bmotorcycle|\bmotorbike|\bmotorcyclist"),
+    ("car", r"\bsedan\b|\bcar\b|\bcoupe\b|\bhatchback\b|\bsuv\b|\bminivan\b|\bvan\b|\bpickup\b|\bstation wagon\b|"
+            r"\bpassenger vehicle\b|\bvehicle\b"),
 ]
 MANOEUVRE_WORDS = [
     ("stopped", r"\b(was|were|had been|being|sat|remained|came to a)\s+(stopped|stationary|at a stop|waiting|standing|parked)"
@@ -122,7 +127,6 @@ IMPAIRMENT = [("alcohol", r"alcohol|intoxicat|drunk|\bBAC\b|impaired by alcohol|
 HURRY = re.compile(r"\blate\b|in a hurry|rushing|hurr(y|ied)|behind schedule", re.IGNORECASE)
 DIRECTION = re.compile(r"\b(north|south|east|west)(bound|ward)?\b", re.IGNORECASE)
 LANE_NUMBER = re.compile(r"\blane (\d)\b|\b(\d)(?:st|nd|rd|th) lane\b", re.IGNORECASE)
-LANE_SIDE = re.compile(r"\b(right|left|center|centre|middle|inside|outside|curb) lane\b", re.IGNORECASE)
 STRIKE_VERB = re.compile(r"\b(struck|hit|collided with|rear-ended|rear ended|sideswiped|side-swiped|ran into|contacted|"
                          r"impacted)\b", re.IGNORECASE)
 STRUCK_BY_VERB = re.compile(r"\bwas (struck|hit|rear-ended|sideswiped|contacted) by\b", re.IGNORECASE)
@@ -130,10 +134,12 @@ STRUCK_BY_VERB = re.compile(r"\bwas (struck|hit|rear-ended|sideswiped|contacted)
 
 @dataclass
 class Quoted:
-    """A value read from the text and the words it came from."""
+    """A value read from the text and the words it came from; ``derived``: worked out from
+    those words rather than stated (a two-lane road's one lane per direction)."""
 
     value: object
     quote: str
+    derived: bool = False
 
 
 @dataclass
@@ -203,13 +209,21 @@ def _around(text: str, start: int, end: int, reach: int = 30) -> str:
     """The matched words with a little context, cut at sentence ends."""
     lo = max(text.rfind(".", 0, start) + 1, start - reach)
     hi = min([i for i in (text.find(".", end), end + reach, len(text)) if i >= 0])
+    while 0 < lo < start and text[lo - 1].isalnum():  # whole words only
+        lo += 1
+    while end < hi < len(text) and text[hi].isalnum():
+        hi -= 1
     return text[lo:hi].strip()
 
 
-def _owner(text: str, position: int, actors: list[str]) -> str | None:
+def _owner(text: str, position: int) -> str | None:
     """The actor a fact at ``position`` belongs to: the last actor named before it in its sentence
-    (else the first named after it there)."""
+    (else the first named after it there); a fact after the verb of "V1 struck V2 ..." is the
+    striker's ("V1 rear-ended V2 at 30 mph")."""
     start = max(text.rfind(".", 0, position) + 1, 0)
+    roles = strike(text[start:position])
+    if roles:
+        return roles[0]
     end = text.find(".", position)
     end = len(text) if end < 0 else end
     before = [m.group(0).upper() for m in ACTOR_ID.finditer(text, start, position)]
@@ -248,9 +262,6 @@ def read(raw: str) -> Reading:
         hit = _first(patterns, text)
         if hit:
             facts[key] = hit
-    if "conditions.surface" not in facts and facts.get("conditions.weather") and \
-            facts["conditions.weather"].value in ("rain", "snow"):
-        pass  # a wet or snowy surface is inferred by the extractor, not read
     types = _all(CRASH_TYPE_WORDS, text)
     if types:
         facts["crash.type"] = types[0]
@@ -293,10 +304,10 @@ def _road(text: str, reading: Reading) -> None:
         if is_limit(text, at, quote):
             limits.append((low, high, _around(text, at, at + len(quote))))
     for low, high, quote in limits:
-        if high > MAX_LIMIT_MPS:
+        if not MIN_LIMIT_MPS <= high <= MAX_LIMIT_MPS:
             problems.append(Problem("impossible", f"a speed limit of {high:.0f} m/s ({high / MPH:.0f} mph) is no road's",
                                     quote))
-    usable = [(lo, hi, q) for lo, hi, q in limits if hi <= MAX_LIMIT_MPS]
+    usable = [(lo, hi, q) for lo, hi, q in limits if MIN_LIMIT_MPS <= hi <= MAX_LIMIT_MPS]
     if usable:
         facts["road.speed_limit_mps"] = Quoted(round(0.5 * (usable[0][0] + usable[0][1]), 2), usable[0][2])
         if len({round(hi, 1) for _, hi, _ in usable}) > 1:
@@ -318,14 +329,20 @@ def _road(text: str, reading: Reading) -> None:
                      for m in re.finditer(pattern, text, re.IGNORECASE) if _count_word(m.group(1))]
     totals = [m for m in re.finditer(r"\b(\w+)[- ]lane\b(?=[^.]*?\b" + ROAD_WORDS + ")", text, re.IGNORECASE)
               if _count_word(m.group(1))]
+    lanes = None
     if per_direction:
         m = per_direction[0]
-        facts["road.lanes_per_direction"] = Quoted(_count_word(m.group(1)), m.group(0))
+        lanes = Quoted(_count_word(m.group(1)), m.group(0))
     elif totals:
         m = totals[0]
         total = _count_word(m.group(1))
         one_way = re.search(r"one-way|one way", text, re.IGNORECASE)
-        facts["road.lanes_per_direction"] = Quoted(total if one_way else max(1, total // 2), m.group(0))
+        lanes = Quoted(total if one_way else max(1, total // 2), m.group(0), derived=not one_way)
+    if lanes is not None and lanes.value > MAX_LANES:
+        problems.append(Problem("impossible", f"{lanes.value} lanes in one direction is more than any road has",
+                                lanes.quote))
+    elif lanes is not None:
+        facts["road.lanes_per_direction"] = lanes
     m = re.search(r"\b(undivided|divided|median|barrier-separated|separated by a)\b", text, re.IGNORECASE)
     if m:
         facts["road.divided"] = Quoted(m.group(1).lower() != "undivided", _around(text, m.start(), m.end()))
@@ -349,10 +366,10 @@ def _actor(text: str, actor: str, ids: list[str], reading: Reading) -> None:
     if actor.startswith("P") and not own:
         own = [s for s in sentences(text) if re.search(r"pedestrian", s, re.IGNORECASE)]
     if actor.startswith("P"):
-        facts[f"{key}.kind"] = Quoted("pedestrian", actor)
+        named = bool(re.search(rf"\b{actor}\b", text))
+        facts[f"{key}.kind"] = Quoted("pedestrian", (own[0] if own else actor)[:200], derived=not named)
     else:
-        first = own[0] if own else ""
-        hit = _first(KIND_WORDS, first)
+        hit = _first(KIND_WORDS, _clause(own[0], actor)) if own else None
         if hit:
             facts[f"{key}.kind"] = hit
     for sentence in own:
@@ -360,7 +377,7 @@ def _actor(text: str, actor: str, ids: list[str], reading: Reading) -> None:
         for low, high, quote, at in speeds(sentence):
             if is_limit(sentence, at, quote):
                 continue
-            if _owner(sentence, at, ids) != actor:
+            if _owner(sentence, at) != actor:
                 continue
             if high > MAX_SPEED_MPS:
                 reading.problems.append(Problem("impossible", f"{actor} at {high / MPH:.0f} mph is faster than any road "
@@ -375,15 +392,22 @@ def _actor(text: str, actor: str, ids: list[str], reading: Reading) -> None:
                 facts[f"{key}.speed_low_mps"] = Quoted(round(low, 2), quote)
                 facts[f"{key}.speed_high_mps"] = Quoted(round(high, 2), quote)
         m = AGE.search(sentence)
-        if m and f"{key}.age_years" not in facts and _owner(sentence, m.start(), ids) == actor:
-            facts[f"{key}.age_years"] = Quoted(int(m.group(1)), _around(sentence, m.start(), m.end()))
+        if m and f"{key}.age_years" not in facts and _owner(sentence, m.start()) == actor:
+            if 0 < int(m.group(1)) <= MAX_AGE_YEARS:
+                facts[f"{key}.age_years"] = Quoted(int(m.group(1)), _around(sentence, m.start(), m.end()))
+            else:
+                reading.problems.append(Problem("impossible", f"{actor}: an age of {m.group(1)} years", m.group(0)))
         m = DIRECTION.search(sentence)
-        if m and f"{key}.direction" not in facts and _owner(sentence, m.start(), ids) == actor:
+        if m and f"{key}.direction" not in facts and _owner(sentence, m.start()) == actor:
             facts[f"{key}.direction"] = Quoted(m.group(1).lower(), _around(sentence, m.start(), m.end()))
         m = LANE_NUMBER.search(sentence)
-        if m and f"{key}.lane" not in facts and _owner(sentence, m.start(), ids) == actor:
-            facts[f"{key}.lane"] = Quoted(int(m.group(1) or m.group(2)), m.group(0))
-        if single or _owner(sentence, 0, ids) == actor:
+        if m and f"{key}.lane" not in facts and _owner(sentence, m.start()) == actor:
+            if 1 <= int(m.group(1) or m.group(2)) <= MAX_LANES:
+                facts[f"{key}.lane"] = Quoted(int(m.group(1) or m.group(2)), m.group(0))
+            else:
+                reading.problems.append(Problem("impossible", f"{actor} in {m.group(0)}: the spec holds lanes 1 to "
+                                                              f"{MAX_LANES}", m.group(0)))
+        if single or _owner(sentence, 0) == actor:
             m = DISTRACTED.search(sentence)
             if m and f"{key}.distracted" not in facts:
                 facts[f"{key}.distracted"] = Quoted(True, _around(sentence, m.start(), m.end()))

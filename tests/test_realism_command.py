@@ -28,11 +28,11 @@ def test_a_run_against_itself_scores_one_and_flags_nothing(run_dir, tmp_path):
     assert result["flags"] == [] and "judge" not in result
 
 
-def test_nothing_to_assess_with_is_an_error(run_dir, tmp_path):
+def test_nothing_to_assess_with_is_an_error(run_dir, tmp_path, capsys):
     from run import main
 
-    with pytest.raises(SystemExit, match="--reference"):
-        main(["realism", str(run_dir), "--out", str(tmp_path)])
+    assert main(["realism", str(run_dir), "--out", str(tmp_path)]) == 2
+    assert "--reference" in capsys.readouterr().err
 
 
 def test_a_stable_no_from_the_model_flags_the_run_and_says_why(run_dir, tmp_path):
@@ -64,3 +64,9 @@ def test_speeds_scaled_by_one_and_a_half_are_flagged_by_their_component(run_dir)
     assert statistical_flags(assess(reference, reference)) == []
     flags = statistical_flags(assess(scale_speeds(reference, 1.5), reference))
     assert any(flag.startswith("statistics: speed scores") for flag in flags)
+
+
+def test_one_scenario_as_target_and_reference_runs_two_seeds_in_two_folders(tmp_path):
+    result = realism("highway", "configs/scenarios/highway.yaml", tmp_path, minutes=0.25)
+    assert result["target"].endswith("target/seed0") and result["reference"].endswith("reference/seed1")
+    assert result["statistics"]["score"] < 1.0

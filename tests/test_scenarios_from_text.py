@@ -131,9 +131,14 @@ def test_placed_actors_get_their_ids_in_order_and_a_wrong_lane_is_named():
     scenario, _ = build(label("rear_end_01"))
     world = World(load_scenario(scenario))
     assert world.placed_ids == [0, 1]
-    assert world.vehicles.s[1] - world.vehicles.s[0] == pytest.approx(knobs(label("rear_end_01"))["gap_m"].nominal)
+    gap = knobs(label("rear_end_01"))["gap_m"].nominal  # bumper to bumper: the centres one car length further
+    assert world.vehicles.s[1] - world.vehicles.s[0] == pytest.approx(gap + 4.5)
     scenario["actors"][0]["lane"] = "main_9"
     with pytest.raises(ValueError, match="no lane 'main_9'.*main_0"):
+        World(load_scenario(scenario))
+    scenario["actors"][0]["lane"] = scenario["actors"][1]["lane"]
+    scenario["actors"][0]["s_m"] = scenario["actors"][1]["s_m"] + 1.0
+    with pytest.raises(ScenarioError, match=r"actors: \[1\] would overlap actor 0"):
         World(load_scenario(scenario))
     scenario["actors"][0]["s_m"], scenario["actors"][0]["before_end_m"] = 10.0, 10.0
     with pytest.raises(ScenarioError, match="exactly one of s_m and before_end_m"):
@@ -267,3 +272,24 @@ def test_the_labelled_sets_are_well_formed(name):
 def test_empty_huge_or_garbled_text_never_crashes_the_reader(text):
     extraction = Extractor(None).extract(text)
     assert extraction.spec is not None or extraction.refused
+
+
+def test_overlapping_scripted_faults_never_undo_each_other():
+    config = load_scenario({
+        "name": "t", "duration_s": 10, "demand": {"vehicles": 0, "vehicles_per_hour": 0}, "ego": {"controlled": 0},
+        "network": {"kind": "highway", "lanes": 2, "on_ramp": False, "curve_angle_deg": 0},
+        "actors": [{"lane": "main_1", "s_m": 100, "speed_mps": 10, "keep_lane": True, "compliance": 0.0},
+                   {"lane": "main_0", "s_m": 100, "speed_mps": 10, "keep_lane": True}],
+        "faults": [{"kind": "sensor_dropout", "actor": 0, "at_s": 0, "duration_s": 8},
+                   {"kind": "inattention", "actor": 0, "at_s": 1, "duration_s": 1},
+                   {"kind": "runs_signal", "actor": 0, "at_s": 0, "duration_s": 1},
+                   {"kind": "runs_signal", "actor": 0, "at_s": 0.5, "duration_s": 2.5},
+                   {"kind": "hard_brake", "actor": 1, "at_s": 0},
+                   {"kind": "inattention", "actor": 1, "at_s": 5, "duration_s": 1}]})
+    world = World(config)
+    world.advance(int(4.0 * config.sim_hz))
+    veh = world.vehicles
+    assert veh.sensor_dropout[veh.row(0)]  # the dropout outlives the inattention inside it
+    assert veh.runs_red[veh.row(0)]  # compliance 0: its own red running is back after both runs_signal
+    world.advance(int(5.0 * config.sim_hz))
+    assert veh.v[veh.row(1)] == 0.0  # still stopped: the inattention did not release the hard brake

@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from envs.faults import SCRIPTED_KINDS
+
 SUITE_PATH = Path(__file__).resolve().parents[2] / "configs" / "suites" / "supervisor.yaml"
 AFTER_FAULT_S = 10.0  # [s] alerts this long after a fault ends still count as caused by it
 RED_LIGHT_WINDOW_S = (5.0, 10.0)  # [s] before and after a red-light run
@@ -100,8 +102,9 @@ def run_case(case: SuiteCase, seed: int, duration_s: float) -> dict:
         "case": case.name, "seed": seed, "simulated_s": round(world.time, 2),
         "collisions": [{"time_s": e.time, "actors": list(e.actors)} for e in world.events if e.kind == "collision"],
         "red_light": [{"time_s": e.time, "actors": list(e.actors)} for e in world.events if e.kind == "red_light"],
-        "faults": world.faults.log,
-        "unstarted": [f.kind for f in world.faults.unstarted],  # no actor ever matched: counted as missed
+        # scripted manoeuvres stage a crash (scenarios/): they are not failures to detect
+        "faults": [f for f in world.faults.log if f["kind"] not in SCRIPTED_KINDS],
+        "unstarted": [f.kind for f in world.faults.unstarted if f.kind not in SCRIPTED_KINDS],  # counted as missed
         "alerts": [{"time_s": a["time_s"], **{k: e[k] for k in ("kind", "category", "actors", "severity")}}
                    for a in supervisor.alerts for e in a["events"]],
         "events": len(supervisor.events),

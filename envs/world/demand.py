@@ -104,16 +104,26 @@ def controlled_lanes(world: "World") -> np.ndarray:
 
 def place_actors(world: "World", actors: list) -> list[int]:
     """Place a scenario's ``actors:`` (``envs.scenario.PlacedVehicle``/``PlacedPedestrian``) where
-    they say; the n-th gets id n when placed first. Returns their ids."""
+    they say; the n-th gets id n when placed first. Returns their ids. A lane, route or station
+    that is not in the network, or two vehicles placed on top of each other, is a ScenarioError."""
+    from envs.scenario import ScenarioError
+
+    try:
+        return _place_actors(world, actors)
+    except ValueError as exc:
+        raise ScenarioError(f"actors: {exc}") from None
+
+
+def _place_actors(world: "World", actors: list) -> list[int]:
     net = world.network
     names = {lane.name: k for k, lane in enumerate(net.lanes)}
     ids = []
     for k, actor in enumerate(actors):
         if actor.kind == "pedestrian":
             if not net.sidewalk_routes:
-                raise ValueError(f"actors[{k}]: this network has no sidewalk routes for a pedestrian")
+                raise ValueError(f"[{k}]: this network has no sidewalk routes for a pedestrian")
             if actor.route >= len(net.sidewalk_routes):
-                raise ValueError(f"actors[{k}].route: {actor.route} is not one of the network's "
+                raise ValueError(f"[{k}].route: {actor.route} is not one of the network's "
                                  f"{len(net.sidewalk_routes)} sidewalk routes")
             route = net.sidewalk_routes[actor.route]
             path = np.array([route.a0, route.a1, route.b0, route.b1], float)
@@ -123,14 +133,19 @@ def place_actors(world: "World", actors: list) -> list[int]:
             ids.append(world.add_pedestrian(path, route.crossing, s=start, **params))
             continue
         if actor.lane not in names:
-            raise ValueError(f"actors[{k}].lane: no lane {actor.lane!r} in this network "
+            raise ValueError(f"[{k}].lane: no lane {actor.lane!r} in this network "
                              f"(lanes: {', '.join(sorted(n for n in names if n))})")
         lane = names[actor.lane]
         length = VEHICLE_TYPES[TYPE_INDEX[actor.vtype]].length
         s = actor.s_m if actor.s_m is not None else net.lane_s_to[lane] - actor.before_end_m - 0.5 * length
         if not net.lane_s_from[lane] <= s <= net.lane_s_to[lane]:
-            raise ValueError(f"actors[{k}]: station {s:.1f} m is off lane {actor.lane!r} "
+            raise ValueError(f"[{k}]: station {s:.1f} m is off lane {actor.lane!r} "
                              f"({net.lane_s_from[lane]:.1f} to {net.lane_s_to[lane]:.1f} m)")
+        veh = world.vehicles
+        for other in np.flatnonzero(veh.lane == lane):
+            if abs(veh.s[other] - s) < 0.5 * (veh.length[other] + length):
+                raise ValueError(f"[{k}] would overlap actor {int(veh.id[other])} on lane {actor.lane!r} "
+                                 f"(stations {s:.1f} and {veh.s[other]:.1f} m)")
         params = {key: value for key, value in (
             ("speed_factor", actor.speed_factor), ("headway", actor.headway_s), ("min_gap", actor.min_gap_m),
             ("reaction_time", actor.reaction_time_s), ("compliance", actor.compliance)) if value is not None}
