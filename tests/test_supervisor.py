@@ -202,3 +202,58 @@ def test_a_recovered_stuck_signal_still_runs_its_amber_and_all_red():
     after = runs[1:4]  # the stuck green, then the plan resumes
     assert runs[0][1] > 40 and after[0][0].endswith("amber") and after[0][1] >= 4.0 - 1e-6
     assert after[1][0] == "all red" and after[1][1] >= 2.5 - 1e-6
+
+
+def test_an_anomaly_closes_within_seconds_of_its_fault_ending():
+    # a 3 s sensor dropout used to keep its anomaly open for 52 s (the CUSUM drained at the slack
+    # alone), and charging the RL cost all that time
+    world = _faulty_world("highway", [{"kind": "sensor_dropout", "at_s": 10, "actor": "closest_follower",
+                                       "duration_s": 3}])
+    sup = _watch(world, 18.0, Supervisor())
+    culprit, fault_end = world.faults.log[0]["actors"][0], world.faults.log[0]["end_s"]
+    sup.take_window()
+    _watch(world, 22.0, sup)
+    assert sup.step_info(sup.take_window(), culprit, since_s=18.0)["cost"] == 0.0
+    sensor = [e for e in sup.events if e.kind == "sensor" and e.actors == (culprit,)]
+    assert sensor and sensor[0].severity == "high"
+    assert max(e.end_s for e in sensor) <= fault_end + 4.0
+
+
+def _staged(actors: list[dict], faults: list[dict], network: dict | None = None) -> World:
+    return World(load_scenario({"name": "staged", "duration_s": 60, "ego": {"controlled": 0},
+                                "demand": {"vehicles": 0, "vehicles_per_hour": 0, "ramp_vehicles_per_hour": 0},
+                                "network": network or {"kind": "highway", "lanes": 2, "on_ramp": False,
+                                                       "curve_angle_deg": 0},
+                                "actors": actors, "faults": faults}))
+
+
+def test_a_crashed_pair_raises_no_more_hazards_while_it_waits_for_the_tow():
+    world = _staged([{"lane": "main_1", "s_m": 200, "speed_mps": 20, "keep_lane": True},
+                     {"lane": "main_1", "s_m": 260, "speed_mps": 0}],
+                    [{"kind": "hard_brake", "actor": 1, "at_s": 0}, {"kind": "inattention", "actor": 0, "at_s": 0}])
+    sup = _watch(world, 25.0, Supervisor())
+    crash = [e for e in world.events if e.kind == "collision"]
+    assert crash and set(crash[0].actors) == {0, 1}
+    later = [e for e in sup.events if e.category == "hazard" and e.end_s > crash[0].time + 1.0]
+    assert later == []  # used to be TTC at gap 0 until the tow 30 s later
+
+
+def test_crossing_conflict_values_are_never_negative():
+    world = World(load_scenario("intersection", {"ego.controlled": 0, "drivers.signal_compliance": 0.5,
+                                                 "demand.vehicles_per_hour": 900}))
+    sup = _watch(world, 180.0, Supervisor())
+    conflicts = [e.worst for e in sup.events if e.kind == "crossing_conflict"]
+    assert conflicts and min(conflicts) >= 0.0
+
+
+def test_a_close_cut_in_is_flagged_although_the_follower_already_brakes():
+    # 8 m ahead, 5 m/s slower: the follower brakes at once, so TTC at current accelerations is
+    # infinite at the 5 Hz check; the cut-in itself is the hazard
+    world = _staged([{"lane": "main_0", "s_m": 300, "speed_mps": 20, "keep_lane": True},
+                     {"lane": "main_1", "s_m": 317.5, "speed_mps": 15, "keep_lane": True}],  # 8 m gap at 1 s
+                    [{"kind": "lane_change", "actor": 1, "at_s": 1.0, "direction": "left"}])
+    sup = _watch(world, 8.0, Supervisor())
+    cut = [e for e in sup.events if e.kind == "cut_in"]
+    assert cut and cut[0].actors == (1, 0) and cut[0].severity in ("medium", "high")
+    assert 0.0 < cut[0].worst < 2.0  # constant-speed TTC about 8 m / 5 m/s at the cut-in: medium
+    assert not [e for e in world.events if e.kind == "collision"]

@@ -2,7 +2,10 @@
 
 Each check turns a residual per actor into a one-sided CUSUM score,
 ``S <- max(0, S + (residual - slack) * dt)``, so a single odd step raises nothing and a
-persistent outlier grows until ``S / alarm`` passes 1 (low), 2 (medium) and 4 (high):
+persistent outlier grows until ``S / alarm`` passes 1 (low), 2 (medium) and 4 (high). The sum
+is capped at ``CAP_SCORE`` x alarm, and once the residual is back under the slack it drains by
+at least one alarm every ``RECOVERY_S``: an anomaly closes within a few seconds of the behaviour
+it flags ending (a plain CUSUM drained at the slack alone kept a 3 s sensor dropout open for 52 s):
 
 - ``behaviour``: human-driven vehicles whose acceleration differs from what the twin's
   behaviour model (IDM toward the leader and the next stopping point, with the driver's
@@ -33,6 +36,10 @@ from envs.network import RED, Network
 from envs.state import WorldState
 
 
+CAP_SCORE = 5.0  # the CUSUM sum stops at this many alarms (above "high", 4)
+RECOVERY_S = 1.0  # [s] a residual back under the slack drains at least one alarm per this time
+
+
 @dataclass
 class Cusum:
     """One-sided CUSUM per actor id (ids kept sorted, with their sums)."""
@@ -45,7 +52,8 @@ class Cusum:
     def update(self, ids: np.ndarray, residual: np.ndarray, dt: float) -> np.ndarray:
         """Add ``residual`` for ``ids`` over ``dt`` [s]; forget absent ids; returns S / alarm aligned with ``ids``."""
         ids = np.asarray(ids, np.int64)
-        new, ascending = _cusum_step(self.ids, self.sums, ids, np.asarray(residual, float), self.slack, dt)
+        new, ascending = _cusum_step(self.ids, self.sums, ids, np.asarray(residual, float), self.slack, dt,
+                                     CAP_SCORE * self.alarm, self.alarm / RECOVERY_S)
         if ascending:  # actor ids are ascending in the world's columns: no sort needed
             self.ids, self.sums = ids, new
         else:
@@ -55,9 +63,10 @@ class Cusum:
 
 
 @njit(cache=True)
-def _cusum_step(prev_ids, prev_sums, ids, residual, slack, dt):
-    """New CUSUM sums for ``ids`` (previous sums looked up in the sorted ``prev_ids``), and
-    whether ``ids`` is ascending."""
+def _cusum_step(prev_ids, prev_sums, ids, residual, slack, dt, cap, recovery_rate):
+    """New CUSUM sums for ``ids`` (previous sums looked up in the sorted ``prev_ids``), at most
+    ``cap``, drained at least at ``recovery_rate`` [per s] while the residual is under the slack;
+    and whether ``ids`` is ascending."""
     n = ids.shape[0]
     out = np.empty(n)
     ascending = True
@@ -68,7 +77,10 @@ def _cusum_step(prev_ids, prev_sums, ids, residual, slack, dt):
             j = np.searchsorted(prev_ids, ids[i])
             if j < m and prev_ids[j] == ids[i]:
                 prev = prev_sums[j]
-        out[i] = max(0.0, prev + (residual[i] - slack) * dt)
+        step = residual[i] - slack
+        if step < 0.0:
+            step = min(step, -recovery_rate)
+        out[i] = min(max(0.0, prev + step * dt), cap)
         if i and ids[i] <= ids[i - 1]:
             ascending = False
     return out, ascending

@@ -122,13 +122,15 @@ class HazardTracker:
         m = leader_measures(state)
         if not len(m.row):
             return []
-        levels = _leader_levels(m.ttc_accel_s, m.drac_mps2, m.headway_s, veh["v"], veh["lane"], veh["target_lane"],
-                                m.row, state.leader[m.row], self._limits, th.min_speed_mps)
+        levels = _leader_levels(m.ttc_accel_s, m.drac_mps2, m.headway_s, m.ttc_s, veh["v"], veh["lane"],
+                                veh["target_lane"], m.row, state.leader[m.row], self._limits, th.min_speed_mps)
         flags = []
         for k, j in zip(*np.nonzero(levels)):
             kind, lower, pair = LEADER_KINDS[j]
-            value = (m.ttc_accel_s, m.drac_mps2, m.headway_s, m.headway_s)[j][k]
             r = m.row[k]
+            if veh["crashed"][r]:  # a crashed follower is at no further risk: its collision is the incident
+                continue
+            value = (m.ttc_accel_s, m.drac_mps2, m.headway_s, m.headway_s, m.ttc_s)[j][k]
             actors = (int(m.leader[k]), int(m.follower[k])) if pair else (int(m.follower[k]), int(m.leader[k]))
             flags.append(Flag(kind, actors, float(value), int(levels[k, j]), float(veh["x"][r]), float(veh["y"][r]),
                               lower))
@@ -290,7 +292,7 @@ def _junction_conflicts(lane, s, v, half, crashed, stop, junction, lane_next, la
             path[i], t_in[i] = lane[i], 0.0
             t_out[i] = (lane_s_to[lane[i]] - s[i] + half[i]) / vi
         elif lane_next[lane[i]] >= 0 and junction[lane_next[lane[i]]]:
-            to_entry = lane_s_to[lane[i]] - (s[i] + half[i])
+            to_entry = max(lane_s_to[lane[i]] - (s[i] + half[i]), 0.0)  # a front already over the line: now
             if stop[i] < to_entry + 0.5 or to_entry / vi >= horizon:
                 continue  # it will stop before entering, or is too far
             nxt = lane_next[lane[i]]
@@ -330,19 +332,22 @@ def _speeding(v, limit, driver, levels, min_speed):
 
 
 LEADER_KINDS = (("ttc", True, False), ("drac", False, False), ("headway", True, False),
-                ("unsafe_lane_change", True, True))  # kind, lower is worse, actors as (leader, follower)
+                ("unsafe_lane_change", True, True), ("cut_in", True, True))  # kind, lower is worse, actors as (leader, follower)
 
 
 @njit(cache=True)
-def _leader_levels(ttc, drac, headway, v, lane, target_lane, rows, lead_rows, limits, min_speed):
-    """(pairs, 4) severity levels 0..3 of ttc, drac, headway (moving, not falling back) and unsafe
-    lane change (the leader is cutting into the follower's lane)."""
+def _leader_levels(ttc, drac, headway, ttc_cv, v, lane, target_lane, rows, lead_rows, limits, min_speed):
+    """(pairs, 5) severity levels 0..3 of ttc, drac, headway (moving, not falling back), unsafe
+    lane change (the leader is cutting into the follower's lane, by the new headway) and cut-in
+    (the same moment by constant-speed TTC and DRAC: a follower braking already has no TTC at
+    its current accelerations, yet the cut-in was dangerous)."""
     n = rows.shape[0]
-    out = np.zeros((n, 4), dtype=np.int64)
+    out = np.zeros((n, 5), dtype=np.int64)
     for k in range(n):
         f, ld = rows[k], lead_rows[k]
         watch = v[f] > min_speed and v[f] > v[ld] - 0.5
         cut_in = target_lane[ld] != lane[ld] and lane[f] == target_lane[ld]
+        by_ttc, by_drac = 0, 0
         for c in range(3):
             out[k, 0] += ttc[k] < limits[0, c]
             out[k, 1] += drac[k] > limits[1, c]
@@ -350,6 +355,10 @@ def _leader_levels(ttc, drac, headway, v, lane, target_lane, rows, lead_rows, li
                 out[k, 2] += headway[k] < limits[2, c]
                 if cut_in:
                     out[k, 3] += headway[k] < limits[3, c]
+            if cut_in:
+                by_ttc += ttc_cv[k] < limits[0, c]
+                by_drac += drac[k] > limits[1, c]
+        out[k, 4] = max(by_ttc, by_drac)
     return out
 
 

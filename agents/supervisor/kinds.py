@@ -47,6 +47,8 @@ KINDS: dict[str, KindRule] = {
     "speeding": KindRule("violation", "{a} was speeding", "excess over the limit (fraction)", "", mitigation="speed_advisory"),
     "jaywalking": KindRule("violation", "{a} crossed against the signal or away from a crossing", mitigation="lower_speed_limit",
                            roles=("pedestrian",)),
+    "cut_in": KindRule("hazard", "{a} cut in front of {b}", "time to collision at constant speeds when cutting in", "s",
+                       mitigation="speed_advisory"),
     "unsafe_lane_change": KindRule("violation", "{a} changed lanes unsafely in front of {b}", "new follower's time headway", "s",
                                    mitigation="speed_advisory"),
     "collision": KindRule("incident", "{a} collided with {b}", mitigation="dispatch_responder", always=True,

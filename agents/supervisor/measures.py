@@ -91,7 +91,10 @@ def _rss(vf, vl):
 
 @njit(cache=True)
 def _first_contact(gap, vf, vl, af, al, horizon_s, step_s):
-    """Smallest sampled t > 0 [s] at which the gap closes at constant accelerations (inf if none)."""
+    """Smallest sampled t > 0 [s] at which the gap closes at constant accelerations (inf if none).
+    Two vehicles already touching (gap 0, a crashed pair) collide again only if still closing."""
+    if gap <= 0.0:
+        return step_s if vf - vl > CLOSING_EPS or (vf > vl - CLOSING_EPS and af > al) else np.inf
     if gap > max(vf - vl, 0.0) * horizon_s + 0.5 * max(af - al, 0.0) * horizon_s * horizon_s:
         return np.inf  # cannot close within the horizon
     k = 1
