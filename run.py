@@ -235,6 +235,17 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    if args.target == "causes":
+        from rich.console import Console
+
+        from causes.evaluation import evaluate_causes
+
+        result = evaluate_causes(args.suite, seeds=args.seeds, progress=Console(stderr=True).print)
+        print(f"explain on the suite's fault cases and decoys: {result['collisions']} collisions, "
+              f"{result['caused_by_fault']} caused by a fault; recall {result['recall']}, precision {result['precision']}")
+        if args.json is not None:
+            args.json.write_text(json.dumps(result, indent=2) + "\n")
+        return 0
     if args.target == "crashes":
         from rich.console import Console
 
@@ -368,6 +379,66 @@ def _print_crash(console: Any, result: dict) -> None:
                       f"{result['run_dir']})")
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from causes.counterfactual import ExplainError, explain
+
+    try:
+        result = explain(args.run_dir, incident=args.incident, before_s=args.before, horizon_s=args.horizon)
+    except ExplainError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    console = Console()
+    if not result["incidents"]:
+        console.print("no collision in this run")
+    for incident in result["incidents"]:
+        table = Table(title=f"collision {incident['id']} at {incident['time_s']:.2f} s between "
+                            f"{' and '.join(map(str, incident['actors']))} (forks from {incident['fork_at_s']:.2f} s)")
+        for column in ("cause", "what", "class", "prevented", "collision in the fork"):
+            table.add_column(column)
+        for cause in incident["causes"]:
+            when = cause["evidence_runs"][0]["collided_at_s"]
+            table.add_row(cause["cause"], cause["what"], cause["class"], cause["prevented"],
+                          "none" if when is None else f"at {when:.2f} s")
+        console.print(table)
+    if args.json is not None:
+        text = json.dumps(result, indent=2)
+        print(text) if str(args.json) == "-" else args.json.write_text(text + "\n")
+    return 0
+
+
+def cmd_ensemble(args: argparse.Namespace) -> int:
+    from causes.counterfactual import ExplainError, load_run
+    from causes.ensemble import ensemble
+    from envs.world import World
+    from twin.scenario import load_scenario
+
+    if Path(args.target).is_dir():
+        try:
+            config, _ = load_run(args.target)
+        except ExplainError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    else:
+        config = load_scenario(args.target, {"ego.controlled": 0, "humans": {}, **_parse_sets(args.set)})
+    world = World(config)
+    while world.time < args.at - 1e-9:
+        world.step()
+    result = ensemble(world.get_state(), futures=args.futures, horizon_s=args.horizon, seed=args.seed,
+                      workers=args.workers)
+    lo, hi = result["ci95_collision"]
+    involved = ", ".join(f"{m['actor']} ({m['futures']} futures)" for m in result["most_involved"]) or "nobody"
+    print(f"at {result['time_s']:.1f} s, {args.futures} futures of {args.horizon:g} s: collision probability "
+          f"{result['p_collision']:.2f} (95% {lo:.2f}-{hi:.2f}), with near misses "
+          f"{result['p_collision_or_near_miss']:.2f}; most often in a collision: {involved}")
+    if args.json is not None:
+        text = json.dumps(result, indent=2)
+        print(text) if str(args.json) == "-" else args.json.write_text(text + "\n")
+    return 0
+
+
 def cmd_realism(args: argparse.Namespace) -> int:
     from rich.console import Console
 
@@ -406,6 +477,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from benchmarks.sumo import run_sumo_benchmark
 
         run_sumo_benchmark(minutes=args.minutes, json_path=args.json)
+        return 0
+    if args.target == "ensemble":
+        from benchmarks.ensemble import run_ensemble_benchmark
+
+        run_ensemble_benchmark(minutes=args.minutes if args.minutes_given else 4.0, json_path=args.json)
+        return 0
+    if args.target == "forks":
+        from benchmarks.forks import run_forks_benchmark
+
+        run_forks_benchmark(minutes=args.minutes if args.minutes_given else 20.0, json_path=args.json)
         return 0
     if args.target == "shadow":
         from benchmarks.shadow import run_shadow_benchmark
@@ -607,8 +688,9 @@ def main(argv: list[str] | None = None) -> int:
 
     ev = sub.add_parser("evaluate", help="score the supervisor on its labelled suite, or a trained policy against the baselines",
                         epilog=EXAMPLES["evaluate"], formatter_class=fmt)
-    ev.add_argument("target", choices=["supervisor", "policy", "crashes"],
-                    help="what to evaluate (crashes: text to scenario on tests/data/crash_reports)")
+    ev.add_argument("target", choices=["supervisor", "policy", "crashes", "causes"],
+                    help="what to evaluate (crashes: text to scenario on tests/data/crash_reports; causes: explain "
+                         "on the supervisor suite's fault cases)")
     ev.add_argument("checkpoint", nargs="?", default=None, help="policy: a training run directory or model .zip")
     ev.add_argument("--episodes", type=int, default=20, help="policy: seeded episodes per driver")
     ev.add_argument("--seed", type=int, default=1000, help="policy: first episode seed (crashes: the search's seed, "
@@ -629,6 +711,28 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--reports", default="reports.jsonl", choices=["reports.jsonl", "heldout.jsonl"],
                     help="crashes: the development set, or the held-out set written without access to the reader")
     ev.set_defaults(func=cmd_evaluate)
+
+    ex = sub.add_parser("explain", help="why each collision of a run happened: the run forked from before it "
+                                        "without each candidate cause (faults, road friction, the drivers involved)")
+    ex.add_argument("run_dir", type=Path, help="a run directory whose scenario has no persona humans "
+                                              "(run.py scenario, the supervisor suite's cases)")
+    ex.add_argument("--incident", type=int, default=None, help="only collision number N of the run (0 first)")
+    ex.add_argument("--before", type=_positive_seconds, default=10.0, help="fork this long before the collision [s]")
+    ex.add_argument("--horizon", type=_positive_seconds, default=15.0, help="watch each fork this long after it [s]")
+    ex.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the causes as JSON ('-': stdout)")
+    ex.set_defaults(func=cmd_explain)
+
+    en = sub.add_parser("ensemble", help="K futures from one moment, differing only where the twin is uncertain: "
+                                         "the probability of a collision in the next seconds, with its interval")
+    en.add_argument("target", help="a scenario (run without persona humans) or a run directory whose scenario has none")
+    en.add_argument("--at", type=float, default=30.0, help="the moment [s] the futures start from (default 30)")
+    en.add_argument("--futures", type=_count(1), default=20, help="K (default 20)")
+    en.add_argument("--horizon", type=_positive_seconds, default=10.0, help="seconds each future runs (default 10)")
+    en.add_argument("--workers", type=_count(1), default=None, help="local processes (default: one per core)")
+    en.add_argument("--seed", type=int, default=0, help="seed of the futures' random draws")
+    en.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="scenario override")
+    en.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the result as JSON ('-': stdout)")
+    en.set_defaults(func=cmd_ensemble)
 
     rl = sub.add_parser("realism", help="how real a run, log or scenario looks: a WOSAC-style statistical score "
                                         "against a reference, and a language model's judgement with its stability",
@@ -686,7 +790,8 @@ def main(argv: list[str] | None = None) -> int:
 
     bench = sub.add_parser("bench", help="measure speed: the twin (vs highway-env), LLM humans, memory, supervisor, RL training", epilog=EXAMPLES["bench"],
                            formatter_class=fmt)
-    bench.add_argument("target", choices=["twin", "humans", "memory", "supervisor", "rl", "sumo", "shadow"],
+    bench.add_argument("target", choices=["twin", "humans", "memory", "supervisor", "rl", "sumo", "shadow", "forks",
+                                                "ensemble"],
                        help="twin: physics vs highway-env; humans: LLM cost and persona separation; memory: recall "
                             "latency; supervisor: its share of the physics step; rl: PPO wall-clock to a success "
                             "rate vs highway-fast-v0")

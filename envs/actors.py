@@ -6,6 +6,7 @@ parameter is a column, so a persona can set it per actor.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,6 +64,30 @@ class ActorArrays:
 
     def __len__(self) -> int:
         return len(self.id)
+
+    def __deepcopy__(self, memo: dict) -> "ActorArrays":
+        """A copy whose columns are views of its own buffers, as this one's are of its own (a
+        plain deepcopy would copy a column and its buffer apart, and the next ``append`` would
+        bring back the buffer's stale rows)."""
+        other = self.__class__.__new__(self.__class__)
+        memo[id(self)] = other
+        cols = self.__dict__
+        other._buffers, other._views = {}, {}
+        for name in self.FIELDS:
+            col = cols[name]
+            buf = self._buffers.get(name)
+            if buf is not None and self._views.get(name) is col:
+                buf = buf.copy()
+                view = buf[:len(col)]
+                other._buffers[name], other._views[name] = buf, view
+            else:
+                view = col.copy()
+            other.__dict__[name] = view
+            memo[id(col)] = view
+        for key, value in cols.items():
+            if key not in self.FIELDS and key not in ("_buffers", "_views"):
+                other.__dict__[key] = copy.deepcopy(value, memo)
+        return other
 
     def append(self, **values) -> int:
         """Add one actor; columns not given are zero. Returns its row."""

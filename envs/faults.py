@@ -137,6 +137,19 @@ class FaultInjector:
         """Faults not started yet: their time has not come, or no actor matched their selection."""
         return list(self._pending)
 
+    def remove(self, index: int) -> None:
+        """Take fault ``index`` (of ``faults``, in onset order) away: never started, or ended now
+        with what it did undone (a counterfactual without it)."""
+        fault = self.faults[index]
+        if fault in self._pending:
+            self._pending.remove(fault)
+            return
+        for active, entry in list(self._active):
+            if active is fault:
+                self._active.remove((active, entry))
+                self._stop(active, entry)
+                entry["end_s"] = round(self.applied_until_s, 3)
+
     def add(self, fault) -> None:
         """Schedule one more fault (a what-if injected while the twin runs)."""
         self.faults = sorted([*self.faults, fault], key=lambda f: f.at_s)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ABOVE_THE_WORLD = {"agents", "memory", "inspector", "twin", "shadow", "scenarios", "realism", "benchmarks", "run", "tests"}
+ABOVE_THE_WORLD = {"agents", "memory", "inspector", "twin", "shadow", "scenarios", "realism", "causes", "benchmarks", "run", "tests"}
 
 
 def _imported_top_levels(path: Path) -> set[str]:

@@ -15,10 +15,10 @@ Gymnasium and PettingZoo views (``info["supervisor"]`` and a safety cost per veh
 
 from __future__ import annotations
 
+import copy
 import time
 from collections import Counter
 from typing import Any, Callable
-
 
 from agents.supervisor.anomaly import AnomalyDetector
 from agents.supervisor.config import SupervisorConfig
@@ -52,6 +52,38 @@ class Supervisor:
     @property
     def events(self) -> list[HazardEvent]:
         return self.tracker.events
+
+    # ---- saved state: forks from any moment ---------------------------------------------------
+    SHARED = ("config", "agent", "describe_actor", "on_alert")  # not state: kept, never copied
+
+    def get_state(self) -> dict:
+        """A saved copy of what this supervisor has seen and raised (events open and closed,
+        anomaly sums, alerts, its clocks): ``set_state`` makes this or another supervisor of the
+        same config check on as this one does from here. The triage agent and callbacks are not
+        state and stay with the supervisor restored into."""
+        return self._copied(self.__dict__)
+
+    def set_state(self, state: dict) -> None:
+        """Become the supervisor saved in ``state`` (``get_state``); ``state`` stays usable."""
+        self.__dict__.update(self._copied(state))
+
+    def _copied(self, source: dict) -> dict:
+        memo: dict[int, Any] = {}
+        tracker = source["tracker"]
+        # histories only grow and their entries never change again: closed events and alerts are
+        # shared, their lists copied flat, so saving costs the same at any tick
+        memo[id(tracker.closed)] = list(tracker.closed)
+        memo[id(source["alerts"])] = list(source["alerts"])
+        for item in (*tracker.closed, *source["alerts"]):
+            memo[id(item)] = item
+        junction_for = getattr(tracker, "_junction_for", None)
+        if junction_for is not None:  # the world's network, which the tracker only remembers: shared
+            memo[id(junction_for)] = junction_for
+        state = copy.deepcopy({k: v for k, v in source.items() if k not in self.SHARED}, memo)
+        # events are known by identity: the copies' identities replace the originals'
+        state["_alerted"] = {id(memo[i]) for i in source["_alerted"] if i in memo}
+        state["_window"] = {id(ev): ev for ev in state["_window"].values()}
+        return state
 
     def after_step(self, world: Any) -> list[HazardEvent]:
         """Call after every physics step of ``world``; checks every ``every_steps`` steps."""

@@ -17,6 +17,7 @@ readable in one place.
 
 from __future__ import annotations
 
+import copy
 from collections import Counter
 from typing import NamedTuple
 
@@ -644,6 +645,36 @@ class World:
                     self.perceive()
 
     # ---- views ----------------------------------------------------------------------
+    # ---- saved state: forks from any moment ---------------------------------------------------
+    def get_state(self) -> "World":
+        """A saved copy of everything that changes while this world runs: actors, perception,
+        signals, demand with its queues and random streams, faults, detectors, clocks, events.
+        ``set_state`` on this world or another of the same config makes it step on bit for bit
+        as this one does from here. The config and the network's fixed parts are shared (the
+        network's crossings, which jaywalkers add to, are copied); the run's history lists
+        (events, travel times) are copied flat, so saving costs the same at any tick."""
+        return copy.deepcopy(self, self._fork_memo(self))
+
+    def set_state(self, state: "World") -> None:
+        """Become the world saved in ``state`` (by ``get_state``); ``state`` stays usable for more forks."""
+        memo = self._fork_memo(state)
+        memo[id(state)] = self  # what refers to the saved world (its fault injector) refers to this one
+        restored = copy.deepcopy(state.__dict__, memo)
+        self.__dict__.clear()
+        self.__dict__.update(restored)
+
+    @staticmethod
+    def _fork_memo(world: "World") -> dict[int, object]:
+        """deepcopy's memo for saving or restoring ``world``: shared config, a copied network, flat
+        copies of the append-only histories."""
+        net = world.network
+        memo: dict[int, object] = {id(world.config): world.config, id(net): net.copy()}
+        for fixed in (net.trips, net.lanes, net.edges):  # never changed while running: shared
+            memo[id(fixed)] = fixed
+        for history in (world.events, world.travel_times, world.travel_trips):
+            memo[id(history)] = list(history)
+        return memo
+
     def snapshot(self) -> WorldState:
         """The structured state of the world now (copies of everything that changes; safe to keep)."""
         return WorldState.capture(self)

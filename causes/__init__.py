@@ -1,0 +1,1 @@
+"""Why incidents happen: counterfactual reruns of the world from saved state (``causes.counterfactual``)."""

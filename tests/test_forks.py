@@ -1,0 +1,98 @@
+"""Forks from saved state: a world (and its supervisor) restored from ``get_state`` at tick k steps
+on bit for bit as the main run does from k, for every scenario family and an imported network."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+
+from agents.supervisor.supervisor import Supervisor, SupervisorConfig
+from envs.roads.sumo import shipped_scenarios
+from envs.world import World
+from twin.scenario import load_scenario
+
+SAVE_AT = 450  # physics steps (30 s at 15 Hz)
+AFTER = 300  # steps compared after the fork
+
+
+def _digest(world: World) -> str:
+    """Every actor column, the clock, the signals and the events so far."""
+    h = hashlib.sha256()
+    for actors in (world.vehicles, world.pedestrians):
+        for name in actors.FIELDS:
+            h.update(np.ascontiguousarray(getattr(actors, name)).tobytes())
+    h.update(np.float64(world.time).tobytes())
+    h.update(world.group_state.tobytes())
+    h.update(repr([(e.kind, e.time, e.actors) for e in world.events]).encode())
+    return h.hexdigest()
+
+
+def _cases() -> dict[str, tuple[str, dict]]:
+    cases = {"highway": ("highway", {}),
+             "intersection": ("intersection", {"demand.pedestrians_per_hour": 600, "drivers.signal_compliance": 0.8}),
+             "crosswalk": ("crosswalk", {"demand.pedestrians_per_hour": 900, "demand.jaywalk_fraction": 0.3})}
+    game = shipped_scenarios()
+    if game is not None:
+        cases["sumo_cross"] = (str(game / "cross.sumocfg"), {})
+    return cases
+
+
+@pytest.mark.parametrize("name", list(_cases()))
+def test_a_fork_from_saved_state_equals_the_main_run_bit_for_bit(name):
+    scenario, overrides = _cases()[name]
+    config = load_scenario(scenario, {"ego.controlled": 0, **overrides})
+    main = World(config)
+    main.advance(SAVE_AT)
+    saved = main.get_state()
+    expected = []
+    for _ in range(AFTER):
+        main.step()
+        expected.append(_digest(main))
+    fork = World(config)  # another world of the same config, itself at tick 0
+    fork.set_state(saved)
+    assert [(fork.step(), _digest(fork))[1] for _ in range(AFTER)] == expected
+    main.set_state(saved)  # the saved state is not used up: the main world goes back and runs again
+    assert [(main.step(), _digest(main))[1] for _ in range(AFTER)] == expected
+
+
+def test_a_forked_supervisor_raises_what_the_main_one_raises():
+    config = load_scenario("intersection", {"ego.controlled": 0, "drivers.signal_compliance": 0.6,
+                                            "faults": [{"kind": "sensor_dropout", "at_s": 20, "duration_s": 20}]})
+    world, supervisor = World(config), Supervisor(SupervisorConfig())
+    for _ in range(SAVE_AT):
+        world.step()
+        supervisor.after_step(world)
+    saved_world, saved_supervisor = world.get_state(), supervisor.get_state()
+
+    def run_on(w: World, s: Supervisor) -> tuple[list, list]:
+        for _ in range(AFTER * 2):
+            w.step()
+            s.after_step(w)
+        events = [repr((e.kind, e.actors, e.start_s, e.end_s, e.worst, e.severity)) for e in s.events]  # (nan: by repr)
+        return events, [(a["time_s"], [e["kind"] for e in a["events"]]) for a in s.alerts]
+
+    expected = run_on(world, supervisor)
+    assert expected[0] and expected[1]  # something to compare: events and alerts after the fork
+    fork_world, fork_supervisor = World(config), Supervisor(SupervisorConfig())
+    fork_world.set_state(saved_world)
+    fork_supervisor.set_state(saved_supervisor)
+    assert run_on(fork_world, fork_supervisor) == expected
+
+
+def test_an_altered_fork_leaves_the_main_run_alone():
+    config = load_scenario("highway", {"ego.controlled": 0})
+    main = World(config)
+    main.advance(SAVE_AT)
+    saved = main.get_state()
+    fork = World(config)
+    fork.set_state(saved)
+    fork.set_friction(0.2)
+    fork.vehicles.v[:] = 0.0
+    fork.advance(60)
+    main.advance(60)
+    assert main.friction == 1.0 and main.vehicles.v.max() > 10.0
+    again = World(config)
+    again.set_state(saved)
+    assert again.friction == 1.0 and np.array_equal(again.vehicles.v, saved.vehicles.v)
