@@ -77,10 +77,13 @@ def explain(run_dir: str | Path, incident: int | None = None, before_s: float = 
         chosen = [(incident, collisions[incident])]
     else:
         chosen = list(enumerate(collisions))
-    return {"incidents": [_explain_one(config, k, event, before_s, horizon_s) for k, event in chosen]}
+    return {"incidents": [explain_collision(config, k, event, before_s, horizon_s) for k, event in chosen]}
 
 
-def _explain_one(config: Any, k: int, event: dict, before_s: float, horizon_s: float) -> dict[str, Any]:
+def explain_collision(config: Any, k: int, event: dict, before_s: float = 10.0, horizon_s: float = 15.0
+                      ) -> dict[str, Any]:
+    """The causes of collision number ``k`` (``event``: ``time_s`` [s], ``actors``) of a run of
+    ``config``, forking ``before_s`` [s] before it and watching each fork ``horizon_s`` [s] on."""
     from envs.world import World
 
     time_s, pair = float(event["time_s"]), tuple(sorted(event["actors"]))

@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from causes.counterfactual import _explain_one
+from causes.counterfactual import explain_collision
 
 DECOYS = [  # (SuiteCase fields) collisions planted by behaviour, a fault beside them
     {"name": "red_light_runners_and_a_noisy_sensor", "scenario": "intersection",
@@ -56,7 +56,7 @@ def evaluate_causes(suite_path: Path | None = None, seeds: list[int] | None = No
             clean = load_scenario(case.scenario, {**_overrides(case, seed), "faults": []})
             anyway = {tuple(c["actors"]) for c in _collisions(clean, duration)}
             for k, collision in enumerate(_collisions(config, duration)):
-                result = _explain_one(config, k, collision, 10.0, 15.0)
+                result = explain_collision(config, k, collision, 10.0, 15.0)
                 named = [c["cause"] for c in result["causes"] if c["cause"].startswith("fault:")
                          and c["class"] == "but_for" and "+" not in c["cause"]]
                 caused = tuple(collision["actors"]) not in anyway

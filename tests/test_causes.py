@@ -44,10 +44,10 @@ def test_the_drivers_inattention_is_the_but_for_cause_of_a_staged_rear_end(stage
 def test_a_fault_beside_a_collision_planted_by_behaviour_is_not_named():
     config = load_scenario(DECOYS[0]["scenario"], {"ego.controlled": 0, "humans": {}, "seed": 2,
                                                    **DECOYS[0]["overrides"], "faults": DECOYS[0]["faults"]})
-    from causes.counterfactual import _explain_one
+    from causes.counterfactual import explain_collision
 
     collision = _collisions(config, 15.0)[0]
-    result = _explain_one(config, 0, collision, 10.0, 15.0)
+    result = explain_collision(config, 0, collision, 10.0, 15.0)
     named = {c["cause"]: c["class"] for c in result["causes"]}
     assert named["fault:sensor_noise#0"] == "irrelevant"
 

@@ -272,3 +272,32 @@ def test_the_agents_round_trip_through_autogen_components():
     again = BaseChatAgent.load_component(supervisor.dump_component())
     assert isinstance(again, SupervisorAgent) and (again.timeout_s, again.max_tokens) == (5.0, 200)
     assert SupervisorAgent.load_component(SupervisorAgent(None).dump_component()).model_client is None
+
+
+# ---- grounded triage: every sentence backed by the run ---------------------------------------
+def test_only_sentences_the_run_backs_are_kept_and_the_rest_are_counted():
+    mixed = {**GOOD, "explanation": "car 3 closed fast on car 7: time to collision 0.8 s. "
+                                    "car 3 was doing 27 m/s after leaving the North Dakota highway. "
+                                    "Such crashes are common on Tuesdays. car 3 drove at 12 m/s."}
+    agent = SupervisorAgent(ScriptedClient(answering(mixed)), timeout_s=1.0)
+    triage = run(agent, [TTC])
+    assert triage.source == "llm"
+    assert triage.explanation == "car 3 closed fast on car 7: time to collision 0.8 s. car 3 drove at 12 m/s."
+    assert agent.stats["sentences"] == 4 and agent.stats["dropped_sentences"] == 2
+
+
+def test_an_explanation_with_no_backed_sentence_falls_back_to_the_template():
+    invented = {**GOOD, "explanation": "car 3 hit 4 trees at 99 km/h. A storm was coming."}
+    agent = SupervisorAgent(ScriptedClient(answering(invented)), timeout_s=1.0)
+    triage = run(agent, [TTC])
+    assert triage.source == "template" and triage.fallback == "ungrounded"
+    assert agent.stats["dropped_sentences"] == 2
+
+
+@pytest.mark.parametrize("events", [[TTC], [COLLISION], [TTC, COLLISION]])
+def test_the_templates_own_sentences_are_all_backed(events):
+    from agents.supervisor.triage import backed_sentences
+
+    explanation = template_triage(events, CONTEXT).explanation
+    kept, dropped = backed_sentences(explanation, events, CONTEXT)
+    assert dropped == 0 and kept == explanation

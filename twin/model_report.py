@@ -68,7 +68,8 @@ def model_summary(config: ScenarioConfig, population: Any = None, triage_agent: 
         failed += triage_failed
         out.update({"triage_calls": stats["calls"] - unasked, "triage_fallbacks": triage_failed,
                     "triage_fallbacks_by_kind": {k: v for k, v in _kinds(stats).items() if k not in UNASKED_TRIAGE},
-                    "triage_latency_p95_s": _percentile(triage_agent.latencies, 95)})
+                    "triage_latency_p95_s": _percentile(triage_agent.latencies, 95),
+                    "triage_sentences": stats["sentences"], "triage_dropped_sentences": stats["dropped_sentences"]})
     if not asked:
         return out
     model = config.humans.model

@@ -7,9 +7,12 @@ them. Its request quotes every event and actor fact as ``<data>`` (see ``agents/
 so text carried by an event can never pose as an instruction. The answer is parsed and
 validated like a human's intent; an empty, malformed, out-of-range, refused, late or
 failed answer, or one naming an actor that is not in the events, falls back to
-``agents.supervisor.triage_rules.template_triage``, a rule-based explanation, and is counted and logged. Without a
-model client (LLM off) the template is the triage. A collision is always ``high``,
-whatever the model says.
+``agents.supervisor.triage_rules.template_triage``, a rule-based explanation, and is counted and logged. Every
+sentence of a model's explanation must be backed by the run (:func:`backed_sentences`: it names an
+actor of the events and every number in it is one of the run's values); the others are dropped
+and counted (``stats["dropped_sentences"]``), and an explanation left with none falls back as
+``ungrounded``. Without a model client (LLM off) the template is the triage. A collision is always
+``high``, whatever the model says.
 """
 
 from __future__ import annotations
@@ -121,6 +124,52 @@ def invented_actors(explanation: str, events: Sequence[dict], context: dict | No
     return sorted({m.group(1) for m in NAMED_ACTOR.finditer(explanation)} - allowed, key=int)
 
 
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+NUMBER = re.compile(r"(?<![\w.])(-?\d+(?:\.\d+)?)\s*(km/h|kph|mph)?", re.IGNORECASE)
+TO_SI = {"km/h": 1 / 3.6, "kph": 1 / 3.6, "mph": 0.44704}  # a speed told in these, in m/s
+VALUE_TOLERANCE = 0.05  # a number in an explanation backs onto a value of the run within 5%...
+VALUE_SLACK = 0.15  # ...or within this much (values are rounded when told)
+
+
+def _run_values(events: Sequence[dict], context: dict | None) -> list[float]:
+    """Every number the run gives about these events: measures, times, places, actor facts (SI)."""
+    values: list[float] = []
+    for e in events:
+        n = normalise(e)
+        values += [v for v in (n.worst, n.start_s, n.end_s, n.x_m, n.y_m, n.score) if v is not None]
+    for facts in actor_facts(context).values():
+        for key, v in facts.items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                values.append(float(v))
+    now = as_number((context or {}).get("time_s")) if isinstance(context, dict) else None
+    if now is not None:
+        values.append(now)
+    return [v for v in values if v == v and abs(v) != float("inf")]
+
+
+def backed_sentences(explanation: str, events: Sequence[dict], context: dict | None = None) -> tuple[str, int]:
+    """The explanation's sentences that the run backs, and how many were dropped. A sentence is
+    backed when it is about these events (names one of their actors, or for events without
+    actors names what failed) and every number in it is one of the run's values (within
+    ``VALUE_TOLERANCE`` or ``VALUE_SLACK``)."""
+    ids = {str(a) for e in events for a in normalise(e).actors}
+    words = {w for e in events for w in normalise(e).kind.split("_") if len(w) > 2}
+    values = _run_values(events, context)
+    kept, dropped = [], 0
+    for sentence in (s.strip() for s in SENTENCE_END.split(explanation.strip())):
+        if not sentence:
+            continue
+        named = {m.group(1) for m in NAMED_ACTOR.finditer(sentence)}
+        about = bool(named & ids) if ids else any(w in sentence.lower() for w in words)
+        numbers = [float(x) * TO_SI.get(unit.lower(), 1.0) for x, unit in NUMBER.findall(NAMED_ACTOR.sub(" ", sentence))]
+        told = all(any(abs(x - v) <= max(VALUE_SLACK, VALUE_TOLERANCE * abs(v)) for v in values) for x in numbers)
+        if about and told:
+            kept.append(sentence)
+        else:
+            dropped += 1
+    return " ".join(kept), dropped
+
+
 def grounded(explanation: str, events: Sequence[dict]) -> bool:
     """Whether an explanation is about these events: it names one of their actors ('car 3'), or,
     for events without actors, says what kind of thing failed (e.g. 'signal')."""
@@ -225,10 +274,15 @@ class SupervisorAgent(BaseChatAgent, Component[SupervisorAgentConfig]):
         invented = invented_actors(answer.explanation, events, context)
         if invented:
             return self._fallback(events, context, "invented_actor", f"names actors not in the events: {invented}")
-        if not grounded(answer.explanation, events):
-            return self._fallback(events, context, "ungrounded", f"names none of the events' actors: "
+        backed, dropped = backed_sentences(answer.explanation, events, context)
+        self.stats["sentences"] += len([s for s in SENTENCE_END.split(answer.explanation.strip()) if s.strip()])
+        self.stats["dropped_sentences"] += dropped
+        if not backed or not grounded(backed, events):
+            return self._fallback(events, context, "ungrounded", f"no sentence backed by the run: "
                                                                    f"{answer.explanation[:80]!r}")
-        return self._count(self._checked(answer, events))
+        if dropped:
+            log.info("%s: %d sentence(s) without backing in the run dropped", self.name, dropped)
+        return self._count(self._checked(answer.model_copy(update={"explanation": backed}), events))
 
     def _checked(self, answer: TriageAnswer, events: Sequence[dict]) -> Triage:
         """The model's answer as a triage, a collision never rated below high, left unalerted or
