@@ -4,15 +4,18 @@ For each collision of a run, the world is rebuilt from the run's scenario, run t
 ``before_s`` before the collision and saved (``World.get_state``). From there it is forked once
 unchanged, which must reproduce the collision, and once per candidate cause taken away:
 
-- each injected fault or scripted manoeuvre that had started by then, or was about to: not
-  injected (``fault:KIND#N``);
+- each injected fault or scripted manoeuvre active at the fork or starting before the
+  collision: not injected (``fault:KIND#N``; one that ended before the fork is not a candidate);
 - a slippery road: dry (``road_friction``);
 - each involved driver: a careful one (``driver:ID``: time headway ``CAREFUL_HEADWAY_S``,
   reaction ``CAREFUL_REACTION_S``, obeys signals, the speed limit at most).
 
 A cause is ``but_for`` when the collision of the same pair does not happen in its fork within
 ``horizon_s``, ``contributing`` when it still happens but at least ``SHIFT_S`` later, else
-``irrelevant``. When no single cause is but-for, pairs of causes are taken away together.
+``irrelevant``. When no single cause is but-for, pairs of causes are taken away together. With
+``futures`` K, each cause is also taken away in K futures of the ensemble (other random streams,
+drivers drawn around their parameters): "prevents the collision in 9 of 10 futures" says how
+robust the cause is, beyond the one exact counterfactual.
 
 Scope: runs whose scenario has no persona humans (the supervisor suite's cases, staged crashes
 of ``run.py scenario``). LLM humans and their memories have no saved state yet, so their runs
@@ -67,7 +70,7 @@ def load_run(run_dir: str | Path) -> tuple[Any, list[dict]]:
 
 
 def explain(run_dir: str | Path, incident: int | None = None, before_s: float = 10.0,
-            horizon_s: float = 15.0) -> dict[str, Any]:
+            horizon_s: float = 15.0, futures: int = 0) -> dict[str, Any]:
     """The causes of each collision of ``run_dir`` (or of collision number ``incident``), as JSON."""
     config, collisions = load_run(run_dir)
     if incident is not None:
@@ -77,13 +80,16 @@ def explain(run_dir: str | Path, incident: int | None = None, before_s: float = 
         chosen = [(incident, collisions[incident])]
     else:
         chosen = list(enumerate(collisions))
-    return {"incidents": [explain_collision(config, k, event, before_s, horizon_s) for k, event in chosen]}
+    return {"incidents": [explain_collision(config, k, event, before_s, horizon_s, futures) for k, event in chosen]}
 
 
-def explain_collision(config: Any, k: int, event: dict, before_s: float = 10.0, horizon_s: float = 15.0
-                      ) -> dict[str, Any]:
+def explain_collision(config: Any, k: int, event: dict, before_s: float = 10.0, horizon_s: float = 15.0,
+                      futures: int = 0) -> dict[str, Any]:
     """The causes of collision number ``k`` (``event``: ``time_s`` [s], ``actors``) of a run of
-    ``config``, forking ``before_s`` [s] before it and watching each fork ``horizon_s`` [s] on."""
+    ``config``, forking ``before_s`` [s] before it and watching each fork ``horizon_s`` [s] on.
+    With ``futures`` K > 0, each cause is also taken away in K futures that differ where the twin
+    is uncertain (``causes.ensemble``): ``prevented`` is then "k/K", how robust the cause is, and
+    ``happens_in`` says in how many of K futures with nothing taken away the collision happens."""
     from envs.world import World
 
     time_s, pair = float(event["time_s"]), tuple(sorted(event["actors"]))
@@ -97,25 +103,35 @@ def explain_collision(config: Any, k: int, event: dict, before_s: float = 10.0, 
         raise ExplainError(f"collision {k} at {time_s:.2f} s is not reproduced by rerunning the run's scenario "
                            f"(got {base['collided_at_s']}): was it recorded with other code or humans?")
     candidates = _candidates(config, world, pair, time_s)
+    seconds = horizon_s + (time_s - world.time)
     causes = []
     for cause in candidates:
-        run = _fork(config, saved, pair, horizon_s + (time_s - world.time), [cause])
+        run = _fork(config, saved, pair, seconds, [cause])
         causes.append(_classified(cause, run, time_s))
+        if futures:
+            hits = sum(_fork(config, saved, pair, seconds, [cause], seed=n)["collided_at_s"] is not None
+                       for n in range(1, futures + 1))
+            cause.prevented = f"{futures - hits}/{futures}"
     if not any(c.cls == "but_for" for c in causes):
         for a, b in itertools.combinations(candidates, 2):
             run = _fork(config, saved, pair, horizon_s + (time_s - world.time), [a, b])
             combined = _classified(Cause(f"{a.cause} + {b.cause}", f"{a.what}; and {b.what}"), run, time_s)
             if combined.cls != "irrelevant":
                 causes.append(combined)
-    return {"id": k, "kind": "collision", "time_s": time_s, "actors": list(pair), "fork_at_s": round(world.time, 3),
-            "causes": [c.to_dict() for c in causes]}
+    result = {"id": k, "kind": "collision", "time_s": time_s, "actors": list(pair), "fork_at_s": round(world.time, 3),
+              "causes": [c.to_dict() for c in causes]}
+    if futures:
+        hits = sum(_fork(config, saved, pair, seconds, [], seed=n)["collided_at_s"] is not None
+                   for n in range(1, futures + 1))
+        result["happens_in"] = f"{hits}/{futures}"
+    return result
 
 
 def _candidates(config: Any, world: Any, pair: tuple[int, ...], time_s: float) -> list[Cause]:
     causes = []
     injector = world.faults
-    for n, fault in enumerate(injector.faults):
-        if fault.at_s <= time_s:
+    for n, fault in enumerate(injector.faults):  # (one that ended before the fork cannot be taken away there)
+        if fault.at_s <= time_s and injector.live(n):
             who = f" on {fault.actor}" if hasattr(fault, "actor") else ""
             causes.append(Cause(f"fault:{fault.kind}#{n}", f"{fault.kind} from {fault.at_s:g} s{who}"))
     if world.friction < DRY:
@@ -126,14 +142,20 @@ def _candidates(config: Any, world: Any, pair: tuple[int, ...], time_s: float) -
     return causes
 
 
-def _fork(config: Any, saved: Any, pair: tuple[int, ...], seconds: float, removed: list[Cause]) -> dict[str, Any]:
-    """Run a fork of ``saved`` with ``removed`` taken away; when (if) ``pair`` collides."""
+def _fork(config: Any, saved: Any, pair: tuple[int, ...], seconds: float, removed: list[Cause],
+          seed: int | None = None) -> dict[str, Any]:
+    """Run a fork of ``saved`` with ``removed`` taken away (and, with a ``seed``, the twin's
+    uncertain parts drawn anew: ``causes.ensemble.perturb``); when (if) ``pair`` collides."""
     from envs.world import World
 
-    world = World(config)
+    world = World.__new__(World)
     world.set_state(saved)
     for cause in removed:
         _take_away(world, cause.cause)
+    if seed is not None:
+        from causes.ensemble import perturb
+
+        perturb(world, seed)
     until = world.time + seconds
     while world.time < until - 1e-9:
         for event in world.step():

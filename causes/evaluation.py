@@ -41,7 +41,7 @@ def _collisions(config: Any, duration_s: float) -> list[dict]:
 
 
 def evaluate_causes(suite_path: Path | None = None, seeds: list[int] | None = None,
-                    progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+                    progress: Callable[[str], None] | None = None, futures: int = 0) -> dict[str, Any]:
     from agents.supervisor.suite import SUITE_PATH, SuiteCase, _overrides, load_suite
     from twin.scenario import load_scenario
 
@@ -56,19 +56,22 @@ def evaluate_causes(suite_path: Path | None = None, seeds: list[int] | None = No
             clean = load_scenario(case.scenario, {**_overrides(case, seed), "faults": []})
             anyway = {tuple(c["actors"]) for c in _collisions(clean, duration)}
             for k, collision in enumerate(_collisions(config, duration)):
-                result = explain_collision(config, k, collision, 10.0, 15.0)
+                result = explain_collision(config, k, collision, 10.0, 15.0, futures)
                 named = [c["cause"] for c in result["causes"] if c["cause"].startswith("fault:")
                          and c["class"] == "but_for" and "+" not in c["cause"]]
                 caused = tuple(collision["actors"]) not in anyway
+                prevented = [c["prevented"] for c in result["causes"] if c["cause"] in named]
                 rows.append({"case": case.name, "seed": seed, "time_s": collision["time_s"],
                              "actors": collision["actors"], "caused_by_fault": caused, "fault_named": bool(named),
-                             "named": named})
+                             "named": named, "prevented": prevented, "happens_in": result.get("happens_in")})
                 if progress:
                     progress(f"{case.name} seed {seed}: collision at {collision['time_s']:.1f} s "
                              f"{'caused' if caused else 'would happen anyway'}, fault named: {bool(named)}")
     caused = [r for r in rows if r["caused_by_fault"]]
     named = [r for r in rows if r["fault_named"]]
+    shares = [int(p.split("/")[0]) / int(p.split("/")[1]) for r in named for p in r["prevented"] if futures]
     return {"collisions": len(rows), "caused_by_fault": len(caused), "fault_named": len(named),
+            "futures": futures, "mean_prevented_share": round(sum(shares) / len(shares), 3) if shares else None,
             "recall": round(sum(r["fault_named"] for r in caused) / len(caused), 3) if caused else None,
             "precision": round(sum(r["caused_by_fault"] for r in named) / len(named), 3) if named else None,
             "rows": rows}

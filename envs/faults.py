@@ -137,6 +137,11 @@ class FaultInjector:
         """Faults not started yet: their time has not come, or no actor matched their selection."""
         return list(self._pending)
 
+    def live(self, index: int) -> bool:
+        """Whether fault ``index`` is still to start or active (one that ended is past undoing)."""
+        fault = self.faults[index]
+        return fault in self._pending or any(active is fault for active, _ in self._active)
+
     def remove(self, index: int) -> None:
         """Take fault ``index`` (of ``faults``, in onset order) away: never started, or ended now
         with what it did undone (a counterfactual without it)."""

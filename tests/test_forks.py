@@ -96,3 +96,10 @@ def test_an_altered_fork_leaves_the_main_run_alone():
     again = World(config)
     again.set_state(saved)
     assert again.friction == 1.0 and np.array_equal(again.vehicles.v, saved.vehicles.v)
+
+
+def test_a_saved_world_is_refused_by_a_world_of_another_config():
+    highway = World(load_scenario("highway", {"ego.controlled": 0}))
+    crossing = World(load_scenario("intersection", {"ego.controlled": 0}))
+    with pytest.raises(ValueError, match="another config"):
+        crossing.set_state(highway.get_state())

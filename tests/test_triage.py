@@ -301,3 +301,17 @@ def test_the_templates_own_sentences_are_all_backed(events):
     explanation = template_triage(events, CONTEXT).explanation
     kept, dropped = backed_sentences(explanation, events, CONTEXT)
     assert dropped == 0 and kept == explanation
+
+
+@pytest.mark.parametrize("sentence, kept", [
+    ("Cars 3 and 7 came close.", True),  # the second id is an actor, not a number
+    ("car 3 drove at 43 km/h toward car 7.", True),  # 12 m/s
+    ("car 3 drove at 10 m/s toward car 7.", False),  # 10 is the event's x, not a speed of the run
+    ("car 3 was at y \u22123.5 m.", True),  # a typographic minus
+    ("car 3 closed on car 7 at 12.4 s.", True),
+    ("car 3 closed on car 7 at 120.0 s.", False),
+])
+def test_numbers_are_matched_to_the_runs_values_of_their_kind(sentence, kept):
+    from agents.supervisor.triage import backed_sentences
+
+    assert (backed_sentences(sentence, [TTC], CONTEXT)[1] == 0) is kept

@@ -26,6 +26,8 @@ from agents.supervisor.hazards import HazardEvent, HazardTracker
 from envs.state import WorldState
 
 COST_WEIGHTS = {"low": 0.1, "medium": 0.5, "high": 1.0}  # safety cost per active event, by severity
+WINDOW_TRIM_EVENTS = 1000  # a window of events not taken for this long is trimmed...
+WINDOW_KEEP_S = 60.0  # [s] ...to the events active in the last minute
 
 
 class Supervisor:
@@ -61,11 +63,15 @@ class Supervisor:
         anomaly sums, alerts, its clocks): ``set_state`` makes this or another supervisor of the
         same config check on as this one does from here. The triage agent and callbacks are not
         state and stay with the supervisor restored into."""
-        return self._copied(self.__dict__)
+        return {**self._copied(self.__dict__), "_config": self.config}
 
     def set_state(self, state: dict) -> None:
-        """Become the supervisor saved in ``state`` (``get_state``); ``state`` stays usable."""
-        self.__dict__.update(self._copied(state))
+        """Become the supervisor saved in ``state`` (``get_state``); ``state`` stays usable. Its own
+        config stays: one that differs from the saved supervisor's is refused."""
+        saved_config = state.get("_config")
+        if saved_config is not None and saved_config != self.config:
+            raise ValueError("set_state: the saved supervisor has another config than this one")
+        self.__dict__.update({k: v for k, v in self._copied(state).items() if k != "_config"})
 
     def _copied(self, source: dict) -> dict:
         memo: dict[int, Any] = {}
@@ -113,6 +119,8 @@ class Supervisor:
         self.checks += 1
         current = self._current()
         self._window.update((id(ev), ev) for ev in current)
+        if len(self._window) > WINDOW_TRIM_EVENTS:  # nobody takes the window (no RL loop): keep it bounded
+            self._window = {k: ev for k, ev in self._window.items() if state.time - ev.end_s <= WINDOW_KEEP_S}
         new_alerts = [ev for ev in current
                       if id(ev) not in self._alerted and ev.at_least(self.config.alert_severity)
                       and ev.category in self.config.alert_categories]

@@ -125,26 +125,33 @@ def invented_actors(explanation: str, events: Sequence[dict], context: dict | No
 
 
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-NUMBER = re.compile(r"(?<![\w.])(-?\d+(?:\.\d+)?)\s*(km/h|kph|mph)?", re.IGNORECASE)
-TO_SI = {"km/h": 1 / 3.6, "kph": 1 / 3.6, "mph": 0.44704}  # a speed told in these, in m/s
+NUMBER = re.compile(r"(?<![\w.])(-?\d+(?:\.\d+)?)\s*(km/h|kph|mph|m/s(?!\^|²|2))?", re.IGNORECASE)
+TO_SI = {"km/h": 1 / 3.6, "kph": 1 / 3.6, "mph": 0.44704, "m/s": 1.0}  # a speed told in these, in m/s
 VALUE_TOLERANCE = 0.05  # a number in an explanation backs onto a value of the run within 5%...
 VALUE_SLACK = 0.15  # ...or within this much (values are rounded when told)
 
 
-def _run_values(events: Sequence[dict], context: dict | None) -> list[float]:
-    """Every number the run gives about these events: measures, times, places, actor facts (SI)."""
+def _run_values(events: Sequence[dict], context: dict | None) -> tuple[list[float], list[float]]:
+    """Every number the run gives about these events (measures, times, places, actor facts; SI),
+    and of them the speeds [m/s] (a number told with a speed unit must be one of those)."""
     values: list[float] = []
+    speeds: list[float] = []
     for e in events:
         n = normalise(e)
         values += [v for v in (n.worst, n.start_s, n.end_s, n.x_m, n.y_m, n.score) if v is not None]
+        if n.rule is not None and n.rule.unit == "m/s" and n.worst is not None:
+            speeds.append(n.worst)
     for facts in actor_facts(context).values():
         for key, v in facts.items():
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 values.append(float(v))
+                if "speed" in key or key.endswith("mps"):
+                    speeds.append(float(v))
     now = as_number((context or {}).get("time_s")) if isinstance(context, dict) else None
     if now is not None:
         values.append(now)
-    return [v for v in values if v == v and abs(v) != float("inf")]
+    finite = [v for v in values if v == v and abs(v) != float("inf")]
+    return finite, [v for v in speeds if v == v and abs(v) != float("inf")]
 
 
 def backed_sentences(explanation: str, events: Sequence[dict], context: dict | None = None) -> tuple[str, int]:
@@ -153,16 +160,22 @@ def backed_sentences(explanation: str, events: Sequence[dict], context: dict | N
     actors names what failed) and every number in it is one of the run's values (within
     ``VALUE_TOLERANCE`` or ``VALUE_SLACK``)."""
     ids = {str(a) for e in events for a in normalise(e).actors}
+    known_ids = ids | {str(a) for a in actor_facts(context)}
     words = {w for e in events for w in normalise(e).kind.split("_") if len(w) > 2}
-    values = _run_values(events, context)
+    values, speeds = _run_values(events, context)
     kept, dropped = [], 0
-    for sentence in (s.strip() for s in SENTENCE_END.split(explanation.strip())):
+    text = re.sub(r"(\d),(\d{3})\b", r"\1\2", explanation.replace("\u2212", "-"))  # 1,000; a typographic minus
+    for sentence in (s.strip() for s in SENTENCE_END.split(text.strip())):
         if not sentence:
             continue
         named = {m.group(1) for m in NAMED_ACTOR.finditer(sentence)}
         about = bool(named & ids) if ids else any(w in sentence.lower() for w in words)
-        numbers = [float(x) * TO_SI.get(unit.lower(), 1.0) for x, unit in NUMBER.findall(NAMED_ACTOR.sub(" ", sentence))]
-        told = all(any(abs(x - v) <= max(VALUE_SLACK, VALUE_TOLERANCE * abs(v)) for v in values) for x in numbers)
+        numbers = []
+        for x, unit in NUMBER.findall(NAMED_ACTOR.sub(" ", sentence)):
+            if not unit and x in known_ids:  # an actor listed after the first ("cars 3 and 7")
+                continue
+            numbers.append((float(x) * TO_SI.get(unit.lower(), 1.0), speeds if unit else values))
+        told = all(any(abs(x - v) <= max(VALUE_SLACK, VALUE_TOLERANCE * abs(v)) for v in pool) for x, pool in numbers)
         if about and told:
             kept.append(sentence)
         else:

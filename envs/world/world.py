@@ -656,7 +656,11 @@ class World:
         return copy.deepcopy(self, self._fork_memo(self))
 
     def set_state(self, state: "World") -> None:
-        """Become the world saved in ``state`` (by ``get_state``); ``state`` stays usable for more forks."""
+        """Become the world saved in ``state`` (by ``get_state``); ``state`` stays usable for more forks.
+        A world built from another config refuses it (a bare ``World.__new__(World)`` takes any)."""
+        if self.__dict__ and self.config != state.config:
+            raise ValueError(f"set_state: the saved world is of scenario {state.config.name!r} with another config "
+                             f"than this one ({self.config.name!r}); build the fork from the saved world's config")
         memo = self._fork_memo(state)
         memo[id(state)] = self  # what refers to the saved world (its fault injector) refers to this one
         restored = copy.deepcopy(state.__dict__, memo)
@@ -671,7 +675,10 @@ class World:
         memo: dict[int, object] = {id(world.config): world.config, id(net): net.copy()}
         for fixed in (net.trips, net.lanes, net.edges):  # never changed while running: shared
             memo[id(fixed)] = fixed
-        for history in (world.events, world.travel_times, world.travel_trips):
+        histories = [world.events, world.travel_times, world.travel_trips]
+        if world.detectors is not None:
+            histories.append(world.detectors.rows)  # one finished dict per detector and period
+        for history in histories:
             memo[id(history)] = list(history)
         return memo
 
