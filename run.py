@@ -413,6 +413,35 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from twin.sweep import parse_grid, sweep
+
+    try:
+        grid = parse_grid(args.grid)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("sweep", total=None)
+        result = sweep(args.scenario, grid, args.seeds, args.minutes, workers=args.workers,
+                       progress=lambda done, total: bar.update(task, completed=done, total=total))
+    table = Table(title=f"{args.scenario}: {result['runs']} runs of {args.minutes:g} min, {result['workers']} workers, "
+                        f"{result['runs_per_minute']} runs per minute")
+    for column in ("grid point", "runs", "collisions", "red-light runs", "alerts"):
+        table.add_column(column, justify="left" if column == "grid point" else "right")
+    for point, row in result["points"].items():
+        table.add_row(point, str(row["runs"]), str(row["collisions"]), str(row["red_light"]), str(row["alerts"]))
+    Console().print(table)
+    if args.json is not None:
+        text = json.dumps(result, indent=2)
+        print(text) if str(args.json) == "-" else args.json.write_text(text + "\n")
+    return 0
+
+
 def cmd_ensemble(args: argparse.Namespace) -> int:
     from causes.counterfactual import ExplainError, load_run
     from causes.ensemble import ensemble
@@ -727,6 +756,17 @@ def main(argv: list[str] | None = None) -> int:
                     help="futures per cause, drawn where the twin is uncertain, to say how robust it is (0: none)")
     ex.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the causes as JSON ('-': stdout)")
     ex.set_defaults(func=cmd_explain)
+
+    sw = sub.add_parser("sweep", help="one scenario over a grid of its fields and seeds, in local processes "
+                                      "(world and supervisor, no persona humans)")
+    sw.add_argument("scenario", help="a scenario file or shipped name")
+    sw.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                    help="a field and its values, e.g. drivers.signal_compliance=0.6,0.8,1.0 (repeatable)")
+    sw.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of every grid point (default 0 1 2)")
+    sw.add_argument("--minutes", type=_minutes, default=2.0, help="simulated minutes per run (default 2)")
+    sw.add_argument("--workers", type=_count(1), default=1, help="local processes (default 1)")
+    sw.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write every run as JSON ('-': stdout)")
+    sw.set_defaults(func=cmd_sweep)
 
     en = sub.add_parser("ensemble", help="K futures from one moment, differing only where the twin is uncertain: "
                                          "the probability of a collision in the next seconds, with its interval")

@@ -1,0 +1,96 @@
+"""``run.py sweep``: one scenario over a grid of its fields and a list of seeds, run in local
+processes; per grid point the collisions, red-light runs and the supervisor's events.
+
+Every run is the world and its supervisor without persona humans (a sweep asks how the world
+behaves over its parameters; LLM humans would make it a benchmark of the model). Results do not
+depend on the number of workers: each run is seeded by its own grid point and seed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, Callable
+
+
+def parse_grid(items: list[str]) -> dict[str, list[Any]]:
+    """``key=v1,v2,...`` items as {field: values}; values are read as YAML (numbers, booleans)."""
+    import yaml
+
+    grid: dict[str, list[Any]] = {}
+    for item in items:
+        key, sep, values = item.partition("=")
+        if not sep or not key or not values:
+            raise ValueError(f"--grid {item!r}: expected KEY=V1,V2,... (e.g. drivers.signal_compliance=0.6,0.8)")
+        grid[key.strip()] = [yaml.safe_load(v) for v in values.split(",")]
+    return grid
+
+
+def jobs(scenario: str, grid: dict[str, list[Any]], seeds: list[int], minutes: float) -> list[tuple]:
+    """(scenario, overrides, minutes) for every grid point and seed, checked before anything runs."""
+    from twin.scenario import load_scenario
+
+    keys = list(grid)
+    out = []
+    for combo in itertools.product(*(grid[k] for k in keys)) if keys else [()]:
+        point = dict(zip(keys, combo))
+        load_scenario(scenario, {**_base(), **point})  # a typo in a field fails here, naming it
+        out += [(scenario, {**point, "seed": seed}, minutes) for seed in seeds]
+    return out
+
+
+def _base() -> dict[str, Any]:
+    return {"ego.controlled": 0, "humans": {}}
+
+
+def run_one(scenario: str, overrides: dict[str, Any], minutes: float) -> dict[str, Any]:
+    """One run of the sweep: its overrides and what happened in it."""
+    from agents.supervisor.supervisor import Supervisor
+    from envs.world import World
+    from twin.scenario import load_scenario
+
+    config = load_scenario(scenario, {**_base(), **overrides})
+    world, supervisor = World(config), Supervisor(config.supervisor)
+    for _ in range(int(round(minutes * 60 * config.sim_hz))):
+        world.step()
+        supervisor.after_step(world)
+    kinds = Counter(e.kind for e in world.events)
+    return {"overrides": overrides, "collisions": kinds["collision"], "red_light": kinds["red_light"],
+            "off_road": kinds["off_road"], "events": dict(Counter(e.category for e in supervisor.events)),
+            "alerts": len(supervisor.alerts), "vehicles_entered": world.stats["vehicles_entered"]}
+
+
+def _run(job: tuple) -> dict[str, Any]:
+    return run_one(*job)
+
+
+def sweep(scenario: str, grid: dict[str, list[Any]], seeds: list[int], minutes: float, workers: int = 1,
+          progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Every run of the grid and seeds, grouped by grid point, and the runs per minute of wall time."""
+    todo = jobs(scenario, grid, seeds, minutes)
+    start = time.perf_counter()
+    results = []
+    if workers == 1:
+        for job in todo:
+            results.append(_run(job))
+            if progress:
+                progress(len(results), len(todo))
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for result in pool.map(_run, todo):
+                results.append(result)
+                if progress:
+                    progress(len(results), len(todo))
+    wall = time.perf_counter() - start
+    points: dict[str, dict[str, Any]] = {}
+    for r in results:
+        key = ", ".join(f"{k}={v}" for k, v in r["overrides"].items() if k != "seed") or "(as configured)"
+        p = points.setdefault(key, {"runs": 0, "collisions": 0, "red_light": 0, "alerts": 0})
+        p["runs"] += 1
+        for name in ("collisions", "red_light", "alerts"):
+            p[name] += r[name]
+    return {"scenario": scenario, "minutes": minutes, "workers": workers, "runs": len(results),
+            "wall_s": round(wall, 2), "runs_per_minute": round(60 * len(results) / wall, 2) if wall else None,
+            "points": points, "results": results}
