@@ -30,7 +30,8 @@ class KindRule:
 
 
 KINDS: dict[str, KindRule] = {
-    "crossing_conflict": KindRule("hazard", None),
+    "crossing_conflict": KindRule("hazard", "{a} and {b} were on crossing paths through the junction",
+                                  "time until both are in the junction", "s", mitigation="extend_all_red"),
     "ttc": KindRule("hazard", "{a} closed on {b}", "time to collision", "s", mitigation="speed_advisory"),
     "ttc_accel": KindRule("hazard", "{a} closed on {b}", "time to collision at current accelerations", "s",
                           mitigation="speed_advisory"),
