@@ -41,8 +41,7 @@ def situations(minutes: float, seeds: tuple[int, ...], every_s: float, horizon_s
                 world.step()
             saved = world.get_state()
             predicted = ensemble(saved, futures=futures, horizon_s=horizon_s, seed=seed * 1000 + int(t), workers=workers)
-            truth = World.__new__(World)  # the run itself goes on, unperturbed
-            truth.set_state(saved)
+            truth = World.from_state(saved)  # the run itself goes on, unperturbed
             observed = False
             while truth.time < t + horizon_s - 1e-9 and not observed:
                 observed = any(e.kind == "collision" for e in truth.step())

@@ -148,8 +148,7 @@ def _fork(config: Any, saved: Any, pair: tuple[int, ...], seconds: float, remove
     uncertain parts drawn anew: ``causes.ensemble.perturb``); when (if) ``pair`` collides."""
     from envs.world import World
 
-    world = World.__new__(World)
-    world.set_state(saved)
+    world = World.from_state(saved)
     for cause in removed:
         _take_away(world, cause.cause)
     if seed is not None:

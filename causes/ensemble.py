@@ -70,8 +70,7 @@ def run_future(saved: Any, seed: int, horizon_s: float, sd: float = BEHAVIOUR_SD
     from envs.state import near_miss
     from envs.world import World
 
-    world = World.__new__(World)
-    world.set_state(saved)
+    world = World.from_state(saved)
     perturb(world, seed, sd)
     until = world.time + horizon_s
     missed = False

@@ -213,6 +213,15 @@ def _event_lines(tick: dict) -> tuple[tuple[str, ...], list[int]]:
     return tuple(lines), actors
 
 
+def _columns(record: dict, rows: int) -> Any:
+    """A reader of a trace tick's parallel columns: ``read(name, default)`` is the column as a
+    list, or ``default`` for every row where the column is missing or of another length."""
+    def read(name: str, default: Any = None) -> list:
+        values = record.get(name)
+        return list(values) if values is not None and len(values) == rows else [default] * rows
+    return read
+
+
 def scene_from_tick(header: dict, tick: dict, road: Road | None = None, max_vehicles: int = MAX_VEHICLES,
                     max_pedestrians: int = MAX_PEDESTRIANS) -> Scene:
     """The scene of one trace tick: the ``max_vehicles`` vehicles nearest a focus (an actor of
@@ -229,10 +238,7 @@ def scene_from_tick(header: dict, tick: dict, road: Road | None = None, max_vehi
     v = tick.get("vehicles") or {}
     ids = list(v.get("id", []))
     n = len(ids)
-
-    def col(name: str, default: Any = None) -> list:
-        values = v.get(name)
-        return list(values) if values is not None and len(values) == n else [default] * n
+    col = _columns(v, n)
 
     x, y, heading, speed, accel = col("x", 0.0), col("y", 0.0), col("heading", 0.0), col("v", 0.0), col("a", 0.0)
     lane, vtype, length, width = col("lane", -1), col("type", 0), col("length", 4.5), col("width", 1.8)
@@ -240,10 +246,7 @@ def scene_from_tick(header: dict, tick: dict, road: Road | None = None, max_vehi
     p = tick.get("pedestrians") or {}
     pids = list(p.get("id", []))
     m = len(pids)
-
-    def pcol(name: str, default: Any = None) -> list:
-        values = p.get(name)
-        return list(values) if values is not None and len(values) == m else [default] * m
+    pcol = _columns(p, m)
 
     px, py = pcol("x", 0.0), pcol("y", 0.0)
     # the focus

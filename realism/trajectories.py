@@ -34,6 +34,7 @@ from envs.actors import VEHICLE_TYPES
 from envs.trace import TRACE_FILE, read_trace
 from shadow.formats import detect_format, read_log
 from shadow.log import DEFAULT_LENGTH_M, LogError
+from shadow.matching import headings, middles, record_lengths
 
 DEFAULT_WIDTH_M = 1.8  # [m] a vehicle of unknown width
 EVENT_KINDS = ("collision", "off_road", "red_light")  # world events counted (docs/trace.md)
@@ -112,10 +113,10 @@ class Trajectories:
     @classmethod
     def from_rows(cls, source: str, kind: str, ids: Any, t: Any, x: Any, y: Any, speed: Any = None,
                   heading: Any = None, accel: Any = None, lane: Any = None, length: Any = None, width: Any = None,
-                  events: list[Event] | None = None, duration_s: float | None = None, reference: str = "centre",
+                  events: list[Event] | None = None, duration_s: float | None = None,
                   notes: list[str] | None = None) -> "Trajectories":
         """Trajectories from one row per vehicle and time (any order): ``ids`` (vehicle id per
-        row), ``t`` [s], ``x``, ``y`` [m] of the ``reference`` point (``centre`` or ``front``),
+        row), ``t`` [s], ``x``, ``y`` [m] of the vehicle's middle,
         optional ``speed`` [m/s], ``heading`` [rad], ``accel`` [m/s^2], ``lane`` (names),
         ``length``, ``width`` [m] per row (NaN / None: unknown). Unknown headings and speeds are
         derived from the positions; a row repeating a vehicle and time is dropped."""
@@ -153,12 +154,6 @@ class Trajectories:
                    x=x, y=y, speed=speed, heading=heading, accel=accel, lane=lanes, length=length_v, width=width_v,
                    events=events, duration_s=0.0, notes=list(notes or []))
         _derive_heading_speed(traj)
-        if reference == "front":  # the middle is half a length behind the front bumper
-            half = 0.5 * traj.length[traj.vehicle]
-            traj.x = traj.x - half * np.cos(traj.heading)
-            traj.y = traj.y - half * np.sin(traj.heading)
-        elif reference != "centre":
-            raise ValueError(f"reference must be 'centre' or 'front', not {reference!r}")
         traj.duration_s = float(duration_s) if duration_s is not None else _span(traj.t)
         return traj
 
@@ -276,18 +271,18 @@ def load_log(path: str | Path, frame_rate_hz: float | None = None) -> Trajectori
     if not len(log):
         raise TrajectoryError(f"{path}: no vehicle rows (an empty log)")
     kind = detect_format(path)
-    vtype = np.asarray(log.vtype, dtype=object)
-    by_type_len = np.array([_TYPES[v].length if v in _TYPES else math.nan for v in vtype], float)
-    by_type_wid = np.array([_TYPES[v].width if v in _TYPES else math.nan for v in vtype], float)
-    length = np.where(np.isfinite(log.length), log.length, by_type_len)
+    length = record_lengths(log)  # the log's, else its type's (the twin's types), else the default
+    by_type_wid = np.array([_TYPES[v].width if v in _TYPES else math.nan for v in log.vtype], float)
     width = np.where(np.isfinite(log.width), log.width, by_type_wid)
     notes = list(log.notes) + ["a trajectory log: collisions, off-road and red-light events not observed"]
-    if not np.isfinite(length).all():
-        notes.append(f"lengths a log lacks: {DEFAULT_LENGTH_M:g} m; widths: {DEFAULT_WIDTH_M:g} m")
+    if not np.isfinite(log.length).all():
+        notes.append(f"lengths a log lacks: its type's or {DEFAULT_LENGTH_M:g} m; widths: {DEFAULT_WIDTH_M:g} m")
+    heading = headings(log)
+    x, y = middles(log, heading, length)  # FCD's front bumpers moved to the middles (shadow.matching)
     ids = np.asarray(log.ids, dtype=object)[log.vehicle]
-    return Trajectories.from_rows(log.source, kind, ids, log.time_s, log.x, log.y, speed=log.speed,
-                                  heading=log.heading, accel=log.acceleration, lane=log.lane, length=length,
-                                  width=width, events=None, reference=log.reference, notes=notes)
+    return Trajectories.from_rows(log.source, kind, ids, log.time_s, x, y, speed=log.speed, heading=heading,
+                                  accel=log.acceleration, lane=log.lane, length=length, width=width, events=None,
+                                  notes=notes)
 
 
 # ---- resampling --------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agents.humans.persona import get_persona
+from envs.actors import TYPE_INDEX, VEHICLE_TYPES
 from scenarios.spec import Actor, CrashSpec
 
 FRICTION = {"dry": 1.0, "wet": 0.5, "snow": 0.25, "ice": 0.12}  # tyre-road friction by surface
@@ -47,7 +48,7 @@ ARM_OF = {"north": "S", "south": "N", "east": "W", "west": "E"}  # a vehicle hea
 DURATION_S = 30.0  # [s] a reconstructed crash's scenario length
 UNSTATED_SPEED_HIGH = 1.5  # an unstated speed is searched up to this times the limit (over 1.3x is flagged)
 SUPPORTED = ("rear_end", "sideswipe", "angle", "pedestrian")
-VEHICLE_LENGTH_M = {"car": 4.5, "truck": 12.0, "bus": 12.0, "motorcycle": 4.5}  # [m] as the twin's vehicle types
+
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,11 @@ def unsupported(spec: CrashSpec) -> str | None:
     if kind != "pedestrian" and "pedestrian" in roles:
         return f"a {kind.replace('_', '-')} crash is between vehicles, but a pedestrian is named in it"
     return None
+
+
+def _length(actor: Actor) -> float:
+    """[m] the twin's vehicle for this road user (a motorcycle is staged as a car)."""
+    return VEHICLE_TYPES[TYPE_INDEX.get(actor.kind, TYPE_INDEX["car"])].length
 
 
 def _speed(actor: Actor, limit: float) -> Knob:
@@ -110,7 +116,7 @@ def knobs(spec: CrashSpec) -> dict[str, Knob]:
         out["brake_at_s"] = Knob(2.0, 0.0, 8.0, "s")
         out["struck_decel"] = Knob(4.0, 2.0, 8.0, "m/s^2")
     elif kind == "sideswipe":
-        reach = 0.5 * (VEHICLE_LENGTH_M.get(striking.kind, 4.5) + VEHICLE_LENGTH_M.get(struck.kind, 4.5))
+        reach = 0.5 * (_length(striking) + _length(struck))
         out["offset_m"] = Knob(0.0, -reach - 3.0, reach + 3.0, "m")  # the struck one's middle ahead (+) or behind
         out["change_at_s"] = Knob(2.0, 0.5, 6.0, "s")
     elif kind == "angle":
@@ -214,7 +220,7 @@ def build(spec: CrashSpec, values: dict[str, float] | None = None, name: str = "
             return scenario, notes
         if kind == "rear_end":  # both in the lane the report gives either of them (lanes count from the right)
             lane = f"main_{lanes - min(struck.lane or striking.lane or 1, lanes)}"
-            centres = 0.5 * (VEHICLE_LENGTH_M.get(striking.kind, 4.5) + VEHICLE_LENGTH_M.get(struck.kind, 4.5))
+            centres = 0.5 * (_length(striking) + _length(struck))
             entry, more = _vehicle(striking, spec, lane, v["striking_speed"], s_m=300.0 - v["gap_m"] - centres)
             actors.append(entry)
             notes += more

@@ -49,13 +49,14 @@ def run_one(scenario: str, overrides: dict[str, Any], minutes: float) -> dict[st
     """One run of the sweep: its overrides and what happened in it."""
     from agents.supervisor.supervisor import Supervisor
     from envs.world import World
+    from twin.episode import Episode
     from twin.scenario import load_scenario
 
     config = load_scenario(scenario, {**_base(), **overrides})
     world, supervisor = World(config), Supervisor(config.supervisor)
+    episode = Episode(world, supervisor=supervisor)
     for _ in range(int(round(minutes * 60 * config.sim_hz))):
-        world.step()
-        supervisor.after_step(world)
+        episode.step()
     kinds = Counter(e.kind for e in world.events)
     return {"overrides": overrides, "collisions": kinds["collision"], "red_light": kinds["red_light"],
             "off_road": kinds["off_road"], "events": dict(Counter(e.category for e in supervisor.events)),

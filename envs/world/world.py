@@ -655,9 +655,16 @@ class World:
         (events, travel times) are copied flat, so saving costs the same at any tick."""
         return copy.deepcopy(self, self._fork_memo(self))
 
+    @classmethod
+    def from_state(cls, state: "World") -> "World":
+        """A new world that is the one saved in ``state`` (a fork of it)."""
+        world = cls.__new__(cls)
+        world.set_state(state)
+        return world
+
     def set_state(self, state: "World") -> None:
         """Become the world saved in ``state`` (by ``get_state``); ``state`` stays usable for more forks.
-        A world built from another config refuses it (a bare ``World.__new__(World)`` takes any)."""
+        A world built from another config refuses it (``World.from_state`` makes a new one of any)."""
         if self.__dict__ and self.config != state.config:
             raise ValueError(f"set_state: the saved world is of scenario {state.config.name!r} with another config "
                              f"than this one ({self.config.name!r}); build the fork from the saved world's config")
