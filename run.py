@@ -75,7 +75,8 @@ EXAMPLES = {
              "  python run.py bench memory --sizes 10000 100000\n"
              "  python run.py bench supervisor --minutes 5\n"
              "  python run.py bench rl --minutes 10 --threshold 0.9\n"
-             "  python run.py bench sumo --minutes 10 --json sumo.json      # SUMO and the twin on SUMO's shipped scenarios",
+             "  python run.py bench sumo --minutes 10 --json sumo.json      # SUMO and the twin on SUMO's shipped scenarios\n"
+             "  python run.py bench sweep --json sweep.json    # runs per minute: local processes and Ray, 1 and 2 workers",
 }
 
 
@@ -268,17 +269,29 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             raise SystemExit("error: evaluate policy needs a CHECKPOINT (a training run directory or model .zip)")
         out = Path(args.checkpoint)
         out = out if out.is_dir() else out.parent
-        result = evaluate_policy(args.checkpoint, episodes=args.episodes, seed=args.seed, env_kwargs=_parse_sets(args.set),
-                                 humans=args.humans, json_path=args.json or out / "evaluation.json",
-                                 png_path=args.png or out / "evaluation.png")
+        from compute import ComputeError
+
+        try:
+            result = evaluate_policy(args.checkpoint, episodes=args.episodes, seed=args.seed,
+                                     env_kwargs=_parse_sets(args.set), humans=args.humans,
+                                     json_path=args.json or out / "evaluation.json",
+                                     png_path=args.png or out / "evaluation.png", workers=args.workers or 1, ray=args.ray)
+        except ComputeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         print(f"wrote {args.json or out / 'evaluation.json'} and {args.png or out / 'evaluation.png'}")
         if args.print_json:
             print(json.dumps({k: v for k, v in result.items() if k != "episodes"}, indent=2))
         return 0
     from agents.supervisor.suite import SUITE_PATH, evaluate
+    from compute import ComputeError
 
-    result = evaluate(args.suite or SUITE_PATH, seeds=args.seeds, workers=args.workers, json_path=args.json,
-                      quick=args.quick)
+    try:
+        result = evaluate(args.suite or SUITE_PATH, seeds=args.seeds, workers=args.workers, json_path=args.json,
+                          quick=args.quick, ray=args.ray)
+    except ComputeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if args.print_json:
         print(json.dumps(result, indent=2))
     return 0
@@ -384,14 +397,19 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from causes.counterfactual import ExplainError, explain
+    from agents.llm.backend import BackendError
+    from causes.counterfactual import ExplainError, explain, read_causes, write_causes
 
     try:
         result = explain(args.run_dir, incident=args.incident, before_s=args.before, horizon_s=args.horizon,
-                         futures=args.futures)
-    except ExplainError as exc:
+                         futures=args.futures, replay_only=args.replay_only)
+    except (ExplainError, BackendError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    try:  # kept beside the run: the inspector's "Why?" shows these without forking again
+        write_causes(args.run_dir, {**read_causes(args.run_dir), **{i["id"]: i for i in result["incidents"]}})
+    except OSError as exc:
+        print(f"warning: could not write {args.run_dir / 'causes.json'}: {exc}", file=sys.stderr)
     console = Console()
     if not result["incidents"]:
         console.print("no collision in this run")
@@ -425,11 +443,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    with Progress(console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("sweep", total=None)
-        result = sweep(args.scenario, grid, args.seeds, args.minutes, workers=args.workers,
-                       progress=lambda done, total: bar.update(task, completed=done, total=total))
-    table = Table(title=f"{args.scenario}: {result['runs']} runs of {args.minutes:g} min, {result['workers']} workers, "
+    from compute import ComputeError
+
+    try:
+        with Progress(console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task("sweep", total=None)
+            result = sweep(args.scenario, grid, args.seeds, args.minutes, workers=args.workers, ray=args.ray,
+                           progress=lambda done, total: bar.update(task, completed=done, total=total))
+    except ComputeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    table = Table(title=f"{args.scenario}: {result['runs']} runs of {args.minutes:g} min, {result['executor']}, "
                         f"{result['runs_per_minute']} runs per minute")
     for column in ("grid point", "runs", "collisions", "red-light runs", "alerts"):
         table.add_column(column, justify="left" if column == "grid point" else "right")
@@ -459,8 +483,14 @@ def cmd_ensemble(args: argparse.Namespace) -> int:
     world = World(config)
     while world.time < args.at - 1e-9:
         world.step()
-    result = ensemble(world.get_state(), futures=args.futures, horizon_s=args.horizon, seed=args.seed,
-                      workers=args.workers)
+    from compute import ComputeError
+
+    try:
+        result = ensemble(world.get_state(), futures=args.futures, horizon_s=args.horizon, seed=args.seed,
+                          workers=args.workers, ray=args.ray)
+    except ComputeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     lo, hi = result["ci95_collision"]
     involved = ", ".join(f"{m['actor']} ({m['futures']} futures)" for m in result["most_involved"]) or "nobody"
     print(f"at {result['time_s']:.1f} s, {args.futures} futures of {args.horizon:g} s: collision probability "
@@ -515,6 +545,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from benchmarks.ensemble import run_ensemble_benchmark
 
         run_ensemble_benchmark(minutes=args.minutes if args.minutes_given else 4.0, json_path=args.json)
+        return 0
+    if args.target == "sweep":
+        from benchmarks.sweep_workers import run_sweep_benchmark
+
+        run_sweep_benchmark(minutes=args.minutes if args.minutes_given else 2.0, rounds=args.rounds, json_path=args.json)
         return 0
     if args.target == "forks":
         from benchmarks.forks import run_forks_benchmark
@@ -735,7 +770,11 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--png", type=Path, default=None, help="policy: bar chart path (default: RUN/evaluation.png)")
     ev.add_argument("--suite", type=Path, default=None, help="suite YAML (default: configs/suites/supervisor.yaml)")
     ev.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds for every case (default: the suite's)")
-    ev.add_argument("--workers", type=int, default=None, help="processes (default: one per core)")
+    ev.add_argument("--workers", type=int, default=None,
+                    help="local processes (supervisor: default one per core; policy: default 1, one episode a job)")
+    ev.add_argument("--ray", default=None, metavar="ADDRESS",
+                    help="supervisor, policy: on a Ray cluster instead of local processes: auto, HOST:PORT, "
+                         "ray://HOST:PORT, or local (one started here with --workers CPUs); pip install -e '.[ray]'")
     ev.add_argument("--quick", action="store_true", help="nominal cases run 3 simulated minutes instead of 30")
     ev.add_argument("--json", type=Path, default=None, help="also write the scores to this JSON file")
     ev.add_argument("--print-json", action="store_true", help="also print the scores as JSON")
@@ -746,25 +785,32 @@ def main(argv: list[str] | None = None) -> int:
     ev.set_defaults(func=cmd_evaluate)
 
     ex = sub.add_parser("explain", help="why each collision of a run happened: the run forked from before it "
-                                        "without each candidate cause (faults, road friction, the drivers involved)")
-    ex.add_argument("run_dir", type=Path, help="a run directory whose scenario has no persona humans "
-                                              "(run.py scenario, the supervisor suite's cases)")
+                                        "without each candidate cause (faults, road friction, signal timing, the "
+                                        "drivers involved, their personas, traits and model decisions)")
+    ex.add_argument("run_dir", type=Path, help="a run directory (run.py simulate, run.py scenario, the supervisor "
+                                              "suite's cases), with or without persona and LLM humans")
     ex.add_argument("--incident", type=int, default=None, help="only collision number N of the run (0 first)")
     ex.add_argument("--before", type=_positive_seconds, default=10.0, help="fork this long before the collision [s]")
     ex.add_argument("--horizon", type=_positive_seconds, default=15.0, help="watch each fork this long after it [s]")
     ex.add_argument("--futures", type=_count(0), default=10,
                     help="futures per cause, drawn where the twin is uncertain, to say how robust it is (0: none)")
     ex.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the causes as JSON ('-': stdout)")
+    ex.add_argument("--replay-only", action="store_true",
+                    help="LLM humans: answers only from the run's recorded ones; a situation the run never met gets "
+                         "the persona's rule-based intent (no model is loaded)")
     ex.set_defaults(func=cmd_explain)
 
-    sw = sub.add_parser("sweep", help="one scenario over a grid of its fields and seeds, in local processes "
-                                      "(world and supervisor, no persona humans)")
+    sw = sub.add_parser("sweep", help="one scenario over a grid of its fields and seeds, in local processes or on "
+                                      "a Ray cluster (world and supervisor, no persona humans)")
     sw.add_argument("scenario", help="a scenario file or shipped name")
     sw.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
                     help="a field and its values, e.g. drivers.signal_compliance=0.6,0.8,1.0 (repeatable)")
     sw.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of every grid point (default 0 1 2)")
     sw.add_argument("--minutes", type=_minutes, default=2.0, help="simulated minutes per run (default 2)")
     sw.add_argument("--workers", type=_count(1), default=1, help="local processes (default 1)")
+    sw.add_argument("--ray", default=None, metavar="ADDRESS",
+                    help="on a Ray cluster instead of local processes: auto, HOST:PORT, ray://HOST:PORT, "
+                         "or local (one started here with --workers CPUs); pip install -e '.[ray]'")
     sw.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write every run as JSON ('-': stdout)")
     sw.set_defaults(func=cmd_sweep)
 
@@ -775,6 +821,9 @@ def main(argv: list[str] | None = None) -> int:
     en.add_argument("--futures", type=_count(1), default=20, help="K (default 20)")
     en.add_argument("--horizon", type=_positive_seconds, default=10.0, help="seconds each future runs (default 10)")
     en.add_argument("--workers", type=_count(1), default=None, help="local processes (default: one per core)")
+    en.add_argument("--ray", default=None, metavar="ADDRESS",
+                    help="on a Ray cluster instead of local processes: auto, HOST:PORT, ray://HOST:PORT, "
+                         "or local (one started here with --workers CPUs); pip install -e '.[ray]'")
     en.add_argument("--seed", type=int, default=0, help="seed of the futures' random draws")
     en.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="scenario override")
     en.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the result as JSON ('-': stdout)")
@@ -837,7 +886,7 @@ def main(argv: list[str] | None = None) -> int:
     bench = sub.add_parser("bench", help="measure speed: the twin (vs highway-env), LLM humans, memory, supervisor, RL training", epilog=EXAMPLES["bench"],
                            formatter_class=fmt)
     bench.add_argument("target", choices=["twin", "humans", "memory", "supervisor", "rl", "sumo", "shadow", "forks",
-                                                "ensemble"],
+                                                "ensemble", "sweep"],
                        help="twin: physics vs highway-env; humans: LLM cost and persona separation; memory: recall "
                             "latency; supervisor: its share of the physics step; rl: PPO wall-clock to a success "
                             "rate vs highway-fast-v0")
@@ -860,13 +909,14 @@ def main(argv: list[str] | None = None) -> int:
                        help="rl: with --reuse-episodes, the step situation features are rounded to")
     bench.add_argument("--seconds", type=float, default=20.0, help="wall seconds per measurement")
     bench.add_argument("--vector", type=int, default=2, help="environments in the batched (vector) measurement")
-    bench.add_argument("--rounds", type=int, default=4, help="twin: interleaved rounds the single-env measurements take")
+    bench.add_argument("--rounds", type=int, default=4,
+                       help="twin: interleaved rounds the single-env measurements take; sweep: rounds of every executor")
     bench.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     bench.add_argument("--no-peer", action="store_true", help="skip highway-env even if installed")
     bench.add_argument("--minutes", type=float, default=None,
                        help="humans: simulated minutes of the cost run (0 skips it; default 3); supervisor: per "
                             "row (3); rl: training minutes per env at most (3); sumo: simulated minutes (10); shadow: "
-                            "minutes of SUMO's logs (4)")
+                            "minutes of SUMO's logs (4); sweep: per run (2)")
     bench.add_argument("--separation-minutes", type=float, default=10.0,
                        help="humans: simulated minutes of the persona-separation run (0 skips it)")
     bench.add_argument("--sizes", type=int, nargs="+", default=[10000, 100000], help="memory: store sizes")

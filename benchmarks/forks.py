@@ -1,5 +1,8 @@
 """Cost of a fork: saving the world and its supervisor (``get_state``) and restoring them into
-another world (``set_state``) at later and later ticks, against stepping the world.
+another world (``set_state``) at later and later ticks, against stepping the world. The
+``intersection + LLM humans`` row saves and restores the whole episode (``Episode.get_state``):
+world, supervisor and the scenario's LLM humans (a scripted model, so the model's speed is not
+measured) with their memories (hashed embeddings) and pending decisions.
 
 A fork starts from saved state, so its cost must not grow with the tick it starts at (a
 replay from t = 0 would). Each scenario runs with its supervisor; at each of ``ticks_min``
@@ -33,15 +36,33 @@ def scenarios() -> dict[str, str]:
     return out
 
 
-def measure(scenario: str, ticks_min: list[float]) -> list[dict[str, Any]]:
-    """Save and restore times [ms] of world and supervisor at each of ``ticks_min``."""
+def _episode(config: Any, humans: bool) -> Any:
     from agents.supervisor.supervisor import Supervisor, SupervisorConfig
     from envs.world import World
+    from twin.episode import Episode
+
+    world = World(config)
+    if not humans:
+        return Episode(world, supervisor=Supervisor(SupervisorConfig()))
+    from agents.humans.population import Population
+    from agents.llm.scripted import ScriptedClient
+    from memory.embedding import HashEmbedding
+    from memory.stream import MemoryStore
+    from twin import assemble
+
+    population = Population(world, config.humans, client=ScriptedClient(),
+                            memory=MemoryStore(None, embedding=HashEmbedding()), seed=config.seed)
+    return Episode(world, population, assemble.supervisor(config, population))
+
+
+def measure(scenario: str, ticks_min: list[float], humans: bool = False) -> list[dict[str, Any]]:
+    """Save and restore times [ms] of the episode (world, supervisor, with ``humans`` the LLM
+    humans too) at each of ``ticks_min``."""
     from twin.scenario import load_scenario
 
-    config = load_scenario(scenario, {"ego.controlled": 0})
-    world, supervisor = World(config), Supervisor(SupervisorConfig())
-    target, spare_supervisor = World(config), Supervisor(SupervisorConfig())
+    config = load_scenario(scenario, {"ego.controlled": 0, **({"humans.memory.embedding": "hash"} if humans
+                                                              else {"humans": {}})})
+    episode, target = _episode(config, humans), _episode(config, humans)
     rows = []
     step_s = 0.0
     steps = 0
@@ -49,26 +70,29 @@ def measure(scenario: str, ticks_min: list[float]) -> list[dict[str, Any]]:
         until = int(round(minute * 60 * config.sim_hz))
         t0 = time.perf_counter()
         while steps < until:
-            world.step()
-            supervisor.after_step(world)
+            episode.step()
             steps += 1
         step_s += time.perf_counter() - t0
         saves, restores, world_saves = [], [], []
         for _ in range(REPEATS):
             t0 = time.perf_counter()
-            saved_world = world.get_state()
+            episode.world.get_state()
             world_saves.append(time.perf_counter() - t0)
-            saved = saved_world, supervisor.get_state()
+            t0 = time.perf_counter()
+            saved = episode.get_state()
             saves.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
-            target.set_state(saved[0])
-            spare_supervisor.set_state(saved[1])
+            target.set_state(saved)
             restores.append(time.perf_counter() - t0)
-        rows.append({"tick_min": minute, "vehicles": len(world.vehicles), "events": len(supervisor.events),
+        memories = episode.population.memory.count() if humans else 0
+        rows.append({"tick_min": minute, "vehicles": len(episode.world.vehicles),
+                     "events": len(episode.supervisor.events), "memories": memories,
                      "save_ms": round(1000 * statistics.median(saves), 2),
                      "world_save_ms": round(1000 * statistics.median(world_saves), 2),
                      "restore_ms": round(1000 * statistics.median(restores), 2),
                      "step_ms": round(1000 * step_s / max(steps, 1), 3)})
+    for e in (episode, target):
+        e.close()
     return rows
 
 
@@ -76,17 +100,19 @@ def run_forks_benchmark(minutes: float = 20.0, json_path: Path | None = None) ->
     console = Console()
     ticks = sorted({round(minutes * f, 2) for f in (0.05, 0.25, 0.5, 1.0)})
     results = {}
-    table = Table(title="a fork's cost: save (get_state) and restore (set_state) of world + supervisor [ms]")
-    for column in ("scenario", "tick [min]", "vehicles", "supervisor events", "save", "of it the world's", "restore",
-                   "one physics step"):
+    table = Table(title="a fork's cost: save (get_state) and restore (set_state) of the episode [ms]")
+    for column in ("scenario", "tick [min]", "vehicles", "supervisor events", "memories", "save", "the world's save",
+                   "restore", "one step"):
         table.add_column(column, justify="right" if column != "scenario" else "left")
-    for name, scenario in scenarios().items():
+    cases = [(name, scenario, False) for name, scenario in scenarios().items()]
+    cases.insert(2, ("intersection + LLM humans", "intersection", True))
+    for name, scenario, humans in cases:
         with console.status(f"{name}: running {minutes:g} simulated minutes"):
-            rows = measure(scenario, ticks)
+            rows = measure(scenario, ticks, humans)
         results[name] = rows
         for row in rows:
             table.add_row(name, f"{row['tick_min']:g}", str(row["vehicles"]), str(row["events"]),
-                          f"{row['save_ms']:.1f}", f"{row['world_save_ms']:.1f}", f"{row['restore_ms']:.1f}",
+                          str(row["memories"]), f"{row['save_ms']:.1f}", f"{row['world_save_ms']:.1f}", f"{row['restore_ms']:.1f}",
                           f"{row['step_ms']:.2f}")
     console.print(table)
     if json_path:

@@ -1,11 +1,19 @@
 """A scenario the inspector runs step by step: pause, step, run, interview a human, fork a what-if.
 
 The main run writes ``main/`` under the live directory like ``run.py simulate`` does, and
-each fork ``fork-N/`` (with ``fork.json``: where it starts and what it changes). A fork
-is a second run of the same scenario and seed whose model cache starts as a copy of the
-main run's, so up to the fork step it meets the same situations and gets the same recorded
-answers: its state there is the main run's, bit for bit. Then one change is applied
-(another persona for a human, the road friction, a fault) and both futures run on together.
+each fork ``fork-N/`` (with ``fork.json``: where it starts and what it changes). The main
+run saves its state (``ScenarioRun.get_state``: world, humans with their memories and pending
+decisions, supervisor) every ``CHECKPOINT_TICKS`` trace ticks. A fork is a second run of the
+same scenario restored from the last saved state at or before the fork tick, whose model cache
+starts as a copy of the main run's, so the few steps it replays up to the fork tick meet the
+same situations and get the same recorded answers: its state there is the main run's, bit for
+bit, and a fork costs the same at any tick. Then one change is applied (another persona for a
+human, the road friction, a fault) and both futures run on together. A fork's trace file
+starts at its saved state.
+
+"Why?" explains the main run's collisions so far (``causes.counterfactual.explain_collision``
+from the scenario, its humans deciding through the main run's recorded answers and this session's
+model; cached in ``main/causes.json``).
 """
 
 from __future__ import annotations
@@ -23,11 +31,13 @@ from envs.scenario import FRICTION_RANGE
 from twin.scenario import load_scenario
 from twin.run import ScenarioRun
 from envs.trace import read_trace
+from inspector.explanations import CAUSES_FILE, Explanations
 from inspector.junctions import with_junction_index
 
 FAULT_KINDS = tuple(m.model_fields["kind"].default for m in get_args(get_args(Fault)[0]))
 SIGNAL_FAULTS = ("signal_stuck", "signal_dark")
 MAX_STEP_S = 60.0  # [s] the most one step request may simulate
+CHECKPOINT_TICKS = 16  # the main run saves its state every this many trace ticks (about 8.5 s)
 
 
 class LiveError(ValueError):
@@ -43,7 +53,8 @@ class LiveTwin:
         self.config = load_scenario(scenario, {"ego.controlled": 0, **(overrides or {}), "humans.memory.persist": False})
         self.out = Path(out)
         self.model_client = model_client
-        self.main = ScenarioRun(self.config, self.out / "main", model_client=model_client, keep_ticks=True)
+        self.main = ScenarioRun(self.config, self.out / "main", model_client=model_client, keep_ticks=True,
+                                checkpoint_ticks=CHECKPOINT_TICKS)
         self.header, _ = read_trace(self.main.out)
         with_junction_index(self.header)
         self.fork: ScenarioRun | None = None
@@ -51,6 +62,8 @@ class LiveTwin:
         self.fork_description = ""
         self.forks = 0  # forks made so far (fork-1/, fork-2/, ... under the live directory)
         self.lock = threading.Lock()
+        (self.main.out / CAUSES_FILE).unlink(missing_ok=True)  # an earlier session's, in a reused directory
+        self.explanations = Explanations(self.main.out)
 
     # ---- the page's requests ----------------------------------------------------------------
     def step(self, seconds: float) -> dict[str, Any]:
@@ -91,7 +104,8 @@ class LiveTwin:
                 shutil.copyfile(self.main.out / "llm_cache.jsonl", path / "llm_cache.jsonl")
             fork = ScenarioRun(self.main.config, path, model_client=self._raw_client(), keep_ticks=True)
             try:
-                self._share_situations(fork)
+                start = max(k for k in self.main.checkpoints if k <= tick + 1)
+                fork.set_state(self.main.checkpoints[start], self.main.ticks[:start])
                 while len(fork.ticks) <= tick:  # the same steps as the main run, up to that tick
                     fork.step()
                 apply(fork)
@@ -109,6 +123,32 @@ class LiveTwin:
                                                            "description": self.fork_description}, indent=2))
             self._catch_up(fork)
             return {"fork_total": self._fork_total(), "description": self.fork_description}
+
+    def explain(self, incident: int | None) -> dict[str, Any]:
+        """The causes of the main run's collision ``incident`` so far (all of them when None), in
+        explain's JSON. The forks rebuild the episode from the scenario: the main run goes on meanwhile."""
+        from causes.counterfactual import Forks, explain_collision
+
+        with self.lock:
+            collisions = self._collisions()
+        if incident is not None and not 0 <= incident < len(collisions):
+            raise LiveError(f"incident {incident}: the main run has {len(collisions)} collisions so far"
+                            + (f" (0 to {len(collisions) - 1})" if collisions else ""))
+
+        def explain_one(k: int) -> dict[str, Any]:
+            # the humans decide in the forks through the main run's answers so far, on this session's model
+            forks = Forks(self.main.config, self.main.out, model_client=self._raw_client())
+            try:
+                return explain_collision(self.main.config, k, collisions[k], forks=forks)
+            finally:
+                forks.close()
+
+        return self.explanations.get([incident] if incident is not None else list(range(len(collisions))), explain_one)
+
+    def _collisions(self) -> list[dict[str, Any]]:
+        """The main run's collisions so far, as explain reads them from events.jsonl."""
+        return [{"id": k, "time_s": round(float(e.time), 3), "actors": sorted(int(a) for a in e.actors)}
+                for k, e in enumerate(e for e in self.main.world.events if e.kind == "collision")]
 
     def ticks(self, session: str, start: int) -> dict[str, Any]:
         with self.lock:
@@ -129,7 +169,8 @@ class LiveTwin:
             return {"mode": "live", "run_dir": str(self.out), "header": self.header, "summary": None,
                     "hazards": [e.to_dict() for e in self.main.supervisor.events],
                     "alerts": list(self.main.supervisor.alerts), "personas": sorted(load_personas(strict=False)),
-                    "fault_kinds": list(FAULT_KINDS),
+                    "fault_kinds": list(FAULT_KINDS), "collisions": self._collisions(),
+                    "causes": self.explanations.cached(),
                     "fork": None if self.fork is None else {"description": self.fork_description,
                                                             "tick": self.fork_tick}}
 
@@ -159,17 +200,6 @@ class LiveTwin:
         if client is None and agent is not None:
             client = agent.model_client
         return getattr(client, "client", client)
-
-    def _share_situations(self, fork: ScenarioRun) -> None:
-        """A fork reuses decisions as the main run did: from the shared file as it was at the
-        main run's start, never writing to it."""
-        population = fork.population
-        if population is not None and population.situations is not None:
-            from agents.humans.situation_cache import SituationCache
-
-            start = self.main.out / "situations_start.jsonl"
-            population.situations = SituationCache(start if start.exists() else None,
-                                                   self.config.humans.reuse.resolution, read_only=True)
 
     def _catch_up(self, run: ScenarioRun) -> None:
         """Step ``run`` until it has made as many physics steps as the main run."""

@@ -3,8 +3,11 @@
 Routes: ``/`` the page, ``/static/<file>`` its scripts and styles, and a JSON API:
 
 - ``GET /api/run``: mode, the trace header (geometry, humans; an imported network's junctions
-  named, with centres: ``inspector.junctions``), summary, hazards, alerts
+  named, with centres: ``inspector.junctions``), summary, hazards, alerts, the run's collisions
+  (``id``: their number for explain) and the causes explained so far (``inspector.explanations``)
 - ``GET /api/ticks?session=main|fork&from=N``: trace records from index N
+- ``POST /api/explain {"incident": N}``: the counterfactual causes of collision N (all of them
+  without N), in ``run.py explain``'s JSON, plus ``cached``; cached in ``RUN_DIR/causes.json``
 - live only: ``POST /api/step {"seconds"}``, ``POST /api/interview {"human", "question"}``,
   ``POST /api/fork {"tick", "change"}``
 
@@ -24,7 +27,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from causes import counterfactual
 from envs.trace import read_trace
+from inspector.explanations import Explanations
 from inspector.junctions import with_junction_index
 
 STATIC = Path(__file__).parent / "static"
@@ -54,15 +59,41 @@ class RecordedRun:
         self.alerts = _jsonl(self.run_dir / "alerts.jsonl")
         if not self.hazards:  # an interrupted run: its hazards are in the trace only
             self.hazards = [h for tick in self.main_ticks for h in tick["hazards"]]
+        events = _jsonl(self.run_dir / "events.jsonl") or [e for t in self.main_ticks for e in t.get("events", [])]
+        self.collisions = [{"id": k, "time_s": e["time_s"], "actors": sorted(e["actors"])}  # numbered as explain does
+                           for k, e in enumerate(e for e in events if e.get("kind") == "collision")]
+        self.explanations = Explanations(self.run_dir)
 
     def describe(self) -> dict[str, Any]:
         return {"mode": "recorded", "run_dir": str(self.run_dir), "header": self.header, "summary": self.summary,
-                "hazards": self.hazards, "alerts": self.alerts, "personas": [], "fault_kinds": [], "fork": None}
+                "hazards": self.hazards, "alerts": self.alerts, "personas": [], "fault_kinds": [], "fork": None,
+                "collisions": self.collisions, "causes": self.explanations.cached()}
+
+    def explain(self, incident: int | None) -> dict[str, Any]:
+        """The causes of collision ``incident`` (all collisions when None), in explain's JSON;
+        explained once, then served from ``causes.json``."""
+        if incident is not None and incident not in self.explanations.incidents:
+            counterfactual.load_run(self.run_dir)  # a run explain refuses is refused before the index
+            if not 0 <= incident < len(self.collisions):
+                n = len(self.collisions)
+                raise counterfactual.ExplainError(f"incident {incident}: the run has {n} collisions"
+                                                  + (f" (0 to {n - 1})" if n else ""))
+        ids = [incident] if incident is not None else [c["id"] for c in self.collisions]
+        return self.explanations.get(ids, lambda k: counterfactual.explain(self.run_dir, incident=k)["incidents"][0])
 
     def ticks(self, session: str, start: int) -> dict[str, Any]:
         if session != "main":
             raise ValueError("a recorded run has no fork (use --live)")
         return {"ticks": self.main_ticks[max(start, 0):], "total": len(self.main_ticks)}
+
+
+def _incident(value: Any) -> int | None:
+    """An incident number from a request (None: all incidents)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).lstrip("-").isdigit():
+        raise ValueError(f"incident must be a collision's number (0, 1, ...), not {value!r}")
+    return int(value)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -122,7 +153,7 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlparse(self.path)
         if not self._same_origin():
             return self._json({"error": "requests must come from the inspector's own page on 127.0.0.1"}, 403)
-        if not hasattr(self.source, "step"):
+        if not hasattr(self.source, "step") and url.path != "/api/explain":
             return self._json({"error": "a recorded run cannot be changed (start the inspector with --live)"}, 400)
         if (self.headers.get("Content-Type") or "").split(";")[0].strip() != "application/json":
             return self._json({"error": "send the request body as application/json"}, 415)
@@ -140,6 +171,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._json(self.source.interview(str(body.get("human", "")), str(body.get("question", ""))))
             if url.path == "/api/fork":
                 return self._json(self.source.fork_at(int(body.get("tick", -1)), dict(body.get("change") or {})))
+            if url.path == "/api/explain":
+                return self._json(self.source.explain(_incident(body.get("incident"))))
         except (ValueError, TypeError, RecursionError) as exc:
             return self._json({"error": str(exc) or type(exc).__name__}, 400)
         except Exception as exc:  # noqa: BLE001 - the page gets a reason, the server keeps serving

@@ -108,6 +108,16 @@ class _AgentIndex:
     def vectors(self) -> np.ndarray:
         return self._vectors[:len(self.texts)]
 
+    @classmethod
+    def restored(cls, rows: list[_Entry], texts: list[str], vectors: np.ndarray) -> "_AgentIndex":
+        """An index holding exactly these rows (unit vectors taken as they are, not normalised again)."""
+        index = cls(vectors.shape[1] if vectors.ndim == 2 and vectors.shape[1] else 384)
+        index.texts, index.row_entries = list(texts), list(rows)
+        index._vectors = np.array(vectors, np.float32) if len(vectors) else index._vectors
+        index.rows_of = {e.seq: n for n, e in enumerate(rows)}
+        index.entries = sorted(rows)
+        return index
+
     def add(self, entry: _Entry, text: str, vector: np.ndarray) -> None:
         n = len(self.texts)
         if n == len(self._vectors):
@@ -151,12 +161,17 @@ class MemoryStore:
             collection, embedding_function=embedding, configuration={"hnsw": {"space": "cosine"}})
         self._max_batch = int(self._client.get_max_batch_size())
         self._index: dict[str, _AgentIndex] = {}
+        self._unwritten: list[tuple] = []  # memories given by set_state, not yet in chromadb
+        self._all_indexed = False  # whether every agent in chromadb has its index (after get_state, set_state)
         self._lock = threading.RLock()
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def close(self) -> None:
         """Release the chromadb client (an in-memory store's memories are dropped)."""
+        if not self._ephemeral:
+            with self._lock:
+                self._write_restored()
         if self._ephemeral:
             try:
                 self._client.delete_collection(self._collection.name)
@@ -173,11 +188,52 @@ class MemoryStore:
     def forget(self, agent: str) -> int:
         """Delete every memory of ``agent``; returns how many there were."""
         with self._lock:
+            self._write_restored()
             n = len(self._entries(agent))
             if n:
                 self._collection.delete(where={"agent": agent})
             self._index.pop(agent, None)
             return n
+
+    # -- saved state: forks from any moment ---------------------------------------------------
+
+    def get_state(self) -> dict[str, Any]:
+        """Every memory of the store (its index rows: texts, unit embeddings, bookkeeping) as a
+        saved copy; ``set_state`` puts exactly these memories into this or another store, so a
+        fork recalls what the saved humans recalled."""
+        with self._lock:
+            if not self._all_indexed:  # once: every agent indexed, the index is the whole state from then on
+                self._write_restored()
+                for agent in {str(m["agent"]) for m in self._collection.get(include=["metadatas"])["metadatas"]}:
+                    self._agent_index(agent)
+                self._all_indexed = True
+            return {agent: {"rows": list(index.row_entries), "texts": list(index.texts),
+                            "vectors": index.vectors.copy()} for agent, index in self._index.items()}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Replace every memory of this store by those saved in ``state`` (``get_state``). Recall
+        works from the index at once; the memories reach chromadb when something reads it there
+        (a fork that only recalls and adds never pays for writing what it was given)."""
+        with self._lock:
+            existing = self._collection.get(include=[])["ids"]
+            for start in range(0, len(existing), self._max_batch):
+                self._collection.delete(ids=existing[start:start + self._max_batch])
+            self._index = {agent: _AgentIndex.restored(saved["rows"], saved["texts"], saved["vectors"])
+                           for agent, saved in state.items()}
+            self._all_indexed = True
+            self._unwritten = [(f"{agent}:{e.seq}", vector, text, {"agent": agent, "kind": e.kind,
+                                                                   "importance": e.importance, "time_s": e.time_s,
+                                                                   "episode": e.episode})
+                               for agent, saved in state.items()
+                               for e, text, vector in zip(saved["rows"], saved["texts"], saved["vectors"])]
+
+    def _write_restored(self) -> None:
+        """Write the memories a ``set_state`` gave into chromadb (before anything reads it there)."""
+        rows, self._unwritten = self._unwritten, []
+        for start in range(0, len(rows), self._max_batch):
+            chunk = rows[start:start + self._max_batch]
+            self._collection.add(ids=[r[0] for r in chunk], embeddings=[r[1] for r in chunk],
+                                 documents=[r[2] for r in chunk], metadatas=[r[3] for r in chunk])
 
     # -- per-agent index -------------------------------------------------------------------
 
@@ -188,6 +244,7 @@ class MemoryStore:
     def _agent_index(self, agent: str) -> _AgentIndex:
         index = self._index.get(agent)
         if index is None:
+            self._write_restored()
             got = self._collection.get(where={"agent": agent}, include=["metadatas", "documents", "embeddings"])
             index = _AgentIndex(len(got["embeddings"][0]) if len(got["ids"]) else 384)
             rows = sorted(zip(got["ids"], got["metadatas"], got["documents"], got["embeddings"]),
@@ -266,7 +323,9 @@ class MemoryStore:
     def count(self, agent: str | None = None) -> int:
         """Number of memories of ``agent``, or of all agents when None."""
         if agent is None:
-            return int(self._collection.count())
+            with self._lock:
+                self._write_restored()
+                return int(self._collection.count())
         with self._lock:
             return len(self._entries(agent))
 

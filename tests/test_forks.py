@@ -103,3 +103,84 @@ def test_a_saved_world_is_refused_by_a_world_of_another_config():
     crossing = World(load_scenario("intersection", {"ego.controlled": 0}))
     with pytest.raises(ValueError, match="another config"):
         crossing.set_state(highway.get_state())
+
+
+def _llm_episode(config, script):
+    """A world with LLM humans (scripted model, hashed-embedding memory) and its supervisor."""
+    from agents.humans.population import Population
+    from agents.llm.scripted import ScriptedClient
+    from memory.embedding import HashEmbedding
+    from memory.stream import MemoryStore
+    from twin import assemble
+    from twin.episode import Episode
+
+    world = World(config)
+    population = Population(world, config.humans, client=ScriptedClient(script),
+                            memory=MemoryStore(None, embedding=HashEmbedding()), seed=config.seed)
+    return Episode(world, population, assemble.supervisor(config, population))
+
+
+def _varied(system: str, prompt: str) -> str:
+    """Answers that depend on the whole prompt (scene, recalled memories, recent decisions): a fork
+    whose humans remembered or intended anything else would be told something else."""
+    import json
+
+    from agents.llm.scripted import by_role
+
+    answer = json.loads(by_role(system, prompt))
+    pick = int(hashlib.sha256(prompt.encode()).hexdigest(), 16) % 3
+    if "speed" in answer:
+        answer["speed"] = ("slower", "as_usual", "faster")[pick]
+    if "pace" in answer:
+        answer["pace"] = ("slower", "as_usual", "faster")[pick]
+    return json.dumps(answer)
+
+
+def _decisions(records):
+    return [(r["time_s"], r["human"], r["prompt"], r["intent"], r["memories"]) for r in records]
+
+
+def test_a_fork_with_llm_humans_their_memories_and_pending_decisions_equals_the_main_run():
+    humans = {"drivers": [{"persona": "commuter_late", "count": 3}, {"persona": "phone_distracted", "count": 2}],
+              "pedestrians": [{"persona": "jogger", "count": 2}], "operators": [{"persona": "tmc_operator", "count": 1}],
+              "memory": {"embedding": "hash", "reflect_importance": 12}, "decision_period_s": {"driver": 4.0}}
+    config = load_scenario("intersection", {"ego.controlled": 0, "humans": humans,
+                                            "demand.pedestrians_per_hour": 600})
+    main = _llm_episode(config, _varied)
+    for _ in range(SAVE_AT):
+        main.step()
+    assert main.population._pending, "the save must fall while decisions are pending"
+    assert main.population.memory.count() > 0
+    saved = main.get_state()
+    expected, decided = [], []
+    for _ in range(AFTER):
+        decided += main.step()[1]
+        expected.append(_digest(main.world))
+    assert decided, "the humans decide after the fork"
+    remembered = main.population.memory.get_state()
+
+    fork = _llm_episode(config, _varied)
+    fork.set_state(saved)
+    forked, fork_decided = [], []
+    for _ in range(AFTER):
+        fork_decided += fork.step()[1]
+        forked.append(_digest(fork.world))
+    assert forked == expected
+    assert _decisions(fork_decided) == _decisions(decided)
+    again = fork.population.memory.get_state()
+    assert {a: s["texts"] for a, s in again.items()} == {a: s["texts"] for a, s in remembered.items()}
+    assert [e.to_dict() for e in fork.supervisor.events] == [e.to_dict() for e in main.supervisor.events]
+    for episode in (main, fork):
+        episode.close()
+
+
+def test_a_saved_population_refuses_other_humans():
+    config = load_scenario("intersection", {"ego.controlled": 0, "humans": {
+        "drivers": [{"persona": "commuter_late", "count": 2}], "memory": {"embedding": "hash"}}})
+    other = load_scenario("intersection", {"ego.controlled": 0, "humans": {
+        "drivers": [{"persona": "cautious_elderly", "count": 2}], "memory": {"embedding": "hash"}}})
+    saved = _llm_episode(config, _varied).get_state()
+    with pytest.raises(ValueError, match="other humans"):
+        _llm_episode(other, _varied).population.set_state(saved["population"])
+    with pytest.raises(ValueError, match="has no population and this one has one"):
+        _llm_episode(config, _varied).set_state({**saved, "population": None})

@@ -1,7 +1,8 @@
-"""The run trace, the inspector's server and live twin (interview, fork), and GIF export."""
+"""The run trace, the inspector's server and live twin (interview, fork, why), and GIF export."""
 
 import gzip
 import json
+import shutil
 import socket
 import threading
 import urllib.error
@@ -18,6 +19,9 @@ from inspector.server import HEADER_TIMEOUT_S, RecordedRun, make_server
 from agents.llm.scripted import ScriptedClient, by_role
 
 FAULT = [{"kind": "signal_stuck", "at_s": 20}]
+# the supervisor suite's rear_end_brake_failure case (configs/suites/supervisor.yaml), no persona humans
+BRAKE_FAILURE = {"humans": {}, "faults": [{"kind": "brake_failure", "at_s": 20, "actor": "closest_follower"}]}
+BRAKE_FAILURE_MINUTES = 0.5
 
 
 @pytest.fixture(scope="module")
@@ -207,6 +211,26 @@ def test_a_fork_shares_the_past_and_diverges_after_its_change(live):
         live.fork_at(10_000, {"kind": "friction", "value": 0.5})
 
 
+def test_a_late_fork_starts_from_the_main_runs_saved_state_and_replays_only_since_it(live, monkeypatch):
+    from inspector.live import CHECKPOINT_TICKS
+    from twin.run import ScenarioRun
+
+    live.step(30.0)
+    tick = 2 * CHECKPOINT_TICKS + 5
+    assert len(live.main.ticks) > tick + 5 and set(live.main.checkpoints) >= {0, CHECKPOINT_TICKS, 2 * CHECKPOINT_TICKS}
+    replayed = []
+    step = ScenarioRun.step
+    monkeypatch.setattr(ScenarioRun, "step", lambda run: (replayed.append(run.out.name), step(run))[1])
+    live.fork_at(tick, {"kind": "friction", "value": 1.0})  # a change that changes nothing
+    forked_before_change = [name for name in replayed if name.startswith("fork")]
+    # restored at tick 2 * CHECKPOINT_TICKS, then stepped to the fork tick and on to the main run's time: never from 0
+    saved_steps = live.main.checkpoints[2 * CHECKPOINT_TICKS]["steps"]
+    assert saved_steps > 0 and len(forked_before_change) == live.main.steps - saved_steps
+    forked = live.ticks("fork", 0)["ticks"]
+    assert json.dumps(forked) == json.dumps(live.main.ticks[tick:])  # humans, memories, decisions: all as the main run
+    assert live.fork.population.memory.count() == live.main.population.memory.count()
+
+
 def test_the_live_api_steps_interviews_forks_and_names_bad_requests(live):
     server, base = serving(live)
     try:
@@ -261,5 +285,84 @@ def test_a_rambling_interview_answer_is_cut_to_three_distinct_sentences(tmp_path
         twin.step(3.0)
         human = next(h.identity for h in twin.main.population.humans if h.role == "driver" and h.actor_id is not None)
         assert twin.interview(human, "Why?")["answer"] == "I was late. I chose the right lane! It was clear."
+    finally:
+        twin.close()
+
+
+@pytest.fixture(scope="module")
+def fault_collision(tmp_path_factory) -> Path:
+    """A recorded run in which an injected brake failure makes a follower run into the car ahead."""
+    out = tmp_path_factory.mktemp("brake-failure")
+    simulate("intersection", minutes=BRAKE_FAILURE_MINUTES, out=out, model_client=ScriptedClient(), humans="off",
+             overrides=BRAKE_FAILURE)
+    return out
+
+
+def test_why_names_the_injected_fault_as_but_for_and_serves_it_from_causes_json(fault_collision, tmp_path,
+                                                                                 monkeypatch):
+    from causes import counterfactual
+
+    source = RecordedRun(fault_collision)
+    server, base = serving(source)
+    try:
+        run = json.loads(_get(base, "/api/run")[1])
+        assert run["causes"] == {"incidents": []} and run["collisions"]
+        first = run["collisions"][0]
+        status, body = _post(base, "/api/explain", {"incident": 0})
+        assert status == 200 and body["cached"] is False
+        (incident,) = body["incidents"]
+        assert incident["id"] == 0 and incident["actors"] == first["actors"]
+        assert incident["time_s"] == first["time_s"] and incident["fork_at_s"] < incident["time_s"]
+        fault = next(c for c in incident["causes"] if c["cause"].startswith("fault:brake_failure"))
+        assert fault["class"] == "but_for" and fault["prevented"] == "1/1"
+        assert fault["evidence_runs"] == [{"removed": [fault["cause"]], "collided_at_s": None}]
+        on_disk = json.loads((fault_collision / "causes.json").read_text())
+        assert on_disk == {"incidents": [incident]}  # run.py explain's format
+        # the second request, and a restarted inspector, are answered from the cache without forking
+
+        def no_forks(*args, **kwargs):
+            raise AssertionError("explained again")
+
+        monkeypatch.setattr(counterfactual, "explain", no_forks)
+        assert _post(base, "/api/explain", {"incident": 0}) == (200, {"incidents": [incident], "cached": True})
+        assert json.loads(_get(base, "/api/run")[1])["causes"] == {"incidents": [incident]}
+        assert RecordedRun(fault_collision).explain(0) == {"incidents": [incident], "cached": True}
+        # a bad incident number, or a run explain refuses, is answered with the reason
+        status, body = _post(base, "/api/explain", {"incident": len(run["collisions"])})
+        assert status == 400 and f"the run has {len(run['collisions'])} collisions" in body["error"]
+        status, body = _post(base, "/api/explain", {"incident": "first"})
+        assert status == 400 and "incident must be" in body["error"]
+        assert _post(base, "/api/explain", {"incident": 0}, **{"Content-Type": "text/plain"})[0] == 415
+        assert _post(base, "/api/explain", {"incident": 0}, Origin="http://evil.example")[0] == 403
+    finally:
+        server.shutdown()
+    interrupted = tmp_path / "interrupted"  # no events.jsonl: its collisions are shown, not explained
+    shutil.copytree(fault_collision, interrupted, ignore=shutil.ignore_patterns("events.jsonl", "causes.json"))
+    source = RecordedRun(interrupted)
+    assert [c["time_s"] for c in source.collisions] == [c["time_s"] for c in run["collisions"]]
+    server, base = serving(source)
+    try:
+        status, body = _post(base, "/api/explain", {"incident": 0})
+        assert status == 400 and "not a run directory" in body["error"]
+    finally:
+        server.shutdown()
+
+
+def test_the_live_twin_explains_its_collisions_so_far(tmp_path):
+    # the scenario's persona humans (scripted model) decide in the forks through the main run's answers
+    twin = LiveTwin("intersection", tmp_path / "why", model_client=ScriptedClient(),
+                    overrides={"faults": BRAKE_FAILURE["faults"], "humans.memory.embedding": "hash"})
+    try:
+        with pytest.raises(LiveError, match="0 collisions so far"):
+            twin.explain(0)
+        while not twin.describe()["collisions"]:
+            twin.step(5.0)
+        result = twin.explain(None)
+        assert result["cached"] is False and [i["id"] for i in result["incidents"]] == [
+            c["id"] for c in twin.describe()["collisions"]]
+        causes = {c["cause"].split("#")[0]: c["class"] for c in result["incidents"][0]["causes"]}
+        assert causes["fault:brake_failure"] == "but_for"
+        assert json.loads((tmp_path / "why" / "main" / "causes.json").read_text())["incidents"] == result["incidents"]
+        assert twin.explain(0) == {"incidents": result["incidents"][:1], "cached": True}
     finally:
         twin.close()

@@ -163,6 +163,64 @@ def test_a_recorded_run_has_charts_that_move_the_timeline_and_follow_a_vehicle(b
         server.shutdown()
 
 
+@pytest.fixture(scope="module")
+def fault_collision(tmp_path_factory) -> Path:
+    """The supervisor suite's rear_end_brake_failure case, recorded: the brake failure causes a collision."""
+    out = tmp_path_factory.mktemp("brake-failure")
+    simulate("intersection", minutes=0.5, out=out, model_client=ScriptedClient(), humans="off",
+             overrides={"faults": [{"kind": "brake_failure", "at_s": 20, "actor": "closest_follower"}]})
+    return out
+
+
+def test_why_on_a_collision_shows_its_causes_in_a_table_and_on_the_timeline(browser, fault_collision):
+    server, url = serve(RecordedRun(fault_collision))
+    try:
+        wait_ready(browser, url)
+        collision = browser.execute_script("return window.inspector.collisions[0]")
+        assert not browser.find_elements(By.CSS_SELECTOR, "#cause-marks .fork-mark")
+        # the collision's mark on the timeline jumps there and points at its entry
+        mark = browser.find_element(By.CSS_SELECTOR, "#marks .mark.collision[data-incident='0']")
+        mark.click()
+        assert abs(browser.execute_script("return window.inspector.time") - collision["time_s"]) < 1
+        entry = browser.find_element(By.ID, "incident-0")
+        assert "focused" in entry.get_attribute("class")
+        assert " and ".join(map(str, collision["actors"])) in entry.text
+        why = entry.find_element(By.CSS_SELECTOR, "button.why")
+        why.click()
+        assert browser.execute_script("return window.inspector.explaining") == 0  # busy while it forks
+        assert "explaining" in browser.find_element(By.CSS_SELECTOR, "#incident-0 button.why").text
+        WebDriverWait(browser, 120).until(lambda d: d.execute_script("return window.inspector.causes.length") == 1)
+        rows = browser.find_elements(By.CSS_SELECTOR, "#incident-0 table.causes-table tbody tr")
+        table = {r.find_elements(By.TAG_NAME, "td")[0].text: r for r in rows}
+        fault = next(r for cause, r in table.items() if cause.startswith("fault:brake_failure"))
+        cells = fault.find_elements(By.TAG_NAME, "td")
+        assert cells[2].text == "but-for" and "cls-but_for" in cells[2].get_attribute("class")
+        assert cells[3].text == "1/1" and cells[4].text == "no collision"
+        triage = browser.find_element(By.CSS_SELECTOR, "#incident-0 .triage").text  # the supervisor, told the causes
+        assert "Without brake_failure" in triage and "does not happen" in triage
+        assert any(r.find_elements(By.TAG_NAME, "td")[2].text == "irrelevant" for r in rows)
+        # on the timeline: the fork point, and a band from it to the collision for the but-for cause
+        incident = browser.execute_script("return window.inspector.causes[0]")
+        fork = browser.find_element(By.CSS_SELECTOR, "#cause-marks .fork-mark[data-incident='0']")
+        assert float(fork.get_attribute("data-t")) == pytest.approx(incident["fork_at_s"])
+        band = browser.find_element(By.CSS_SELECTOR, "#cause-marks .cause-band[data-cause^='fault:brake_failure']")
+        timeline = browser.find_element(By.ID, "timeline").rect
+        duration = browser.execute_script("const t = window.inspector.ticks; return t[t.length - 1].t")
+        px_per_s = timeline["width"] / duration
+        assert band.rect["x"] - timeline["x"] == pytest.approx(incident["fork_at_s"] * px_per_s, abs=2)
+        assert band.rect["width"] == pytest.approx((incident["time_s"] - incident["fork_at_s"]) * px_per_s, abs=3)
+        fork.click()  # jumps to the fork point
+        assert abs(browser.execute_script("return window.inspector.time") - incident["fork_at_s"]) < 1
+        # reloaded, the page shows the causes cached in causes.json at once
+        wait_ready(browser, url)
+        assert browser.find_elements(By.CSS_SELECTOR, "#incident-0 table.causes-table tbody tr")
+        assert browser.find_elements(By.CSS_SELECTOR, "#cause-marks .cause-band")
+        errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+        assert not errors, errors
+    finally:
+        server.shutdown()
+
+
 def late(system: str, prompt: str) -> str:
     return "I am late for work." if "Interviewer:" in prompt else by_role(system, prompt)
 

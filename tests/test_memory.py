@@ -350,3 +350,26 @@ def test_a_minilm_query_vector_equals_the_stored_vector_of_the_same_text():
     texts = ["A child stepped onto the zebra crossing", "I braked hard behind the truck on the on-ramp"]
     stored, queried = np.asarray(embedding(texts)), np.asarray(embedding.embed_query(texts))
     assert np.allclose(stored, queried, atol=1e-5)
+
+
+def test_a_restored_store_recalls_and_counts_what_was_saved(tmp_path):
+    from memory.embedding import HashEmbedding
+
+    source = MemoryStore(None, embedding=HashEmbedding())
+    source.add_many([{"agent": f"a{i % 3}", "text": f"saw car {i} brake hard", "kind": "observation", "time_s": i}
+                     for i in range(12)])
+    saved = source.get_state()
+    source.add("a0", "after the save", "decision", 20.0)
+    fork = MemoryStore(tmp_path / "fork", embedding=HashEmbedding())
+    fork.add("zz", "an older memory of another agent", "observation", 1.0)
+    fork.set_state(saved)
+    for agent in ("a0", "a1", "a2"):
+        assert [m.id for m in fork.retrieve(agent, "a car braking", 12.0, k=3)] == \
+               [m.id for m in source.retrieve(agent, "a car braking", 12.0, k=13) if m.text != "after the save"][:3]
+    assert fork.count() == 12 and fork.count("zz") == 0
+    added = fork.add("a0", "a new one", "decision", 13.0)
+    assert added.id == "a0:4"  # numbering goes on from the saved memories
+    fork.close()
+    reopened = MemoryStore(tmp_path / "fork", embedding=HashEmbedding())  # the restored memories were stored
+    assert reopened.count() == 13 and reopened.recent("a0", 1)[0].text == "a new one"
+    reopened.close()

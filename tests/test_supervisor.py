@@ -257,3 +257,37 @@ def test_a_close_cut_in_is_flagged_although_the_follower_already_brakes():
     assert cut and cut[0].actors == (1, 0) and cut[0].severity in ("medium", "high")
     assert 0.0 < cut[0].worst < 2.0  # constant-speed TTC about 8 m / 5 m/s at the cut-in: medium
     assert not [e for e in world.events if e.kind == "collision"]
+
+
+def test_alerts_carry_the_futures_collision_probability_and_it_raises_their_severity():
+    from agents.supervisor.config import Foresight
+
+    world = _faulty_world("intersection", [{"kind": "brake_failure", "at_s": 20, "actor": "closest_follower"}])
+    sup = _watch(world, 60.0, Supervisor(SupervisorConfig(foresight=Foresight(futures=6, horizon_s=6.0))),
+                 stop_on="collision")
+    culprit = world.faults.log[0]["actors"][0]
+    crash = next(e for e in world.events if e.kind == "collision")
+    before = [a for a in sup.alerts if a["time_s"] < crash.time and any(culprit in e["actors"] for e in a["events"])]
+    assert before
+    last = before[-1]  # just before the crash: every future of a car without brakes collides
+    assert "In 6 of 6 futures run from now a collision follows within 6 s" in last["triage"]["explanation"]
+    assert last["triage"]["severity"] == "high" and last["triage"]["alert_operator"]
+    assert sup.summary()["foresight_s"] > 0
+    # the same run without foresight: the same alerts, the explanations without the futures
+    world = _faulty_world("intersection", [{"kind": "brake_failure", "at_s": 20, "actor": "closest_follower"}])
+    blind = _watch(world, 60.0, Supervisor(SupervisorConfig(foresight=Foresight(futures=0))), stop_on="collision")
+    assert [a["time_s"] for a in blind.alerts] == [a["time_s"] for a in sup.alerts]
+    assert not any("futures" in a["triage"]["explanation"] for a in blind.alerts)
+    raised = [(a, b) for a, b in zip(sup.alerts, blind.alerts) if a["triage"]["severity"] != b["triage"]["severity"]]
+    assert all(a["triage"]["severity"] == "high" for a, _ in raised)  # raised, never lowered
+
+
+def test_foresight_leaves_the_world_as_it_was():
+    from agents.supervisor.config import Foresight
+
+    runs = []
+    for futures in (0, 4):
+        world = _faulty_world("intersection", [{"kind": "brake_failure", "at_s": 20, "actor": "closest_follower"}])
+        _watch(world, 40.0, Supervisor(SupervisorConfig(foresight=Foresight(futures=futures))))
+        runs.append((world.time, world.vehicles.x.copy(), [(e.kind, e.time, e.actors) for e in world.events]))
+    assert runs[0][0] == runs[1][0] and (runs[0][1] == runs[1][1]).all() and runs[0][2] == runs[1][2]

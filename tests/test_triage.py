@@ -315,3 +315,20 @@ def test_numbers_are_matched_to_the_runs_values_of_their_kind(sentence, kept):
     from agents.supervisor.triage import backed_sentences
 
     assert (backed_sentences(sentence, [TTC], CONTEXT)[1] == 0) is kept
+
+
+FUTURES = {"futures": {"horizon_s": 8.0, "futures": 8, "collisions": 6, "p_collision": 0.75,
+                       "ci95_collision": [0.4093, 0.9285], "most_involved": [{"actor": 3, "futures": 6}]}}
+
+
+def test_the_futures_are_told_and_backed_and_invented_odds_are_dropped():
+    from agents.supervisor.triage import backed_sentences, triage_prompt
+
+    context = {**CONTEXT, **FUTURES}
+    told = template_triage([TTC], context).explanation
+    assert "In 6 of 8 futures run from now a collision follows within 8 s (probability 75%, 95% interval 41-93%), " \
+           "most often with actor 3 (6 of 8)." in told
+    assert backed_sentences(told, [TTC], context) == (told, 0)
+    assert "Futures: " in triage_prompt([TTC], context)
+    kept, dropped = backed_sentences("car 3 collides in 75% of futures. car 3 collides in 60% of futures.", [TTC], context)
+    assert kept == "car 3 collides in 75% of futures." and dropped == 1

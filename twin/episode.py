@@ -39,6 +39,27 @@ class Episode:
         records = self.population.after_step() if self.population is not None else []
         return events, records
 
+    def get_state(self) -> dict[str, Any]:
+        """A saved copy of the world, the humans (with their memories and pending decisions) and
+        the supervisor: ``set_state`` on an episode of the same scenario goes on from here exactly
+        as this one does (given the same model answers)."""
+        return {"world": self.world.get_state(),
+                "population": self.population.get_state() if self.population is not None else None,
+                "supervisor": self.supervisor.get_state() if self.supervisor is not None else None}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Become the episode saved in ``state`` (``get_state``); each part must be there on both
+        sides (a world saved with humans cannot go on without them)."""
+        for name in ("population", "supervisor"):
+            if (getattr(self, name) is None) != (state[name] is None):
+                raise ValueError(f"set_state: the saved episode {'has' if state[name] is not None else 'has no'} "
+                                 f"{name} and this one {'has none' if state[name] is not None else 'has one'}")
+        self.world.set_state(state["world"])
+        if self.population is not None:
+            self.population.set_state(state["population"])
+        if self.supervisor is not None:
+            self.supervisor.set_state(state["supervisor"])
+
     def close(self, close_memory: bool = True) -> None:
         """Release the supervisor's agent, the humans' runner and (``close_memory``) their memory
         store; a Gym env keeps its store across episodes and closes it itself."""

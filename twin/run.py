@@ -62,7 +62,7 @@ class ScenarioRun:
 
     def __init__(self, config: ScenarioConfig, out: Path, replay: Path | None = None, model_client: Any = None,
                  console: Console | None = None, keep_ticks: bool = False,
-                 observers: Sequence[StepObserver] = ()) -> None:
+                 observers: Sequence[StepObserver] = (), checkpoint_ticks: int = 0) -> None:
         console = console or Console()
         self.config, self.out = config, Path(out)
         self.out.mkdir(parents=True, exist_ok=True)
@@ -100,6 +100,9 @@ class ScenarioRun:
         self._closed = False
         self.finished = False
         self.started = time.perf_counter()
+        # saved states every checkpoint_ticks trace ticks, by the number of ticks traced before them
+        self.checkpoint_ticks = checkpoint_ticks
+        self.checkpoints: dict[int, dict[str, Any]] = {0: self.get_state()} if checkpoint_ticks else {}
 
     def step(self) -> None:
         """One physics step, the supervisor's check, the humans' due decisions, a trace tick when due."""
@@ -125,6 +128,31 @@ class ScenarioRun:
             if self.ticks is not None:
                 self.ticks.append(record)
             self._pending = []
+            if self.checkpoint_ticks and self.trace.ticks % self.checkpoint_ticks == 0:
+                self.checkpoints[self.trace.ticks] = self.get_state()
+
+    def get_state(self) -> dict[str, Any]:
+        """A saved copy of the run between two trace ticks: its episode (``Episode.get_state``) and
+        what the run itself counts (steps, near misses, what is traced so far)."""
+        return {"episode": self.episode.get_state(), "steps": self.steps, "ticks": self.trace.ticks,
+                "speeds": list(self.speeds), "near_misses": self.near_misses, "closing_in": set(self._closing_in),
+                "pending": list(self._pending), "events_traced": self._events_traced,
+                "alerts_traced": self._alerts_traced, "compile_s": self.compile_s,
+                "first_check_timed": self._first_check_timed}
+
+    def set_state(self, state: dict[str, Any], ticks: list[dict] | None = None) -> None:
+        """Go on from the run saved in ``state`` (``get_state`` of a run of the same scenario);
+        ``ticks``, the trace records before it, are kept in ``self.ticks``. This run's trace file
+        goes on from there: the records before it are the saved run's."""
+        self.episode.set_state(state["episode"])
+        self.steps, self.trace.ticks = state["steps"], state["ticks"]
+        self.speeds, self.near_misses = list(state["speeds"]), state["near_misses"]
+        self._closing_in, self._pending = set(state["closing_in"]), list(state["pending"])
+        self._events_traced, self._alerts_traced = state["events_traced"], state["alerts_traced"]
+        self.compile_s, self._first_check_timed = state["compile_s"], state["first_check_timed"]
+        self._seen_hazards = {id(e) for e in self.supervisor.events}  # traced by the saved run
+        if self.ticks is not None:
+            self.ticks = list(ticks or [])
 
     def _trace_tick(self) -> dict[str, Any]:
         """One trace record (written and returned): the state now and what happened since the previous tick."""

@@ -1,9 +1,10 @@
 """``run.py sweep``: one scenario over a grid of its fields and a list of seeds, run in local
-processes; per grid point the collisions, red-light runs and the supervisor's events.
+processes or on a Ray cluster (``compute``); per grid point the collisions, red-light runs and
+the supervisor's events.
 
 Every run is the world and its supervisor without persona humans (a sweep asks how the world
 behaves over its parameters; LLM humans would make it a benchmark of the model). Results do not
-depend on the number of workers: each run is seeded by its own grid point and seed.
+depend on the number of workers or the executor: each run is seeded by its own grid point and seed.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from __future__ import annotations
 import itertools
 import time
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Callable
+
+from compute import describe, run_jobs
 
 
 def parse_grid(items: list[str]) -> dict[str, list[Any]]:
@@ -42,7 +44,8 @@ def jobs(scenario: str, grid: dict[str, list[Any]], seeds: list[int], minutes: f
 
 
 def _base() -> dict[str, Any]:
-    return {"ego.controlled": 0, "humans": {}}
+    # a sweep counts events and alerts, not their triage: no futures at alerts unless the grid asks
+    return {"ego.controlled": 0, "humans": {}, "supervisor.foresight.futures": 0}
 
 
 def run_one(scenario: str, overrides: dict[str, Any], minutes: float) -> dict[str, Any]:
@@ -63,27 +66,13 @@ def run_one(scenario: str, overrides: dict[str, Any], minutes: float) -> dict[st
             "alerts": len(supervisor.alerts), "vehicles_entered": world.stats["vehicles_entered"]}
 
 
-def _run(job: tuple) -> dict[str, Any]:
-    return run_one(*job)
-
-
 def sweep(scenario: str, grid: dict[str, list[Any]], seeds: list[int], minutes: float, workers: int = 1,
-          progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    """Every run of the grid and seeds, grouped by grid point, and the runs per minute of wall time."""
+          progress: Callable[[int, int], None] | None = None, ray: str | None = None) -> dict[str, Any]:
+    """Every run of the grid and seeds, grouped by grid point, and the runs per minute of wall time;
+    in ``workers`` local processes, or on the Ray cluster at ``ray`` (``"local"``: started here)."""
     todo = jobs(scenario, grid, seeds, minutes)
     start = time.perf_counter()
-    results = []
-    if workers == 1:
-        for job in todo:
-            results.append(_run(job))
-            if progress:
-                progress(len(results), len(todo))
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            for result in pool.map(_run, todo):
-                results.append(result)
-                if progress:
-                    progress(len(results), len(todo))
+    results = run_jobs(run_one, todo, workers=workers, ray=ray, progress=progress)
     wall = time.perf_counter() - start
     points: dict[str, dict[str, Any]] = {}
     for r in results:
@@ -92,6 +81,6 @@ def sweep(scenario: str, grid: dict[str, list[Any]], seeds: list[int], minutes: 
         p["runs"] += 1
         for name in ("collisions", "red_light", "alerts"):
             p[name] += r[name]
-    return {"scenario": scenario, "minutes": minutes, "workers": workers, "runs": len(results),
-            "wall_s": round(wall, 2), "runs_per_minute": round(60 * len(results) / wall, 2) if wall else None,
-            "points": points, "results": results}
+    return {"scenario": scenario, "minutes": minutes, "workers": workers, "executor": describe(workers, ray),
+            "runs": len(results), "wall_s": round(wall, 2),
+            "runs_per_minute": round(60 * len(results) / wall, 2) if wall else None, "points": points, "results": results}

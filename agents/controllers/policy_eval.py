@@ -11,6 +11,10 @@ vehicle to the twin's own IDM/MOBIL driver; ``random`` picks uniform actions. Pe
 
 Humans the policy was not trained with (other personas, live LLM humans) come in through
 ``env_kwargs`` overrides and ``humans``.
+
+Every episode of every driver is a job (``run_episode``) on an env of its own, seeded by its
+episode seed, so the episodes run in local processes or on a Ray cluster (``compute``) with the
+same rows as in one process.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from compute import run_jobs
 from envs.actors import HUMAN
 
 BASELINES = ("rule", "random")
@@ -121,6 +126,38 @@ def summarise_signals(rows: list[dict]) -> dict:
             "collisions": int(sum(r["collisions"] for r in rows))}
 
 
+_MODELS: dict[tuple[str, str], Any] = {}  # (algorithm, model path) -> model, loaded once per process
+
+
+def run_episode(env_id: str, kwargs: dict, driver: str, seed: int, algorithm: str, model_path: str) -> dict:
+    """One seeded episode of ``driver`` (policy, rule, random, fixed_time) on a new env: its metrics
+    (a job of ``evaluate_policy``; everything it needs is in its arguments)."""
+    import gymnasium as gym
+
+    import twin  # noqa: F401  (registers the Gymnasium ids)
+
+    signals = "SignalControl" in env_id
+    env = gym.make(env_id, **((kwargs | {"fixed_time": True}) if driver == "fixed_time" else kwargs))
+    env.action_space.seed(seed)  # random actions of a continuous space: the same wherever the episode runs
+    try:
+        if driver == "policy":
+            if (algorithm, model_path) not in _MODELS:
+                import stable_baselines3 as sb3
+
+                _MODELS[(algorithm, model_path)] = getattr(sb3, algorithm).load(model_path, device="cpu")
+            model = _MODELS[(algorithm, model_path)]
+            act: Any = lambda obs: model.predict(obs, deterministic=True)[0]  # noqa: E731
+        else:
+            act = "fixed" if driver == "fixed_time" else driver
+        humans_of = getattr(env.unwrapped, "humans", None)
+        asked = humans_of.decisions if humans_of is not None else 0
+        row = (signal_episode_metrics if signals else episode_metrics)(env, act, seed)
+        row["llm_decisions"] = (humans_of.decisions if humans_of is not None else 0) - asked
+    finally:
+        env.close()
+    return row
+
+
 def load_policy(checkpoint: str | Path):
     """A trained model and its training config from a run directory or a model ``.zip`` inside one."""
     import stable_baselines3 as sb3
@@ -145,10 +182,10 @@ def load_policy(checkpoint: str | Path):
 
 def evaluate_policy(checkpoint: str | Path, episodes: int = 20, seed: int = 1000, env_kwargs: dict | None = None,
                     humans: str | None = None, json_path: Path | None = None, png_path: Path | None = None,
-                    console: Any = None) -> dict:
-    """Run the policy, the rule-based ego and a random policy on the same seeded episodes;
-    print a table, write JSON and a PNG bar chart; return the summaries."""
-    import gymnasium as gym
+                    console: Any = None, workers: int | None = 1, ray: str | None = None) -> dict:
+    """Run the policy, the rule-based ego and a random policy on the same seeded episodes (in
+    ``workers`` local processes, or on the Ray cluster at ``ray``); print a table, write JSON and a
+    PNG bar chart; return the summaries."""
     from rich.console import Console
     from rich.progress import Progress
     from rich.table import Table
@@ -162,30 +199,17 @@ def evaluate_policy(checkpoint: str | Path, episodes: int = 20, seed: int = 1000
         kwargs["humans"] = humans
     kwargs.setdefault("supervisor__enabled", True)
     signals = "SignalControl" in config.env
-    policy = lambda obs: model.predict(obs, deterministic=True)[0]  # noqa: E731
-    if signals:  # the baseline is the scenario's fixed-time plan
-        envs_by_driver = {"policy": gym.make(config.env, **kwargs),
-                          "fixed_time": gym.make(config.env, **(kwargs | {"fixed_time": True})),
-                          "random": gym.make(config.env, **kwargs)}
-        drivers: dict[str, Any] = {"policy": policy, "fixed_time": "fixed", "random": "random"}
-        run_episode, metrics = signal_episode_metrics, SIGNAL_METRICS
-    else:
-        env = gym.make(config.env, **kwargs)
-        envs_by_driver = {"policy": env, "rule": env, "random": env}
-        drivers = {"policy": policy, "rule": "rule", "random": "random"}
-        run_episode, metrics = episode_metrics, DRIVING_METRICS
-    rows: dict[str, list[dict]] = {name: [] for name in drivers}
+    _MODELS[(config.algorithm, str(model_path))] = model  # in this process, the loaded one
+    # the baseline of signal control is the scenario's fixed-time plan; of driving, the twin's own driver
+    drivers = ("policy", "fixed_time", "random") if signals else ("policy", "rule", "random")
+    metrics = SIGNAL_METRICS if signals else DRIVING_METRICS
+    jobs = [(config.env, kwargs, name, seed + k, config.algorithm, str(model_path))
+            for k in range(episodes) for name in drivers]
     with Progress(console=console, transient=True) as progress:
-        task = progress.add_task("evaluating", total=episodes * len(drivers))
-        for k in range(episodes):
-            for name, act in drivers.items():
-                humans_of = getattr(envs_by_driver[name].unwrapped, "humans", None)
-                asked = humans_of.decisions if humans_of is not None else 0
-                rows[name].append(run_episode(envs_by_driver[name], act, seed + k))
-                rows[name][-1]["llm_decisions"] = (humans_of.decisions if humans_of is not None else 0) - asked
-                progress.advance(task)
-    for env in set(envs_by_driver.values()):
-        env.close()
+        task = progress.add_task("evaluating", total=len(jobs))
+        done = run_jobs(run_episode, jobs, workers=workers, ray=ray,
+                        progress=lambda n, total: progress.update(task, completed=n))
+    rows: dict[str, list[dict]] = {name: [row for job, row in zip(jobs, done) if job[2] == name] for name in drivers}
     summarise_rows = summarise_signals if signals else summarise
     result = {"checkpoint": str(model_path), "env": config.env, "env_kwargs": kwargs, "seed": seed,
               **{name: summarise_rows(r) for name, r in rows.items()}, "episodes": rows}

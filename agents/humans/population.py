@@ -18,6 +18,7 @@ by the twin.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import time
 from collections import Counter, deque
@@ -168,6 +169,70 @@ class Population:
         h.prior = prior
         self._apply(h, rule_intent(h.persona, prior))
         self.stats[f"{h.role}s_embodied"] += 1
+
+    # ---- saved state: forks from any moment ---------------------------------------------------
+    def get_state(self) -> dict[str, Any]:
+        """A saved copy of the humans: who embodies which actor, their priors, intents, triggers
+        and recent decisions, the decisions asked for and not yet in effect (answers still in
+        flight are waited for), the random streams, the reused situations and the memory store's
+        contents. ``set_state`` makes this or another population of the same humans on the
+        restored world decide on as this one does from here. The model client, its runner and
+        the agents are not state: they stay with the population restored into."""
+        pending = [(p.human.identity, p.actor_id, p.trigger, p.prompt, list(p.memories), p.features, p.source,
+                    p.asked_s, p.effect_s, p.result.result() if isinstance(p.result, Future) else p.result)
+                   for p in self._pending]
+        humans = []
+        for h in self.humans:
+            agent, h.agent = h.agent, None
+            try:
+                humans.append(copy.deepcopy(h))
+            finally:
+                h.agent = agent
+        return copy.deepcopy({
+            "identities": [h.identity for h in self.humans], "humans": humans, "pending": pending,
+            "episode": self.episode, "rng": self.rng.bit_generator.state,
+            "surrogate_rng": self._surrogate_rng.bit_generator.state, "stats": Counter(self.stats),
+            "latencies": list(self.latencies), "model_wait_s": self.model_wait_s,
+            "seen_id": self._seen_id, "next_check": self._next_check, "events_seen": self._events_seen,
+            "recent_events": deque(self._recent_events),
+            "situations": None if self.situations is None else (dict(self.situations.entries),
+                                                                self.situations.hits, self.situations.misses),
+        }) | {"memory": self.memory.get_state() if self.memory is not None else None}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Become the population saved in ``state`` (``get_state``; ``state`` stays usable). The
+        decision records made before the save are not carried over: ``records`` holds this
+        population's own. A human whose saved persona differs from its own here gets a new agent."""
+        if state["identities"] != [h.identity for h in self.humans]:
+            raise ValueError("set_state: the saved population has other humans than this one")
+        saved = copy.deepcopy({k: v for k, v in state.items() if k != "memory"})
+        agents = {h.identity: h.agent for h in self.humans}
+        for h in saved["humans"]:
+            agent = agents[h.identity]
+            if agent is not None and agent.persona.id != h.persona.id:
+                agent = HumanAgent.for_model(agent.name, h.persona, self.client, self.config.model)
+            h.agent = agent
+        self.humans = saved["humans"]
+        by_identity = {h.identity: h for h in self.humans}
+        self._pending = [PendingDecision(by_identity[identity], *rest) for identity, *rest in saved["pending"]]
+        self.episode = saved["episode"]
+        self.rng.bit_generator.state = saved["rng"]
+        self._surrogate_rng.bit_generator.state = saved["surrogate_rng"]
+        self.stats, self.latencies, self.model_wait_s = saved["stats"], saved["latencies"], saved["model_wait_s"]
+        self.records = []
+        self._seen_id, self._next_check = saved["seen_id"], saved["next_check"]
+        self._events_seen, self._recent_events = saved["events_seen"], saved["recent_events"]
+        if self.situations is not None and saved["situations"] is not None:
+            from agents.humans.situation_cache import SituationCache
+
+            entries, hits, misses = saved["situations"]
+            # a fork's situations live in memory only: it never writes the shared file
+            self.situations = SituationCache(None, self.situations.resolution)
+            self.situations.entries, self.situations.hits, self.situations.misses = entries, hits, misses
+        if self.memory is not None:
+            if state["memory"] is None:
+                raise ValueError("set_state: the saved population has no memory store and this one has")
+            self.memory.set_state(state["memory"])
 
     # ---- deciding -----------------------------------------------------------------------
     def _ask_due(self) -> None:
@@ -379,12 +444,42 @@ class Population:
     def change_persona(self, identity: str, persona_id: str) -> None:
         """Give human ``identity`` another persona of the same role from now on (a what-if):
         new behaviour parameters for its current actor, a new system message for its model."""
-        h, persona = self._human(identity), self.persona_for(identity, persona_id)
+        self.set_persona(identity, self.persona_for(identity, persona_id))
+
+    def set_persona(self, identity: str, persona: Persona) -> None:
+        """Give human ``identity`` ``persona`` (of its role; a library persona or one with other
+        traits) from now on: new behaviour parameters for its current actor and a new system message
+        for its model. Whether it runs red lights is drawn again only if its compliance changed."""
+        h = self._human(identity)
+        if persona.role != h.role:
+            raise PersonaError(f"{persona.id!r} is a {persona.role}, not a {h.role}")
+        before = h.prior.get("compliance")
         h.persona = persona
         if h.agent is not None:
             h.agent = HumanAgent.for_model(h.agent.name, persona, self.client, self.config.model)
-        if h.actor_id is not None:
+        if h.actor_id is None:
+            return
+        if h.role == "driver" and persona.driver_parameters()["compliance"] == before:
+            prior = persona.driver_parameters() | {"runs_red": h.prior["runs_red"]}
+            self.world.set_vehicle_params(h.actor_id, **prior)
+            h.prior = prior
+            self._apply(h, rule_intent(h.persona, prior))
+        elif h.role == "pedestrian" and persona.pedestrian_parameters()["compliance"] == before:
+            prior = persona.pedestrian_parameters() | {"ignores_signal": h.prior["ignores_signal"]}
+            self.world.set_pedestrian_params(h.actor_id, **prior)
+            h.prior = prior
+            self._apply(h, rule_intent(h.persona, prior))
+        else:
             self._embody(h, h.actor_id)
+
+    def use_rules(self, identity: str) -> None:
+        """Let human ``identity`` follow its persona's rule-based intent from now on instead of
+        its model's decisions (those asked for and not yet in effect are dropped)."""
+        h = self._human(identity)
+        h.llm = False
+        self._pending = [p for p in self._pending if p.human is not h]
+        if h.actor_id is not None or h.role == "operator":
+            self._apply(h, rule_intent(h.persona, h.prior))
 
     def persona_for(self, identity: str, persona_id: str) -> Persona:
         """Persona ``persona_id`` if human ``identity`` may take it on (same role); else raises

@@ -48,6 +48,18 @@ class AnomalyThresholds(BaseModel):
     signal_overrun_s: float = Field(3.0, gt=0.0, description="an interval this much over its plan scores 1 [s]")
 
 
+class Foresight(BaseModel):
+    """Futures run from the moment of each alert (``envs.futures``): the collision probability in
+    the next seconds goes into the triage's facts and sets a floor on its severity."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    futures: int = Field(8, ge=0, le=200, description="futures per alert (0: none)")
+    horizon_s: float = Field(8.0, gt=0.0, le=60.0, description="how far each future runs [s]")
+    high_at: float = Field(0.5, ge=0.0, le=1.0, description="a collision probability from this on makes the alert high")
+    medium_at: float = Field(0.2, ge=0.0, le=1.0, description="from this on, at least medium")
+
+
 class SupervisorConfig(BaseModel):
     """The scenario's ``supervisor:`` section."""
 
@@ -63,6 +75,7 @@ class SupervisorConfig(BaseModel):
     alert_operator: bool = Field(False, description="alerts that warrant it reach the operator agents")
     hazards: HazardThresholds = HazardThresholds()
     anomaly: AnomalyThresholds = AnomalyThresholds()
+    foresight: Foresight = Foresight()
 
     @property
     def asks_model(self) -> bool:

@@ -22,13 +22,13 @@ import json
 import os
 import time
 from collections import defaultdict
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from compute import run_jobs
 from envs.faults import SCRIPTED_KINDS
 
 SUITE_PATH = Path(__file__).resolve().parents[2] / "configs" / "suites" / "supervisor.yaml"
@@ -81,7 +81,9 @@ def load_suite(path: str | Path = SUITE_PATH) -> Suite:
 
 
 def _overrides(case: SuiteCase, seed: int) -> dict[str, Any]:
-    return {"ego.controlled": 0, "humans": {}, "seed": seed, "faults": case.faults, **case.overrides}
+    # the suite scores detection and alerts, not the triage: no futures at alerts unless a case asks
+    return {"ego.controlled": 0, "humans": {}, "seed": seed, "faults": case.faults,
+            "supervisor.foresight.futures": 0, **case.overrides}
 
 
 def run_case(case: SuiteCase, seed: int, duration_s: float) -> dict:
@@ -110,10 +112,6 @@ def run_case(case: SuiteCase, seed: int, duration_s: float) -> dict:
         "events": len(supervisor.events),
         "physics_s": physics, "supervisor_s": supervisor.seconds, "checks": supervisor.checks,
     }
-
-
-def _run_job(job: tuple) -> dict:
-    return run_case(*job)
 
 
 def score(runs: list[dict], suite: Suite) -> dict:
@@ -187,9 +185,10 @@ def _explains(trouble: tuple[set, float, float], alert: dict) -> bool:
 
 
 def evaluate(suite_path: str | Path = SUITE_PATH, seeds: list[int] | None = None, workers: int | None = None,
-             json_path: Path | None = None, console: Any = None, quick: bool = False) -> dict:
-    """Run every case of a suite on its seeds (in ``workers`` processes), print the tables and
-    return the scores (also written to ``json_path``). ``quick`` runs nominal cases for 3 minutes."""
+             json_path: Path | None = None, console: Any = None, quick: bool = False, ray: str | None = None) -> dict:
+    """Run every case of a suite on its seeds (in ``workers`` processes, or on the Ray cluster at
+    ``ray``), print the tables and return the scores (also written to ``json_path``). ``quick``
+    runs nominal cases for 3 minutes."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -204,19 +203,11 @@ def evaluate(suite_path: str | Path = SUITE_PATH, seeds: list[int] | None = None
             jobs.append((case, seed, duration))
     workers = workers or min(os.cpu_count() or 1, len(jobs))
     start = time.perf_counter()
-    runs = []
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeRemainingColumn(), console=console, transient=True) as progress:
         task = progress.add_task("supervisor suite", total=len(jobs))
-        if workers > 1:
-            with ProcessPoolExecutor(workers) as pool:
-                for run in pool.map(_run_job, jobs):
-                    runs.append(run)
-                    progress.advance(task)
-        else:
-            for job in jobs:
-                runs.append(_run_job(job))
-                progress.advance(task)
+        runs = run_jobs(run_case, jobs, workers=workers, ray=ray,
+                        progress=lambda done, total: progress.update(task, completed=done))
     result = score(runs, suite)
     result["wall_s"] = round(time.perf_counter() - start, 1)
     result["per_case"] = {case.name: _case_line([r for r in runs if r["case"] == case.name]) for case in suite.cases}

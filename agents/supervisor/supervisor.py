@@ -45,6 +45,7 @@ class Supervisor:
         self.alerts: list[dict] = []  # one per alert: the event when alerted, and its triage
         self.started: list[HazardEvent] = []  # events that started at the last check
         self.seconds = 0.0  # [s] wall time spent checking (overhead)
+        self.foresight_s = 0.0  # [s] wall time spent running futures at alerts
         self.checks = 0
         self._alerted: set[int] = set()
         self._window: dict[int, HazardEvent] = {}  # events active at any check since take_window()
@@ -108,10 +109,11 @@ class Supervisor:
         t0 = time.perf_counter()
         state = world.snapshot()
         self.seconds += time.perf_counter() - t0  # the snapshot is the supervisor's cost too
-        return self.observe(state)
+        return self.observe(state, world)
 
-    def observe(self, state: WorldState) -> list[HazardEvent]:
-        """Check one state; returns the events that started now (alerts are triaged inside)."""
+    def observe(self, state: WorldState, world: Any = None) -> list[HazardEvent]:
+        """Check one state; returns the events that started now (alerts are triaged inside, with
+        futures run from ``world`` when it is given and ``foresight.futures`` is on)."""
         t0 = time.perf_counter()
         flags = self.detector.update(state)
         self.started = self.tracker.update(state, flags)
@@ -126,22 +128,40 @@ class Supervisor:
                       and ev.category in self.config.alert_categories]
         self.seconds += time.perf_counter() - t0
         if new_alerts:
-            self._alert(new_alerts, state)
+            self._alert(new_alerts, state, world)
         return self.started
 
-    def _alert(self, events: list[HazardEvent], state: WorldState) -> None:
+    def _alert(self, events: list[HazardEvent], state: WorldState, world: Any = None) -> None:
         from agents.supervisor.triage_rules import template_triage
 
         self._alerted.update(id(ev) for ev in events)
         dicts = [ev.to_dict() for ev in events]
         context = self._context(events, state)
+        foresight = self.config.foresight
+        if world is not None and foresight.futures:
+            t0 = time.perf_counter()
+            context["futures"] = self._foresee(world)
+            self.foresight_s += time.perf_counter() - t0
         if self.agent is not None and self.config.triage == "llm":
             triage = self.agent.triage_sync(dicts, context)
         else:
             triage = template_triage(dicts, context, fallback="llm_off")
+        if "futures" in context:
+            triage = _weighed(triage, context["futures"], foresight)
         self.alerts.append({"time_s": round(state.time, 3), "events": dicts, "triage": triage.model_dump()})
         if self.on_alert is not None and self.config.alert_operator and triage.alert_operator:
             self.on_alert(events, triage)
+
+    def _foresee(self, world: Any) -> dict:
+        """``foresight.futures`` futures of ``world`` from now (seeded by the time, so a rerun sees
+        the same), summed up by ``envs.futures.outlook``."""
+        from envs.futures import outlook, run_future
+
+        look = self.config.foresight
+        saved = world.get_state()
+        base = int(round(world.time * 1000)) * 1000
+        outcomes = [run_future(saved, base + k, look.horizon_s) for k in range(look.futures)]
+        return {k: v for k, v in outlook(outcomes, look.horizon_s).items() if "near_miss" not in k}
 
     def _context(self, events: list[HazardEvent], state: WorldState) -> dict:
         actors: dict[str, dict] = {}
@@ -192,7 +212,20 @@ class Supervisor:
             "alerts": len(self.alerts),
             "checks": self.checks,
             "seconds": round(self.seconds, 3),
+            "foresight_s": round(self.foresight_s, 3),
         }
+
+
+def _weighed(triage: Any, futures: dict, foresight: Any) -> Any:
+    """``triage`` with its severity raised to what the futures' collision probability calls for
+    (``foresight.high_at``, ``medium_at``; never lowered: the events' own severity stands)."""
+    from agents.supervisor.config import SEVERITIES
+
+    p = futures["p_collision"]
+    floor = "high" if p >= foresight.high_at else "medium" if p >= foresight.medium_at else "low"
+    if SEVERITIES.index(floor) <= SEVERITIES.index(triage.severity):
+        return triage
+    return triage.model_copy(update={"severity": floor, "alert_operator": triage.alert_operator or floor == "high"})
 
 
 def build_supervisor(config: Any, population: Any = None, client: Any = None, runner: Any = None) -> Supervisor:

@@ -45,6 +45,10 @@ from agents.supervisor.triage_rules import (
     actor_fact,
     actor_facts,
     actor_name,
+    causes_sentences,
+    causes_values,
+    futures_sentence,
+    futures_values,
     as_number,
     clean_text,
     event_sentence,
@@ -106,6 +110,11 @@ def triage_prompt(events: Sequence[dict], context: dict | None = None) -> str:
     if known:
         lines.append("Actors involved:")
         lines += [f"- {quote(actor_fact(a, facts, with_intent=True))}" for a in known]
+    told = futures_sentence(context, actors)
+    if told:
+        lines.append("Futures: " + quote(told))
+    for sentence in causes_sentences(context, actors):
+        lines.append("Counterfactual: " + quote(sentence))
     roles = {a: role for e in ranked for a, role in zip(e.actors, e.rule.roles if e.rule else ())}
     allowed = ", ".join(actor_name(a, roles.get(a, "actor"), facts) for a in actors) or "none (no actor involved)"
     lines.append(f"Actors you may name: {quote(allowed)}.")
@@ -150,6 +159,7 @@ def _run_values(events: Sequence[dict], context: dict | None) -> tuple[list[floa
     now = as_number((context or {}).get("time_s")) if isinstance(context, dict) else None
     if now is not None:
         values.append(now)
+    values += futures_values(context) + causes_values(context)
     finite = [v for v in values if v == v and abs(v) != float("inf")]
     return finite, [v for v in speeds if v == v and abs(v) != float("inf")]
 

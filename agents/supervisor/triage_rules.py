@@ -9,6 +9,7 @@ field is normalised to a usable type and free text is cleaned before it is read.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Literal, Sequence
 
@@ -225,6 +226,69 @@ def mitigation_for(event: object) -> Mitigation:
     return rule.mitigation if rule.always or e.severity != "low" else "none"
 
 
+def futures_sentence(context: dict | None, actors: Sequence[int | str] = ()) -> str:
+    """The supervisor's foresight in words: in how many futures from now a collision follows, and
+    who is most often in it ('' without futures in ``context``)."""
+    futures = context.get("futures") if isinstance(context, dict) else None
+    if not isinstance(futures, dict) or not futures.get("futures"):
+        return ""
+    hits, n = int(futures.get("collisions", 0)), int(futures["futures"])
+    horizon = as_number(futures.get("horizon_s")) or 0.0
+    lo, hi = (as_number(x) or 0.0 for x in futures.get("ci95_collision", (0.0, 1.0)))
+    start = as_number(futures.get("from_s"))
+    since = "now" if start is None else f"{start:g} s"
+    text = (f"In {hits} of {n} futures run from {since} a collision follows within {horizon:g} s "
+            f"(probability {100 * hits / n:.0f}%, 95% interval {100 * lo:.0f}-{100 * hi:.0f}%)")
+    top = [m for m in futures.get("most_involved", []) if isinstance(m, dict)]
+    named = [m for m in top if str(m.get("actor")) in {str(a) for a in actors}]
+    if hits and named:
+        text += f", most often with actor {named[0]['actor']} ({named[0]['futures']} of {n})"
+    return text + "."
+
+
+def causes_sentences(context: dict | None, actors: Sequence[int | str] = ()) -> list[str]:
+    """The counterfactual causes of a collision (``context["causes"]``, as ``run.py explain``
+    finds them) in words: one sentence per cause that prevents or delays it, or one saying
+    nothing taken away changed it."""
+    causes = context.get("causes") if isinstance(context, dict) else None
+    if not isinstance(causes, list) or not causes:
+        return []
+    who = " and ".join(f"actor {a}" for a in actors) or "the actors"
+    told = []
+    for c in causes:
+        if not isinstance(c, dict) or c.get("class") not in ("but_for", "contributing"):
+            continue
+        effect = "does not happen" if c["class"] == "but_for" else "happens later"
+        robust = f", prevented in {clean_text(c.get('prevented'), 12)} futures" if c.get("prevented") else ""
+        told.append(f"Without {clean_text(c.get('what'), 120)}, the collision of {who} {effect}{robust}.")
+    return told or [f"Taking away each of {len(causes)} candidate causes, the collision of {who} happened all the same."]
+
+
+def causes_values(context: dict | None) -> list[float]:
+    """Every number the causes of ``context`` tell (in what each is, k/K, the forks' collision times)."""
+    causes = context.get("causes") if isinstance(context, dict) else None
+    if not isinstance(causes, list):
+        return []
+    text = " ".join(f"{c.get('what', '')} {c.get('prevented', '')}".replace("/", " ") for c in causes if isinstance(c, dict))
+    values = [float(x) for x in re.findall(r"-?\d+(?:\.\d+)?", text)] + [float(len(causes))]
+    values += [float(r["collided_at_s"]) for c in causes if isinstance(c, dict) for r in c.get("evidence_runs", [])
+               if isinstance(r, dict) and isinstance(r.get("collided_at_s"), (int, float))]
+    return values
+
+
+def futures_values(context: dict | None) -> list[float]:
+    """Every number the foresight of ``context`` tells (counts, horizon, probabilities as shares and
+    as percentages): what a triage sentence about the futures may say."""
+    futures = context.get("futures") if isinstance(context, dict) else None
+    if not isinstance(futures, dict) or not futures.get("futures"):
+        return []
+    shares = [as_number(futures.get("p_collision")), *(as_number(x) for x in futures.get("ci95_collision", ()))]
+    values = [as_number(futures.get(k)) for k in ("futures", "collisions", "horizon_s", "from_s")]
+    values += [x for x in shares if x is not None] + [100 * x for x in shares if x is not None]
+    values += [as_number(m.get("futures")) for m in futures.get("most_involved", []) if isinstance(m, dict)]
+    return [v for v in values if v is not None]
+
+
 def template_triage(events: Sequence[dict], context: dict | None = None, fallback: str | None = None,
                     detail: str = "") -> Triage:
     """The rule-based triage of ``events``: the most severe ones in words with their measures,
@@ -241,6 +305,10 @@ def template_triage(events: Sequence[dict], context: dict | None = None, fallbac
              if any(k in facts[a] for k in ("speed_mps", "persona"))]
     if about:
         sentences.append("Involved: " + "; ".join(about) + ".")
+    told = futures_sentence(context, [a for e in shown for a in e.actors])
+    if told:
+        sentences.insert(1, told)
+    sentences[1:1] = causes_sentences(context, list(dict.fromkeys(a for e in shown for a in e.actors)))
     more = len(ranked) - len(shown)
     tail = f" (+{more} more events)" if more else ""
     explanation = ""

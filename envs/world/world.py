@@ -359,6 +359,12 @@ class World:
         veh.b_max[row] = min(veh.b_max[row], grip)
         veh.b_comf[row] = min(veh.b_comf[row] * min(1.0, self.friction / DRY_FRICTION), veh.b_max[row])
 
+    def reseed(self, seed: int) -> None:
+        """Draw this world's randomness anew from ``seed`` from now on: arrivals, the choices of new
+        drivers and pedestrians, and sensor noise (a future that differs where the twin is uncertain)."""
+        self.rng.bit_generator.state = np.random.PCG64([seed, 1]).state  # shared by arrivals and the schedule
+        self._sensor_rng.bit_generator.state = np.random.PCG64([seed, 2]).state
+
     def set_friction(self, friction: float) -> None:
         """Change the road's tyre-road friction coefficient (weather) for every vehicle, now and later."""
         if not FRICTION_RANGE[0] <= friction <= FRICTION_RANGE[1]:

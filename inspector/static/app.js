@@ -12,6 +12,8 @@
  * Charts under the timeline (plain canvas): run-wide mean speed, vehicle count, moving
  * vehicles, density and hazards per 10 s, and the selected vehicle's speed / gap / TTC,
  * with a cursor at the current time; a click on a chart jumps there.
+ * Collisions are listed with a "Why?" action (POST /api/explain): a table of their
+ * counterfactual causes, and on the timeline the fork point and a band per but-for cause.
  *
  * window.inspector exposes the state an automated test needs (see bottom).
  */
@@ -28,6 +30,8 @@
   const WALK_COLOURS = { walk: '#2ecc40', flashing: '#ffb300', dont_walk: '#e53935' };
   const SEVERITY_COLOURS = { low: '#f5d000', medium: '#ff8c00', high: '#e53935' };
   const SEVERITY_RANK = { low: 1, medium: 2, high: 3 };
+  const CAUSE_CLASSES = { but_for: 'but-for', contributing: 'contributing', irrelevant: 'irrelevant' };
+  const COLLISION_MATCH_S = 1.0;    // [s] a collision hazard mark is the collision of its pair within this
   const GRASS = '#6b9a4e';
   const ASPHALT = '#3d4046';
   const SIDEWALK = '#cfcfcf';
@@ -71,6 +75,10 @@
     running: false, busy: false,
     dirty: true, ready: false,
     panelActor: undefined,    // identity shown in the interview box (to clear on change)
+    collisions: [],           // [{id, time_s, actors}] of the main run, numbered as run.py explain does
+    causes: new Map(),        // collision id -> explain's incident (causes, fork_at_s, ...)
+    explaining: null,         // the collision id being explained now (null: none)
+    focusIncident: null,      // the collision whose entry was picked from the timeline
   };
 
   const tickIndexCache = new WeakMap();  // tick -> {v: Map id->i, p: Map id->i}
@@ -181,9 +189,11 @@
   function ingest(session, ticks) {
     const useTickHazards = S.mode === 'live' || session.name === 'fork' || !(S.run.hazards || []).length;
     const useTickAlerts = S.mode === 'live' || session.name === 'fork' || !(S.run.alerts || []).length;
+    const useTickCollisions = session === S.main && (S.mode === 'live' || !(S.run.collisions || []).length);
     for (const tick of ticks) {
       session.ticks.push(tick);
       if (session === S.main) chartAppend(tick);
+      if (useTickCollisions) for (const e of tick.events || []) if (e.kind === 'collision') addCollision(e);
       for (const d of tick.decisions || []) {
         if (!d.human) continue;
         if (!session.decisions.has(d.human)) session.decisions.set(d.human, []);
@@ -1151,11 +1161,12 @@
   /** Fetch new ticks for main and fork; follow the newest tick if asked or if the user was at the end. */
   async function refreshTicks(follow) {
     const wasAtEnd = S.idx >= S.main.ticks.length - 1;
-    const alerts = S.main.alerts.size;
+    const alerts = S.main.alerts.size, collisions = S.collisions.length;
     await fetchTicks(S.main);
     if (S.fork) await fetchTicks(S.fork);
     buildMarks();   // new hazards, and the duration changed so marks move
     if (S.main.alerts.size !== alerts) buildEvents();
+    if (S.collisions.length !== collisions) buildIncidents();
     if (follow || wasAtEnd) setTick(S.main.ticks.length - 1);
     else onTickChanged();
   }
@@ -1481,9 +1492,16 @@
         'data-t': String(h.start_s),
       });
       m.style.left = (timeFraction(h.start_s) * 100).toFixed(3) + '%';
-      m.addEventListener('click', () => jumpToTime(h.start_s));
+      const incident = h.kind === 'collision' ? collisionFor(h) : null;
+      if (incident) {
+        m.classList.add('collision');
+        m.setAttribute('data-incident', String(incident.id));
+        m.title += ' · click, then Why? below';
+      }
+      m.addEventListener('click', () => { jumpToTime(h.start_s); if (incident) focusIncident(incident.id); });
       return m;
     }));
+    buildCauseMarks();
     const abox = $('alert-marks');
     setContent(abox, sortedAlerts().map((a) => {
       const m = el('div', {
@@ -1525,6 +1543,140 @@
       (sm.near_misses || 0) + ' near misses · ' + (sm.llm_decisions || 0) + ' LLM decisions'), kvTable(flat)));
   }
 
+  // ------------------------------------------------------------------ collisions: why did it happen?
+  /*
+   * Each collision of the main run is listed with "Why?": the server forks the world from
+   * before it once per candidate cause taken away (causes/counterfactual.py, cached in the
+   * run's causes.json) and answers explain's JSON, shown as a table. On the timeline, an
+   * explained collision gets its fork point and, per but-for cause, a band from there to it.
+   */
+  function addCollision(e) {
+    S.collisions.push({ id: S.collisions.length, time_s: Number(e.time_s), actors: (e.actors || []).slice().sort((a, b) => a - b) });
+  }
+
+  /** The collision a collision hazard reports: the same pair, about the same time (or null). */
+  function collisionFor(h) {
+    const pair = (h.actors || []).slice().sort((a, b) => a - b).join(',');
+    return S.collisions.find((c) => c.actors.join(',') === pair && Math.abs(c.time_s - h.start_s) <= COLLISION_MATCH_S) || null;
+  }
+
+  function addCauses(result) {
+    for (const incident of (result && result.incidents) || []) S.causes.set(incident.id, incident);
+  }
+
+  function collisionText(c) {
+    return 't = ' + fmt(c.time_s, 2) + ' s · ' + c.actors.join(' and ') + ' collided';
+  }
+
+  /** The list of collisions, each with its Why? button and, once explained, its causes. */
+  function buildIncidents() {
+    $('incidents-box').hidden = !S.collisions.length;
+    setContent($('incidents'), S.collisions.map(incidentEntry));
+  }
+
+  function incidentEntry(c) {
+    const busy = S.explaining === c.id;
+    const why = el('button', { type: 'button', class: 'why', 'data-incident': String(c.id),
+      title: 'fork the run from before this collision without each candidate cause (takes seconds)' },
+    busy ? 'explaining…' : 'Why?');
+    why.disabled = S.explaining != null;
+    why.addEventListener('click', () => explainIncident(c.id));
+    const incident = S.causes.get(c.id);
+    return el('div', { class: 'incident' + (S.focusIncident === c.id ? ' focused' : ''), id: 'incident-' + c.id },
+      el('div', { class: 'row' },
+        el('span', { class: 'clickable', title: 'jump to ' + fmt(c.time_s) + ' s', onclick: () => jumpToTime(c.time_s) },
+          el('b', null, 'collision ' + c.id), ' ', collisionText(c)),
+        incident ? null : why,
+        busy ? el('span', { class: 'muted' }, 'forking the world, one run per cause…') : null),
+      incident ? causesNode(incident) : null);
+  }
+
+  /** An explained incident: where it forks, how often it happens, the supervisor's triage told its causes, and the causes table. */
+  function causesNode(incident) {
+    const often = incident.happens_in ? '; it happens in ' + incident.happens_in + ' futures' : '';
+    return el('div', { class: 'causes' },
+      el('div', { class: 'muted' }, 'forked at t = ' + fmt(incident.fork_at_s, 2) + ' s' + often + '. ',
+        el('span', { class: 'clickable link', onclick: () => jumpToTime(incident.fork_at_s) }, 'jump to the fork point')),
+      incident.triage ? el('div', { class: 'triage' }, incident.triage) : null,
+      causesTable(incident.causes || []));
+  }
+
+  function causesTable(causes) {
+    if (!causes.length) return el('div', { class: 'muted' }, 'No candidate cause.');
+    const head = el('tr', null, ['cause', 'what', 'class', 'prevented', 'evidence'].map((h) => el('th', null, h)));
+    return el('table', { class: 'causes-table' }, el('thead', null, head), el('tbody', null, causes.map((c) => el('tr', null,
+      el('td', null, el('code', null, c.cause)),
+      el('td', null, c.what || ''),
+      el('td', { class: 'cls cls-' + c.class }, CAUSE_CLASSES[c.class] || c.class),
+      el('td', { class: 'num' }, c.prevented || ''),
+      el('td', null, (c.evidence_runs || []).map(evidenceText).join('; '))))));
+  }
+
+  function evidenceText(run) {
+    return run.collided_at_s == null ? 'no collision' : 'collided at ' + fmt(run.collided_at_s, 2) + ' s';
+  }
+
+  /** Ask the server why collision `id` happened; the table and the timeline show the answer. */
+  async function explainIncident(id) {
+    if (S.explaining != null) return;
+    S.explaining = id;
+    clearMessage();
+    buildIncidents();
+    syncExports();
+    try {
+      addCauses(await api('/api/explain', { incident: id }, 'Why collision ' + id));
+    } catch (e) { /* the message is shown */ }
+    S.explaining = null;
+    buildIncidents();
+    buildCauseMarks();
+    syncExports();
+  }
+
+  /** A collision picked on the timeline: its entry is highlighted and scrolled to. */
+  function focusIncident(id) {
+    S.focusIncident = id;
+    buildIncidents();
+    const entry = $('incident-' + id);
+    if (entry) entry.scrollIntoView({ block: 'nearest' });
+  }
+
+  /** Under the timeline, per explained collision: the fork point and a band per but-for cause up to the collision. */
+  function buildCauseMarks() {
+    const box = $('cause-marks');
+    const incidents = Array.from(S.causes.values()).sort((a, b) => a.id - b.id);
+    let rows = 1;
+    const marks = [];
+    for (const incident of incidents) {
+      const butFor = (incident.causes || []).filter((c) => c.class === 'but_for');
+      rows = Math.max(rows, butFor.length);
+      butFor.forEach((c, k) => marks.push(causeBand(incident, c, k)));
+      marks.push(forkMark(incident));
+    }
+    box.hidden = !incidents.length;
+    box.style.height = (rows * 6 + 2) + 'px';
+    setContent(box, marks);
+  }
+
+  function causeBand(incident, cause, row) {
+    const a = timeFraction(incident.fork_at_s), b = timeFraction(incident.time_s);
+    const band = el('div', { class: 'cause-band', 'data-incident': String(incident.id), 'data-cause': cause.cause,
+      title: 'collision ' + incident.id + ': but for ' + cause.cause + ' (' + cause.what + ') it does not happen; prevented ' +
+        cause.prevented + ' · from the fork at ' + fmt(incident.fork_at_s) + ' s to the collision at ' + fmt(incident.time_s) + ' s' });
+    band.style.left = (a * 100).toFixed(3) + '%';
+    band.style.width = (Math.max(0, b - a) * 100).toFixed(3) + '%';
+    band.style.top = (1 + row * 6) + 'px';
+    band.addEventListener('click', () => { jumpToTime(incident.fork_at_s); focusIncident(incident.id); });
+    return band;
+  }
+
+  function forkMark(incident) {
+    const m = el('div', { class: 'fork-mark', 'data-incident': String(incident.id), 'data-t': String(incident.fork_at_s),
+      title: 'collision ' + incident.id + ': forked here, t = ' + fmt(incident.fork_at_s, 2) + ' s' });
+    m.style.left = (timeFraction(incident.fork_at_s) * 100).toFixed(3) + '%';
+    m.addEventListener('click', () => { jumpToTime(incident.fork_at_s); focusIncident(incident.id); });
+    return m;
+  }
+
   // ------------------------------------------------------------------ test contract
   const inspector = window.inspector = {
     ready: false,
@@ -1559,6 +1711,12 @@
     fitAll: () => { fitAll(); render(); },
     /** The charts' series: run-wide (one value per main tick) and the selected vehicle's (see renderCharts). */
     get charts() { return chartExports(); },
+    /** The main run's collisions [{id, time_s, actors}] and the explained ones (explain's incidents). */
+    get collisions() { return S.collisions; },
+    get causes() { return Array.from(S.causes.values()).sort((a, b) => a.id - b.id); },
+    /** The collision id being explained now, or null. */
+    get explaining() { return S.explaining; },
+    explain: (id) => explainIncident(id),
     header: null,
   };
 
@@ -1644,6 +1802,8 @@
     for (const h of S.header.humans || []) S.humans.set(h.identity, h);
     for (const h of run.hazards || []) addHazard(S.main, h);
     for (const a of run.alerts || []) addAlert(S.main, a);
+    if (S.mode !== 'live') for (const c of run.collisions || []) addCollision(c);   // live: from the ticks
+    addCauses(run.causes);
 
     $('scenario').textContent = (S.header.scenario || 'scenario') + (S.header.seed != null ? ' (seed ' + S.header.seed + ')' : '');
     $('mode').textContent = S.mode;
@@ -1669,6 +1829,7 @@
     if (run.fork) await loadFork(run.fork);
     buildMarks();
     buildEvents();
+    buildIncidents();
     buildSummary();
     resizeCanvases();
     setTick(live ? S.main.ticks.length - 1 : 0);   // live: show the current state
