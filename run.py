@@ -443,14 +443,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    from agents.humans.persona import PersonaError
     from compute import ComputeError
 
     try:
         with Progress(console=Console(stderr=True), transient=True) as bar:
             task = bar.add_task("sweep", total=None)
             result = sweep(args.scenario, grid, args.seeds, args.minutes, workers=args.workers, ray=args.ray,
-                           progress=lambda done, total: bar.update(task, completed=done, total=total))
-    except ComputeError as exc:
+                           progress=lambda done, total: bar.update(task, completed=done, total=total),
+                           persona_count=args.persona_count)
+    except (ComputeError, PersonaError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     table = Table(title=f"{args.scenario}: {result['runs']} runs of {args.minutes:g} min, {result['executor']}, "
@@ -804,7 +806,9 @@ def main(argv: list[str] | None = None) -> int:
                                       "a Ray cluster (world and supervisor, no persona humans)")
     sw.add_argument("scenario", help="a scenario file or shipped name")
     sw.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
-                    help="a field and its values, e.g. drivers.signal_compliance=0.6,0.8,1.0 (repeatable)")
+                    help="a field and its values, e.g. drivers.signal_compliance=0.6,0.8,1.0 (repeatable); "
+                         "persona=P1,P2 puts --persona-count rule-based drivers of each persona at the wheel")
+    sw.add_argument("--persona-count", type=_count(1), default=4, help="drivers of a swept persona (default 4)")
     sw.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of every grid point (default 0 1 2)")
     sw.add_argument("--minutes", type=_minutes, default=2.0, help="simulated minutes per run (default 2)")
     sw.add_argument("--workers", type=_count(1), default=1, help="local processes (default 1)")

@@ -43,7 +43,7 @@ def _episode(config: Any, humans: bool) -> Any:
 
     world = World(config)
     if not humans:
-        return Episode(world, supervisor=Supervisor(SupervisorConfig()))
+        return Episode(world, supervisor=Supervisor(config.supervisor))
     from agents.humans.population import Population
     from agents.llm.scripted import ScriptedClient
     from memory.embedding import HashEmbedding
@@ -60,8 +60,8 @@ def measure(scenario: str, ticks_min: list[float], humans: bool = False) -> list
     humans too) at each of ``ticks_min``."""
     from twin.scenario import load_scenario
 
-    config = load_scenario(scenario, {"ego.controlled": 0, **({"humans.memory.embedding": "hash"} if humans
-                                                              else {"humans": {}})})
+    config = load_scenario(scenario, {"ego.controlled": 0, "supervisor.foresight.futures": 0,  # forks, not foresight
+                                      **({"humans.memory.embedding": "hash"} if humans else {"humans": {}})})
     episode, target = _episode(config, humans), _episode(config, humans)
     rows = []
     step_s = 0.0

@@ -291,3 +291,13 @@ def test_foresight_leaves_the_world_as_it_was():
         _watch(world, 40.0, Supervisor(SupervisorConfig(foresight=Foresight(futures=futures))))
         runs.append((world.time, world.vehicles.x.copy(), [(e.kind, e.time, e.actors) for e in world.events]))
     assert runs[0][0] == runs[1][0] and (runs[0][1] == runs[1][1]).all() and runs[0][2] == runs[1][2]
+
+
+def test_a_world_too_large_for_futures_is_triaged_without_them_and_counted():
+    from agents.supervisor.config import Foresight
+
+    world = _faulty_world("intersection", [{"kind": "brake_failure", "at_s": 20, "actor": "closest_follower"}])
+    sup = _watch(world, 40.0, Supervisor(SupervisorConfig(foresight=Foresight(futures=4, max_vehicles=5))))
+    assert sup.alerts and not any("futures" in a["triage"]["explanation"] for a in sup.alerts)
+    assert sup.summary()["foresight_skipped"] == sum(
+        any(e["category"] != "incident" for e in a["events"]) for a in sup.alerts) > 0

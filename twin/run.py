@@ -237,6 +237,8 @@ class ScenarioRun:
             **({"detectors": len(world.detectors.specs), "detector_rows": len(world.detectors.rows)}
                if world.detectors is not None else {}),
             "supervisor_s": round(supervisor.seconds, 2),
+            "foresight_s": round(supervisor.foresight_s, 2),  # futures run at alerts (supervisor.foresight)
+            "foresight_skipped": supervisor.foresight_skipped,
             "faults": world.faults.log,
             "faults_never_started": [f.kind for f in world.faults.unstarted  # those whose time came
                                      if f.at_s <= world.faults.applied_until_s + 1e-9],

@@ -58,6 +58,8 @@ class Foresight(BaseModel):
     horizon_s: float = Field(8.0, gt=0.0, le=60.0, description="how far each future runs [s]")
     high_at: float = Field(0.5, ge=0.0, le=1.0, description="a collision probability from this on makes the alert high")
     medium_at: float = Field(0.2, ge=0.0, le=1.0, description="from this on, at least medium")
+    max_vehicles: int = Field(150, ge=0, description="a world with more vehicles gets no futures (their cost grows "
+                                                    "with the vehicles); such alerts are counted as foresight_skipped")
 
 
 class SupervisorConfig(BaseModel):

@@ -46,6 +46,7 @@ class Supervisor:
         self.started: list[HazardEvent] = []  # events that started at the last check
         self.seconds = 0.0  # [s] wall time spent checking (overhead)
         self.foresight_s = 0.0  # [s] wall time spent running futures at alerts
+        self.foresight_skipped = 0  # alerts without futures: the world had more than foresight.max_vehicles
         self.checks = 0
         self._alerted: set[int] = set()
         self._window: dict[int, HazardEvent] = {}  # events active at any check since take_window()
@@ -138,10 +139,14 @@ class Supervisor:
         dicts = [ev.to_dict() for ev in events]
         context = self._context(events, state)
         foresight = self.config.foresight
-        if world is not None and foresight.futures:
-            t0 = time.perf_counter()
-            context["futures"] = self._foresee(world)
-            self.foresight_s += time.perf_counter() - t0
+        if world is not None and foresight.futures and any(ev.category != "incident" for ev in events):
+            # (a collision that has happened is no longer a probability: incidents alone get no futures)
+            if len(world.vehicles) > foresight.max_vehicles:
+                self.foresight_skipped += 1
+            else:
+                t0 = time.perf_counter()
+                context["futures"] = self._foresee(world)
+                self.foresight_s += time.perf_counter() - t0
         if self.agent is not None and self.config.triage == "llm":
             triage = self.agent.triage_sync(dicts, context)
         else:
@@ -213,6 +218,7 @@ class Supervisor:
             "checks": self.checks,
             "seconds": round(self.seconds, 3),
             "foresight_s": round(self.foresight_s, 3),
+            "foresight_skipped": self.foresight_skipped,
         }
 
 
