@@ -802,8 +802,9 @@ def main(argv: list[str] | None = None) -> int:
                          "the persona's rule-based intent (no model is loaded)")
     ex.set_defaults(func=cmd_explain)
 
-    sw = sub.add_parser("sweep", help="one scenario over a grid of its fields and seeds, in local processes or on "
-                                      "a Ray cluster (world and supervisor, no persona humans)")
+    sw = sub.add_parser("sweep", help="one scenario over a grid of its fields, personas and seeds, in local "
+                                      "processes or on a Ray cluster (world and supervisor; swept personas drive "
+                                      "by their traits, no model)")
     sw.add_argument("scenario", help="a scenario file or shipped name")
     sw.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
                     help="a field and its values, e.g. drivers.signal_compliance=0.6,0.8,1.0 (repeatable); "

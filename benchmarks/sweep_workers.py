@@ -32,6 +32,15 @@ def run_sweep_benchmark(minutes: float = 2.0, workers: tuple[int, ...] = (1, 2),
     from twin.sweep import run_one
 
     console = Console()
+    if ray:
+        from compute import ComputeError
+        from compute.executor import import_ray
+
+        try:
+            import_ray()
+        except ComputeError as exc:  # Ray is an optional extra: the local rows alone
+            console.print(f"[yellow]no Ray rows: {exc}[/yellow]")
+            ray = False
     run_one(SCENARIO, {"seed": 0}, 0.05)  # warm-up: kernels loaded in this process (and in forked workers)
     kinds = [("local", w) for w in workers] + ([("ray", w) for w in workers] if ray else [])
     timings: dict[tuple[str, int], list[dict[str, Any]]] = {kind: [] for kind in kinds}

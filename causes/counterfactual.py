@@ -47,6 +47,7 @@ CAREFUL_HEADWAY_S = 2.0  # [s]
 CAREFUL_REACTION_S = 0.3  # [s]
 QUICK_REACTION_S = 0.1  # [s] "braking a reaction time earlier": the shortest reaction the driver model takes
 SHIFT_S = 0.5  # [s] a collision this much later counts as changed by the cause
+MAX_PAIRED = 10  # candidates tried in pairs when none alone is but-for (faults, road and signals come first)
 DRY = 1.0  # tyre-road friction of a dry road in the twin's scale
 ALL_RED_EXTRA_S = 2.0  # [s] added to each all-red clearance for the signal-timing counterfactual
 CAREFUL_PERSONA = {"driver": "cautious_elderly", "pedestrian": "elderly_pedestrian"}
@@ -112,7 +113,7 @@ class Forks:
     """Episodes of one run's scenario, built alike for the main rerun and every fork: the world,
     its humans (one model client over the run's recorded answers, a fresh in-memory store per
     episode for their memories) and the supervisor where it acts on the world (alerts reaching
-    operators). ``close`` releases the client's runner and the temporary answer cache."""
+    operators). ``close`` removes the temporary copy of the answers."""
 
     def __init__(self, config: Any, run_dir: Path | None = None, model_client: Any = None,
                  replay_only: bool = False) -> None:
@@ -121,6 +122,11 @@ class Forks:
         from agents.llm.runner import ModelRunner
         from twin import assemble
 
+        memory = config.humans.memory
+        if config.humans.llm_count and memory.enabled and memory.persist and memory.directory:
+            raise ExplainError("the run's humans remember earlier episodes (humans.memory.persist): their memories "
+                               "at the run's start are not recorded, so the run cannot be rebuilt to explain it; "
+                               "record it with humans.memory.persist off")
         self.config, self.run_dir = config, run_dir
         self.client = self.runner = self.embedding = None
         self._temp = tempfile.TemporaryDirectory(prefix="explain-")
@@ -206,6 +212,14 @@ def explain_collision(config: Any, k: int, event: dict, before_s: float = 10.0, 
 def _explained(forks: Forks, k: int, event: dict, before_s: float, horizon_s: float, futures: int) -> dict[str, Any]:
     time_s, pair = float(event["time_s"]), tuple(sorted(event["actors"]))
     main = forks.episode()
+    try:
+        return _explained_from(forks, main, k, time_s, pair, before_s, horizon_s, futures)
+    finally:
+        main.close()
+
+
+def _explained_from(forks: Forks, main: Any, k: int, time_s: float, pair: tuple[int, ...], before_s: float,
+                    horizon_s: float, futures: int) -> dict[str, Any]:
     start = max(time_s - before_s, 0.0)
     while main.world.time < start - 1e-9:
         main.step()
@@ -214,12 +228,10 @@ def _explained(forks: Forks, k: int, event: dict, before_s: float, horizon_s: fl
     at_collision: list[Any] = []
     base = _fork(forks, saved, pair, seconds, [], at_collision=at_collision.append)
     if base["collided_at_s"] is None or abs(base["collided_at_s"] - time_s) > 2e-3:  # (times kept to 1 ms)
-        main.close()
         raise ExplainError(f"collision {k} at {time_s:.2f} s is not reproduced by rerunning the run's scenario "
                            f"(got {base['collided_at_s']}): was it recorded with other code, humans or answers?")
     candidates = _candidates(main.world, at_collision[0], pair, time_s)
     fork_at = round(main.world.time, 3)
-    main.close()
     causes = []
     for cause in candidates:
         run = _fork(forks, saved, pair, seconds, [cause])
@@ -228,8 +240,8 @@ def _explained(forks: Forks, k: int, event: dict, before_s: float, horizon_s: fl
             hits = sum(_fork(forks, saved, pair, seconds, [cause], seed=n)["collided_at_s"] is not None
                        for n in range(1, futures + 1))
             cause.prevented = f"{futures - hits}/{futures}"
-    if not any(c.cls == "but_for" for c in causes):
-        for a, b in itertools.combinations(candidates, 2):
+    if not any(c.cls == "but_for" for c in causes):  # overdetermined? pairs of the first MAX_PAIRED candidates
+        for a, b in itertools.combinations(candidates[:MAX_PAIRED], 2):
             run = _fork(forks, saved, pair, seconds, [a, b])
             combined = _classified(Cause(f"{a.cause} + {b.cause}", f"{a.what}; and {b.what}"), run, time_s)
             if combined.cls != "irrelevant":
@@ -309,7 +321,10 @@ def _candidates(at_fork: Any, at_collision: dict[str, Any], pair: tuple[int, ...
 
 
 def _all_red_intervals(world: Any) -> list[int]:
-    return [k for k, interval in enumerate(world.signals.cycle) if interval.name == "all red"]
+    """The all-red clearances of a built-in layout's signal plan (an imported network's signal
+    programs have none that can be lengthened here: [])."""
+    cycle = getattr(world.signals, "cycle", None) or []
+    return [k for k, interval in enumerate(cycle) if getattr(interval, "name", "") == "all red"]
 
 
 def _fork(forks: Forks, saved: Any, pair: tuple[int, ...], seconds: float, removed: list[Cause],
@@ -347,6 +362,8 @@ def _who(episode: Any, records: list[dict]) -> dict[str, Any]:
     humans = {h.actor_id: h for h in population.humans if h.actor_id is not None} if population is not None else {}
     deciders = {r["human"] for r in [*(population.records if population is not None else []), *records]
                 if r["source"] == "llm"}
+    # and those whose model decided before the fork (their intents live on; the records are the fork's own)
+    deciders |= {h.identity for h in (population.humans if population is not None else []) if h.llm and h.recent}
     return {"world": episode.world, "humans": humans, "deciders": deciders}
 
 
@@ -379,7 +396,9 @@ def _take_away(episode: Any, cause: str) -> bool:
         identity, trait = what.rsplit(":", 1)
         human = next(h for h in population.humans if h.identity == identity)
         traits = human.persona.traits.model_copy(update={trait: NEUTRAL_TRAITS[trait]})
-        population.set_persona(identity, human.persona.model_copy(update={"traits": traits}))
+        # another id: decisions recorded or reused for the persona as it was are not this one's
+        population.set_persona(identity, human.persona.model_copy(
+            update={"traits": traits, "id": f"{human.persona.id}_neutral_{trait}"}))
     elif kind == "llm":
         population.use_rules(what)
     else:

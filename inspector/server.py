@@ -79,7 +79,10 @@ class RecordedRun:
                 raise counterfactual.ExplainError(f"incident {incident}: the run has {n} collisions"
                                                   + (f" (0 to {n - 1})" if n else ""))
         ids = [incident] if incident is not None else [c["id"] for c in self.collisions]
-        return self.explanations.get(ids, lambda k: counterfactual.explain(self.run_dir, incident=k)["incidents"][0])
+        # from the run's recorded answers only: a click loads no model (a situation the run never met
+        # gets the persona's rule); run.py explain asks the scenario's model and runs futures
+        return self.explanations.get(ids, lambda k: counterfactual.explain(self.run_dir, incident=k, futures=0,
+                                                                            replay_only=True)["incidents"][0])
 
     def ticks(self, session: str, start: int) -> dict[str, Any]:
         if session != "main":

@@ -184,3 +184,26 @@ def test_a_saved_population_refuses_other_humans():
         _llm_episode(other, _varied).population.set_state(saved["population"])
     with pytest.raises(ValueError, match="has no population and this one has one"):
         _llm_episode(config, _varied).set_state({**saved, "population": None})
+
+
+def test_a_run_that_checkpoints_keeps_the_newest_densely_and_thins_the_older(tmp_path):
+    from twin.run import CHECKPOINTS_KEPT, ScenarioRun
+
+    config = load_scenario("highway", {"ego.controlled": 0, "humans": {}})
+    run = ScenarioRun(config, tmp_path / "run", checkpoint_ticks=1)
+    while run.trace.ticks < 3 * CHECKPOINTS_KEPT:
+        run.step()
+    ticks = sorted(run.checkpoints)
+    assert ticks[0] == 0 and len(ticks) <= 2 * CHECKPOINTS_KEPT + 1
+    assert ticks[-CHECKPOINTS_KEPT:] == list(range(run.trace.ticks - CHECKPOINTS_KEPT + 1, run.trace.ticks + 1))
+    run.close()
+
+
+def test_an_imported_network_has_no_all_red_to_lengthen():
+    from causes.counterfactual import _all_red_intervals
+
+    game = shipped_scenarios()
+    if game is None:
+        pytest.skip("SUMO's networks are not installed")
+    assert _all_red_intervals(World(load_scenario(str(game / "cross.sumocfg"), {"ego.controlled": 0}))) == []
+    assert _all_red_intervals(World(load_scenario("intersection", {"ego.controlled": 0})))

@@ -288,8 +288,9 @@ def test_foresight_leaves_the_world_as_it_was():
     runs = []
     for futures in (0, 4):
         world = _faulty_world("intersection", [{"kind": "brake_failure", "at_s": 20, "actor": "closest_follower"}])
-        _watch(world, 40.0, Supervisor(SupervisorConfig(foresight=Foresight(futures=futures))))
+        sup = _watch(world, 40.0, Supervisor(SupervisorConfig(foresight=Foresight(futures=futures))))
         runs.append((world.time, world.vehicles.x.copy(), [(e.kind, e.time, e.actors) for e in world.events]))
+    assert sup.foresight_s > 0 and any("futures run from now" in a["triage"]["explanation"] for a in sup.alerts)
     assert runs[0][0] == runs[1][0] and (runs[0][1] == runs[1][1]).all() and runs[0][2] == runs[1][2]
 
 

@@ -51,6 +51,7 @@ try:
 except importlib.metadata.PackageNotFoundError:  # run from a source tree that was never installed
     VERSION = None
 GIF_FPS = 4  # GIF frames per second; frames are taken every simulated half second
+CHECKPOINTS_KEPT = 32  # saved states kept at full density by a run that checkpoints (older ones thinned)
 GIF_MAX_FRAMES = 600
 
 
@@ -130,10 +131,21 @@ class ScenarioRun:
             self._pending = []
             if self.checkpoint_ticks and self.trace.ticks % self.checkpoint_ticks == 0:
                 self.checkpoints[self.trace.ticks] = self.get_state()
+                self._thin_checkpoints()
+
+    def _thin_checkpoints(self) -> None:
+        """Keep the newest ``CHECKPOINTS_KEPT`` saved states; of the older ones every second goes
+        each time the limit is passed (a fork far back replays a little longer; memory stays bounded)."""
+        if len(self.checkpoints) <= 2 * CHECKPOINTS_KEPT:
+            return
+        ticks = sorted(self.checkpoints)
+        for tick in ticks[1:-CHECKPOINTS_KEPT:2]:  # (tick 0 stays)
+            del self.checkpoints[tick]
 
     def get_state(self) -> dict[str, Any]:
-        """A saved copy of the run between two trace ticks: its episode (``Episode.get_state``) and
-        what the run itself counts (steps, near misses, what is traced so far)."""
+        """A saved copy of the run right after a trace tick (as checkpoints are taken): its episode
+        (``Episode.get_state``) and what the run itself counts (steps, near misses, what is traced
+        so far). A restored run takes every supervisor event so far as traced."""
         return {"episode": self.episode.get_state(), "steps": self.steps, "ticks": self.trace.ticks,
                 "speeds": list(self.speeds), "near_misses": self.near_misses, "closing_in": set(self._closing_in),
                 "pending": list(self._pending), "events_traced": self._events_traced,

@@ -31,7 +31,7 @@ def parse_grid(items: list[str]) -> dict[str, list[Any]]:
     return grid
 
 
-PERSONA = "persona"  # a grid key of its own: the scenario's drivers all of that persona (rule-based)
+PERSONA = "persona"  # a grid key of its own: persona_count rule-based humans of that persona, each at a wheel
 
 
 def jobs(scenario: str, grid: dict[str, list[Any]], seeds: list[int], minutes: float,

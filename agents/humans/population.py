@@ -154,21 +154,26 @@ class Population:
         return reaction.pedestrian if h.role == "pedestrian" else reaction.operator
 
     def _embody(self, h: Human, actor_id: int) -> None:
-        world = self.world
         h.actor_id, h.triggers, h.last_decision_s, h.near_miss = actor_id, [], -np.inf, False
         h.advisories.clear()  # a new trip: earlier advisories are in memory, not news
         h.last_leader = h.last_signal = h.last_phase = -1
+        h.signal_draw = float(self.rng.random())
+        self._apply(h, rule_intent(h.persona, self._prior(h)))
+        self.stats[f"{h.role}s_embodied"] += 1
+
+    def _prior(self, h: Human) -> dict[str, Any]:
+        """Set ``h``'s actor's behaviour parameters from its persona and its trip's signal draw;
+        returns them (``h.prior``)."""
         if h.role == "driver":
             prior = h.persona.driver_parameters()
-            prior["runs_red"] = bool(self.rng.random() >= prior["compliance"])
-            world.set_vehicle_params(actor_id, **prior)
+            prior["runs_red"] = bool(h.signal_draw >= prior["compliance"])
+            self.world.set_vehicle_params(h.actor_id, **prior)
         else:
             prior = h.persona.pedestrian_parameters()
-            prior["ignores_signal"] = bool(self.rng.random() >= prior["compliance"])
-            world.set_pedestrian_params(actor_id, **prior)
+            prior["ignores_signal"] = bool(h.signal_draw >= prior["compliance"])
+            self.world.set_pedestrian_params(h.actor_id, **prior)
         h.prior = prior
-        self._apply(h, rule_intent(h.persona, prior))
-        self.stats[f"{h.role}s_embodied"] += 1
+        return prior
 
     # ---- saved state: forks from any moment ---------------------------------------------------
     def get_state(self) -> dict[str, Any]:
@@ -209,7 +214,7 @@ class Population:
         agents = {h.identity: h.agent for h in self.humans}
         for h in saved["humans"]:
             agent = agents[h.identity]
-            if agent is not None and agent.persona.id != h.persona.id:
+            if agent is not None and agent.persona != h.persona:
                 agent = HumanAgent.for_model(agent.name, h.persona, self.client, self.config.model)
             h.agent = agent
         self.humans = saved["humans"]
@@ -222,16 +227,17 @@ class Population:
         self.records = []
         self._seen_id, self._next_check = saved["seen_id"], saved["next_check"]
         self._events_seen, self._recent_events = saved["events_seen"], saved["recent_events"]
-        if self.situations is not None and saved["situations"] is not None:
+        if self.situations is not None:
             from agents.humans.situation_cache import SituationCache
 
-            entries, hits, misses = saved["situations"]
+            entries, hits, misses = saved["situations"] if saved["situations"] is not None else ({}, 0, 0)
             # a fork's situations live in memory only: it never writes the shared file
             self.situations = SituationCache(None, self.situations.resolution)
             self.situations.entries, self.situations.hits, self.situations.misses = entries, hits, misses
+        if (self.memory is None) != (state["memory"] is None):
+            raise ValueError(f"set_state: the saved population has {'no' if state['memory'] is None else 'a'} memory "
+                             f"store and this one has {'one' if self.memory is not None else 'none'}")
         if self.memory is not None:
-            if state["memory"] is None:
-                raise ValueError("set_state: the saved population has no memory store and this one has")
             self.memory.set_state(state["memory"])
 
     # ---- deciding -----------------------------------------------------------------------
@@ -448,29 +454,17 @@ class Population:
 
     def set_persona(self, identity: str, persona: Persona) -> None:
         """Give human ``identity`` ``persona`` (of its role; a library persona or one with other
-        traits) from now on: new behaviour parameters for its current actor and a new system message
-        for its model. Whether it runs red lights is drawn again only if its compliance changed."""
+        traits) from now on: new behaviour parameters for its current actor (its trip's signal
+        draw kept) under the intent it follows, and a new system message for its model."""
         h = self._human(identity)
         if persona.role != h.role:
             raise PersonaError(f"{persona.id!r} is a {persona.role}, not a {h.role}")
-        before = h.prior.get("compliance")
         h.persona = persona
         if h.agent is not None:
             h.agent = HumanAgent.for_model(h.agent.name, persona, self.client, self.config.model)
-        if h.actor_id is None:
-            return
-        if h.role == "driver" and persona.driver_parameters()["compliance"] == before:
-            prior = persona.driver_parameters() | {"runs_red": h.prior["runs_red"]}
-            self.world.set_vehicle_params(h.actor_id, **prior)
-            h.prior = prior
-            self._apply(h, rule_intent(h.persona, prior))
-        elif h.role == "pedestrian" and persona.pedestrian_parameters()["compliance"] == before:
-            prior = persona.pedestrian_parameters() | {"ignores_signal": h.prior["ignores_signal"]}
-            self.world.set_pedestrian_params(h.actor_id, **prior)
-            h.prior = prior
-            self._apply(h, rule_intent(h.persona, prior))
-        else:
-            self._embody(h, h.actor_id)
+        if h.actor_id is not None:
+            prior = self._prior(h)
+            self._apply(h, h.intent if h.intent is not None else rule_intent(persona, prior))
 
     def use_rules(self, identity: str) -> None:
         """Let human ``identity`` follow its persona's rule-based intent from now on instead of

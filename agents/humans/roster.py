@@ -46,6 +46,7 @@ class Human:
     last_signal: int = -1
     last_phase: int = -1
     near_miss: bool = False  # closing in on the vehicle ahead (envs.state.near_miss)
+    signal_draw: float = 1.0  # uniform draw of this trip: it ignores signals when the draw >= its compliance
     triggers: list[str] = field(default_factory=list)
     advisories: deque = field(default_factory=lambda: deque(maxlen=3))
     recent: deque = field(default_factory=lambda: deque(maxlen=RECENT_DECISIONS))

@@ -259,7 +259,9 @@ def causes_sentences(context: dict | None, actors: Sequence[int | str] = ()) -> 
         if not isinstance(c, dict) or c.get("class") not in ("but_for", "contributing"):
             continue
         effect = "does not happen" if c["class"] == "but_for" else "happens later"
-        robust = f", prevented in {clean_text(c.get('prevented'), 12)} futures" if c.get("prevented") else ""
+        # how robust a but-for cause is, only where futures were run (explain --futures K)
+        ran = isinstance(context.get("futures"), dict) and c["class"] == "but_for" and c.get("prevented")
+        robust = f", prevented in {clean_text(c.get('prevented'), 12)} futures" if ran else ""
         told.append(f"Without {clean_text(c.get('what'), 120)}, the collision of {who} {effect}{robust}.")
     return told or [f"Taking away each of {len(causes)} candidate causes, the collision of {who} happened all the same."]
 
