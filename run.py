@@ -276,7 +276,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                                      env_kwargs=_parse_sets(args.set), humans=args.humans,
                                      json_path=args.json or out / "evaluation.json",
                                      png_path=args.png or out / "evaluation.png", workers=args.workers or 1, ray=args.ray)
-        except ComputeError as exc:
+        except (ComputeError, ValueError) as exc:  # (a TrainingError is a ValueError too)
             print(f"error: {exc}", file=sys.stderr)
             return 2
         print(f"wrote {args.json or out / 'evaluation.json'} and {args.png or out / 'evaluation.png'}")

@@ -83,6 +83,9 @@ def test_a_short_ppo_run_learns_to_beat_a_random_policy(tmp_path):
     assert (tmp_path / "e.png").read_bytes()[:4] == b"\x89PNG"
     assert result["policy"]["mean_speed_mps"] > result["random"]["mean_speed_mps"]
     assert result["rule"]["collision_rate"] == 0.0 and result["rule"]["mean_speed_mps"] > 20.0
+    # LLM humans: one env per driver (one model, one memory) in one process; more workers are refused
+    with pytest.raises(ValueError, match="one process"):
+        evaluate_policy(tmp_path / "run", episodes=1, humans="llm", workers=2, console=Console(file=io.StringIO()))
 
 
 def test_a_run_killed_with_sigkill_resumes_with_the_same_step_count(tmp_path):

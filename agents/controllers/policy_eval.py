@@ -127,17 +127,24 @@ def summarise_signals(rows: list[dict]) -> dict:
 
 
 _MODELS: dict[tuple[str, str], Any] = {}  # (algorithm, model path) -> model, loaded once per process
+_KEPT_ENVS: dict[str, Any] = {}  # driver -> env kept across episodes (LLM humans: one model and memory per env)
 
 
-def run_episode(env_id: str, kwargs: dict, driver: str, seed: int, algorithm: str, model_path: str) -> dict:
-    """One seeded episode of ``driver`` (policy, rule, random, fixed_time) on a new env: its metrics
-    (a job of ``evaluate_policy``; everything it needs is in its arguments)."""
+def run_episode(env_id: str, kwargs: dict, driver: str, seed: int, algorithm: str, model_path: str,
+                keep_env: bool = False) -> dict:
+    """One seeded episode of ``driver`` (policy, rule, random, fixed_time) on a new env (or, with
+    ``keep_env``, on this driver's env kept in this process): its metrics (a job of
+    ``evaluate_policy``; everything it needs is in its arguments)."""
     import gymnasium as gym
 
     import twin  # noqa: F401  (registers the Gymnasium ids)
 
     signals = "SignalControl" in env_id
-    env = gym.make(env_id, **((kwargs | {"fixed_time": True}) if driver == "fixed_time" else kwargs))
+    env = _KEPT_ENVS.get(driver) if keep_env else None
+    if env is None:
+        env = gym.make(env_id, **((kwargs | {"fixed_time": True}) if driver == "fixed_time" else kwargs))
+        if keep_env:
+            _KEPT_ENVS[driver] = env
     env.action_space.seed(seed)  # random actions of a continuous space: the same wherever the episode runs
     try:
         if driver == "policy":
@@ -154,7 +161,8 @@ def run_episode(env_id: str, kwargs: dict, driver: str, seed: int, algorithm: st
         row = (signal_episode_metrics if signals else episode_metrics)(env, act, seed)
         row["llm_decisions"] = (humans_of.decisions if humans_of is not None else 0) - asked
     finally:
-        env.close()
+        if not keep_env:
+            env.close()
     return row
 
 
@@ -203,12 +211,22 @@ def evaluate_policy(checkpoint: str | Path, episodes: int = 20, seed: int = 1000
     # the baseline of signal control is the scenario's fixed-time plan; of driving, the twin's own driver
     drivers = ("policy", "fixed_time", "random") if signals else ("policy", "rule", "random")
     metrics = SIGNAL_METRICS if signals else DRIVING_METRICS
-    jobs = [(config.env, kwargs, name, seed + k, config.algorithm, str(model_path))
+    # LLM humans: one env per driver in this process (one model client, answer cache and memory, as in
+    # training), not one per episode
+    llm = kwargs.get("humans") == "llm"
+    if llm and ((workers or 1) > 1 or ray):
+        raise ValueError("evaluate policy with LLM humans runs in one process (--workers 1, no --ray): each "
+                         "driver keeps one env, with its model and the humans' memory, across its episodes")
+    jobs = [(config.env, kwargs, name, seed + k, config.algorithm, str(model_path), llm)
             for k in range(episodes) for name in drivers]
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("evaluating", total=len(jobs))
-        done = run_jobs(run_episode, jobs, workers=workers, ray=ray,
-                        progress=lambda n, total: progress.update(task, completed=n))
+        try:
+            done = run_jobs(run_episode, jobs, workers=workers, ray=ray,
+                            progress=lambda n, total: progress.update(task, completed=n))
+        finally:
+            while _KEPT_ENVS:
+                _KEPT_ENVS.popitem()[1].close()
     rows: dict[str, list[dict]] = {name: [row for job, row in zip(jobs, done) if job[2] == name] for name in drivers}
     summarise_rows = summarise_signals if signals else summarise
     result = {"checkpoint": str(model_path), "env": config.env, "env_kwargs": kwargs, "seed": seed,
