@@ -402,7 +402,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
     try:
         result = explain(args.run_dir, incident=args.incident, before_s=args.before, horizon_s=args.horizon,
-                         futures=args.futures, replay_only=args.replay_only)
+                         futures=args.futures, replay_only=args.replay_only, hazards=args.hazards)
     except (ExplainError, BackendError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -415,10 +415,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
         console.print("no collision in this run")
     for incident in result["incidents"]:
         robust = f"; it happens in {incident['happens_in']} futures" if "happens_in" in incident else ""
-        table = Table(title=f"collision {incident['id']} at {incident['time_s']:.2f} s between "
+        table = Table(title=f"{incident['kind']} {incident['id']} at {incident['time_s']:.2f} s between "
                             f"{' and '.join(map(str, incident['actors']))} (forks from {incident['fork_at_s']:.2f} s"
                             f"{robust})")
-        for column in ("cause", "what", "class", "prevented", "collision in the fork"):
+        for column in ("cause", "what", "class", "prevented", f"{incident['kind']} in the fork"):
             table.add_column(column)
         for cause in incident["causes"]:
             when = cause["evidence_runs"][0]["collided_at_s"]
@@ -797,6 +797,9 @@ def main(argv: list[str] | None = None) -> int:
     ex.add_argument("--futures", type=_count(0), default=10,
                     help="futures per cause, drawn where the twin is uncertain, to say how robust it is (0: none)")
     ex.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the causes as JSON ('-': stdout)")
+    ex.add_argument("--hazards", action="store_true",
+                    help="also the run's high-severity hazards between two actors (hazards.jsonl; numbered after the "
+                         "collisions): taken away, a cause prevents the supervisor flagging it")
     ex.add_argument("--replay-only", action="store_true",
                     help="LLM humans: answers only from the run's recorded ones; a situation the run never met gets "
                          "the persona's rule-based intent (no model is loaded)")

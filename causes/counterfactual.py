@@ -116,7 +116,7 @@ class Forks:
     operators). ``close`` removes the temporary copy of the answers."""
 
     def __init__(self, config: Any, run_dir: Path | None = None, model_client: Any = None,
-                 replay_only: bool = False) -> None:
+                 replay_only: bool = False, watch_hazards: bool = False) -> None:
         import tempfile
 
         from agents.llm.runner import ModelRunner
@@ -145,6 +145,11 @@ class Forks:
             from memory.embedding import HashEmbedding, MiniLMEmbedding
 
             self.embedding = MiniLMEmbedding() if humans.memory.embedding == "minilm" else HashEmbedding()
+        if watch_hazards and not self.supervised:  # a supervisor that only watches: rules, no futures, no model
+            sup = self.config.supervisor
+            quiet = sup.model_copy(update={"triage": "template", "foresight": sup.foresight.model_copy(update={"futures": 0})})
+            self.config = self.config.model_copy(update={"supervisor": quiet})
+            self.supervised = True
         self.episode_number = None
         if run_dir is not None and (run_dir / "summary.json").exists():
             self.episode_number = json.loads((run_dir / "summary.json").read_text()).get("episode")
@@ -171,20 +176,32 @@ class Forks:
         self._temp.cleanup()
 
 
+def high_hazards(run_dir: Path) -> list[dict]:
+    """The run's high-severity hazards between two actors (``hazards.jsonl``) as incidents to explain:
+    ``kind``, ``time_s`` (their start), ``actors``."""
+    path = Path(run_dir) / "hazards.jsonl"
+    events = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    return [{"kind": e["kind"], "time_s": e["start_s"], "actors": e["actors"]} for e in events
+            if e.get("category") == "hazard" and e.get("severity") == "high" and len(e.get("actors", [])) == 2]
+
+
 def explain(run_dir: str | Path, incident: int | None = None, before_s: float = 10.0,
             horizon_s: float = 15.0, futures: int = 0, model_client: Any = None,
-            replay_only: bool = False) -> dict[str, Any]:
-    """The causes of each collision of ``run_dir`` (or of collision number ``incident``), as JSON."""
+            replay_only: bool = False, hazards: bool = False) -> dict[str, Any]:
+    """The causes of each collision of ``run_dir`` (and with ``hazards``, of each high-severity hazard
+    between two actors, numbered after the collisions), or of incident number ``incident``, as JSON."""
     run_dir = Path(run_dir)
     config, collisions = load_run(run_dir)
+    incidents = [{"kind": "collision", **e} for e in collisions] + (high_hazards(run_dir) if hazards else [])
     if incident is not None:
-        if not 0 <= incident < len(collisions):
-            raise ExplainError(f"--incident {incident}: the run has {len(collisions)} collisions (0 to "
-                               f"{len(collisions) - 1})")
-        chosen = [(incident, collisions[incident])]
+        if not 0 <= incident < len(incidents):
+            what = "collisions and high hazards" if hazards else "collisions"
+            raise ExplainError(f"--incident {incident}: the run has {len(incidents)} {what} (0 to "
+                               f"{len(incidents) - 1})")
+        chosen = [(incident, incidents[incident])]
     else:
-        chosen = list(enumerate(collisions))
-    forks = Forks(config, run_dir, model_client, replay_only)
+        chosen = list(enumerate(incidents))
+    forks = Forks(config, run_dir, model_client, replay_only, watch_hazards=hazards)
     try:
         return {"incidents": [explain_collision(config, k, event, before_s, horizon_s, futures, forks)
                               for k, event in chosen]}
@@ -211,46 +228,51 @@ def explain_collision(config: Any, k: int, event: dict, before_s: float = 10.0, 
 
 def _explained(forks: Forks, k: int, event: dict, before_s: float, horizon_s: float, futures: int) -> dict[str, Any]:
     time_s, pair = float(event["time_s"]), tuple(sorted(event["actors"]))
+    kind = event.get("kind", "collision")
+    if kind != "collision" and not forks.supervised:
+        raise ExplainError(f"incident {k} is a {kind} hazard: explaining hazards needs forks with a supervisor "
+                           "(Forks(..., watch_hazards=True))")
     main = forks.episode()
     try:
-        return _explained_from(forks, main, k, time_s, pair, before_s, horizon_s, futures)
+        return _explained_from(forks, main, k, time_s, (kind, pair), before_s, horizon_s, futures)
     finally:
         main.close()
 
 
-def _explained_from(forks: Forks, main: Any, k: int, time_s: float, pair: tuple[int, ...], before_s: float,
-                    horizon_s: float, futures: int) -> dict[str, Any]:
+def _explained_from(forks: Forks, main: Any, k: int, time_s: float, incident: tuple[str, tuple[int, ...]],
+                    before_s: float, horizon_s: float, futures: int) -> dict[str, Any]:
+    kind, pair = incident
     start = max(time_s - before_s, 0.0)
     while main.world.time < start - 1e-9:
         main.step()
     saved = main.get_state()
     seconds = horizon_s + (time_s - main.world.time)
     at_collision: list[Any] = []
-    base = _fork(forks, saved, pair, seconds, [], at_collision=at_collision.append)
+    base = _fork(forks, saved, incident, seconds, [], at_collision=at_collision.append)
     if base["collided_at_s"] is None or abs(base["collided_at_s"] - time_s) > 2e-3:  # (times kept to 1 ms)
-        raise ExplainError(f"collision {k} at {time_s:.2f} s is not reproduced by rerunning the run's scenario "
+        raise ExplainError(f"{kind} {k} at {time_s:.2f} s is not reproduced by rerunning the run's scenario "
                            f"(got {base['collided_at_s']}): was it recorded with other code, humans or answers?")
     candidates = _candidates(main.world, at_collision[0], pair, time_s)
     fork_at = round(main.world.time, 3)
     causes = []
     for cause in candidates:
-        run = _fork(forks, saved, pair, seconds, [cause])
+        run = _fork(forks, saved, incident, seconds, [cause])
         causes.append(_classified(cause, run, time_s))
         if futures:
-            hits = sum(_fork(forks, saved, pair, seconds, [cause], seed=n)["collided_at_s"] is not None
+            hits = sum(_fork(forks, saved, incident, seconds, [cause], seed=n)["collided_at_s"] is not None
                        for n in range(1, futures + 1))
             cause.prevented = f"{futures - hits}/{futures}"
     if not any(c.cls == "but_for" for c in causes):  # overdetermined? pairs of the first MAX_PAIRED candidates
         for a, b in itertools.combinations(candidates[:MAX_PAIRED], 2):
-            run = _fork(forks, saved, pair, seconds, [a, b])
+            run = _fork(forks, saved, incident, seconds, [a, b])
             combined = _classified(Cause(f"{a.cause} + {b.cause}", f"{a.what}; and {b.what}"), run, time_s)
             if combined.cls != "irrelevant":
                 causes.append(combined)
-    result = {"id": k, "kind": "collision", "time_s": time_s, "actors": list(pair), "fork_at_s": fork_at,
+    result = {"id": k, "kind": kind, "time_s": time_s, "actors": list(pair), "fork_at_s": fork_at,
               "causes": [c.to_dict() for c in causes]}
     context: dict[str, Any] = {"causes": result["causes"]}
     if futures:
-        hits = sum(_fork(forks, saved, pair, seconds, [], seed=n)["collided_at_s"] is not None
+        hits = sum(_fork(forks, saved, incident, seconds, [], seed=n)["collided_at_s"] is not None
                    for n in range(1, futures + 1))
         result["happens_in"] = f"{hits}/{futures}"
         context["futures"] = _outlook(hits, futures, seconds, pair) | {"from_s": fork_at}
@@ -327,12 +349,15 @@ def _all_red_intervals(world: Any) -> list[int]:
     return [k for k, interval in enumerate(cycle) if getattr(interval, "name", "") == "all red"]
 
 
-def _fork(forks: Forks, saved: Any, pair: tuple[int, ...], seconds: float, removed: list[Cause],
+def _fork(forks: Forks, saved: Any, incident: tuple[str, tuple[int, ...]], seconds: float, removed: list[Cause],
           seed: int | None = None, at_collision: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Run a fork of ``saved`` (an ``Episode.get_state``) with ``removed`` taken away (and, with a
-    ``seed``, the twin's uncertain parts drawn anew: ``envs.futures.perturb``); when (if)
-    ``pair`` collides. A change to an actor not yet in the world is made when it enters.
-    ``at_collision`` is told the fork's world and humans at the collision."""
+    ``seed``, the twin's uncertain parts drawn anew: ``envs.futures.perturb``); when (if) the
+    ``incident`` (kind, pair) happens: the pair's collision, or for a hazard kind the supervisor
+    flagging it between the pair at high severity (``collided_at_s`` is then when the event starts). A change to an actor
+    not yet in the world is made when it enters. ``at_collision`` is told the fork's world and
+    humans when the incident happens."""
+    kind, pair = incident
     episode = forks.episode()
     try:
         episode.set_state(saved)
@@ -342,15 +367,23 @@ def _fork(forks: Forks, saved: Any, pair: tuple[int, ...], seconds: float, remov
 
             perturb(episode.world, seed)
         world = episode.world
-        until = world.time + seconds
+        checks = episode.supervisor.checks if episode.supervisor is not None else 0
+        start, until = world.time, world.time + seconds
         while world.time < until - 1e-9:
             events, records = episode.step()
             waiting = [c for c in waiting if not _take_away(episode, c)]
-            for event in events:
-                if event.kind == "collision" and tuple(sorted(event.actors)) == pair:
-                    if at_collision is not None:
-                        at_collision(_who(episode, records))
-                    return {"removed": [c.cause for c in removed], "collided_at_s": round(event.time, 3)}
+            if kind == "collision":
+                when = next((e.time for e in events if e.kind == "collision" and tuple(sorted(e.actors)) == pair), None)
+            elif episode.supervisor.checks != checks:  # a check ran: has the pair's hazard of this kind become high?
+                checks = episode.supervisor.checks
+                when = next((e.start_s for e in episode.supervisor.events if e.kind == kind and e.severity == "high"
+                             and tuple(sorted(e.actors)) == pair and e.start_s >= start - 1e-9), None)
+            else:
+                when = None
+            if when is not None:
+                if at_collision is not None:
+                    at_collision(_who(episode, records))
+                return {"removed": [c.cause for c in removed], "collided_at_s": round(when, 3)}
         return {"removed": [c.cause for c in removed], "collided_at_s": None}
     finally:
         episode.close()

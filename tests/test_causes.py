@@ -164,3 +164,20 @@ def test_a_certain_collision_has_probability_one_and_its_interval_says_how_sure(
     result = ensemble(world.get_state(), futures=10, horizon_s=10.0)
     assert result["p_collision"] == 1.0 and result["most_involved"][0]["actor"] in (0, 1)
     assert wilson(10, 10)[0] == pytest.approx(0.722, abs=1e-3) and wilson(0, 10)[1] == pytest.approx(0.278, abs=1e-3)
+
+
+def test_a_high_hazard_is_explained_like_a_collision(staged_rear_end):
+    """The staged rear-end's close following before the crash (a high headway hazard): the texting
+    glance is but-for, the supervisor in the unchanged fork flags it when the run did."""
+    from causes.counterfactual import high_hazards
+
+    hazards = high_hazards(staged_rear_end)
+    headway = next(k for k, h in enumerate(hazards) if h["kind"] == "headway")
+    collisions = 1
+    result = explain(staged_rear_end, incident=collisions + headway, hazards=True, futures=0)
+    incident = result["incidents"][0]
+    assert incident["kind"] == "headway" and incident["actors"] == [0, 1]
+    classes = {c["cause"].split("#")[0]: c["class"] for c in incident["causes"]}
+    assert classes["fault:inattention"] == "but_for" and classes["driver:1"] == "irrelevant"
+    with pytest.raises(ExplainError, match="collisions and high hazards"):
+        explain(staged_rear_end, incident=99, hazards=True)
