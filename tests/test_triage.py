@@ -332,3 +332,19 @@ def test_the_futures_are_told_and_backed_and_invented_odds_are_dropped():
     assert "Futures: " in triage_prompt([TTC], context)
     kept, dropped = backed_sentences("car 3 collides in 75% of futures. car 3 collides in 60% of futures.", [TTC], context)
     assert kept == "car 3 collides in 75% of futures." and dropped == 1
+
+
+def test_the_model_is_told_the_counterfactual_causes_and_may_only_repeat_them():
+    from agents.supervisor.triage import backed_sentences, triage_prompt
+
+    causes = [{"cause": "fault:brake_failure#0", "what": "brake_failure from 20 s on 3", "class": "but_for",
+               "prevented": "9/10", "evidence_runs": [{"removed": ["fault:brake_failure#0"], "collided_at_s": None}]},
+              {"cause": "driver:7", "what": "vehicle 7's driving (a careful driver instead)", "class": "irrelevant",
+               "prevented": "0/10", "evidence_runs": [{"removed": ["driver:7"], "collided_at_s": 13.1}]}]
+    context = {**CONTEXT, "causes": causes, **FUTURES}
+    prompt = triage_prompt([COLLISION], context)
+    assert "Counterfactual: " in prompt and "Without brake_failure from 20 s on 3" in prompt
+    assert "vehicle 7's driving" not in prompt  # an irrelevant cause is not told as one
+    kept, dropped = backed_sentences("car 3 would not have hit pedestrian 12 without its brake failure at 20 s. "
+                                     "car 3 would not have hit pedestrian 12 without the 45 mph wind.", [COLLISION], context)
+    assert kept.startswith("car 3 would not have hit pedestrian 12 without its brake failure at 20 s.") and dropped == 1
