@@ -11,9 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from compute import run_jobs
-from envs.futures import BEHAVIOUR_SD, Outcome, outlook, perturb, run_future, wilson
-
-__all__ = ["BEHAVIOUR_SD", "Outcome", "ensemble", "perturb", "run_future", "wilson"]
+from envs.futures import BEHAVIOUR_SD, Outcome, outlook, run_future
 
 
 def ensemble(saved: Any, futures: int = 20, horizon_s: float = 10.0, seed: int = 0, workers: int | None = 1,

@@ -155,7 +155,8 @@ def test_an_ensemble_is_the_same_in_one_process_or_two_and_names_who_collides():
 
 
 def test_a_certain_collision_has_probability_one_and_its_interval_says_how_sure(staged_rear_end):
-    from causes.ensemble import ensemble, wilson
+    from causes.ensemble import ensemble
+    from envs.futures import wilson
     from envs.world import World
 
     config, _ = __import__("causes.counterfactual", fromlist=["load_run"]).load_run(staged_rear_end)

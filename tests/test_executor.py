@@ -29,7 +29,7 @@ def test_results_come_back_in_job_order_and_progress_counts_them():
 
 
 def test_a_local_pool_gives_what_one_process_gives():
-    from causes.ensemble import run_future
+    from envs.futures import run_future
     from envs.world import World
     from twin.scenario import load_scenario
 

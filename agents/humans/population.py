@@ -186,23 +186,23 @@ class Population:
         pending = [(p.human.identity, p.actor_id, p.trigger, p.prompt, list(p.memories), p.features, p.source,
                     p.asked_s, p.effect_s, p.result.result() if isinstance(p.result, Future) else p.result)
                    for p in self._pending]
-        humans = []
+        agents = [h.agent for h in self.humans]  # not state: left out of the copy
         for h in self.humans:
-            agent, h.agent = h.agent, None
-            try:
-                humans.append(copy.deepcopy(h))
-            finally:
+            h.agent = None
+        try:
+            saved = copy.deepcopy({
+                "identities": [h.identity for h in self.humans], "humans": self.humans, "pending": pending,
+                "episode": self.episode, "rng": self.rng.bit_generator.state,
+                "surrogate_rng": self._surrogate_rng.bit_generator.state, "stats": self.stats,
+                "latencies": self.latencies, "model_wait_s": self.model_wait_s,
+                "seen_id": self._seen_id, "next_check": self._next_check, "events_seen": self._events_seen,
+                "recent_events": self._recent_events,
+                "situations": None if self.situations is None else (self.situations.entries, self.situations.hits,
+                                                                    self.situations.misses)})
+        finally:
+            for h, agent in zip(self.humans, agents):
                 h.agent = agent
-        return copy.deepcopy({
-            "identities": [h.identity for h in self.humans], "humans": humans, "pending": pending,
-            "episode": self.episode, "rng": self.rng.bit_generator.state,
-            "surrogate_rng": self._surrogate_rng.bit_generator.state, "stats": Counter(self.stats),
-            "latencies": list(self.latencies), "model_wait_s": self.model_wait_s,
-            "seen_id": self._seen_id, "next_check": self._next_check, "events_seen": self._events_seen,
-            "recent_events": deque(self._recent_events),
-            "situations": None if self.situations is None else (dict(self.situations.entries),
-                                                                self.situations.hits, self.situations.misses),
-        }) | {"memory": self.memory.get_state() if self.memory is not None else None}
+        return saved | {"memory": self.memory.get_state() if self.memory is not None else None}
 
     def set_state(self, state: dict[str, Any]) -> None:
         """Become the population saved in ``state`` (``get_state``; ``state`` stays usable). The
